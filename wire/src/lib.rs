@@ -3,4 +3,15 @@
 //!
 //! Owns: bytes in, typed messages out, and back. Must never do I/O and never panic or
 //! allocate without bound on bytes from a peer. Depends on no other workspace crate.
-//! (Not built yet: see the wire issue.)
+//! Entropy (Noise ephemeral keys) is supplied by the caller.
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod features;
+pub mod msgs;
+pub mod tlv;
+pub mod transport;
+
+pub use codec::DecodeError;
+pub use features::Features;
+pub use msgs::Message;
