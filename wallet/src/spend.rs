@@ -1,0 +1,150 @@
+//! Building and signing the wallet's transactions.
+//!
+//! Owns: paying to an address, funding an arbitrary output script (channel funding), with
+//! BDK coin selection, change to the change keychain, feerates in sat/vB, and the mapping of
+//! BDK's failures to [`WalletError`]. Must never broadcast or mark coins spent by itself (the
+//! caller broadcasts, then feeds the transaction back), nor spend immature coinbase outputs.
+
+use std::str::FromStr;
+
+use bdk_wallet::error::CreateTxError;
+use bdk_wallet::SignOptions;
+use bitcoin::{Address, Amount, FeeRate, Network, ScriptBuf};
+
+use crate::types::BuiltTx;
+use crate::{Wallet, WalletError};
+
+/// Parse `address` and check it belongs to `network`.
+pub fn parse_address(address: &str, network: Network) -> Result<Address, WalletError> {
+    let unchecked = Address::from_str(address.trim()).map_err(|e| WalletError::InvalidAddress {
+        address: address.to_string(),
+        reason: e.to_string(),
+    })?;
+    if unchecked.is_valid_for_network(network) {
+        return Ok(unchecked.assume_checked());
+    }
+    let found = [
+        Network::Bitcoin,
+        Network::Testnet,
+        Network::Signet,
+        Network::Regtest,
+    ]
+    .into_iter()
+    .find(|n| unchecked.is_valid_for_network(*n))
+    .map_or_else(|| "another network".to_string(), |n| n.to_string());
+    Err(WalletError::WrongNetwork {
+        address: address.to_string(),
+        expected: network,
+        found,
+    })
+}
+
+/// Convert sat/vB to a [`FeeRate`], refusing zero and overflow.
+pub fn feerate_from_sat_per_vb(sat_per_vb: u64) -> Result<FeeRate, WalletError> {
+    if sat_per_vb == 0 {
+        return Err(WalletError::InvalidFeeRate { sat_per_vb });
+    }
+    FeeRate::from_sat_per_vb(sat_per_vb).ok_or(WalletError::InvalidFeeRate { sat_per_vb })
+}
+
+impl Wallet {
+    /// Build and sign a payment of `amount` to `address` (must be on the wallet's network) at
+    /// `sat_per_vb`, change back to the wallet. Not broadcast, not applied (see [`BuiltTx`]).
+    pub fn pay_to_address(
+        &mut self,
+        address: &str,
+        amount: Amount,
+        sat_per_vb: u64,
+    ) -> Result<BuiltTx, WalletError> {
+        let address = parse_address(address, self.params().network)?;
+        self.fund_script(address.script_pubkey(), amount, sat_per_vb)
+    }
+
+    /// Build and sign a transaction with one output of `amount` to `script` (e.g. a channel's
+    /// 2-of-2 P2WSH funding script) plus change, at `sat_per_vb`. `output_index` in the result
+    /// is the funding output's index. Not broadcast, not applied (see [`BuiltTx`]).
+    pub fn fund_script(
+        &mut self,
+        script: ScriptBuf,
+        amount: Amount,
+        sat_per_vb: u64,
+    ) -> Result<BuiltTx, WalletError> {
+        let feerate = feerate_from_sat_per_vb(sat_per_vb)?;
+        if amount == Amount::ZERO {
+            return Err(WalletError::ZeroAmount);
+        }
+        let minimum = script.minimal_non_dust();
+        if amount < minimum {
+            return Err(WalletError::DustOutput { amount, minimum });
+        }
+        let result = self.build_and_sign(script.clone(), amount, feerate);
+        // Building may reveal a change address; keep that change even on failure.
+        self.absorb();
+        let (tx, fee) = result?;
+        let output_index = tx
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == script && o.value == amount)
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| WalletError::Extract("requested output missing".into()))?;
+        let change = tx
+            .output
+            .iter()
+            .enumerate()
+            .find(|(i, o)| {
+                u32::try_from(*i).ok() != Some(output_index)
+                    && self
+                        .inner
+                        .derivation_of_spk(o.script_pubkey.clone())
+                        .is_some()
+            })
+            .and_then(|(i, o)| u32::try_from(i).ok().map(|i| (i, o.value)));
+        Ok(BuiltTx {
+            txid: tx.compute_txid(),
+            vsize: tx.vsize() as u64,
+            fee,
+            output_index,
+            change,
+            tx,
+        })
+    }
+
+    fn build_and_sign(
+        &mut self,
+        script: ScriptBuf,
+        amount: Amount,
+        feerate: FeeRate,
+    ) -> Result<(bitcoin::Transaction, Amount), WalletError> {
+        let mut builder = self.inner.build_tx();
+        builder.add_recipient(script, amount).fee_rate(feerate);
+        let mut psbt = builder.finish().map_err(map_create_error)?;
+        let fee = psbt
+            .fee()
+            .map_err(|e| WalletError::Extract(e.to_string()))?;
+        let finalized = self
+            .inner
+            .sign(&mut psbt, SignOptions::default())
+            .map_err(WalletError::Sign)?;
+        if !finalized {
+            return Err(WalletError::NotFinalized);
+        }
+        let tx = psbt
+            .extract_tx()
+            .map_err(|e| WalletError::Extract(e.to_string()))?;
+        Ok((tx, fee))
+    }
+}
+
+fn map_create_error(e: CreateTxError) -> WalletError {
+    match e {
+        CreateTxError::CoinSelection(insufficient) => WalletError::InsufficientFunds {
+            needed: insufficient.needed,
+            available: insufficient.available,
+            missing: insufficient
+                .needed
+                .checked_sub(insufficient.available)
+                .unwrap_or(Amount::ZERO),
+        },
+        other => WalletError::Build(other),
+    }
+}
