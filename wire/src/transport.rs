@@ -76,9 +76,9 @@ pub enum TransportError {
     #[error("responder is node {got}, expected {expected}")]
     WrongNodeId {
         /// The node id we dialled.
-        expected: PublicKey,
+        expected: Box<PublicKey>,
         /// The node id it proved.
-        got: PublicKey,
+        got: Box<PublicKey>,
     },
     /// An outgoing message is larger than a frame can carry.
     #[error("message of {0} bytes exceeds the 65535-byte frame limit")]
@@ -336,7 +336,7 @@ impl NoiseSession {
             .local_private_key(&identity.static_secret)
             .build_initiator()
             .map_err(noise_err)?;
-        let mut act1 = vec![0u8; ACT1_LEN];
+        let mut act1 = vec![0u8; ACT1_LEN + MAC_LEN];
         let n = hs.write_message(&[], &mut act1).map_err(noise_err)?;
         act1.truncate(n);
         let s = NoiseSession {
@@ -505,7 +505,7 @@ impl NoiseSession {
                 if n != 0 {
                     return Err(TransportError::BadIdentity("unexpected act 1 payload"));
                 }
-                let mut act2 = vec![0u8; ACT2_LEN];
+                let mut act2 = vec![0u8; ACT2_LEN + MAC_LEN];
                 let n = hs
                     .write_message(&self.identity_payload, &mut act2)
                     .map_err(noise_err)?;
@@ -518,9 +518,12 @@ impl NoiseSession {
                 let n = hs.read_message(unit, &mut payload).map_err(noise_err)?;
                 let got = verify_identity(&payload[..n], hs.get_remote_static())?;
                 if got != expected {
-                    return Err(TransportError::WrongNodeId { expected, got });
+                    return Err(TransportError::WrongNodeId {
+                        expected: Box::new(expected),
+                        got: Box::new(got),
+                    });
                 }
-                let mut act3 = vec![0u8; ACT3_LEN];
+                let mut act3 = vec![0u8; ACT3_LEN + MAC_LEN];
                 let n = hs
                     .write_message(&self.identity_payload, &mut act3)
                     .map_err(noise_err)?;
@@ -603,4 +606,32 @@ fn split(mut hs: Box<snow::HandshakeState>) -> Result<([u8; 32], [u8; 32]), Tran
         return Err(TransportError::Noise("handshake not finished".into()));
     }
     Ok(hs.dangerously_get_raw_split())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direction_rotates_key_and_resets_nonce_at_interval() {
+        let key = [5u8; 32];
+        let mut d = Direction::new(&key);
+        for _ in 0..REKEY_INTERVAL {
+            d.next_nonce();
+            d.next_nonce();
+            d.message_done();
+        }
+        assert_eq!((d.nonce, d.messages), (0, 0));
+        // The rotated key is REKEY(k): equal to a fresh cipher rekeyed once, and different
+        // from the original key.
+        let mut manual = Direction::new(&key);
+        manual.cipher.rekey();
+        let plain = Direction::new(&key);
+        let (mut a, mut b, mut c) = ([0u8; 20], [0u8; 20], [0u8; 20]);
+        d.cipher.encrypt(0, &[], b"abcd", &mut a);
+        manual.cipher.encrypt(0, &[], b"abcd", &mut b);
+        plain.cipher.encrypt(0, &[], b"abcd", &mut c);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
 }
