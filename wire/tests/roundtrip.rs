@@ -39,7 +39,9 @@ enum T {
 use F::*;
 
 /// (type, fixed fields, known TLVs, gossip-style excess instead of TLVs)
-fn layouts() -> Vec<(u16, Vec<F>, Vec<(u64, T)>, bool)> {
+type Layout = (u16, Vec<F>, Vec<(u64, T)>, bool);
+
+fn layouts() -> Vec<Layout> {
     let pts6 = [Point, Point, Point, Point, Point, Point];
     let mut open = vec![B32, B32, U64, U64, U64, U64, U64, U64, U32, U16, U16];
     open.extend(pts6);
