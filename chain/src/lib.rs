@@ -4,3 +4,29 @@
 //! checks (libbitcoinconsensus on every input plus the chain rules of DESIGN.md) and the
 //! faucet. Must never do I/O: no sockets, no files, no clock, no global RNG. Time and
 //! entropy come in as arguments; the node crate persists and serves it.
+//!
+//! Entry point: [`Chain`]. Persistence contract: store every block [`Chain::mine`] returns
+//! and replay them with [`Chain::connect_block`] into a fresh [`Chain`] on restart; the tip,
+//! UTXO set and spent index come out identical (the mempool is not persisted).
+#![warn(missing_docs)]
+
+pub use bitcoin;
+
+mod block;
+mod chain;
+mod error;
+mod faucet;
+mod mempool;
+mod params;
+mod types;
+mod validate;
+
+pub use block::{coinbase_script_sig, BLOCK_VERSION};
+pub use chain::Chain;
+pub use error::{BlockRejection, ChainError, FundError, TxRejection};
+pub use params::{
+    fee_for_vsize, subsidy, ChainParams, HALVING_INTERVAL, LOCKTIME_THRESHOLD, MAX_BLOCK_WEIGHT,
+    MAX_STANDARD_TX_WEIGHT, REGTEST_BITS,
+};
+pub use types::{Spend, Tip, TxStatus, Utxo};
+pub use validate::SCRIPT_VERIFY_FLAGS;
