@@ -2,4 +2,12 @@
 //! transactions; the BOLT 4 Sphinx onion; BOLT 11 invoices; forwarding rules.
 //!
 //! Must never do I/O; entropy and time come in as arguments. Depends only on `fulmen-wire`.
-//! (Not built yet: see the tx and htlc issues.)
+#![warn(missing_docs)]
+
+pub mod failure;
+pub mod invoice;
+pub mod onion;
+pub mod payment;
+
+pub use failure::FailureMessage;
+pub use payment::{PaymentHash, PaymentPreimage, PaymentSecret};
