@@ -277,7 +277,8 @@ enum Phase {
     ResponderAwaitAct3 { hs: Box<snow::HandshakeState> },
     /// Transport mode.
     Ready {
-        send: Direction,
+        /// `None` once moved out by [`NoiseSession::into_split`].
+        send: Option<Direction>,
         recv: Direction,
         /// Body length announced by a header already decrypted, if any.
         pending_body: Option<usize>,
@@ -407,27 +408,24 @@ impl NoiseSession {
 
     /// Encrypts one message into a frame appended to `out`.
     pub fn encrypt_into(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), TransportError> {
-        let Phase::Ready { send, .. } = &mut self.phase else {
-            return Err(if matches!(self.phase, Phase::Dead) {
-                TransportError::Dead
-            } else {
-                TransportError::NotReady
-            });
-        };
-        if msg.len() > MAX_BODY_LEN {
-            return Err(TransportError::MessageTooLarge(msg.len()));
+        match &mut self.phase {
+            Phase::Ready {
+                send: Some(send), ..
+            } => encrypt_frame(send, msg, out),
+            Phase::Dead => Err(TransportError::Dead),
+            _ => Err(TransportError::NotReady),
         }
-        let start = out.len();
-        out.resize(start + HEADER_LEN + msg.len() + MAC_LEN, 0);
-        let len = (msg.len() as u16).to_be_bytes();
-        let n1 = send.next_nonce();
-        send.cipher
-            .encrypt(n1, &[], &len, &mut out[start..start + HEADER_LEN]);
-        let n2 = send.next_nonce();
-        send.cipher
-            .encrypt(n2, &[], msg, &mut out[start + HEADER_LEN..]);
-        send.message_done();
-        Ok(())
+    }
+
+    /// Splits a ready session into independent sending and receiving halves (for a
+    /// reader task and a writer task). Errors if the handshake is not complete.
+    pub fn into_split(mut self) -> Result<(NoiseSender, NoiseReceiver), TransportError> {
+        let send = match &mut self.phase {
+            Phase::Ready { send, .. } => send.take().ok_or(TransportError::NotReady)?,
+            Phase::Dead => return Err(TransportError::Dead),
+            _ => return Err(TransportError::NotReady),
+        };
+        Ok((NoiseSender { send }, NoiseReceiver { session: self }))
     }
 
     /// Encrypts one message into a new frame.
@@ -535,7 +533,7 @@ impl NoiseSession {
                 });
                 let (k_i2r, k_r2i) = split(hs)?;
                 Phase::Ready {
-                    send: Direction::new(&k_i2r),
+                    send: Some(Direction::new(&k_i2r)),
                     recv: Direction::new(&k_r2i),
                     pending_body: None,
                 }
@@ -550,7 +548,7 @@ impl NoiseSession {
                 });
                 let (k_i2r, k_r2i) = split(hs)?;
                 Phase::Ready {
-                    send: Direction::new(&k_r2i),
+                    send: Some(Direction::new(&k_r2i)),
                     recv: Direction::new(&k_i2r),
                     pending_body: None,
                 }
@@ -598,6 +596,73 @@ impl NoiseSession {
             }
         };
         Ok(())
+    }
+}
+
+fn encrypt_frame(
+    send: &mut Direction,
+    msg: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), TransportError> {
+    if msg.len() > MAX_BODY_LEN {
+        return Err(TransportError::MessageTooLarge(msg.len()));
+    }
+    let start = out.len();
+    out.resize(start + HEADER_LEN + msg.len() + MAC_LEN, 0);
+    let len = (msg.len() as u16).to_be_bytes();
+    let n1 = send.next_nonce();
+    send.cipher
+        .encrypt(n1, &[], &len, &mut out[start..start + HEADER_LEN]);
+    let n2 = send.next_nonce();
+    send.cipher
+        .encrypt(n2, &[], msg, &mut out[start + HEADER_LEN..]);
+    send.message_done();
+    Ok(())
+}
+
+/// The sending half of a split session.
+pub struct NoiseSender {
+    send: Direction,
+}
+
+impl std::fmt::Debug for NoiseSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoiseSender").finish_non_exhaustive()
+    }
+}
+
+impl NoiseSender {
+    /// Encrypts one message into a frame appended to `out`.
+    pub fn encrypt_into(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), TransportError> {
+        encrypt_frame(&mut self.send, msg, out)
+    }
+}
+
+/// The receiving half of a split session.
+#[derive(Debug)]
+pub struct NoiseReceiver {
+    session: NoiseSession,
+}
+
+impl NoiseReceiver {
+    /// Feeds bytes read from the peer; yields only [`TransportEvent::Message`]s.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<TransportEvent>, TransportError> {
+        self.session.feed(bytes)
+    }
+
+    /// See [`NoiseSession::set_max_inbound_body`].
+    pub fn set_max_inbound_body(&mut self, limit: usize) {
+        self.session.set_max_inbound_body(limit)
+    }
+
+    /// See [`NoiseSession::finish`].
+    pub fn finish(&self) -> Result<(), TransportError> {
+        self.session.finish()
+    }
+
+    /// See [`NoiseSession::buffered`].
+    pub fn buffered(&self) -> usize {
+        self.session.buffered()
     }
 }
 

@@ -247,3 +247,28 @@ fn garbage_never_panics() {
     assert!(r.feed(&[0u8; 5000]).is_err());
     assert!(r.encrypt(b"x").is_err());
 }
+
+#[test]
+fn split_halves_interoperate() {
+    let (i, r) = connected();
+    let (mut is, mut ir) = i.into_split().unwrap();
+    let (mut rs, mut rr) = r.into_split().unwrap();
+    for k in 0..(REKEY_INTERVAL + 5) {
+        let mut f = Vec::new();
+        is.encrypt_into(&k.to_be_bytes(), &mut f).unwrap();
+        assert_eq!(
+            messages(rr.feed(&f).unwrap()),
+            vec![k.to_be_bytes().to_vec()]
+        );
+        let mut f = Vec::new();
+        rs.encrypt_into(&k.to_le_bytes(), &mut f).unwrap();
+        assert_eq!(
+            messages(ir.feed(&f).unwrap()),
+            vec![k.to_le_bytes().to_vec()]
+        );
+    }
+    assert!(rr.finish().is_ok() && rr.buffered() == 0);
+    let b = identity(2);
+    let fresh = NoiseSession::responder(&b, [1; 32]).unwrap();
+    assert!(matches!(fresh.into_split(), Err(TransportError::NotReady)));
+}
