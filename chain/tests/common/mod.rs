@@ -145,3 +145,83 @@ pub fn spend_faucet_coin(coin: (OutPoint, TxOut), outputs: Vec<TxOut>) -> Transa
     sign_p2wpkh(&mut tx, 0, &faucet_key(), coin.1.value);
     tx
 }
+
+/// Builds (and grinds) a block on `c`'s tip by hand: BIP34 coinbase paying `coinbase_value`
+/// to the faucet, `txs` in order, a witness commitment when `commit` and any tx has witness
+/// data. For block-level rejection tests.
+pub fn build_block(
+    c: &Chain,
+    txs: Vec<Transaction>,
+    coinbase_value: Amount,
+    commit: bool,
+) -> bitcoin::Block {
+    use bitcoin::blockdata::opcodes::all::OP_RETURN;
+    use bitcoin::hashes::Hash;
+    let tip = c.tip();
+    let height = tip.height + 1;
+    let segwit = txs
+        .iter()
+        .any(|t| t.input.iter().any(|i| !i.witness.is_empty()));
+    let coinbase = Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: fulmen_chain::coinbase_script_sig(height),
+            sequence: Sequence::MAX,
+            witness: if segwit && commit {
+                Witness::from_slice(&[[0u8; 32]])
+            } else {
+                Witness::new()
+            },
+        }],
+        output: vec![TxOut {
+            value: coinbase_value,
+            script_pubkey: p2wpkh(&faucet_key()),
+        }],
+    };
+    let mut txdata = vec![coinbase];
+    txdata.extend(txs);
+    let mut block = bitcoin::Block {
+        header: bitcoin::block::Header {
+            version: bitcoin::block::Version::from_consensus(fulmen_chain::BLOCK_VERSION),
+            prev_blockhash: tip.hash,
+            merkle_root: bitcoin::TxMerkleNode::all_zeros(),
+            time: tip.time + 1,
+            bits: bitcoin::CompactTarget::from_consensus(fulmen_chain::REGTEST_BITS),
+            nonce: 0,
+        },
+        txdata,
+    };
+    if segwit && commit {
+        let root = block.witness_root().unwrap();
+        let commitment = bitcoin::Block::compute_witness_commitment(&root, &[0u8; 32]);
+        let mut data = [0u8; 36];
+        data[..4].copy_from_slice(&[0xaa, 0x21, 0xa9, 0xed]);
+        data[4..].copy_from_slice(commitment.as_byte_array());
+        block.txdata[0].output.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: Builder::new()
+                .push_opcode(OP_RETURN)
+                .push_slice(data)
+                .into_script(),
+        });
+    }
+    block.header.merkle_root = block.compute_merkle_root().unwrap();
+    regrind(&mut block.header);
+    block
+}
+
+/// Finds a nonce meeting the regtest target.
+pub fn regrind(header: &mut bitcoin::block::Header) {
+    let target = header.target();
+    header.nonce = 0;
+    while header.validate_pow(target).is_err() {
+        header.nonce += 1;
+    }
+}
+
+/// Sum of a transaction's output values.
+pub fn out_sum(tx: &Transaction) -> Amount {
+    tx.output.iter().map(|o| o.value).sum()
+}
