@@ -35,6 +35,10 @@ pub enum InvoiceError {
     /// Well-formed but violates a BOLT 11 rule (signature, features, missing field...).
     #[error("invalid invoice: {0}")]
     Semantic(Bolt11SemanticError),
+    /// The signature has a high S although an `n` field names the payee (BOLT 11: with
+    /// `n`, only low-S signatures are valid).
+    #[error("invalid invoice: high-S signature with an explicit payee (n) field")]
+    HighSWithPayeeField,
     /// Could not build the invoice from the given parameters.
     #[error("cannot create invoice: {0}")]
     Create(CreationError),
@@ -185,6 +189,9 @@ pub fn parse_invoice(s: &str) -> Result<Invoice, InvoiceError> {
     }
     let signed = SignedRawBolt11Invoice::from_str(s)?;
     let has_n_field = signed.raw_invoice().payee_pub_key().is_some();
+    if has_n_field && is_high_s(&signed.signature().0) {
+        return Err(InvoiceError::HighSWithPayeeField);
+    }
     match Bolt11Invoice::from_signed(signed.clone()) {
         Ok(inner) => {
             let payee = inner.get_payee_pub_key();
@@ -218,16 +225,11 @@ fn accept_high_s(
     let msg = Message::from_digest(*signed.signable_hash());
     let sig: &RecoverableSignature = &signed.signature().0;
     let payee = secp.recover_ecdsa(&msg, sig).map_err(|_| bad())?;
-    let (rec_id, compact) = sig.serialize_compact();
-    let mut standard = Signature::from_compact(&compact).map_err(|_| bad())?;
-    let was_high = standard.serialize_compact() != {
-        let mut n = standard;
-        n.normalize_s();
-        n.serialize_compact()
-    };
-    if !was_high {
+    if !is_high_s(sig) {
         return Err(bad());
     }
+    let (rec_id, compact) = sig.serialize_compact();
+    let mut standard = Signature::from_compact(&compact).map_err(|_| bad())?;
     standard.normalize_s();
     secp.verify_ecdsa(&msg, &standard, &payee)
         .map_err(|_| bad())?;
@@ -242,6 +244,14 @@ fn accept_high_s(
         return Err(bad());
     }
     Ok((payee, resigned))
+}
+
+/// True if the signature's S is above n/2 (normalizing would change it).
+fn is_high_s(sig: &RecoverableSignature) -> bool {
+    let standard = sig.to_standard();
+    let mut normalized = standard;
+    normalized.normalize_s();
+    normalized != standard
 }
 
 impl Invoice {

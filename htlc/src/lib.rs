@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod failure;
+pub mod forward;
 pub mod invoice;
 pub mod onion;
 pub mod payment;

@@ -84,8 +84,8 @@ pub enum ProcessedOnion {
     Forward {
         /// Decoded payload (has `short_channel_id`).
         payload: HopPayload,
-        /// The packet to put in the outgoing `update_add_htlc`.
-        next: OnionPacket,
+        /// The packet to put in the outgoing `update_add_htlc` (boxed: 1366 bytes).
+        next: Box<OnionPacket>,
         /// Shared secret, to wrap errors coming back.
         shared_secret: SharedSecretBytes,
     },
@@ -177,7 +177,7 @@ pub fn process_onion<C: Signing + Verification>(
     Ok(match peeled.next {
         Some(next) => ProcessedOnion::Forward {
             payload,
-            next,
+            next: Box::new(next),
             shared_secret: peeled.shared_secret,
         },
         None => ProcessedOnion::Receive {

@@ -1,0 +1,227 @@
+//! BOLT 11 spec examples (`bolt11-invoices.json`): all 16 valid invoices decode to the
+//! listed fields; all 10 invalid ones are refused with a reason. Also a regtest round trip.
+//!
+//! Reads the JSON from the shared vectors directory; never writes anything.
+
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use fulmen_htlc::invoice::{
+    create_invoice, parse_invoice, InvoiceDescription, InvoiceError, InvoiceParams, RouteHintHop,
+};
+use fulmen_htlc::{PaymentHash, PaymentSecret};
+use lightning_invoice::Currency;
+use serde_json::Value;
+
+fn vectors() -> Value {
+    let path = format!(
+        "{}/../../shared/vectors/bolt11-invoices.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn scid(s: &str) -> u64 {
+    let p: Vec<u64> = s.split('x').map(|x| x.parse().unwrap()).collect();
+    (p[0] << 40) | (p[1] << 16) | p[2]
+}
+
+#[test]
+fn all_16_valid_examples_decode_to_listed_fields() {
+    let v = vectors();
+    let mut count = 0;
+    for ex in v["valid"].as_array().unwrap() {
+        let title = ex["title"].as_str().unwrap();
+        let inv = parse_invoice(ex["invoice"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{title}: {e}"));
+        let net = match ex["network"].as_str().unwrap() {
+            "bitcoin mainnet" => Currency::Bitcoin,
+            "bitcoin testnet" => Currency::BitcoinTestnet,
+            other => panic!("{other}"),
+        };
+        assert_eq!(inv.currency(), net, "{title}");
+        let amount = ex["amount"]
+            .as_object()
+            .map(|a| a["msat"].as_u64().unwrap());
+        assert_eq!(inv.amount_msat(), amount, "{title}");
+        assert_eq!(
+            inv.timestamp_secs(),
+            ex["timestamp"].as_u64().unwrap(),
+            "{title}"
+        );
+        assert_eq!(
+            hex::encode(inv.payment_hash().0),
+            ex["payment_hash"].as_str().unwrap()
+        );
+        assert_eq!(
+            hex::encode(inv.payment_secret().0),
+            ex["payment_secret"].as_str().unwrap(),
+            "{title}"
+        );
+        match inv.description() {
+            InvoiceDescription::Direct(d) => {
+                assert_eq!(Some(d.as_str()), ex["description"].as_str(), "{title}")
+            }
+            InvoiceDescription::Hash(h) => {
+                assert_eq!(
+                    Some(hex::encode(h).as_str()),
+                    ex["description_hash"].as_str()
+                );
+                let pre = ex["description_hash_preimage"].as_str().unwrap();
+                assert_eq!(sha256::Hash::hash(pre.as_bytes()).to_byte_array(), h);
+            }
+        }
+        let expiry = ex["expiry"].as_u64().unwrap_or(3600);
+        assert_eq!(inv.expiry_secs(), expiry, "{title}");
+        let cltv = ex["min_final_cltv_expiry_delta"].as_u64().unwrap_or(18);
+        assert_eq!(inv.min_final_cltv_expiry_delta(), cltv, "{title}");
+        let fallbacks: Vec<String> = ex["fallback_addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["address"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(inv.fallback_addresses(), fallbacks, "{title}");
+        let hints: Vec<Vec<RouteHintHop>> = ex["route_hints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|hop| RouteHintHop {
+                        src_node_id: hop["pubkey"].as_str().unwrap().parse().unwrap(),
+                        short_channel_id: scid(hop["short_channel_id"].as_str().unwrap()),
+                        fee_base_msat: hop["fee_base_msat"].as_u64().unwrap() as u32,
+                        fee_proportional_millionths: hop["fee_proportional_millionths"]
+                            .as_u64()
+                            .unwrap() as u32,
+                        cltv_expiry_delta: hop["cltv_expiry_delta"].as_u64().unwrap() as u16,
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(inv.route_hints(), hints, "{title}");
+        let bits: Vec<usize> = ex["features"]["bits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(inv.feature_bits(), bits, "{title}");
+        let meta = ex["payment_metadata"]
+            .as_str()
+            .map(|m| hex::decode(m).unwrap());
+        assert_eq!(inv.payment_metadata().map(|m| m.to_vec()), meta, "{title}");
+        // Payee: the key recovered as written (README caveat for the high-S example).
+        let expected_payee = ex["signature"]["recovered_pubkey"].as_str().unwrap();
+        assert_eq!(inv.payee().to_string(), expected_payee, "{title}");
+        if !ex["signature"]["high_s"].as_bool().unwrap() {
+            assert_eq!(expected_payee, ex["payee_pubkey"].as_str().unwrap());
+        }
+        count += 1;
+    }
+    assert_eq!(count, 16);
+}
+
+#[test]
+fn all_10_invalid_examples_are_refused_with_a_reason() {
+    let v = vectors();
+    let mut count = 0;
+    for ex in v["invalid"].as_array().unwrap() {
+        let tag = ex["reason_tag"].as_str().unwrap();
+        let err = parse_invoice(ex["invoice"].as_str().unwrap())
+            .err()
+            .unwrap_or_else(|| panic!("{tag} was accepted"));
+        let reason = err.to_string();
+        assert!(!reason.is_empty());
+        eprintln!("{tag}: {reason}");
+        // The reason must be the right class of failure.
+        let ok = match tag {
+            "unknown_even_feature_bit" => matches!(
+                err,
+                InvoiceError::Semantic(lightning_invoice::Bolt11SemanticError::InvalidFeatures)
+            ),
+            "signature_not_recoverable" => matches!(
+                err,
+                InvoiceError::Semantic(lightning_invoice::Bolt11SemanticError::InvalidSignature)
+            ),
+            "high_s_signature_with_n_field" => matches!(err, InvoiceError::HighSWithPayeeField),
+            "missing_payment_secret" => matches!(
+                err,
+                InvoiceError::Semantic(lightning_invoice::Bolt11SemanticError::NoPaymentSecret)
+            ),
+            "sub_millisatoshi_precision" => matches!(
+                err,
+                InvoiceError::Semantic(lightning_invoice::Bolt11SemanticError::ImpreciseAmount)
+                    | InvoiceError::Parse(_)
+            ),
+            _ => matches!(err, InvoiceError::Parse(_)),
+        };
+        assert!(ok, "{tag}: wrong reason {err:?}");
+        count += 1;
+    }
+    assert_eq!(count, 10);
+}
+
+#[test]
+fn regtest_invoice_round_trip() {
+    let secp = Secp256k1::new();
+    let key = SecretKey::from_slice(&[0x21; 32]).unwrap();
+    let hop_key = PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[0x22; 32]).unwrap());
+    let params = InvoiceParams {
+        amount_msat: Some(123_456),
+        payment_hash: PaymentHash([5; 32]),
+        payment_secret: PaymentSecret([6; 32]),
+        description: InvoiceDescription::Direct("coffee".into()),
+        timestamp_secs: 1_700_000_000,
+        expiry_secs: 600,
+        min_final_cltv_expiry_delta: 40,
+        route_hints: vec![vec![RouteHintHop {
+            src_node_id: hop_key,
+            short_channel_id: scid("100x2x1"),
+            fee_base_msat: 1000,
+            fee_proportional_millionths: 10,
+            cltv_expiry_delta: 144,
+        }]],
+        basic_mpp: true,
+    };
+    let inv = create_invoice(&secp, &params, &key).unwrap();
+    assert!(inv.as_str().starts_with("lnbcrt"));
+    let back = parse_invoice(inv.as_str()).unwrap();
+    assert_eq!(back.currency(), Currency::Regtest);
+    assert_eq!(back.payee(), PublicKey::from_secret_key(&secp, &key));
+    assert_eq!(back.amount_msat(), Some(123_456));
+    assert_eq!(back.payment_hash(), PaymentHash([5; 32]));
+    assert_eq!(back.payment_secret(), PaymentSecret([6; 32]));
+    assert_eq!(
+        back.description(),
+        InvoiceDescription::Direct("coffee".into())
+    );
+    assert_eq!(back.expiry_secs(), 600);
+    assert_eq!(back.min_final_cltv_expiry_delta(), 40);
+    assert_eq!(back.route_hints(), params.route_hints);
+    assert!(back.feature_bits().contains(&17));
+    assert!(!back.is_expired_at(1_700_000_599));
+    assert!(back.is_expired_at(1_700_000_600));
+
+    let hashed = InvoiceParams {
+        description: InvoiceDescription::Hash([9; 32]),
+        amount_msat: None,
+        ..params
+    };
+    let inv = create_invoice(&secp, &hashed, &key).unwrap();
+    let back = parse_invoice(inv.as_str()).unwrap();
+    assert_eq!(back.description(), InvoiceDescription::Hash([9; 32]));
+    assert_eq!(back.amount_msat(), None);
+
+    // A flipped character is refused (checksum), never a panic.
+    let mut s: Vec<char> = inv.as_str().chars().collect();
+    let i = s.len() / 2;
+    s[i] = if s[i] == 'q' { 'p' } else { 'q' };
+    assert!(parse_invoice(&s.into_iter().collect::<String>()).is_err());
+    assert!(matches!(
+        parse_invoice(&"x".repeat(8000)),
+        Err(InvoiceError::TooLong(8000))
+    ));
+}
