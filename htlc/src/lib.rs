@@ -9,6 +9,8 @@ pub mod forward;
 pub mod invoice;
 pub mod onion;
 pub mod payment;
+pub mod scripts;
+pub mod second_stage;
 
 pub use failure::FailureMessage;
 pub use payment::{PaymentHash, PaymentPreimage, PaymentSecret};
