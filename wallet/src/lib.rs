@@ -26,12 +26,14 @@
 pub mod error;
 pub mod keys;
 pub mod spend;
+pub mod sync;
 pub mod types;
 pub mod wallet;
 
 pub use error::WalletError;
 pub use keys::{mnemonic_from_entropy, Seed};
 pub use spend::{feerate_from_sat_per_vb, parse_address};
+pub use sync::{ChainSource, SyncSummary};
 pub use types::{
     BuiltTx, Confirmation, Keychain, WalletBalance, WalletParams, WalletTransaction, WalletUtxo,
 };

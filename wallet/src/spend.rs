@@ -10,6 +10,8 @@ use std::str::FromStr;
 use bdk_wallet::error::CreateTxError;
 use bdk_wallet::SignOptions;
 use bitcoin::{Address, Amount, FeeRate, Network, ScriptBuf};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 
 use crate::types::BuiltTx;
 use crate::{Wallet, WalletError};
@@ -50,24 +52,32 @@ pub fn feerate_from_sat_per_vb(sat_per_vb: u64) -> Result<FeeRate, WalletError> 
 impl Wallet {
     /// Build and sign a payment of `amount` to `address` (must be on the wallet's network) at
     /// `sat_per_vb`, change back to the wallet. Not broadcast, not applied (see [`BuiltTx`]).
+    ///
+    /// `aux_rand` (caller entropy, e.g. 32 bytes from the OS RNG) drives coin-selection
+    /// tie-breaking and output shuffling; the same wallet state and bytes give the same tx.
+    /// The fee is at least `sat_per_vb × vsize` (vsize rounded up, as Bitcoin Core does).
     pub fn pay_to_address(
         &mut self,
         address: &str,
         amount: Amount,
         sat_per_vb: u64,
+        aux_rand: [u8; 32],
     ) -> Result<BuiltTx, WalletError> {
         let address = parse_address(address, self.params().network)?;
-        self.fund_script(address.script_pubkey(), amount, sat_per_vb)
+        self.fund_script(address.script_pubkey(), amount, sat_per_vb, aux_rand)
     }
 
     /// Build and sign a transaction with one output of `amount` to `script` (e.g. a channel's
     /// 2-of-2 P2WSH funding script) plus change, at `sat_per_vb`. `output_index` in the result
-    /// is the funding output's index. Not broadcast, not applied (see [`BuiltTx`]).
+    /// is the funding output's index. Not broadcast, not applied (see [`BuiltTx`]); call
+    /// [`Wallet::cancel_tx`] if it will never be broadcast. `aux_rand` as in
+    /// [`Wallet::pay_to_address`].
     pub fn fund_script(
         &mut self,
         script: ScriptBuf,
         amount: Amount,
         sat_per_vb: u64,
+        aux_rand: [u8; 32],
     ) -> Result<BuiltTx, WalletError> {
         let feerate = feerate_from_sat_per_vb(sat_per_vb)?;
         if amount == Amount::ZERO {
@@ -77,7 +87,7 @@ impl Wallet {
         if amount < minimum {
             return Err(WalletError::DustOutput { amount, minimum });
         }
-        let result = self.build_and_sign(script.clone(), amount, feerate);
+        let result = self.build_and_sign(script.clone(), amount, feerate, aux_rand);
         // Building may reveal a change address; keep that change even on failure.
         self.absorb();
         let (tx, fee) = result?;
@@ -109,15 +119,56 @@ impl Wallet {
         })
     }
 
+    /// Build at `feerate`; if the signed transaction pays less than `feerate × vsize` (BDK
+    /// prices weight exactly, Bitcoin Core rounds vsize up), rebuild with that fee as an
+    /// absolute fee. Converges in at most a few rounds (vsize changes only with the inputs).
     fn build_and_sign(
         &mut self,
         script: ScriptBuf,
         amount: Amount,
         feerate: FeeRate,
+        aux_rand: [u8; 32],
     ) -> Result<(bitcoin::Transaction, Amount), WalletError> {
+        let mut absolute_fee = None;
+        for _ in 0..MAX_FEE_ROUNDS {
+            let (tx, fee) =
+                self.build_once(script.clone(), amount, feerate, absolute_fee, aux_rand)?;
+            let required =
+                feerate
+                    .fee_vb(tx.vsize() as u64)
+                    .ok_or(WalletError::InvalidFeeRate {
+                        sat_per_vb: feerate.to_sat_per_vb_ceil(),
+                    })?;
+            if fee >= required {
+                return Ok((tx, fee));
+            }
+            // Discard this attempt: free its change index for the next one.
+            self.inner.cancel_tx(&tx);
+            absolute_fee = Some(required);
+        }
+        Err(WalletError::Extract(
+            "fee did not converge to the requested feerate".into(),
+        ))
+    }
+
+    fn build_once(
+        &mut self,
+        script: ScriptBuf,
+        amount: Amount,
+        feerate: FeeRate,
+        absolute_fee: Option<Amount>,
+        aux_rand: [u8; 32],
+    ) -> Result<(bitcoin::Transaction, Amount), WalletError> {
+        let mut rng = ChaCha20Rng::from_seed(aux_rand);
         let mut builder = self.inner.build_tx();
-        builder.add_recipient(script, amount).fee_rate(feerate);
-        let mut psbt = builder.finish().map_err(map_create_error)?;
+        builder.add_recipient(script, amount);
+        match absolute_fee {
+            Some(fee) => builder.fee_absolute(fee),
+            None => builder.fee_rate(feerate),
+        };
+        let mut psbt = builder
+            .finish_with_aux_rand(&mut rng)
+            .map_err(map_create_error)?;
         let fee = psbt
             .fee()
             .map_err(|e| WalletError::Extract(e.to_string()))?;
@@ -133,7 +184,17 @@ impl Wallet {
             .map_err(|e| WalletError::Extract(e.to_string()))?;
         Ok((tx, fee))
     }
+
+    /// Give up on a built, never-broadcast transaction: its change address may be reused by
+    /// the next build. (Its inputs were never marked spent, so nothing else changes.)
+    pub fn cancel_tx(&mut self, tx: &bitcoin::Transaction) {
+        self.inner.cancel_tx(tx);
+        self.absorb();
+    }
 }
+
+/// Rounds of [`Wallet::build_and_sign`] before giving up.
+const MAX_FEE_ROUNDS: usize = 4;
 
 fn map_create_error(e: CreateTxError) -> WalletError {
     match e {
