@@ -87,7 +87,7 @@ impl Wallet {
         if amount < minimum {
             return Err(WalletError::DustOutput { amount, minimum });
         }
-        let result = self.build_and_sign(script.clone(), amount, feerate, aux_rand);
+        let result = self.build_and_sign(&Target::Pay(script.clone(), amount), feerate, aux_rand);
         // Building may reveal a change address; keep that change even on failure.
         self.absorb();
         let (tx, fee) = result?;
@@ -119,20 +119,48 @@ impl Wallet {
         })
     }
 
+    /// Build and sign a transaction sending every spendable coin (confirmed, own unconfirmed
+    /// change and unconfirmed receives; never immature coinbase outputs) to `address`, minus the
+    /// fee at `sat_per_vb`; no change output. `output_index` is the single output.
+    pub fn drain_to_address(
+        &mut self,
+        address: &str,
+        sat_per_vb: u64,
+        aux_rand: [u8; 32],
+    ) -> Result<BuiltTx, WalletError> {
+        let address = parse_address(address, self.params().network)?;
+        let feerate = feerate_from_sat_per_vb(sat_per_vb)?;
+        let result =
+            self.build_and_sign(&Target::Drain(address.script_pubkey()), feerate, aux_rand);
+        self.absorb();
+        let (tx, fee) = result?;
+        if tx.output.len() != 1 {
+            return Err(WalletError::Extract(
+                "drain produced more than one output".into(),
+            ));
+        }
+        Ok(BuiltTx {
+            txid: tx.compute_txid(),
+            vsize: tx.vsize() as u64,
+            fee,
+            output_index: 0,
+            change: None,
+            tx,
+        })
+    }
+
     /// Build at `feerate`; if the signed transaction pays less than `feerate × vsize` (BDK
     /// prices weight exactly, Bitcoin Core rounds vsize up), rebuild with that fee as an
     /// absolute fee. Converges in at most a few rounds (vsize changes only with the inputs).
     fn build_and_sign(
         &mut self,
-        script: ScriptBuf,
-        amount: Amount,
+        target: &Target,
         feerate: FeeRate,
         aux_rand: [u8; 32],
     ) -> Result<(bitcoin::Transaction, Amount), WalletError> {
         let mut absolute_fee = None;
         for _ in 0..MAX_FEE_ROUNDS {
-            let (tx, fee) =
-                self.build_once(script.clone(), amount, feerate, absolute_fee, aux_rand)?;
+            let (tx, fee) = self.build_once(target, feerate, absolute_fee, aux_rand)?;
             let required =
                 feerate
                     .fee_vb(tx.vsize() as u64)
@@ -153,15 +181,17 @@ impl Wallet {
 
     fn build_once(
         &mut self,
-        script: ScriptBuf,
-        amount: Amount,
+        target: &Target,
         feerate: FeeRate,
         absolute_fee: Option<Amount>,
         aux_rand: [u8; 32],
     ) -> Result<(bitcoin::Transaction, Amount), WalletError> {
         let mut rng = ChaCha20Rng::from_seed(aux_rand);
         let mut builder = self.inner.build_tx();
-        builder.add_recipient(script, amount);
+        match target {
+            Target::Pay(script, amount) => builder.add_recipient(script.clone(), *amount),
+            Target::Drain(script) => builder.drain_wallet().drain_to(script.clone()),
+        };
         match absolute_fee {
             Some(fee) => builder.fee_absolute(fee),
             None => builder.fee_rate(feerate),
@@ -191,6 +221,14 @@ impl Wallet {
         self.inner.cancel_tx(tx);
         self.absorb();
     }
+}
+
+/// What a built transaction must do.
+enum Target {
+    /// Pay this amount to this script, change back to the wallet.
+    Pay(ScriptBuf, Amount),
+    /// Send every spendable coin to this script, no change.
+    Drain(ScriptBuf),
 }
 
 /// Rounds of [`Wallet::build_and_sign`] before giving up.

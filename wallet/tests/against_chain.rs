@@ -479,3 +479,34 @@ fn load_refuses_another_seed() {
         Err(WalletError::NoWalletData)
     ));
 }
+
+#[test]
+fn drain_sends_everything_spendable_but_not_immature_coins() {
+    let mut h = Harness::new();
+    let faucet = h.chain.faucet_address().to_string();
+    let empty = h.wallet.drain_to_address(&faucet, 2, AUX).unwrap_err();
+    assert!(
+        matches!(empty, WalletError::InsufficientFunds { .. }),
+        "{empty:?}"
+    );
+    h.receive(btc(1));
+    h.mine(1, None);
+    h.receive(Amount::from_sat(40_000_000)); // unconfirmed receive is spendable too
+    let cb = h.wallet.new_address().script_pubkey();
+    h.mine(1, Some(&cb));
+    h.receive(Amount::from_sat(5_000_000));
+    let before = h.wallet.balance();
+    assert!(before.immature > Amount::ZERO);
+    let built = h.wallet.drain_to_address(&faucet, 3, AUX).unwrap();
+    assert_eq!(built.tx.output.len(), 1);
+    assert_eq!(built.tx.input.len(), 3);
+    assert!(built.fee.to_sat() >= 3 * built.vsize);
+    assert_eq!(
+        built.tx.output[0].value,
+        before.confirmed + before.unconfirmed() - built.fee
+    );
+    h.broadcast(&built.tx);
+    let after = h.wallet.balance();
+    assert_eq!(after.total(), before.immature);
+    assert_eq!(after.immature, before.immature);
+}

@@ -84,18 +84,24 @@ fn run_history(seed: u64, steps: usize) -> (u32, u32) {
             5 | 6 => {
                 let amount = Amount::from_sat(1_000 + pick(&mut rng, 150_000_000));
                 let feerate = 1 + pick(&mut rng, 20);
-                let result = if pick(&mut rng, 2) == 0 {
-                    h.wallet.pay_to_address(&faucet, amount, feerate, aux)
-                } else {
-                    h.wallet
-                        .fund_script(funding_spk.clone(), amount, feerate, aux)
+                let kind = pick(&mut rng, 7);
+                let result = match kind {
+                    0..=2 => h.wallet.pay_to_address(&faucet, amount, feerate, aux),
+                    3..=5 => h
+                        .wallet
+                        .fund_script(funding_spk.clone(), amount, feerate, aux),
+                    _ => h.wallet.drain_to_address(&faucet, feerate, aux),
                 };
                 match result {
                     Ok(built) => {
                         let before = h.wallet.balance().total();
+                        let sent = built.tx.output[built.output_index as usize].value;
+                        if kind < 6 {
+                            assert_eq!(sent, amount);
+                        }
                         assert!(built.fee.to_sat() >= feerate * built.vsize);
                         h.broadcast(&built.tx); // panics if the chain refuses it
-                        assert_eq!(h.wallet.balance().total(), before - amount - built.fee);
+                        assert_eq!(h.wallet.balance().total(), before - sent - built.fee);
                         built_ok += 1;
                     }
                     Err(WalletError::InsufficientFunds {
