@@ -31,6 +31,11 @@ use crate::validate::{check_inputs, check_output_values, check_sanity};
 /// not added to the UTXO set, like OP_RETURN outputs.
 const MAX_SCRIPT_SIZE: usize = 10_000;
 
+/// Outputs never added to the UTXO set: OP_RETURN and over-long scripts.
+fn unspendable(spk: &bitcoin::Script) -> bool {
+    spk.is_op_return() || spk.len() > MAX_SCRIPT_SIZE
+}
+
 /// The simulated regtest chain: blocks, UTXO set, mempool and faucet.
 #[derive(Debug, Clone)]
 pub struct Chain {
@@ -153,7 +158,11 @@ impl Chain {
             }
             if let Some(coin) = self.utxos.get(&outpoint) {
                 coins.push(coin.clone());
-            } else if let Some(txout) = self.mempool.output(&outpoint) {
+            } else if let Some(txout) = self
+                .mempool
+                .output(&outpoint)
+                .filter(|o| !unspendable(&o.script_pubkey))
+            {
                 coins.push(Coin {
                     txout: txout.clone(),
                     height: next_height,
@@ -186,7 +195,7 @@ impl Chain {
     /// regtest difficulty. Returns the new blocks in order (for persistence).
     pub fn mine(&mut self, n: u32, to: Option<&ScriptBuf>, time: u32) -> Vec<Block> {
         let to = to.cloned().unwrap_or_else(|| self.faucet_spk.clone());
-        let mut mined = Vec::with_capacity(n as usize);
+        let mut mined = Vec::with_capacity(n.min(1_000) as usize);
         for _ in 0..n {
             let tip = self.tip();
             let height = tip.height + 1;
@@ -362,7 +371,7 @@ impl Chain {
     ) {
         for (vout, txout) in tx.output.iter().enumerate() {
             let spk = &txout.script_pubkey;
-            if spk.is_op_return() || spk.len() > MAX_SCRIPT_SIZE {
+            if unspendable(spk) {
                 continue;
             }
             let outpoint = OutPoint::new(txid, vout as u32);

@@ -9,8 +9,8 @@ use bitcoin::secp256k1::Message;
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::transaction::{predict_weight, InputWeightPrediction};
 use bitcoin::{
-    absolute, transaction, Address, Amount, OutPoint, Sequence, Transaction, TxIn, TxOut, Txid,
-    Witness,
+    absolute, transaction, Address, Amount, FeeRate, OutPoint, Sequence, Transaction, TxIn, TxOut,
+    Txid, Witness,
 };
 
 use crate::chain::Chain;
@@ -56,13 +56,13 @@ impl Chain {
             })
     }
 
-    fn faucet_fee(&self, inputs: usize, outputs: &[usize]) -> Amount {
+    fn faucet_fee(rate: FeeRate, inputs: usize, outputs: &[usize]) -> Amount {
         let weight = predict_weight(
             std::iter::repeat_n(InputWeightPrediction::P2WPKH_MAX, inputs),
             outputs.iter().copied(),
         );
         let vsize = weight.to_wu().div_ceil(4);
-        fee_for_vsize(self.fee_estimate(), vsize).unwrap_or(Amount::MAX_MONEY)
+        fee_for_vsize(rate, vsize).unwrap_or(Amount::MAX_MONEY)
     }
 
     /// Pay `amount` to `address` from spendable faucet coins (signed P2WPKH), change back to
@@ -75,6 +75,7 @@ impl Chain {
                 return Err(FundError::Dust { amount, minimum });
             }
         }
+        let rate = self.fee_estimate();
         let change_dust = self
             .faucet_spk
             .minimal_non_dust_custom(self.params.dust_relay_feerate);
@@ -89,7 +90,7 @@ impl Chain {
         for cand in candidates {
             total = total.checked_add(cand.1.value).unwrap_or(total);
             chosen.push(cand);
-            let fee = self.faucet_fee(chosen.len(), &with_change);
+            let fee = Self::faucet_fee(rate, chosen.len(), &with_change);
             if let Some(change) = total
                 .checked_sub(amount)
                 .and_then(|rest| rest.checked_sub(fee))
@@ -98,7 +99,7 @@ impl Chain {
                     plan = Some(Some(change));
                     break;
                 }
-                let fee_alone = self.faucet_fee(chosen.len(), &[payee.len()]);
+                let fee_alone = Self::faucet_fee(rate, chosen.len(), &[payee.len()]);
                 if total
                     .checked_sub(amount)
                     .is_some_and(|rest| rest >= fee_alone)
@@ -109,7 +110,7 @@ impl Chain {
             }
         }
         let Some(change) = plan else {
-            let fee = self.faucet_fee(chosen.len().max(1), &with_change);
+            let fee = Self::faucet_fee(rate, chosen.len().max(1), &with_change);
             return Err(FundError::InsufficientFaucetFunds {
                 needed: amount.checked_add(fee).unwrap_or(Amount::MAX_MONEY),
                 available,

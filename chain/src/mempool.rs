@@ -235,12 +235,12 @@ impl Mempool {
                 selected.insert(*t);
                 out.push(*t);
             }
-            // Descendants of what was just selected have smaller packages now.
-            let mut stack: Vec<Txid> = pkg.members.iter().map(|m| m.1).collect();
-            let mut seen: HashSet<Txid> = HashSet::new();
-            while let Some(t) = stack.pop() {
-                for kid in self.children.get(&t).into_iter().flatten() {
-                    if selected.contains(kid) || !seen.insert(*kid) {
+            // Children of what was just selected lost ancestors: re-score them. Deeper
+            // descendants are re-scored lazily when popped (the recompute above), which keeps
+            // selection near-linear for long unconfirmed chains.
+            for (_, t) in &pkg.members {
+                for kid in self.children.get(t).into_iter().flatten() {
+                    if selected.contains(kid) {
                         continue;
                     }
                     if let Some(e) = self.entries.get(kid) {
@@ -252,7 +252,6 @@ impl Mempool {
                             txid: *kid,
                         });
                     }
-                    stack.push(*kid);
                 }
             }
         }

@@ -174,3 +174,27 @@ fn unknown_things_are_none() {
     assert!(c.block(&bitcoin::BlockHash::all_zeros()).is_none());
     assert!(c.block_at(2).is_none());
 }
+
+#[test]
+fn long_unconfirmed_fund_chain_is_mined_in_one_block() {
+    let mut c = chain_with_blocks(100); // a single mature faucet coin
+    let a = bitcoin::Address::p2wpkh(
+        &bitcoin::CompressedPublicKey(pubkey(&key(5))),
+        Network::Regtest,
+    );
+    let mut ids = Vec::new();
+    for i in 0..200u64 {
+        ids.push(c.fund(&a, Amount::from_sat(10_000 + i)).unwrap());
+    }
+    assert_eq!(c.mempool().len(), 200);
+    assert_eq!(c.fee_estimate(), c.params().min_relay_feerate);
+    let block = &mine(&mut c, 1)[0];
+    let mined: Vec<_> = block
+        .txdata
+        .iter()
+        .skip(1)
+        .map(|t| t.compute_txid())
+        .collect();
+    assert_eq!(mined, ids, "a chain is mined parents first");
+    assert!(c.mempool().is_empty());
+}
