@@ -8,6 +8,19 @@
 //! Entry point: [`Chain`]. Persistence contract: store every block [`Chain::mine`] returns
 //! and replay them with [`Chain::connect_block`] into a fresh [`Chain`] on restart; the tip,
 //! UTXO set and spent index come out identical (the mempool is not persisted).
+//!
+//! ```
+//! use fulmen_chain::bitcoin::{secp256k1::SecretKey, Amount};
+//! use fulmen_chain::{Chain, ChainParams};
+//!
+//! let faucet = SecretKey::from_slice(&[0x11; 32]).unwrap();
+//! let mut chain = Chain::new(ChainParams::default(), faucet);
+//! chain.mine(101, None, 1_700_000_000); // block 1's coinbase matures
+//! let to = chain.faucet_address();
+//! let txid = chain.fund(&to, Amount::from_sat(100_000)).unwrap();
+//! chain.mine(1, None, 1_700_000_200);
+//! assert_eq!(chain.transaction(&txid).unwrap().confirmations, 1);
+//! ```
 #![warn(missing_docs)]
 
 pub use bitcoin;
