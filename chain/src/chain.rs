@@ -571,3 +571,40 @@ impl Chain {
         min
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use bitcoin::{absolute, transaction, Sequence, TxIn, TxOut};
+
+    #[test]
+    fn fee_estimate_rises_when_the_mempool_exceeds_a_block() {
+        let key = SecretKey::from_slice(&[0x11; 32]).unwrap();
+        let mut c = Chain::new(ChainParams::default(), key);
+        assert_eq!(c.fee_estimate(), c.params.min_relay_feerate);
+        // Eleven unvalidated ~396k-weight entries at 2..=12 sat/vB (only for the estimator).
+        for i in 0..11u32 {
+            let t = Transaction {
+                version: transaction::Version::TWO,
+                lock_time: absolute::LockTime::from_consensus(i),
+                input: vec![TxIn {
+                    previous_output: OutPoint::new(Txid::from_byte_array([1; 32]), i),
+                    sequence: Sequence::MAX,
+                    ..TxIn::default()
+                }],
+                output: vec![TxOut {
+                    value: Amount::ZERO,
+                    script_pubkey: ScriptBuf::from_bytes(vec![0x51; 98_900]),
+                }],
+            };
+            let vsize = t.vsize() as u64;
+            let fee = Amount::from_sat(vsize * u64::from(i + 2));
+            c.mempool.insert(t.compute_txid(), t, fee);
+        }
+        // Ten fit in a block; the best one left out pays 2 sat/vB (500 sat/kwu).
+        let est = c.fee_estimate();
+        assert!(est > FeeRate::from_sat_per_kwu(500), "{est:?}");
+        assert!(est <= FeeRate::from_sat_per_kwu(760), "{est:?}");
+    }
+}

@@ -290,3 +290,71 @@ impl PartialOrd for Candidate {
         Some(self.cmp(other))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use bitcoin::{absolute, transaction, ScriptBuf, Sequence, TxIn};
+
+    /// An (unvalidated) transaction spending `prev` with one output of `pad` script bytes.
+    fn tx(prev: OutPoint, pad: usize) -> Transaction {
+        Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: prev,
+                sequence: Sequence::MAX,
+                ..TxIn::default()
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(1_000),
+                script_pubkey: ScriptBuf::from_bytes(vec![0x51; pad]),
+            }],
+        }
+    }
+
+    fn confirmed(n: u8) -> OutPoint {
+        OutPoint::new(Txid::from_byte_array([n; 32]), 0)
+    }
+
+    fn add(m: &mut Mempool, t: Transaction, fee: u64) -> Txid {
+        let id = t.compute_txid();
+        m.insert(id, t, Amount::from_sat(fee));
+        id
+    }
+
+    #[test]
+    fn selection_respects_weight_and_puts_parents_first() {
+        let mut m = Mempool::default();
+        let parent = add(&mut m, tx(confirmed(1), 10), 100);
+        let child = add(&mut m, tx(OutPoint::new(parent, 0), 10), 10_000);
+        let other = add(&mut m, tx(confirmed(2), 10), 1_000);
+        let w = m.get(&parent).unwrap().weight;
+        assert_eq!(m.select(u64::MAX), vec![parent, child, other]);
+        // Room for two transactions: the (parent, child) package wins.
+        assert_eq!(m.select(2 * w), vec![parent, child]);
+        // Room for one: the child's package does not fit, the best single one does.
+        assert_eq!(m.select(w), vec![other]);
+        assert!(m.select(0).is_empty());
+    }
+
+    #[test]
+    fn removal_keeps_links_consistent() {
+        let mut m = Mempool::default();
+        let a = add(&mut m, tx(confirmed(1), 10), 100);
+        let b = add(&mut m, tx(OutPoint::new(a, 0), 10), 100);
+        let c = add(&mut m, tx(OutPoint::new(b, 0), 10), 100);
+        // Confirming `a` keeps b and c, b now without in-mempool parents.
+        m.remove_for_block(&[m.get(&a).unwrap().tx.clone()]);
+        assert_eq!(m.len(), 2);
+        assert!(m.get(&b).unwrap().parents.is_empty());
+        assert_eq!(m.spender(&OutPoint::new(b, 0)), Some((c, 0)));
+        // A block spending b's input differently evicts b and its descendant c.
+        let rival = tx(OutPoint::new(a, 0), 11);
+        m.remove_for_block(&[rival]);
+        assert_eq!(m.len(), 0);
+        assert_eq!(m.spender(&OutPoint::new(b, 0)), None);
+        assert!(m.transactions().is_empty());
+    }
+}
