@@ -1,10 +1,12 @@
 //! Minimal private BigSize / truncated-integer / TLV-record codec for onion hop payloads
 //! and failure messages.
 //!
-//! Kept private to this crate (fulmen-wire owns the general codec; this is the small subset
-//! the onion needs, written so the onion does not wait on it). Must never panic or
-//! allocate on peer bytes: every read is bounds-checked and borrows from the input.
+//! BigSize and truncated integers delegate to fulmen-wire's codec; the record iterator is
+//! kept here because `invalid_onion_payload` needs each record's byte offset, which the
+//! wire `TlvStream` does not keep. Must never panic or allocate on peer bytes: every read
+//! is bounds-checked and borrows from the input.
 
+use fulmen_wire::codec as wire_codec;
 use thiserror::Error;
 
 /// Why a BigSize, truncated integer or TLV stream was refused.
@@ -27,68 +29,27 @@ pub enum CodecError {
     LengthOverrun(u64),
 }
 
-/// Reads a BigSize from the front of `input`; returns the value and the bytes used.
+/// Reads a BigSize from the front of `input` (via fulmen-wire's reader); returns the
+/// value and the bytes used.
 pub fn read_bigsize(input: &[u8]) -> Result<(u64, usize), CodecError> {
-    let first = *input.first().ok_or(CodecError::UnexpectedEof)?;
-    let (len, min) = match first {
-        0xfd => (2usize, 0xfdu64),
-        0xfe => (4, 0x1_0000),
-        0xff => (8, 0x1_0000_0000),
-        b => return Ok((u64::from(b), 1)),
-    };
-    let bytes = input.get(1..1 + len).ok_or(CodecError::UnexpectedEof)?;
-    let value = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-    if value < min {
-        return Err(CodecError::NonCanonicalBigSize);
-    }
-    Ok((value, 1 + len))
+    let mut r = wire_codec::Reader::new(input);
+    let v = r.bigsize().map_err(|e| match e {
+        wire_codec::DecodeError::NonCanonicalBigSize => CodecError::NonCanonicalBigSize,
+        _ => CodecError::UnexpectedEof,
+    })?;
+    Ok((v, input.len() - r.remaining()))
 }
 
-/// Appends the BigSize encoding of `value` to `out`.
-pub fn write_bigsize(value: u64, out: &mut Vec<u8>) {
-    match value {
-        0..=0xfc => out.push(value as u8),
-        0xfd..=0xffff => {
-            out.push(0xfd);
-            out.extend_from_slice(&(value as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(0xfe);
-            out.extend_from_slice(&(value as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(0xff);
-            out.extend_from_slice(&value.to_be_bytes());
-        }
-    }
-}
-
-/// Number of bytes the BigSize encoding of `value` takes.
-pub fn bigsize_len(value: u64) -> usize {
-    match value {
-        0..=0xfc => 1,
-        0xfd..=0xffff => 3,
-        0x1_0000..=0xffff_ffff => 5,
-        _ => 9,
-    }
-}
+pub use wire_codec::{bigsize_len, write_bigsize};
 
 /// Decodes a truncated unsigned integer (`tu64`) of at most `max_len` bytes.
 pub fn read_truncated(bytes: &[u8], max_len: usize) -> Result<u64, CodecError> {
-    if bytes.len() > max_len {
-        return Err(CodecError::NonMinimalTruncated);
-    }
-    if bytes.first() == Some(&0) {
-        return Err(CodecError::NonMinimalTruncated);
-    }
-    Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    wire_codec::decode_truncated(bytes, max_len).map_err(|_| CodecError::NonMinimalTruncated)
 }
 
 /// Appends the minimal big-endian encoding of `value` (no leading zero bytes).
 pub fn write_truncated(value: u64, out: &mut Vec<u8>) {
-    let bytes = value.to_be_bytes();
-    let skip = (value.leading_zeros() / 8) as usize;
-    out.extend_from_slice(&bytes[skip..]);
+    out.extend_from_slice(&wire_codec::encode_truncated(value));
 }
 
 /// Appends one TLV record.
