@@ -502,3 +502,27 @@ fn rpc_client_follows_the_daemon_across_restarts() {
         Err(e) => assert!(e.is_transport(), "{e}"),
     }
 }
+
+#[test]
+fn a_second_daemon_on_the_same_datadir_is_refused() {
+    let mut chain = ChainDaemon::start();
+    let cookie = chain.cookie();
+    let out = fulmen(&[
+        "chain",
+        "run",
+        "--rpc-listen",
+        "127.0.0.1:0",
+        "--datadir",
+        chain.datadir().to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr_raw.contains("another chain daemon"),
+        "{}",
+        out.stderr_raw
+    );
+    // The first daemon is untouched: same cookie, still answering.
+    assert_eq!(chain.cookie(), cookie);
+    assert!(chain.is_running());
+    assert_eq!(chain.cli(&["info"]).ok()["height"], 0);
+}

@@ -56,6 +56,19 @@ impl ChainStore {
     /// Opens (creating if needed) the database in `datadir` and runs the migrations. Fails if
     /// another process holds the database.
     pub async fn open(datadir: &Path) -> anyhow::Result<ChainStore> {
+        ChainStore::open_inner(datadir).await.map_err(|e| {
+            if format!("{e:#}").contains("database is locked") {
+                e.context(format!(
+                    "{} is locked: is another chain daemon using this data directory?",
+                    datadir.display()
+                ))
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn open_inner(datadir: &Path) -> anyhow::Result<ChainStore> {
         let path = datadir.join(DB_FILE);
         let options = SqliteConnectOptions::from_str("sqlite://")
             .context("sqlite options")?
@@ -86,12 +99,7 @@ impl ChainStore {
             .bind(std::process::id().to_string().into_bytes())
             .execute(&pool)
             .await
-            .with_context(|| {
-                format!(
-                    "locking {} (is another chain daemon using this data directory?)",
-                    path.display()
-                )
-            })?;
+            .with_context(|| format!("locking {}", path.display()))?;
         Ok(ChainStore { pool })
     }
 
