@@ -25,6 +25,14 @@ pub enum ClosingError {
         /// The funding amount.
         funding_sat: u64,
     },
+    /// The funder's balance cannot pay the fee.
+    #[error("closing fee {fee_sat} sat exceeds the funder's balance {balance_sat} sat")]
+    FeeAboveFunderBalance {
+        /// The fee.
+        fee_sat: u64,
+        /// The funder's balance.
+        balance_sat: u64,
+    },
     /// Both outputs are below the dust limit: nothing would be paid out.
     #[error("both closing outputs are below the dust limit")]
     NoOutputs,
@@ -45,6 +53,7 @@ pub struct ClosingOutput {
 }
 
 /// Build the unsigned closing transaction paying `fee` from the funder's output.
+/// `a.amount + b.amount` must not exceed `funding_value` (any remainder also goes to fees).
 pub fn build_closing_tx(
     funding_outpoint: OutPoint,
     funding_value: Amount,
@@ -53,10 +62,7 @@ pub fn build_closing_tx(
     fee: Amount,
     dust_limit: Amount,
 ) -> Result<Transaction, ClosingError> {
-    let total = a
-        .amount
-        .checked_add(b.amount)
-        .and_then(|t| t.checked_add(fee));
+    let total = a.amount.checked_add(b.amount);
     match total {
         Some(t) if t <= funding_value => {}
         _ => {
@@ -69,7 +75,12 @@ pub fn build_closing_tx(
     let mut outputs = Vec::with_capacity(2);
     for side in [a, b] {
         let value = if side.is_funder {
-            side.amount.checked_sub(fee).unwrap_or(Amount::ZERO)
+            side.amount
+                .checked_sub(fee)
+                .ok_or(ClosingError::FeeAboveFunderBalance {
+                    fee_sat: fee.to_sat(),
+                    balance_sat: side.amount.to_sat(),
+                })?
         } else {
             side.amount
         };
@@ -132,4 +143,73 @@ pub fn signed_closing_tx(
         input.witness = funding_witness(key_a, sig_a, key_b, sig_b);
     }
     tx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    fn out(tag: u8, sat: u64, is_funder: bool) -> ClosingOutput {
+        ClosingOutput {
+            script_pubkey: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([tag; 20])),
+            amount: Amount::from_sat(sat),
+            is_funder,
+        }
+    }
+
+    #[test]
+    fn fee_from_funder_dust_dropped_bip69_order() {
+        let op = OutPoint::null();
+        let f = Amount::from_sat(100_000);
+        let tx = build_closing_tx(
+            op,
+            f,
+            &out(1, 60_000, true),
+            &out(2, 40_000, false),
+            Amount::from_sat(500),
+            Amount::from_sat(546),
+        )
+        .unwrap();
+        assert_eq!(tx.output.len(), 2);
+        assert_eq!(tx.output[0].value, Amount::from_sat(40_000));
+        assert_eq!(tx.output[1].value, Amount::from_sat(59_500));
+        assert_eq!(tx.input[0].sequence, Sequence::MAX);
+        assert_eq!(tx.lock_time, LockTime::ZERO);
+        // The non-funder's dust output disappears.
+        let tx = build_closing_tx(
+            op,
+            f,
+            &out(1, 99_500, true),
+            &out(2, 500, false),
+            Amount::from_sat(500),
+            Amount::from_sat(546),
+        )
+        .unwrap();
+        assert_eq!(tx.output.len(), 1);
+        assert_eq!(tx.output[0].value, Amount::from_sat(99_000));
+        // Over the funding amount, or a fee the funder cannot pay: refused.
+        assert!(matches!(
+            build_closing_tx(
+                op,
+                f,
+                &out(1, 60_001, true),
+                &out(2, 40_000, false),
+                Amount::ZERO,
+                Amount::from_sat(546)
+            ),
+            Err(ClosingError::ExceedsFunding { .. })
+        ));
+        assert!(matches!(
+            build_closing_tx(
+                op,
+                f,
+                &out(1, 400, true),
+                &out(2, 40_000, false),
+                Amount::from_sat(500),
+                Amount::from_sat(546)
+            ),
+            Err(ClosingError::FeeAboveFunderBalance { .. })
+        ));
+    }
 }

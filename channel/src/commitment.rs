@@ -380,3 +380,77 @@ impl CommitmentTx {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::CommitmentKeys;
+    use bitcoin::secp256k1::SecretKey;
+
+    fn keys() -> CommitmentKeys {
+        let secp = Secp256k1::new();
+        let pk =
+            |n: u8| PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[n; 32]).unwrap());
+        CommitmentKeys {
+            per_commitment_point: pk(1),
+            revocation_key: pk(2),
+            broadcaster_htlc_key: pk(3),
+            countersignatory_htlc_key: pk(4),
+            broadcaster_delayed_key: pk(5),
+            countersignatory_payment_key: pk(6),
+        }
+    }
+
+    fn params(funder: bool) -> CommitmentParams {
+        CommitmentParams {
+            funding_outpoint: OutPoint::null(),
+            funding_value: Amount::from_sat(1_000_000),
+            commitment_number: 3,
+            obscuring_factor: 0xabcdef123456,
+            to_self_delay: 144,
+            dust_limit: Amount::from_sat(546),
+            feerate_per_kw: 1000,
+            broadcaster_is_funder: funder,
+        }
+    }
+
+    #[test]
+    fn non_funder_broadcaster_does_not_pay_fee() {
+        let c =
+            build_commitment_tx(&params(false), &keys(), 600_000_000, 400_000_000, &[]).unwrap();
+        let fee = commitment_fee(1000, 0);
+        let (lv, _) = c.to_local.clone().unwrap();
+        assert_eq!(c.tx.output[lv as usize].value, Amount::from_sat(600_000));
+        let rv = c.to_remote.unwrap();
+        assert_eq!(
+            c.tx.output[rv as usize].value,
+            Amount::from_sat(400_000) - fee
+        );
+    }
+
+    #[test]
+    fn refuses_value_creation_and_trims_small_htlcs() {
+        let h = |msat| CommitmentHtlc {
+            offered: true,
+            amount_msat: msat,
+            cltv_expiry: 100,
+            payment_hash: sha256::Hash::hash(b"x"),
+        };
+        assert!(matches!(
+            build_commitment_tx(&params(true), &keys(), 600_000_000, 400_000_000, &[h(1)]),
+            Err(CommitmentError::ExceedsFunding { .. })
+        ));
+        // 546 + 663 = 1209 sat threshold at 1000 sat/kw.
+        let c = build_commitment_tx(
+            &params(true),
+            &keys(),
+            597_000_000,
+            400_000_000,
+            &[h(1_208_999), h(1_209_000)],
+        )
+        .unwrap();
+        assert_eq!(c.htlcs.len(), 1);
+        assert_eq!(c.htlcs[0].htlc_index, 1);
+        assert_eq!(c.fee, commitment_fee(1000, 1));
+    }
+}
