@@ -9,6 +9,7 @@ pub mod forward;
 pub mod invoice;
 pub mod onion;
 pub mod payment;
+pub mod route;
 pub mod scripts;
 pub mod second_stage;
 
