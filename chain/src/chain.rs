@@ -172,7 +172,14 @@ impl Chain {
                 return Err(self.missing_input(input, outpoint));
             }
         }
-        let fee = check_inputs(&tx, &coins, next_height, &self.params, true)?;
+        let fee = check_inputs(
+            &tx,
+            &coins,
+            next_height,
+            self.median_time_past(),
+            &self.params,
+            true,
+        )?;
         self.mempool.insert(txid, tx, fee);
         Ok(txid)
     }
@@ -342,7 +349,15 @@ impl Chain {
                 None => return Err(reject(self.missing_input(i as u32, input.previous_output))),
             }
         }
-        let fee = check_inputs(tx, &coins, height, &self.params, verify_scripts).map_err(reject)?;
+        let fee = check_inputs(
+            tx,
+            &coins,
+            height,
+            self.median_time_past(),
+            &self.params,
+            verify_scripts,
+        )
+        .map_err(reject)?;
         for ((i, input), coin) in tx.input.iter().enumerate().zip(coins) {
             let outpoint = input.previous_output;
             self.utxos.remove(&outpoint);

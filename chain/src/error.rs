@@ -135,8 +135,9 @@ pub enum TxRejection {
         /// First height at which it is valid (locktime + 1).
         valid_from: u32,
     },
-    /// A time-based absolute locktime with a non-final input; the simulated chain refuses these.
-    #[error("locktime {locktime} is time-based (>= 500000000): only height-based locktimes are supported")]
+    /// A time-based absolute locktime, not below the median time past, with a non-final
+    /// input; the simulated chain refuses time locks in the future (past ones are final).
+    #[error("locktime {locktime} is time-based (>= 500000000) and not below the median time past: future time-based locktimes are not supported")]
     TimeLockUnsupported {
         /// The transaction's nLockTime.
         locktime: u32,

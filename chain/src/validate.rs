@@ -109,10 +109,11 @@ pub fn check_inputs(
     tx: &Transaction,
     coins: &[Coin],
     next_height: u32,
+    median_time_past: u32,
     params: &ChainParams,
     verify_scripts: bool,
 ) -> Result<Amount, TxRejection> {
-    check_locktime(tx, next_height)?;
+    check_locktime(tx, next_height, median_time_past)?;
     let relative_locks = (tx.version.0 as u32) >= 2;
     let mut total_in = Amount::ZERO;
     for (i, (input, coin)) in tx.input.iter().zip(coins).enumerate() {
@@ -185,14 +186,23 @@ pub fn check_inputs(
     Ok(fee)
 }
 
-/// Absolute locktime by height: valid in block `next_height` iff locktime is 0, below
-/// `next_height`, or every input is final. Time-based locktimes are refused.
-pub fn check_locktime(tx: &Transaction, next_height: u32) -> Result<(), TxRejection> {
+/// Absolute locktime: valid in block `next_height` iff locktime is 0, every input is final,
+/// or — by height — below `next_height`; — by time (>= 500000000) — below the median time
+/// past of the chain the block extends (BIP113). BOLT 3 commitment transactions carry
+/// `0x20xxxxxx` locktimes (a 1987 time, always past); future time-based locks are refused.
+pub fn check_locktime(
+    tx: &Transaction,
+    next_height: u32,
+    median_time_past: u32,
+) -> Result<(), TxRejection> {
     let locktime = tx.lock_time.to_consensus_u32();
     if locktime == 0 || tx.input.iter().all(|i| i.sequence.is_final()) {
         return Ok(());
     }
     if locktime >= LOCKTIME_THRESHOLD {
+        if locktime < median_time_past {
+            return Ok(());
+        }
         return Err(TxRejection::TimeLockUnsupported { locktime });
     }
     if locktime >= next_height {

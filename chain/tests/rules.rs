@@ -252,14 +252,18 @@ fn absolute_locktime_without_script_and_time_based_refusal() {
     };
     let nonfinal = Sequence::ENABLE_LOCKTIME_NO_RBF;
     let err = c
-        .submit_transaction(build(500_000_001, nonfinal))
+        .submit_transaction(build(4_000_000_000, nonfinal))
         .unwrap_err();
     assert_eq!(
         err,
         TxRejection::TimeLockUnsupported {
-            locktime: 500_000_001
+            locktime: 4_000_000_000
         }
     );
+    // A time-based locktime below the median time past is final (BIP113), as BOLT 3
+    // commitment transactions need (their locktime is 0x20xxxxxx).
+    assert!(c.submit_transaction(build(0x2000_0001, nonfinal)).is_ok());
+    let mut c = setup().0;
     assert_eq!(err.code(), "locktime_time_based");
     assert!(matches!(
         c.submit_transaction(build(101, nonfinal)),
