@@ -151,8 +151,9 @@ pub fn build_sweep_tx<C: Signing>(
             script_pubkey: destination,
         }],
     };
-    // Weigh with real signatures over the zero-fee draft; a DER signature is at most one
-    // byte longer than another of the same key, so add one byte per input to stay above.
+    // Weigh with real signatures over the zero-fee draft. The final signatures sign another
+    // message: with low-S, their DER length differs only by r's optional 0x00 pad (one
+    // byte), so one extra weight unit per input keeps the fee at or above the target.
     sign_all(secp, &mut tx, inputs)?;
     let weight = tx.weight().to_wu() + inputs.len() as u64;
     let fee = Amount::from_sat(u64::from(feerate_per_kw) * weight / 1000);
