@@ -13,16 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use jsonrpsee::server::Server;
 
 use crate::chain::api::CHAIN_INFO_FILE;
 use crate::chain::rpc;
 use crate::chain::service::ChainService;
 use crate::chain::store::ChainStore;
-use crate::rpc_auth::{
-    generate_cookie, write_cookie, write_private_file, CookieAuthLayer, COOKIE_FILE,
-};
-use crate::rpc_client::EndpointInfo;
+use crate::rpc_server::RpcServer;
 
 /// Default RPC listen address (bitcoind's regtest port is 18443; we stay clear of it).
 pub const DEFAULT_RPC_LISTEN: &str = "127.0.0.1:18447";
@@ -38,22 +34,6 @@ pub struct RunOptions {
     pub block_interval: Option<Duration>,
 }
 
-/// Removes the files it names when dropped (cookie and endpoint file), but only if they
-/// still hold what this daemon wrote (a newer daemon may own them).
-struct FilesGuard {
-    files: Vec<(PathBuf, Vec<u8>)>,
-}
-
-impl Drop for FilesGuard {
-    fn drop(&mut self) {
-        for (path, contents) in &self.files {
-            if std::fs::read(path).is_ok_and(|c| &c == contents) {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-    }
-}
-
 fn create_datadir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -65,36 +45,20 @@ fn create_datadir(dir: &Path) -> anyhow::Result<()> {
 
 /// Runs the chain daemon until it is told to stop.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let term = sigterm();
     create_datadir(&opts.datadir)?;
     let store = ChainStore::open(&opts.datadir).await?;
     let service = Arc::new(ChainService::load(store).await?);
 
-    let cookie = generate_cookie();
-    let server = Server::builder()
-        .set_http_middleware(tower::ServiceBuilder::new().layer(CookieAuthLayer::new(&cookie)))
-        .build(opts.rpc_listen)
-        .await
-        .with_context(|| format!("binding the RPC server to {}", opts.rpc_listen))?;
-    let local = server.local_addr().context("RPC server address")?;
-
-    let cookie_path = opts.datadir.join(COOKIE_FILE);
-    let info_path = opts.datadir.join(CHAIN_INFO_FILE);
-    let info = EndpointInfo {
-        rpc_address: local.to_string(),
-        rpc_url: format!("http://{local}"),
-        pid: std::process::id(),
-    };
-    let info_bytes = serde_json::to_vec_pretty(&info)?;
-    let mut guard = FilesGuard { files: Vec::new() };
-    write_cookie(&cookie_path, &cookie)?;
-    guard.files.push((cookie_path, cookie.into_bytes()));
-
-    let handle = server.start(rpc::module(service.clone())?);
-    // Written last: clients poll for it, and both the cookie and the server are ready now.
-    write_private_file(&info_path, &info_bytes)?;
-    guard.files.push((info_path, info_bytes));
+    let server = RpcServer::start(
+        &opts.datadir,
+        opts.rpc_listen,
+        CHAIN_INFO_FILE,
+        rpc::module(service.clone())?,
+    )
+    .await?;
     let tip = service.tip();
-    tracing::info!(rpc = %local, height = tip.height, tip = %tip.hash, datadir = %opts.datadir.display(), "chain daemon ready");
+    tracing::info!(rpc = %server.local_addr(), height = tip.height, tip = %tip.hash, datadir = %opts.datadir.display(), "chain daemon ready");
 
     let miner = opts.block_interval.map(|every| {
         let service = service.clone();
@@ -112,28 +76,34 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         })
     });
 
-    let reason = wait_for_stop(&service).await;
+    let reason = wait_for_stop(&service, term).await;
     tracing::info!(%reason, "chain daemon stopping");
     service.request_stop(&reason); // wakes long polls
     if let Some(miner) = miner {
         miner.abort();
     }
-    let _ = handle.stop();
-    handle.stopped().await;
+    server.stop().await;
     service.close().await;
-    drop(guard);
     tracing::info!("chain daemon stopped");
     Ok(())
 }
 
-async fn wait_for_stop(service: &ChainService) -> String {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// Listens for SIGTERM from now on (installed before the daemon announces itself, so an
+/// early SIGTERM is a clean stop rather than the default kill).
+fn sigterm() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGTERM");
             None
         }
-    };
+    }
+}
+
+async fn wait_for_stop(
+    service: &ChainService,
+    mut term: Option<tokio::signal::unix::Signal>,
+) -> String {
     let sigterm = async {
         match term.as_mut() {
             Some(t) => {
