@@ -37,8 +37,9 @@ step "fund $addr with 100000 sat from the faucet"; fund=$(chain fund "$addr" 100
 txid=$(printf '%s' "$fund" | sed -n 's/.*"txid" *: *"\([0-9a-f]\{64\}\)".*/\1/p')
 step "mempool"; chain mempool
 step "mine 1 block"; chain mine 1 >/dev/null
-step "look the transaction up"; chain tx "$txid"
+step "the funded output is confirmed once"; chain utxo "$txid:0"
 raw=$(chain tx "$txid" | sed -n 's/.*"hex" *: *"\([0-9a-f]*\)".*/\1/p')
+step "garbage hex is refused with a reason"; chain send 00deadbeef || true
 step "re-send the confirmed faucet transaction: the chain refuses it, naming the input and rule"
 chain send "$raw" || true
 step "restart the daemon: height and UTXO set survive"; stop_chain; start_chain; chain info
