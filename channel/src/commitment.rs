@@ -340,27 +340,7 @@ impl CommitmentTx {
         htlcs: &[CommitmentHtlc],
         output: &HtlcOutput,
     ) -> Result<SecondStageParams, CommitmentError> {
-        let h = htlcs
-            .get(output.htlc_index)
-            .ok_or(CommitmentError::NoSuchHtlc(output.htlc_index))?;
-        Ok(SecondStageParams {
-            htlc_outpoint: OutPoint {
-                txid: self.txid(),
-                vout: output.vout,
-            },
-            htlc_amount: output.amount,
-            kind: if h.offered {
-                SecondStageKind::Timeout {
-                    cltv_expiry: h.cltv_expiry,
-                }
-            } else {
-                SecondStageKind::Success
-            },
-            feerate_per_kw: params.feerate_per_kw,
-            to_self_delay: params.to_self_delay,
-            revocation_key: keys.revocation_key,
-            broadcaster_delayed_key: keys.broadcaster_delayed_key,
-        })
+        second_stage_params_at(self.txid(), params, keys, htlcs, output)
     }
 
     /// The unsigned second-stage transactions of every untrimmed HTLC output, in output
@@ -371,14 +351,45 @@ impl CommitmentTx {
         keys: &CommitmentKeys,
         htlcs: &[CommitmentHtlc],
     ) -> Result<Vec<Transaction>, CommitmentError> {
+        let txid = self.txid();
         self.htlcs
             .iter()
             .map(|o| {
-                let p = self.second_stage_params(params, keys, htlcs, o)?;
+                let p = second_stage_params_at(txid, params, keys, htlcs, o)?;
                 Ok(build_second_stage_tx(&p)?)
             })
             .collect()
     }
+}
+
+fn second_stage_params_at(
+    txid: Txid,
+    params: &CommitmentParams,
+    keys: &CommitmentKeys,
+    htlcs: &[CommitmentHtlc],
+    output: &HtlcOutput,
+) -> Result<SecondStageParams, CommitmentError> {
+    let h = htlcs
+        .get(output.htlc_index)
+        .ok_or(CommitmentError::NoSuchHtlc(output.htlc_index))?;
+    Ok(SecondStageParams {
+        htlc_outpoint: OutPoint {
+            txid,
+            vout: output.vout,
+        },
+        htlc_amount: output.amount,
+        kind: if h.offered {
+            SecondStageKind::Timeout {
+                cltv_expiry: h.cltv_expiry,
+            }
+        } else {
+            SecondStageKind::Success
+        },
+        feerate_per_kw: params.feerate_per_kw,
+        to_self_delay: params.to_self_delay,
+        revocation_key: keys.revocation_key,
+        broadcaster_delayed_key: keys.broadcaster_delayed_key,
+    })
 }
 
 #[cfg(test)]
