@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::chain::api::ChainClient;
+use crate::chain::api::{ChainClient, MineResult};
 use crate::chain::daemon::{self, RunOptions, DEFAULT_RPC_LISTEN};
 use crate::cli::{error_json, print_error, print_json};
 use crate::logging::{self, LogFormat};
@@ -148,13 +148,55 @@ fn to_value<T: Serialize>(r: Result<T, RpcClientError>) -> Result<Value, RpcClie
     r.and_then(|v| serde_json::to_value(v).map_err(|e| RpcClientError::BadResponse(e.to_string())))
 }
 
+/// Blocks per RPC call when progress is shown.
+const MINE_CHUNK: u32 = 100;
+
+/// `mine N`: one call, or on a terminal for large N, chunks of [`MINE_CHUNK`] with a progress
+/// bar on stderr (the JSON result on stdout is the same).
+async fn mine_with_progress(
+    c: &ChainClient,
+    n: u32,
+    to: Option<&str>,
+) -> Result<MineResult, RpcClientError> {
+    use std::io::IsTerminal as _;
+    if n < 2 * MINE_CHUNK || !std::io::stderr().is_terminal() {
+        return c.mine(n, to).await;
+    }
+    let bar = indicatif::ProgressBar::new(u64::from(n));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("mining {bar:40} {pos}/{len} blocks ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut all = MineResult {
+        blocks: Vec::with_capacity(n as usize),
+        height: 0,
+    };
+    let mut left = n;
+    while left > 0 {
+        let chunk = left.min(MINE_CHUNK);
+        let r = match c.mine(chunk, to).await {
+            Ok(r) => r,
+            Err(e) => {
+                bar.abandon();
+                return Err(e);
+            }
+        };
+        all.blocks.extend(r.blocks);
+        all.height = r.height;
+        left -= chunk;
+        bar.inc(u64::from(chunk));
+    }
+    bar.finish_and_clear();
+    Ok(all)
+}
+
 async fn client_command(c: &ChainClient, cmd: ChainCommand) -> Result<Value, RpcClientError> {
     match cmd {
         ChainCommand::Run { .. } => {
             Err(RpcClientError::Config("run is not a client command".into()))
         }
         ChainCommand::Info => to_value(c.get_info().await),
-        ChainCommand::Mine { n, to } => to_value(c.mine(n, to.as_deref()).await),
+        ChainCommand::Mine { n, to } => to_value(mine_with_progress(c, n, to.as_deref()).await),
         ChainCommand::Fund { address, sats } => to_value(c.fund(&address, sats).await),
         ChainCommand::Send { txhex } => to_value(c.send_raw_transaction(&txhex).await),
         ChainCommand::Tx { txid } => to_value(c.get_transaction(&txid).await),
