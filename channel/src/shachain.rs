@@ -138,6 +138,47 @@ impl SecretStore {
         None
     }
 
+    /// Rebuild a store from persisted [`SecretStore::entries`] and [`SecretStore::last_index`].
+    /// Refuses entries that do not sit in distinct slots, or that are inconsistent with one
+    /// another (each entry must derive every lower-slot entry under its prefix).
+    pub fn restore(
+        entries: impl IntoIterator<Item = (u64, [u8; 32])>,
+        last_index: Option<u64>,
+    ) -> Result<SecretStore, ShachainError> {
+        let mut store = SecretStore::new();
+        for (index, secret) in entries {
+            if index > MAX_INDEX {
+                return Err(ShachainError::IndexOutOfRange(index));
+            }
+            let slot = slot_of(index);
+            if store.known[slot].is_some() {
+                return Err(ShachainError::Inconsistent {
+                    index,
+                    stored_index: store.known[slot].map(|e| e.0).unwrap_or(index),
+                });
+            }
+            store.known[slot] = Some((index, secret));
+        }
+        for slot in 0..SLOTS {
+            if let Some((index, secret)) = store.known[slot] {
+                for (stored_index, stored) in store.known.iter().take(slot).flatten() {
+                    // Only entries under this one's prefix are derivable from it.
+                    if stored_index >> slot != index >> slot {
+                        continue;
+                    }
+                    if derive_secret(secret, slot as u32, *stored_index) != *stored {
+                        return Err(ShachainError::Inconsistent {
+                            index,
+                            stored_index: *stored_index,
+                        });
+                    }
+                }
+            }
+        }
+        store.last_index = last_index;
+        Ok(store)
+    }
+
     /// The stored `(index, secret)` entries (at most 49), for persistence.
     pub fn entries(&self) -> impl Iterator<Item = (u64, [u8; 32])> + '_ {
         self.known.iter().flatten().copied()
@@ -167,6 +208,25 @@ mod tests {
             );
         }
         assert_eq!(store.get(MAX_INDEX - 300), None);
+    }
+
+    #[test]
+    fn restore_round_trips_and_refuses_tampering() {
+        let seed = [7u8; 32];
+        let mut store = SecretStore::new();
+        for n in 0..77u64 {
+            let idx = MAX_INDEX - n;
+            store
+                .insert(idx, generate_from_seed(&seed, idx).unwrap())
+                .unwrap();
+        }
+        let entries: Vec<_> = store.entries().collect();
+        let back = SecretStore::restore(entries.clone(), store.last_index()).unwrap();
+        assert_eq!(back, store);
+        let mut bad = entries;
+        let last = bad.len() - 1;
+        bad[last].1[0] ^= 1;
+        assert!(SecretStore::restore(bad, store.last_index()).is_err());
     }
 
     #[test]
