@@ -72,6 +72,19 @@ pub fn obscuring_factor(
     u64::from_be_bytes(low)
 }
 
+/// Recover the commitment number from a published commitment transaction (its locktime and
+/// first input's sequence), as the on-chain monitor must to know which per-commitment secret
+/// applies. `None` if the transaction does not carry the 0x20 / 0x80 markers.
+pub fn commitment_number_of(tx: &Transaction, obscuring_factor: u64) -> Option<u64> {
+    let lock = tx.lock_time.to_consensus_u32();
+    let seq = tx.input.first()?.sequence.0;
+    if lock >> 24 != 0x20 || seq >> 24 != 0x80 {
+        return None;
+    }
+    let obscured = (u64::from(seq & 0xFF_FFFF) << 24) | u64::from(lock & 0xFF_FFFF);
+    Some((obscured ^ obscuring_factor) & 0xFFFF_FFFF_FFFF)
+}
+
 /// Fee of a commitment transaction with `untrimmed_htlcs` HTLC outputs (rounded down).
 pub fn commitment_fee(feerate_per_kw: u32, untrimmed_htlcs: usize) -> Amount {
     let weight = COMMITMENT_BASE_WEIGHT + HTLC_OUTPUT_WEIGHT * untrimmed_htlcs as u64;
@@ -423,6 +436,19 @@ mod tests {
             feerate_per_kw: 1000,
             broadcaster_is_funder: funder,
         }
+    }
+
+    #[test]
+    fn commitment_number_round_trips() {
+        for n in [0u64, 1, 42, (1 << 24) + 5, (1 << 48) - 1] {
+            let mut p = params(true);
+            p.commitment_number = n;
+            let c = build_commitment_tx(&p, &keys(), 600_000_000, 400_000_000, &[]).unwrap();
+            assert_eq!(commitment_number_of(&c.tx, p.obscuring_factor), Some(n));
+        }
+        let mut p = params(true);
+        p.commitment_number = 1 << 48;
+        assert!(build_commitment_tx(&p, &keys(), 1, 1, &[]).is_err());
     }
 
     #[test]

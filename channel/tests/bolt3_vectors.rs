@@ -16,7 +16,7 @@ use bitcoin::{
     Sequence, Transaction, TxIn, TxOut, Txid, Witness,
 };
 use fulmen_channel::commitment::{
-    build_commitment_tx, obscuring_factor, CommitmentHtlc, CommitmentParams,
+    build_commitment_tx, commitment_number_of, obscuring_factor, CommitmentHtlc, CommitmentParams,
 };
 use fulmen_channel::funding::{funding_output, funding_script};
 use fulmen_channel::keys::{
@@ -384,6 +384,10 @@ fn appendix_c() -> CCounts {
                 "{name}: actual fee"
             );
         }
+        assert_eq!(
+            commitment_number_of(&ctx.tx, factor),
+            Some(params.commitment_number)
+        );
         let remote_sig = ctx
             .sign(
                 &secp,

@@ -367,7 +367,12 @@ impl World {
     }
 
     fn sweep(&self, inputs: &[SweepInput], dest: ScriptBuf) -> Transaction {
-        build_sweep_tx(&self.secp, inputs, dest, FEERATE).unwrap()
+        let tx = build_sweep_tx(&self.secp, inputs, dest, FEERATE).unwrap();
+        // The fee is at least feerate × actual weight.
+        let ins: u64 = inputs.iter().map(|i| i.value.to_sat()).sum();
+        let fee = ins - tx.output[0].value.to_sat();
+        assert!(fee >= u64::from(FEERATE) * tx.weight().to_wu() / 1000);
+        tx
     }
 }
 
