@@ -15,5 +15,6 @@ pub mod commitment;
 pub mod funding;
 pub mod justice;
 pub mod keys;
+pub mod machine;
 pub mod shachain;
 pub mod sweep;

@@ -1,0 +1,400 @@
+//! The BOLT 2 channel state machine, sans-IO, in the quinn style.
+//!
+//! Owns: the [`Channel`] type (inputs `handle_*` and commands, outputs `poll_*`), the update
+//! records it persists through ([`Record`]), and the persist-before-send rule. Must never do
+//! I/O, read a clock or a global RNG, or release a message before the records it depends on
+//! were acknowledged durable.
+//!
+//! Submodules: [`traits`] (key source, entropy, fee estimator), [`params`] (config and
+//! BOLT 2 parameter checks), [`state`] (persistent state, records, `apply`), [`commit`]
+//! (building/signing/verifying commitments), `opening` and `normal` (the handlers).
+
+mod commit;
+pub mod error;
+mod normal;
+mod opening;
+pub mod params;
+pub mod state;
+pub mod traits;
+
+use std::collections::VecDeque;
+
+use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction};
+use fulmen_wire::msgs::Message;
+
+pub use error::ChannelError;
+pub use params::{ChannelConfig, SideParams};
+pub use state::{ChannelState, HtlcInfo, Phase, Record, Spec, Update};
+pub use traits::{ChannelSecrets, Entropy, FeeEstimator, KeySource, SeedKeySource};
+
+use crate::keys::{per_commitment_point, ChannelBasepoints};
+use crate::shachain::{generate_from_seed, MAX_INDEX};
+
+/// Something the application should know or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Opener: build a transaction paying `value` to `script_pubkey` (do NOT broadcast it
+    /// yet) and hand its outpoint to [`Channel::handle_funding_tx`].
+    FundingGenerationReady {
+        /// The P2WSH 2-of-2 script.
+        script_pubkey: ScriptBuf,
+        /// The capacity.
+        value: Amount,
+    },
+    /// Opener: our commitment 0 is signed by the peer; broadcasting the funding is safe.
+    FundingSigned {
+        /// The funding outpoint.
+        outpoint: OutPoint,
+    },
+    /// `channel_ready` went both ways: payments may flow.
+    ChannelReady,
+    /// An HTLC offered by the peer is irrevocably committed: fulfill, fail or forward it.
+    HtlcReceived {
+        /// Its id.
+        id: u64,
+        /// The HTLC.
+        htlc: HtlcInfo,
+    },
+    /// The peer fulfilled an HTLC we offered (the preimage is valid).
+    HtlcFulfilled {
+        /// Our HTLC id.
+        id: u64,
+        /// The preimage.
+        preimage: [u8; 32],
+    },
+    /// The peer's failure of an HTLC we offered is irrevocably committed.
+    HtlcFailed {
+        /// Our HTLC id.
+        id: u64,
+        /// The encrypted failure onion.
+        reason: Vec<u8>,
+    },
+    /// The channel closed (failure or funding timeout); see `poll_broadcast`.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A batch of records to make durable; its messages are released by
+/// [`Channel::persisted`]`(id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistBatch {
+    /// Batch id (acknowledge with [`Channel::persisted`]).
+    pub id: u64,
+    /// The records, in order; append them to the channel's log.
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug)]
+struct Batch {
+    id: u64,
+    records: Vec<Record>,
+    messages: Vec<Message>,
+    handed_out: bool,
+    durable: bool,
+}
+
+/// One channel with one peer.
+///
+/// # Call order
+/// 1. Create with [`Channel::new_outbound`] (we open) or [`Channel::new_inbound`] (the
+///    peer's `open_channel`), or rebuild with [`Channel::restore`] from the records.
+/// 2. Feed inputs: [`Channel::handle_message`] (peer messages), [`Channel::handle_block`]
+///    and [`Channel::handle_funding_confirmed`] (chain), and commands
+///    ([`Channel::handle_funding_tx`], [`Channel::add_htlc`], [`Channel::fulfill_htlc`],
+///    [`Channel::fail_htlc`], [`Channel::send_commitment`]).
+/// 3. After every input, drain the outputs:
+///    - [`Channel::poll_persist`]: write the batch's records durably, then call
+///      [`Channel::persisted`] with its id. **Persist-before-send**: the messages produced
+///      with a batch (`commitment_signed`, `revoke_and_ack`, `funding_signed`, ...) are held
+///      inside the channel and only become visible to [`Channel::poll_message`] once that
+///      batch and every earlier one are acknowledged. There is no other way to get them.
+///    - [`Channel::poll_message`]: send to the peer, in order.
+///    - [`Channel::poll_event`]: application events.
+///    - [`Channel::poll_broadcast`]: transactions to broadcast (the fully signed latest
+///      commitment after a failure).
+///
+/// A peer message that breaks the protocol returns [`ChannelError::Protocol`] and fails the
+/// channel: an `error` is queued and the latest signed commitment is offered for broadcast.
+/// A refused command returns [`ChannelError::Command`] and changes nothing.
+///
+/// Records are increments (one per state change, never a snapshot); `restore` replays them
+/// and yields a [`ChannelState`] equal to the original's.
+pub struct Channel {
+    state: ChannelState,
+    secrets: ChannelSecrets,
+    local_bp: ChannelBasepoints,
+    secp: Secp256k1<All>,
+    config: ChannelConfig,
+    best_height: u32,
+    batches: VecDeque<Batch>,
+    next_batch_id: u64,
+    outbox: VecDeque<Message>,
+    events: VecDeque<Event>,
+    broadcasts: VecDeque<Transaction>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    fn with_state(keys: &dyn KeySource, config: ChannelConfig, state: ChannelState) -> Channel {
+        let secp = Secp256k1::new();
+        let secrets = keys.channel_secrets(&state.setup.key_id);
+        let local_bp = secrets.basepoints(&secp);
+        Channel {
+            best_height: state.setup.created_height,
+            state,
+            secrets,
+            local_bp,
+            secp,
+            config,
+            batches: VecDeque::new(),
+            next_batch_id: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            broadcasts: VecDeque::new(),
+        }
+    }
+
+    /// Rebuild a channel from its records (the first must be [`Record::Created`]). The
+    /// rebuilt [`ChannelState`] equals the original's. Messages not yet sent before the
+    /// restart are not regenerated (that is `channel_reestablish`'s job).
+    pub fn restore(
+        keys: &dyn KeySource,
+        config: ChannelConfig,
+        records: &[Record],
+    ) -> Result<Channel, ChannelError> {
+        let (first, rest) = records
+            .split_first()
+            .ok_or(ChannelError::Records("no records".into()))?;
+        let Record::Created(setup) = first else {
+            return Err(ChannelError::Records("first record is not Created".into()));
+        };
+        let mut state = ChannelState::new((**setup).clone());
+        for r in rest {
+            state.apply(r)?;
+        }
+        Ok(Channel::with_state(keys, config, state))
+    }
+
+    /// The persistent state (compare two channels with it).
+    pub fn state(&self) -> &ChannelState {
+        &self.state
+    }
+
+    /// The channel id (temporary until the funding outpoint is known).
+    pub fn channel_id(&self) -> [u8; 32] {
+        self.state.channel_id
+    }
+
+    /// Our balance and theirs in our current commitment, msat (HTLCs excluded).
+    pub fn balances_msat(&self) -> Option<(u64, u64)> {
+        self.state
+            .local_commit
+            .as_ref()
+            .map(|c| (c.spec.to_us_msat, c.spec.to_them_msat))
+    }
+
+    /// True when no update or signature is outstanding in either direction.
+    pub fn is_quiescent(&self) -> bool {
+        let s = &self.state;
+        s.local_changes == Default::default()
+            && s.remote_changes == Default::default()
+            && s.remote_next.is_none()
+    }
+
+    /// Next batch of records to persist, if any is not handed out yet.
+    pub fn poll_persist(&mut self) -> Option<PersistBatch> {
+        let b = self
+            .batches
+            .iter_mut()
+            .find(|b| !b.handed_out && !b.durable)?;
+        b.handed_out = true;
+        Some(PersistBatch {
+            id: b.id,
+            records: b.records.clone(),
+        })
+    }
+
+    /// Acknowledge that batch `id`'s records are durable; releases its messages once every
+    /// earlier batch is acknowledged too.
+    pub fn persisted(&mut self, id: u64) -> Result<(), ChannelError> {
+        let b = self
+            .batches
+            .iter_mut()
+            .find(|b| b.id == id && b.handed_out)
+            .ok_or(ChannelError::Command(format!("no batch {id} handed out")))?;
+        b.durable = true;
+        self.release();
+        Ok(())
+    }
+
+    /// Next message for the peer (only from acknowledged batches).
+    pub fn poll_message(&mut self) -> Option<Message> {
+        self.outbox.pop_front()
+    }
+
+    /// Next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Next transaction to broadcast.
+    pub fn poll_broadcast(&mut self) -> Option<Transaction> {
+        self.broadcasts.pop_front()
+    }
+
+    fn release(&mut self) {
+        while self.batches.front().is_some_and(|b| b.durable) {
+            if let Some(b) = self.batches.pop_front() {
+                self.outbox.extend(b.messages);
+            }
+        }
+    }
+
+    fn queue(&mut self, records: Vec<Record>, messages: Vec<Message>) {
+        if records.is_empty() && messages.is_empty() {
+            return;
+        }
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        self.batches.push_back(Batch {
+            id,
+            durable: records.is_empty(),
+            records,
+            messages,
+            handed_out: false,
+        });
+        self.release();
+    }
+
+    /// Apply `records`, then build the messages with `f` from the new state; on error the
+    /// state is rolled back and nothing is queued.
+    fn transact(
+        &mut self,
+        records: Vec<Record>,
+        f: impl FnOnce(&Channel) -> Result<Vec<Message>, ChannelError>,
+    ) -> Result<(), ChannelError> {
+        let saved = self.state.clone();
+        let res = records
+            .iter()
+            .try_for_each(|r| self.state.apply(r))
+            .and_then(|()| f(self));
+        match res {
+            Ok(msgs) => {
+                self.queue(records, msgs);
+                Ok(())
+            }
+            Err(e) => {
+                self.state = saved;
+                Err(e)
+            }
+        }
+    }
+
+    fn our_point(&self, number: u64) -> Result<PublicKey, ChannelError> {
+        let secret = self.our_secret(number)?;
+        per_commitment_point(&self.secp, &secret).map_err(|e| ChannelError::Protocol(e.to_string()))
+    }
+
+    fn our_secret(&self, number: u64) -> Result<[u8; 32], ChannelError> {
+        let idx = MAX_INDEX
+            .checked_sub(number)
+            .ok_or(ChannelError::Protocol("commitment number exhausted".into()))?;
+        generate_from_seed(&self.secrets.commitment_seed, idx)
+            .map_err(|e| ChannelError::Protocol(e.to_string()))
+    }
+
+    fn check_open(&self) -> Result<(), ChannelError> {
+        if self.state.phase == Phase::Closed {
+            return Err(ChannelError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Handle one message from the peer. A [`ChannelError::Protocol`] result has already
+    /// failed the channel.
+    pub fn handle_message(&mut self, msg: &Message) -> Result<(), ChannelError> {
+        self.check_open()?;
+        let res = match msg {
+            Message::AcceptChannel(m) => self.on_accept_channel(m),
+            Message::FundingCreated(m) => self.on_funding_created(m),
+            Message::FundingSigned(m) => self.on_funding_signed(m),
+            Message::ChannelReady(m) => self.on_channel_ready(m),
+            Message::UpdateAddHtlc(m) => self.on_update_add(m),
+            Message::UpdateFulfillHtlc(m) => self.on_update_fulfill(m),
+            Message::UpdateFailHtlc(m) => self.on_update_fail(m),
+            Message::CommitmentSigned(m) => self.on_commitment_signed(m),
+            Message::RevokeAndAck(m) => self.on_revoke_and_ack(m),
+            Message::Error(e) => Err(ChannelError::Protocol(format!(
+                "peer sent error: {}",
+                String::from_utf8_lossy(&e.data.0)
+            ))),
+            other => Err(ChannelError::Protocol(format!(
+                "unexpected message type {}",
+                other.msg_type()
+            ))),
+        };
+        if let Err(ChannelError::Protocol(reason)) = &res {
+            self.fail(reason.clone());
+        }
+        res
+    }
+
+    /// Fail the channel: record it, queue an `error`, offer the latest signed commitment.
+    fn fail(&mut self, reason: String) {
+        if let Ok(tx) = self.signed_local_commitment() {
+            self.broadcasts.push_back(tx);
+        }
+        let rec = Record::Closed(reason.clone());
+        // Applying Closed cannot fail.
+        let _ = self.state.apply(&rec);
+        let err = fulmen_wire::msgs::Error::text(self.state.channel_id, &reason);
+        self.queue(vec![rec], vec![Message::Error(err)]);
+        self.events.push_back(Event::Closed { reason });
+    }
+
+    /// Our latest commitment, fully signed (both funding signatures), ready to broadcast.
+    pub fn signed_local_commitment(&self) -> Result<Transaction, ChannelError> {
+        let lc = self
+            .state
+            .local_commit
+            .as_ref()
+            .ok_or(ChannelError::Command("no commitment yet".into()))?;
+        let point = self.our_point(lc.number)?;
+        let built = commit::build(
+            &self.secp,
+            &self.state,
+            &self.local_bp,
+            true,
+            lc.number,
+            &point,
+            &lc.spec,
+        )?;
+        let remote_funding = self.state.remote()?.basepoints.funding_pubkey;
+        let our_sig = built
+            .tx
+            .sign(
+                &self.secp,
+                &built.params,
+                &self.local_bp.funding_pubkey,
+                &remote_funding,
+                &self.secrets.funding_key,
+            )
+            .map_err(|e| ChannelError::Command(e.to_string()))?;
+        Ok(built.tx.signed_tx(
+            &self.local_bp.funding_pubkey,
+            &our_sig,
+            &remote_funding,
+            &lc.remote_sig,
+        ))
+    }
+}

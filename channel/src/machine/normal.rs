@@ -1,0 +1,446 @@
+//! Normal operation: `update_add_htlc`, `update_fulfill_htlc`, `update_fail_htlc`,
+//! `commitment_signed` (every HTLC signature verified), `revoke_and_ack` (secret checked
+//! and kept in the shachain store), with the BOLT 2 sender and receiver checks.
+//!
+//! Must never: offer or accept an HTLC beyond the receiver's limits or the sender's
+//! reserve; settle an HTLC that is not irrevocably committed; release a
+//! `commitment_signed` / `revoke_and_ack` except through a persisted batch.
+
+use bitcoin::hashes::{sha256, Hash};
+use fulmen_wire::codec::LenBytes;
+use fulmen_wire::msgs::{
+    CommitmentSigned, Message, OnionPacket, RevokeAndAck, UpdateAddHtlc, UpdateFailHtlc,
+    UpdateFulfillHtlc,
+};
+
+use super::params::SideParams;
+use super::state::{reduce, HtlcInfo, Phase, Record, Spec, Update};
+use super::{Channel, ChannelError, Event};
+use crate::commitment::{commitment_fee, CommitmentHtlc};
+use crate::keys::per_commitment_point;
+use crate::shachain::MAX_INDEX;
+
+/// `cltv_expiry` at or above this is a timestamp, which BOLT 2 forbids.
+const MAX_CLTV_EXPIRY: u32 = 500_000_000;
+
+fn proto(s: String) -> ChannelError {
+    ChannelError::Protocol(s)
+}
+
+/// Checks of one direction's HTLCs in `spec` against the receiver's `limits`; `by_us` says
+/// whose offers and balance are checked; `funder` whether that side pays the fee.
+fn check_limits(
+    spec: &Spec,
+    by_us: bool,
+    limits: &SideParams,
+    reserve_sat: u64,
+    funder: bool,
+    feerate: u32,
+) -> Result<(), String> {
+    let (offers, balance) = if by_us {
+        (&spec.offered_by_us, spec.to_us_msat)
+    } else {
+        (&spec.offered_by_them, spec.to_them_msat)
+    };
+    if offers.len() > usize::from(limits.max_accepted_htlcs) {
+        return Err(format!(
+            "{} htlcs exceed max_accepted_htlcs {}",
+            offers.len(),
+            limits.max_accepted_htlcs
+        ));
+    }
+    let in_flight: u64 = offers.values().map(|h| h.amount_msat).sum();
+    if in_flight > limits.max_htlc_value_in_flight_msat {
+        return Err(format!(
+            "{in_flight} msat in flight exceeds {}",
+            limits.max_htlc_value_in_flight_msat
+        ));
+    }
+    let untrimmed = spec
+        .offered_by_us
+        .values()
+        .chain(spec.offered_by_them.values())
+        .filter(|h| {
+            !CommitmentHtlc {
+                offered: true,
+                amount_msat: h.amount_msat,
+                cltv_expiry: h.cltv_expiry,
+                payment_hash: sha256::Hash::all_zeros(),
+            }
+            .is_trimmed(bitcoin::Amount::from_sat(limits.dust_limit_sat), feerate)
+        })
+        .count();
+    let fee_msat = if funder {
+        commitment_fee(feerate, untrimmed).to_sat() * 1000
+    } else {
+        0
+    };
+    if balance < reserve_sat * 1000 + fee_msat {
+        return Err(format!(
+            "sender balance {balance} msat below reserve {reserve_sat} sat + fee {fee_msat} msat"
+        ));
+    }
+    Ok(())
+}
+
+impl Channel {
+    fn require_normal(&self) -> Result<(), ChannelError> {
+        self.check_open()?;
+        if self.state.phase != Phase::Normal {
+            return Err(ChannelError::Command("channel is not ready".into()));
+        }
+        Ok(())
+    }
+
+    /// Offer an HTLC; queues `update_add_htlc` and returns its id. Refused (nothing
+    /// changes) if it breaks the peer's limits or our reserve.
+    pub fn add_htlc(
+        &mut self,
+        amount_msat: u64,
+        payment_hash: [u8; 32],
+        cltv_expiry: u32,
+        onion: OnionPacket,
+    ) -> Result<u64, ChannelError> {
+        self.require_normal()?;
+        let remote = *self.state.remote()?;
+        let cmd = ChannelError::Command;
+        if amount_msat == 0 || amount_msat < remote.htlc_minimum_msat {
+            return Err(cmd(format!("amount {amount_msat} below htlc_minimum_msat")));
+        }
+        if cltv_expiry >= MAX_CLTV_EXPIRY {
+            return Err(cmd("cltv_expiry is not a block height".into()));
+        }
+        let id = self.state.next_local_htlc_id;
+        let htlc = HtlcInfo {
+            amount_msat,
+            payment_hash,
+            cltv_expiry,
+        };
+        let update = Update::Add {
+            id,
+            htlc,
+            onion: onion.clone(),
+        };
+        let st = &self.state;
+        let base = st
+            .remote_next
+            .as_ref()
+            .or(st.remote_commit.as_ref())
+            .ok_or(cmd("no remote commitment".into()))?;
+        let mut ours = st.local_changes.proposed.clone();
+        ours.push(update.clone());
+        let spec = reduce(&base.spec, &ours, &st.remote_changes.acked).map_err(cmd)?;
+        check_limits(
+            &spec,
+            true,
+            &remote,
+            remote.channel_reserve_sat,
+            st.setup.is_opener,
+            st.setup.feerate_per_kw,
+        )
+        .map_err(cmd)?;
+        let channel_id = st.channel_id;
+        self.transact(vec![Record::LocalUpdate(update)], |_| {
+            Ok(vec![Message::UpdateAddHtlc(UpdateAddHtlc {
+                channel_id,
+                id,
+                amount_msat,
+                payment_hash,
+                cltv_expiry,
+                onion_routing_packet: onion,
+                path_key: None,
+                extra_tlvs: Default::default(),
+            })])
+        })?;
+        Ok(id)
+    }
+
+    /// The HTLC the peer offered with `id`, if irrevocably committed and not yet settled.
+    fn settleable_incoming(&self, id: u64) -> Result<HtlcInfo, ChannelError> {
+        let st = &self.state;
+        let in_local = st
+            .local_commit
+            .as_ref()
+            .and_then(|c| c.spec.offered_by_them.get(&id));
+        let in_remote = st
+            .remote_commit
+            .as_ref()
+            .and_then(|c| c.spec.offered_by_them.get(&id));
+        let (Some(h), Some(_)) = (in_local, in_remote) else {
+            return Err(ChannelError::Command(format!(
+                "htlc {id} is not irrevocably committed"
+            )));
+        };
+        let c = &st.local_changes;
+        if c.proposed
+            .iter()
+            .chain(&c.signed)
+            .chain(&c.acked)
+            .any(|u| u.settles() == Some(id))
+        {
+            return Err(ChannelError::Command(format!("htlc {id} already settled")));
+        }
+        Ok(*h)
+    }
+
+    /// Fulfill an HTLC the peer offered; queues `update_fulfill_htlc`.
+    pub fn fulfill_htlc(&mut self, id: u64, preimage: [u8; 32]) -> Result<(), ChannelError> {
+        self.require_normal()?;
+        let h = self.settleable_incoming(id)?;
+        if sha256::Hash::hash(&preimage).to_byte_array() != h.payment_hash {
+            return Err(ChannelError::Command("preimage does not match".into()));
+        }
+        let channel_id = self.state.channel_id;
+        self.transact(
+            vec![Record::LocalUpdate(Update::Fulfill { id, preimage })],
+            |_| {
+                Ok(vec![Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+                    channel_id,
+                    id,
+                    payment_preimage: preimage,
+                    extra_tlvs: Default::default(),
+                })])
+            },
+        )
+    }
+
+    /// Fail an HTLC the peer offered; queues `update_fail_htlc`.
+    pub fn fail_htlc(&mut self, id: u64, reason: Vec<u8>) -> Result<(), ChannelError> {
+        self.require_normal()?;
+        self.settleable_incoming(id)?;
+        if reason.len() > usize::from(u16::MAX) {
+            return Err(ChannelError::Command("failure reason too long".into()));
+        }
+        let channel_id = self.state.channel_id;
+        let r2 = reason.clone();
+        self.transact(
+            vec![Record::LocalUpdate(Update::Fail { id, reason })],
+            |_| {
+                Ok(vec![Message::UpdateFailHtlc(UpdateFailHtlc {
+                    channel_id,
+                    id,
+                    reason: LenBytes(r2),
+                    extra_tlvs: Default::default(),
+                })])
+            },
+        )
+    }
+
+    /// Whether [`Channel::send_commitment`] would do something: updates to sign and no
+    /// revocation outstanding.
+    pub fn can_send_commitment(&self) -> bool {
+        let st = &self.state;
+        st.phase == Phase::Normal
+            && st.remote_next.is_none()
+            && (!st.local_changes.proposed.is_empty() || !st.remote_changes.acked.is_empty())
+    }
+
+    /// Sign the peer's next commitment with every pending update; queues
+    /// `commitment_signed` (released after its batch is persisted).
+    pub fn send_commitment(&mut self) -> Result<(), ChannelError> {
+        self.require_normal()?;
+        if self.state.remote_next.is_some() {
+            return Err(ChannelError::Command("awaiting revoke_and_ack".into()));
+        }
+        if !self.can_send_commitment() {
+            return Err(ChannelError::Command("no updates to sign".into()));
+        }
+        self.transact(vec![Record::SentCommitment], |ch| {
+            let (signature, htlc_signatures) = ch.sign_remote_commit(true)?;
+            Ok(vec![Message::CommitmentSigned(CommitmentSigned {
+                channel_id: ch.state.channel_id,
+                signature,
+                htlc_signatures,
+                extra_tlvs: Default::default(),
+            })])
+        })
+    }
+
+    fn check_channel_id(&self, id: &[u8; 32]) -> Result<(), ChannelError> {
+        if self.state.phase != Phase::Normal {
+            return Err(proto("update before the channel is ready".into()));
+        }
+        if *id != self.state.channel_id {
+            return Err(proto("message for another channel".into()));
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_update_add(&mut self, m: &UpdateAddHtlc) -> Result<(), ChannelError> {
+        self.check_channel_id(&m.channel_id)?;
+        let st = &self.state;
+        let local = st.setup.local;
+        if m.id != st.next_remote_htlc_id {
+            return Err(proto(format!(
+                "htlc id {} but expected {}",
+                m.id, st.next_remote_htlc_id
+            )));
+        }
+        if m.amount_msat == 0 || m.amount_msat < local.htlc_minimum_msat {
+            return Err(proto(format!(
+                "amount {} below htlc_minimum_msat",
+                m.amount_msat
+            )));
+        }
+        if m.cltv_expiry >= MAX_CLTV_EXPIRY {
+            return Err(proto("cltv_expiry is not a block height".into()));
+        }
+        let update = Update::Add {
+            id: m.id,
+            htlc: HtlcInfo {
+                amount_msat: m.amount_msat,
+                payment_hash: m.payment_hash,
+                cltv_expiry: m.cltv_expiry,
+            },
+            onion: m.onion_routing_packet.clone(),
+        };
+        let lc = st
+            .local_commit
+            .as_ref()
+            .ok_or(proto("no local commitment".into()))?;
+        let mut theirs = st.remote_changes.proposed.clone();
+        theirs.push(update.clone());
+        let spec = reduce(&lc.spec, &st.local_changes.acked, &theirs).map_err(proto)?;
+        check_limits(
+            &spec,
+            false,
+            &local,
+            local.channel_reserve_sat,
+            !st.setup.is_opener,
+            st.setup.feerate_per_kw,
+        )
+        .map_err(proto)?;
+        self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))
+    }
+
+    /// The HTLC we offered with `id`, if irrevocably committed and not settled yet.
+    fn settleable_outgoing(&self, id: u64) -> Result<HtlcInfo, ChannelError> {
+        let st = &self.state;
+        let in_local = st
+            .local_commit
+            .as_ref()
+            .and_then(|c| c.spec.offered_by_us.get(&id));
+        let in_remote = st
+            .remote_commit
+            .as_ref()
+            .and_then(|c| c.spec.offered_by_us.get(&id));
+        let (Some(h), Some(_)) = (in_local, in_remote) else {
+            return Err(proto(format!(
+                "settle of htlc {id} not irrevocably committed"
+            )));
+        };
+        let c = &st.remote_changes;
+        if c.proposed
+            .iter()
+            .chain(&c.acked)
+            .chain(&c.signed)
+            .any(|u| u.settles() == Some(id))
+        {
+            return Err(proto(format!("htlc {id} settled twice")));
+        }
+        Ok(*h)
+    }
+
+    pub(super) fn on_update_fulfill(&mut self, m: &UpdateFulfillHtlc) -> Result<(), ChannelError> {
+        self.check_channel_id(&m.channel_id)?;
+        let h = self.settleable_outgoing(m.id)?;
+        if sha256::Hash::hash(&m.payment_preimage).to_byte_array() != h.payment_hash {
+            return Err(proto(format!("wrong preimage for htlc {}", m.id)));
+        }
+        let update = Update::Fulfill {
+            id: m.id,
+            preimage: m.payment_preimage,
+        };
+        self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))?;
+        self.events.push_back(Event::HtlcFulfilled {
+            id: m.id,
+            preimage: m.payment_preimage,
+        });
+        Ok(())
+    }
+
+    pub(super) fn on_update_fail(&mut self, m: &UpdateFailHtlc) -> Result<(), ChannelError> {
+        self.check_channel_id(&m.channel_id)?;
+        self.settleable_outgoing(m.id)?;
+        let update = Update::Fail {
+            id: m.id,
+            reason: m.reason.0.clone(),
+        };
+        self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))
+    }
+
+    pub(super) fn on_commitment_signed(
+        &mut self,
+        m: &CommitmentSigned,
+    ) -> Result<(), ChannelError> {
+        self.check_channel_id(&m.channel_id)?;
+        let st = &self.state;
+        if st.local_changes.acked.is_empty() && st.remote_changes.proposed.is_empty() {
+            return Err(proto("commitment_signed without updates".into()));
+        }
+        let rec = Record::ReceivedCommitment {
+            sig: m.signature,
+            htlc_sigs: m.htlc_signatures.clone(),
+        };
+        self.transact(vec![rec], |ch| {
+            let lc = ch
+                .state
+                .local_commit
+                .as_ref()
+                .ok_or(proto("no local commitment".into()))?;
+            ch.verify_local_commit(lc.number, &lc.spec, &m.signature, &m.htlc_signatures)?;
+            // Revoke the previous commitment.
+            let revoked = lc.number - 1;
+            Ok(vec![Message::RevokeAndAck(RevokeAndAck {
+                channel_id: ch.state.channel_id,
+                per_commitment_secret: ch.our_secret(revoked)?,
+                next_per_commitment_point: ch.our_point(lc.number + 1)?,
+                extra_tlvs: Default::default(),
+            })])
+        })
+    }
+
+    pub(super) fn on_revoke_and_ack(&mut self, m: &RevokeAndAck) -> Result<(), ChannelError> {
+        self.check_channel_id(&m.channel_id)?;
+        let st = &self.state;
+        if st.remote_next.is_none() {
+            return Err(proto("revoke_and_ack without a pending commitment".into()));
+        }
+        let rc = st
+            .remote_commit
+            .as_ref()
+            .ok_or(proto("no remote commitment".into()))?;
+        let point = per_commitment_point(&self.secp, &m.per_commitment_secret)
+            .map_err(|_| proto("per_commitment_secret is not a valid key".into()))?;
+        if point != rc.point {
+            return Err(proto(
+                "per_commitment_secret does not match the point".into(),
+            ));
+        }
+        let mut store = st.remote_secrets.clone();
+        store
+            .insert(MAX_INDEX - rc.number, m.per_commitment_secret)
+            .map_err(|e| proto(format!("per_commitment_secret refused by shachain: {e}")))?;
+        let mut events = Vec::new();
+        for u in &st.remote_changes.signed {
+            match u {
+                Update::Add { id, htlc, .. } => events.push(Event::HtlcReceived {
+                    id: *id,
+                    htlc: *htlc,
+                }),
+                Update::Fail { id, reason } => events.push(Event::HtlcFailed {
+                    id: *id,
+                    reason: reason.clone(),
+                }),
+                Update::Fulfill { .. } => {}
+            }
+        }
+        let rec = Record::ReceivedRevocation {
+            secret: m.per_commitment_secret,
+            next_point: m.next_per_commitment_point,
+        };
+        self.transact(vec![rec], |_| Ok(vec![]))?;
+        self.events.extend(events);
+        Ok(())
+    }
+}

@@ -1,0 +1,527 @@
+//! The persistent channel state, the update records that change it, and [`ChannelState::apply`],
+//! the only function that mutates it — so replaying the records rebuilds an equal state.
+//!
+//! Must never: validate peer input here (handlers do, before they emit a record); apply a
+//! record that would create or destroy value (balances are checked, not saturated).
+
+use std::collections::BTreeMap;
+
+use bitcoin::secp256k1::ecdsa::Signature;
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::OutPoint;
+use fulmen_wire::msgs::OnionPacket;
+
+use super::error::ChannelError;
+use super::params::SideParams;
+use crate::shachain::{SecretStore, MAX_INDEX};
+
+/// One HTLC as both commitments see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtlcInfo {
+    /// Amount.
+    pub amount_msat: u64,
+    /// Payment hash.
+    pub payment_hash: [u8; 32],
+    /// Absolute expiry height.
+    pub cltv_expiry: u32,
+}
+
+/// The content of one commitment, from OUR point of view whichever side holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Spec {
+    /// Our balance.
+    pub to_us_msat: u64,
+    /// Their balance.
+    pub to_them_msat: u64,
+    /// HTLCs we offered, by id.
+    pub offered_by_us: BTreeMap<u64, HtlcInfo>,
+    /// HTLCs they offered, by id.
+    pub offered_by_them: BTreeMap<u64, HtlcInfo>,
+}
+
+impl Spec {
+    /// Sum of everything in the commitment (must equal the capacity).
+    pub fn total_msat(&self) -> u64 {
+        self.to_us_msat
+            + self.to_them_msat
+            + self
+                .offered_by_us
+                .values()
+                .map(|h| h.amount_msat)
+                .sum::<u64>()
+            + self
+                .offered_by_them
+                .values()
+                .map(|h| h.amount_msat)
+                .sum::<u64>()
+    }
+}
+
+/// One update (`update_add_htlc`, `update_fulfill_htlc`, `update_fail_htlc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// Offer an HTLC.
+    Add {
+        /// HTLC id (per direction, from 0, +1 each).
+        id: u64,
+        /// The HTLC.
+        htlc: HtlcInfo,
+        /// Its onion.
+        onion: OnionPacket,
+    },
+    /// Settle an HTLC the other side offered.
+    Fulfill {
+        /// HTLC id (offered by the other side).
+        id: u64,
+        /// Its preimage.
+        preimage: [u8; 32],
+    },
+    /// Fail an HTLC the other side offered.
+    Fail {
+        /// HTLC id (offered by the other side).
+        id: u64,
+        /// Encrypted failure onion.
+        reason: Vec<u8>,
+    },
+}
+
+impl Update {
+    /// The HTLC this update settles, if it is a fulfill or fail.
+    pub fn settles(&self) -> Option<u64> {
+        match self {
+            Update::Add { .. } => None,
+            Update::Fulfill { id, .. } | Update::Fail { id, .. } => Some(*id),
+        }
+    }
+}
+
+fn apply_updates(spec: &mut Spec, updates: &[Update], by_us: bool) -> Result<(), String> {
+    for u in updates {
+        if let Update::Add { id, htlc, .. } = u {
+            let (bal, map) = if by_us {
+                (&mut spec.to_us_msat, &mut spec.offered_by_us)
+            } else {
+                (&mut spec.to_them_msat, &mut spec.offered_by_them)
+            };
+            *bal = bal
+                .checked_sub(htlc.amount_msat)
+                .ok_or_else(|| format!("htlc {id}: sender cannot afford it"))?;
+            if map.insert(*id, *htlc).is_some() {
+                return Err(format!("htlc {id} added twice"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn settle_updates(spec: &mut Spec, updates: &[Update], by_us: bool) -> Result<(), String> {
+    for u in updates {
+        let (id, fulfilled) = match u {
+            Update::Add { .. } => continue,
+            Update::Fulfill { id, .. } => (*id, true),
+            Update::Fail { id, .. } => (*id, false),
+        };
+        // We settle HTLCs they offered, and the reverse.
+        let map = if by_us {
+            &mut spec.offered_by_them
+        } else {
+            &mut spec.offered_by_us
+        };
+        let h = map
+            .remove(&id)
+            .ok_or_else(|| format!("settle of unknown htlc {id}"))?;
+        // Fulfilled: the amount goes to the settler; failed: back to the offerer.
+        if fulfilled == by_us {
+            spec.to_us_msat += h.amount_msat;
+        } else {
+            spec.to_them_msat += h.amount_msat;
+        }
+    }
+    Ok(())
+}
+
+/// `spec` after our `ours` and their `theirs` updates (adds first, then settlements).
+pub fn reduce(spec: &Spec, ours: &[Update], theirs: &[Update]) -> Result<Spec, String> {
+    let mut s = spec.clone();
+    apply_updates(&mut s, ours, true)?;
+    apply_updates(&mut s, theirs, false)?;
+    settle_updates(&mut s, ours, true)?;
+    settle_updates(&mut s, theirs, false)?;
+    Ok(s)
+}
+
+/// Our current commitment and the peer's signatures on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCommit {
+    /// Commitment number.
+    pub number: u64,
+    /// Content.
+    pub spec: Spec,
+    /// The peer's signature of its funding input.
+    pub remote_sig: Signature,
+    /// The peer's signatures of our second-stage HTLC txs, in output order.
+    pub htlc_sigs: Vec<Signature>,
+}
+
+/// A commitment of the peer's that we signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCommit {
+    /// Commitment number.
+    pub number: u64,
+    /// Content.
+    pub spec: Spec,
+    /// The peer's per-commitment point for it.
+    pub point: PublicKey,
+}
+
+/// Where the opening flow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Opener: `open_channel` sent, waiting for `accept_channel`.
+    AwaitingAccept,
+    /// Opener: accepted; waiting for the caller's funding outpoint.
+    AwaitingFundingTx,
+    /// Acceptor: `accept_channel` sent, waiting for `funding_created`.
+    AwaitingFundingCreated,
+    /// Opener: `funding_created` sent, waiting for `funding_signed`.
+    AwaitingFundingSigned,
+    /// Both commitments 0 signed; waiting for depth and `channel_ready` both ways.
+    AwaitingReady,
+    /// Normal operation.
+    Normal,
+    /// Failed or timed out; no more input.
+    Closed,
+}
+
+/// Our updates by stage: proposed (sent, not yet signed), signed (in a commitment we signed,
+/// awaiting their revocation), acked (in their current commitment, next in ours).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocalChanges {
+    /// Sent, not yet covered by our `commitment_signed`.
+    pub proposed: Vec<Update>,
+    /// Covered by our last `commitment_signed`, awaiting `revoke_and_ack`.
+    pub signed: Vec<Update>,
+    /// Acknowledged by their `revoke_and_ack`; will enter our commitment.
+    pub acked: Vec<Update>,
+}
+
+/// Their updates by stage: proposed (received), acked (in our commitment, which we
+/// revoked the previous of), signed (in a commitment of theirs we signed).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteChanges {
+    /// Received, not yet covered by their `commitment_signed`.
+    pub proposed: Vec<Update>,
+    /// In our current commitment; will enter theirs when we sign.
+    pub acked: Vec<Update>,
+    /// In the commitment of theirs we signed, awaiting their revocation.
+    pub signed: Vec<Update>,
+}
+
+/// Initial setup of a channel (first record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setup {
+    /// True if we opened (and fund) the channel.
+    pub is_opener: bool,
+    /// Id of our key material (see `KeySource`).
+    pub key_id: [u8; 32],
+    /// Chain hash.
+    pub chain_hash: [u8; 32],
+    /// Temporary channel id.
+    pub temporary_channel_id: [u8; 32],
+    /// Capacity.
+    pub funding_sat: u64,
+    /// Pushed to the acceptor.
+    pub push_msat: u64,
+    /// Commitment feerate.
+    pub feerate_per_kw: u32,
+    /// Our parameters.
+    pub local: SideParams,
+    /// Theirs, when known (acceptor: from `open_channel`).
+    pub remote: Option<SideParams>,
+    /// `minimum_depth` (acceptor: ours; opener: set by `Accepted`).
+    pub minimum_depth: u32,
+    /// Block height at creation (funding timeout base).
+    pub created_height: u32,
+}
+
+/// One increment of channel state. Persist them in order; replay with `Channel::restore`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// The channel was created.
+    Created(Box<Setup>),
+    /// Opener: `accept_channel` received and checked.
+    Accepted {
+        /// The acceptor's parameters.
+        remote: Box<SideParams>,
+        /// Its `minimum_depth`.
+        minimum_depth: u32,
+    },
+    /// The funding outpoint is known; the peer's commitment 0 is signed by us.
+    FundingOutpoint(OutPoint),
+    /// The peer's valid signature of our commitment 0.
+    InitialCommitSigned(Signature),
+    /// The funding transaction confirmed at this height.
+    FundingConfirmed(u32),
+    /// We sent `channel_ready`.
+    ReadySent,
+    /// We received `channel_ready` with the peer's second per-commitment point.
+    ReadyReceived(PublicKey),
+    /// We sent an update.
+    LocalUpdate(Update),
+    /// We received an update (checked).
+    RemoteUpdate(Update),
+    /// We signed the peer's next commitment.
+    SentCommitment,
+    /// We received and verified a `commitment_signed` and revoked our previous commitment.
+    ReceivedCommitment {
+        /// Signature of our new commitment.
+        sig: Signature,
+        /// HTLC signatures.
+        htlc_sigs: Vec<Signature>,
+    },
+    /// The peer revoked its previous commitment.
+    ReceivedRevocation {
+        /// Its per-commitment secret.
+        secret: [u8; 32],
+        /// Its point for the commitment after next.
+        next_point: PublicKey,
+    },
+    /// The channel is closed (failure or funding timeout).
+    Closed(String),
+}
+
+/// Everything that persists about a channel. Equal states mean equal channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelState {
+    /// The setup.
+    pub setup: Setup,
+    /// Opening / operation phase.
+    pub phase: Phase,
+    /// Real channel id once the funding outpoint is known, else the temporary one.
+    pub channel_id: [u8; 32],
+    /// Funding outpoint.
+    pub funding_outpoint: Option<OutPoint>,
+    /// Height of the funding confirmation.
+    pub funding_confirmed_height: Option<u32>,
+    /// `channel_ready` sent.
+    pub ready_sent: bool,
+    /// Our current commitment.
+    pub local_commit: Option<LocalCommit>,
+    /// Their current commitment (as we signed it).
+    pub remote_commit: Option<RemoteCommit>,
+    /// Their next commitment, signed by us, awaiting their revocation.
+    pub remote_next: Option<RemoteCommit>,
+    /// Their per-commitment point for the commitment after `remote_commit`.
+    pub remote_next_point: Option<PublicKey>,
+    /// Our updates.
+    pub local_changes: LocalChanges,
+    /// Their updates.
+    pub remote_changes: RemoteChanges,
+    /// Next id for an HTLC we offer.
+    pub next_local_htlc_id: u64,
+    /// Next id we expect for an HTLC they offer.
+    pub next_remote_htlc_id: u64,
+    /// Their revealed per-commitment secrets.
+    pub remote_secrets: SecretStore,
+    /// Why it closed.
+    pub closed_reason: Option<String>,
+}
+
+/// The BOLT 2 channel id: funding txid (internal order) with the output index XORed into
+/// its last two bytes.
+pub fn channel_id_from(outpoint: &OutPoint) -> [u8; 32] {
+    use bitcoin::hashes::Hash;
+    let mut id = outpoint.txid.to_byte_array();
+    let idx = (outpoint.vout as u16).to_be_bytes();
+    id[30] ^= idx[0];
+    id[31] ^= idx[1];
+    id
+}
+
+fn bad(s: &str) -> ChannelError {
+    ChannelError::Records(s.to_string())
+}
+
+impl ChannelState {
+    /// The state right after the first record.
+    pub fn new(setup: Setup) -> ChannelState {
+        let phase = if setup.is_opener {
+            Phase::AwaitingAccept
+        } else {
+            Phase::AwaitingFundingCreated
+        };
+        ChannelState {
+            channel_id: setup.temporary_channel_id,
+            setup,
+            phase,
+            funding_outpoint: None,
+            funding_confirmed_height: None,
+            ready_sent: false,
+            local_commit: None,
+            remote_commit: None,
+            remote_next: None,
+            remote_next_point: None,
+            local_changes: LocalChanges::default(),
+            remote_changes: RemoteChanges::default(),
+            next_local_htlc_id: 0,
+            next_remote_htlc_id: 0,
+            remote_secrets: SecretStore::new(),
+            closed_reason: None,
+        }
+    }
+
+    /// The initial balances (commitment 0), from our side.
+    pub fn initial_spec(&self) -> Spec {
+        let total = self.setup.funding_sat * 1000;
+        let to_acceptor = self.setup.push_msat;
+        let to_opener = total - to_acceptor;
+        if self.setup.is_opener {
+            Spec {
+                to_us_msat: to_opener,
+                to_them_msat: to_acceptor,
+                ..Spec::default()
+            }
+        } else {
+            Spec {
+                to_us_msat: to_acceptor,
+                to_them_msat: to_opener,
+                ..Spec::default()
+            }
+        }
+    }
+
+    /// The peer's parameters.
+    pub fn remote(&self) -> Result<&SideParams, ChannelError> {
+        self.setup.remote.as_ref().ok_or(bad("no remote params"))
+    }
+
+    /// Apply one record. Handlers call it after validating; `restore` replays with it.
+    pub fn apply(&mut self, record: &Record) -> Result<(), ChannelError> {
+        match record {
+            Record::Created(_) => return Err(bad("Created record twice")),
+            Record::Accepted {
+                remote,
+                minimum_depth,
+            } => {
+                if self.phase != Phase::AwaitingAccept {
+                    return Err(bad("Accepted out of order"));
+                }
+                self.setup.remote = Some(**remote);
+                self.setup.minimum_depth = *minimum_depth;
+                self.phase = Phase::AwaitingFundingTx;
+            }
+            Record::FundingOutpoint(op) => {
+                let first = self.remote()?.first_per_commitment_point;
+                self.funding_outpoint = Some(*op);
+                self.channel_id = channel_id_from(op);
+                self.remote_commit = Some(RemoteCommit {
+                    number: 0,
+                    spec: self.initial_spec(),
+                    point: first,
+                });
+                self.phase = Phase::AwaitingFundingSigned;
+            }
+            Record::InitialCommitSigned(sig) => {
+                if self.remote_commit.is_none() {
+                    return Err(bad("InitialCommitSigned before FundingOutpoint"));
+                }
+                self.local_commit = Some(LocalCommit {
+                    number: 0,
+                    spec: self.initial_spec(),
+                    remote_sig: *sig,
+                    htlc_sigs: Vec::new(),
+                });
+                self.phase = Phase::AwaitingReady;
+            }
+            Record::FundingConfirmed(h) => self.funding_confirmed_height = Some(*h),
+            Record::ReadySent => {
+                self.ready_sent = true;
+                self.maybe_normal();
+            }
+            Record::ReadyReceived(p) => {
+                self.remote_next_point = Some(*p);
+                self.maybe_normal();
+            }
+            Record::LocalUpdate(u) => {
+                if let Update::Add { id, .. } = u {
+                    if *id != self.next_local_htlc_id {
+                        return Err(bad("local htlc id out of order"));
+                    }
+                    self.next_local_htlc_id += 1;
+                }
+                self.local_changes.proposed.push(u.clone());
+            }
+            Record::RemoteUpdate(u) => {
+                if let Update::Add { id, .. } = u {
+                    if *id != self.next_remote_htlc_id {
+                        return Err(bad("remote htlc id out of order"));
+                    }
+                    self.next_remote_htlc_id += 1;
+                }
+                self.remote_changes.proposed.push(u.clone());
+            }
+            Record::SentCommitment => {
+                let rc = self.remote_commit.as_ref().ok_or(bad("no remote commit"))?;
+                let point = self.remote_next_point.ok_or(bad("no remote next point"))?;
+                if self.remote_next.is_some() {
+                    return Err(bad("SentCommitment while awaiting revocation"));
+                }
+                let spec = reduce(
+                    &rc.spec,
+                    &self.local_changes.proposed,
+                    &self.remote_changes.acked,
+                )
+                .map_err(ChannelError::Records)?;
+                self.remote_next = Some(RemoteCommit {
+                    number: rc.number + 1,
+                    spec,
+                    point,
+                });
+                self.local_changes.signed = std::mem::take(&mut self.local_changes.proposed);
+                self.remote_changes.signed = std::mem::take(&mut self.remote_changes.acked);
+            }
+            Record::ReceivedCommitment { sig, htlc_sigs } => {
+                let lc = self.local_commit.as_ref().ok_or(bad("no local commit"))?;
+                let spec = reduce(
+                    &lc.spec,
+                    &self.local_changes.acked,
+                    &self.remote_changes.proposed,
+                )
+                .map_err(ChannelError::Records)?;
+                self.local_commit = Some(LocalCommit {
+                    number: lc.number + 1,
+                    spec,
+                    remote_sig: *sig,
+                    htlc_sigs: htlc_sigs.clone(),
+                });
+                self.local_changes.acked.clear();
+                let proposed = std::mem::take(&mut self.remote_changes.proposed);
+                self.remote_changes.acked.extend(proposed);
+            }
+            Record::ReceivedRevocation { secret, next_point } => {
+                let rc = self.remote_commit.as_ref().ok_or(bad("no remote commit"))?;
+                let next = self.remote_next.take().ok_or(bad("nothing to revoke"))?;
+                self.remote_secrets
+                    .insert(MAX_INDEX - rc.number, *secret)
+                    .map_err(|e| ChannelError::Records(e.to_string()))?;
+                self.remote_commit = Some(next);
+                self.remote_next_point = Some(*next_point);
+                let signed = std::mem::take(&mut self.local_changes.signed);
+                self.local_changes.acked.extend(signed);
+                self.remote_changes.signed.clear();
+            }
+            Record::Closed(reason) => {
+                self.phase = Phase::Closed;
+                self.closed_reason = Some(reason.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_normal(&mut self) {
+        if self.ready_sent && self.remote_next_point.is_some() && self.phase == Phase::AwaitingReady
+        {
+            self.phase = Phase::Normal;
+        }
+    }
+}
