@@ -1,6 +1,7 @@
 //! Spends a node needs after a commitment or HTLC transaction confirms: `to_local` and
 //! second-stage outputs after the CSV delay, HTLC outputs of the *counterparty's*
-//! commitment by preimage or after their CLTV expiry, and (through [`crate::justice`]) every
+//! commitment by preimage or after their CLTV expiry, our `to_remote` output of their
+//! commitment (P2WPKH, static remote key), and (through [`crate::justice`]) every
 //! revocable output with the revocation key. One transaction may sweep many inputs to one
 //! destination; its fee is computed from its weight at the given feerate.
 //!
@@ -8,12 +9,16 @@
 //! (nSequence ≥ `to_self_delay` for delayed paths, nLockTime ≥ `cltv_expiry` for timeouts).
 
 use bitcoin::absolute::LockTime;
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey, Signing};
+use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::{Message, PublicKey, Secp256k1, SecretKey, Signing};
+use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::transaction::Version;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
+use bitcoin::{
+    Amount, CompressedPublicKey, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
+};
 use fulmen_htlc::scripts::{
     delayed_revocation_witness, delayed_witness, htlc_revocation_witness,
-    offered_htlc_preimage_witness, received_htlc_timeout_witness, sign_p2wsh, ScriptError,
+    offered_htlc_preimage_witness, received_htlc_timeout_witness, sig_all, sign_p2wsh, ScriptError,
 };
 
 /// Errors building a sweep.
@@ -71,6 +76,10 @@ pub enum SpendPath {
         /// The HTLC's CLTV expiry; the sweep's nLockTime is at least this.
         cltv_expiry: u32,
     },
+    /// Our `to_remote` output of the counterparty's commitment: P2WPKH to our payment
+    /// basepoint (`option_static_remotekey`), spendable at once with the basepoint secret.
+    /// `witness_script` is ignored (the script code is derived from the key).
+    StaticRemote,
 }
 
 /// One output to sweep.
@@ -80,7 +89,7 @@ pub struct SweepInput {
     pub outpoint: OutPoint,
     /// Its value.
     pub value: Amount,
-    /// Its P2WSH witness script.
+    /// Its P2WSH witness script (ignored for [`SpendPath::StaticRemote`]).
     pub witness_script: ScriptBuf,
     /// Which branch to take.
     pub path: SpendPath,
@@ -92,7 +101,11 @@ pub struct SweepInput {
 /// above P2WPKH's 294).
 pub const SWEEP_MIN_OUTPUT: Amount = Amount::from_sat(330);
 
-fn witness_for(input: &SweepInput, sig: &bitcoin::secp256k1::ecdsa::Signature) -> Witness {
+fn witness_for(
+    input: &SweepInput,
+    pubkey: &PublicKey,
+    sig: &bitcoin::secp256k1::ecdsa::Signature,
+) -> Witness {
     let ws = &input.witness_script;
     match input.path {
         SpendPath::Delayed { .. } => delayed_witness(sig, ws),
@@ -104,6 +117,12 @@ fn witness_for(input: &SweepInput, sig: &bitcoin::secp256k1::ecdsa::Signature) -
             offered_htlc_preimage_witness(sig, &preimage, ws)
         }
         SpendPath::ReceivedHtlcTimeout { .. } => received_htlc_timeout_witness(sig, ws),
+        SpendPath::StaticRemote => {
+            let mut w = Witness::new();
+            w.push(sig_all(sig));
+            w.push(pubkey.serialize());
+            w
+        }
     }
 }
 
@@ -179,8 +198,18 @@ fn sign_all<C: Signing>(
 ) -> Result<(), SweepError> {
     let mut witnesses = Vec::with_capacity(inputs.len());
     for (n, input) in inputs.iter().enumerate() {
-        let sig = sign_p2wsh(secp, tx, n, &input.witness_script, input.value, &input.key)?;
-        witnesses.push(witness_for(input, &sig));
+        let pubkey = PublicKey::from_secret_key(secp, &input.key);
+        let sig = match input.path {
+            SpendPath::StaticRemote => {
+                let spk = ScriptBuf::new_p2wpkh(&CompressedPublicKey(pubkey).wpubkey_hash());
+                let hash = SighashCache::new(&*tx)
+                    .p2wpkh_signature_hash(n, &spk, input.value, EcdsaSighashType::All)
+                    .map_err(|_| ScriptError::NoSuchInput(n))?;
+                secp.sign_ecdsa(&Message::from_digest(hash.to_byte_array()), &input.key)
+            }
+            _ => sign_p2wsh(secp, tx, n, &input.witness_script, input.value, &input.key)?,
+        };
+        witnesses.push(witness_for(input, &pubkey, &sig));
     }
     for (txin, w) in tx.input.iter_mut().zip(witnesses) {
         txin.witness = w;

@@ -3,8 +3,9 @@
 //! works exactly as the scripts say: funding, commitment, cooperative close; `to_local` by
 //! delay and by revocation; offered HTLC by timeout (HTLC-timeout), by preimage and by
 //! revocation; received HTLC by preimage (HTLC-success), by timeout and by revocation;
-//! second-stage outputs by delay and by revocation. Each timelocked path is refused one
-//! block early and accepted exactly on time; wrong keys and wrong preimages are refused.
+//! second-stage outputs by delay and by revocation; `to_remote` by the static remote key.
+//! Each timelocked path is refused one block early and accepted exactly on time; wrong keys
+//! and wrong preimages are refused.
 //!
 //! Deterministic: fixed keys, the test mines every block. Never skips a path silently.
 
@@ -744,6 +745,37 @@ fn revoked_second_stage_outputs_by_revocation() {
     assert_eq!(
         w.chain
             .transaction(&justice.compute_txid())
+            .unwrap()
+            .confirmations,
+        1
+    );
+}
+
+#[test]
+fn to_remote_swept_at_once_by_static_remote_key() {
+    let mut w = World::new(15);
+    w.confirm_commitment();
+    let vout = w.commitment.to_remote.unwrap();
+    let (txid, value) = (
+        w.commitment.txid(),
+        w.commitment.tx.output[vout as usize].value,
+    );
+    let input = |k: SecretKey| SweepInput {
+        outpoint: OutPoint { txid, vout },
+        value,
+        witness_script: ScriptBuf::new(),
+        path: SpendPath::StaticRemote,
+        key: k,
+    };
+    // B's payment basepoint secret is the key (option_static_remotekey); any other is refused.
+    let wrong = w.sweep(&[input(w.b.htlc_base)], w.dest_b());
+    w.refuse(&wrong, "script");
+    let sweep = w.sweep(&[input(w.b.payment_base)], w.dest_b());
+    w.submit(&sweep);
+    w.mine(1);
+    assert_eq!(
+        w.chain
+            .transaction(&sweep.compute_txid())
             .unwrap()
             .confirmations,
         1
