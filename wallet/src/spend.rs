@@ -247,3 +247,58 @@ fn map_create_error(e: CreateTxError) -> WalletError {
         other => WalletError::Build(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_against_the_network() {
+        let regtest = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+        assert!(parse_address(regtest, Network::Regtest).is_ok());
+        match parse_address(regtest, Network::Bitcoin) {
+            Err(WalletError::WrongNetwork {
+                found, expected, ..
+            }) => {
+                assert_eq!(found, "regtest");
+                assert_eq!(expected, Network::Bitcoin);
+            }
+            other => panic!("{other:?}"),
+        }
+        let testnet = "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx";
+        match parse_address(testnet, Network::Regtest) {
+            Err(WalletError::WrongNetwork { found, .. }) => assert_eq!(found, "testnet"),
+            other => panic!("{other:?}"),
+        }
+        // One character changed: bad checksum.
+        let broken = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt081";
+        assert!(matches!(
+            parse_address(broken, Network::Regtest),
+            Err(WalletError::InvalidAddress { .. })
+        ));
+        assert!(matches!(
+            parse_address("", Network::Regtest),
+            Err(WalletError::InvalidAddress { .. })
+        ));
+    }
+
+    #[test]
+    fn feerates() {
+        assert_eq!(
+            feerate_from_sat_per_vb(1).unwrap(),
+            FeeRate::from_sat_per_kwu(250)
+        );
+        assert!(matches!(
+            feerate_from_sat_per_vb(0),
+            Err(WalletError::InvalidFeeRate { sat_per_vb: 0 })
+        ));
+        assert!(feerate_from_sat_per_vb(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn wallet_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Wallet>();
+        check::<WalletError>();
+    }
+}
