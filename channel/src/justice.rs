@@ -47,8 +47,10 @@ pub fn commitment_justice_inputs(
     inputs
 }
 
-/// The output of a second-stage tx published from a revoked commitment, taken with the
-/// revocation key. `None` if the transaction does not pay to the expected script.
+/// The output of a second-stage tx published from a revoked commitment — or the `to_local`
+/// output of the revoked commitment itself, which pays the same script — taken with the
+/// revocation key. Needs only the published transaction. `None` if no output pays the
+/// expected script.
 pub fn second_stage_justice_input(
     htlc_tx: &Transaction,
     to_self_delay: u16,
@@ -76,6 +78,41 @@ pub fn second_stage_justice_input(
         path: SpendPath::RevokedDelayed,
         key: *revocation_secret,
     })
+}
+
+/// The HTLC outputs of a published revoked commitment, found by script: every output paying
+/// the P2WSH of one of `htlcs` (the HTLCs the monitor kept for that commitment number) under
+/// `keys`. Each output is returned once, even when several HTLCs share a script.
+pub fn htlc_justice_inputs(
+    revoked: &Transaction,
+    keys: &CommitmentKeys,
+    htlcs: &[crate::commitment::CommitmentHtlc],
+    revocation_secret: &SecretKey,
+) -> Vec<SweepInput> {
+    let txid = revoked.compute_txid();
+    let scripts: Vec<ScriptBuf> = htlcs.iter().map(|h| h.witness_script(keys)).collect();
+    revoked
+        .output
+        .iter()
+        .enumerate()
+        .filter_map(|(vout, out)| {
+            let ws = scripts
+                .iter()
+                .find(|ws| ws.to_p2wsh() == out.script_pubkey)?;
+            Some(SweepInput {
+                outpoint: OutPoint {
+                    txid,
+                    vout: vout as u32,
+                },
+                value: out.value,
+                witness_script: ws.clone(),
+                path: SpendPath::RevokedHtlc {
+                    revocation_key: keys.revocation_key,
+                },
+                key: *revocation_secret,
+            })
+        })
+        .collect()
 }
 
 /// Build and sign a justice transaction taking all `inputs` to `destination`.

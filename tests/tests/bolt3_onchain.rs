@@ -19,7 +19,7 @@ use fulmen_channel::commitment::{
 };
 use fulmen_channel::funding::funding_script;
 use fulmen_channel::justice::{
-    build_justice_tx, commitment_justice_inputs, second_stage_justice_input,
+    build_justice_tx, commitment_justice_inputs, htlc_justice_inputs, second_stage_justice_input,
 };
 use fulmen_channel::keys::{
     derive_privkey, derive_revocation_privkey, per_commitment_point, ChannelBasepoints,
@@ -687,6 +687,23 @@ fn revoked_commitment_every_output_by_revocation() {
     // Each revocable output alone, then all together.
     let inputs = commitment_justice_inputs(&w.commitment, &w.keys, &rev);
     assert_eq!(inputs.len(), 3, "to_local + 2 HTLC outputs");
+    // The same inputs found from the published transaction alone (+ the kept HTLC list).
+    let mut found =
+        vec![
+            second_stage_justice_input(&w.commitment_signed, TO_SELF_DELAY, &w.keys, &rev).unwrap(),
+        ];
+    found.extend(htlc_justice_inputs(
+        &w.commitment_signed,
+        &w.keys,
+        &w.htlcs,
+        &rev,
+    ));
+    let key_of = |i: &SweepInput| i.outpoint;
+    let mut a: Vec<_> = inputs.iter().map(key_of).collect();
+    let mut b: Vec<_> = found.iter().map(key_of).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
     for one in &inputs {
         let tx = build_justice_tx(&w.secp, std::slice::from_ref(one), w.dest_b(), FEERATE).unwrap();
         // Valid at once (no delay for the revocation path): accepted, then removed by
