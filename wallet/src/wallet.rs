@@ -68,8 +68,9 @@ impl Wallet {
     /// view holds only the genesis block. To restore, feed every block from height 1 with
     /// [`Wallet::apply_block`]; BDK's lookahead discovers used addresses as it goes.
     ///
-    /// The staged change set holds the public descriptors, network and genesis: take it and
-    /// persist it before handing out addresses.
+    /// The staged change set holds the public descriptors, network, genesis and the derived
+    /// script cache (so loading skips key derivation): take it and persist it before handing
+    /// out addresses.
     pub fn create(seed: &Seed, params: WalletParams) -> Result<Wallet, WalletError> {
         let master = seed.master_key(params.network)?;
         let (receive, change) = descriptors(master);
@@ -77,6 +78,7 @@ impl Wallet {
             .network(params.network)
             .genesis_hash(params.genesis_hash)
             .lookahead(params.lookahead)
+            .use_spk_cache(true)
             .create_wallet_no_persist()
             .map_err(|e| WalletError::KeyDerivation(e.to_string()))?;
         let mut wallet = Wallet {
@@ -120,6 +122,7 @@ impl Wallet {
             .check_network(params.network)
             .check_genesis_hash(params.genesis_hash)
             .lookahead(params.lookahead)
+            .use_spk_cache(true)
             .load_wallet_no_persist(changeset)
             .map_err(|e| WalletError::Load(e.to_string()))?
             .ok_or(WalletError::NoWalletData)
@@ -283,7 +286,9 @@ impl Wallet {
 
     /// Feed the complete mempool at time `now`: its relevant transactions are (re)marked as seen,
     /// and every unconfirmed wallet transaction missing from it is marked evicted (it no longer
-    /// counts). Use after reorgs and restarts, or periodically.
+    /// counts). Use after reorgs and restarts, or periodically. The snapshot must be taken after
+    /// any transaction the caller broadcast and fed back, or that one is marked evicted too
+    /// (until the next report that includes it).
     pub fn sync_mempool(&mut self, mempool: &[Transaction], now: u64) {
         let present: std::collections::HashSet<Txid> =
             mempool.iter().map(|tx| tx.compute_txid()).collect();
