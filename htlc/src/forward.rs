@@ -28,7 +28,8 @@ pub struct ForwardingPolicy {
     pub htlc_maximum_msat: u64,
     /// False if the channel is disabled in its latest update.
     pub enabled: bool,
-    /// The latest `channel_update` message bytes, enclosed in UPDATE failures.
+    /// The latest `channel_update` message bytes, enclosed as-is in UPDATE failures (BOLT 4
+    /// now asks for the full message including its 2-byte type 258; readers accept both).
     pub channel_update: Vec<u8>,
 }
 
