@@ -7,6 +7,7 @@
 pub mod failure;
 pub mod forward;
 pub mod invoice;
+pub mod mpp;
 pub mod onion;
 pub mod payment;
 pub mod route;
