@@ -208,9 +208,36 @@ fn main() {
         "alice rebuilt from her {} records: identical state",
         alice.log.len()
     );
+
+    // Cooperative close: alice sends shutdown, bob answers, alice (the funder) proposes a
+    // fee with a range, bob agrees, both broadcast the same closing transaction.
+    alice.ch.shutdown(demo_script(0xa1)).expect("shutdown");
+    exchange(&mut alice, &mut bob);
+    assert!(bob.events.contains(&Event::ShutdownReceived));
+    bob.ch.shutdown(demo_script(0xb2)).expect("shutdown");
+    exchange(&mut alice, &mut bob);
+    let close_a = alice.ch.poll_broadcast().expect("alice closing tx");
+    let close_b = bob.ch.poll_broadcast().expect("bob closing tx");
+    assert_eq!(close_a, close_b);
+    let paid: u64 = close_a.output.iter().map(|o| o.value.to_sat()).sum();
     println!(
-        "cooperative close (shutdown/closing_signed) is NOT implemented yet: channel left open"
+        "closed cooperatively: closing tx {} pays {} sat, fee {} sat",
+        close_a.compute_txid(),
+        paid,
+        1_000_000 - paid
     );
+    for o in &close_a.output {
+        let who = if o.script_pubkey == demo_script(0xa1) {
+            "alice"
+        } else {
+            "bob"
+        };
+        println!("  {who}: {} sat on chain", o.value.to_sat());
+    }
+}
+
+fn demo_script(tag: u8) -> bitcoin::ScriptBuf {
+    bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([tag; 20]))
 }
 
 fn hex(b: &[u8]) -> String {

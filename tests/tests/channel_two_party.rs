@@ -673,3 +673,76 @@ fn unconfirmed_funding_times_out_for_the_acceptor() {
     assert!(b.events.iter().any(|e| matches!(e, Event::Closed { .. })));
     b.assert_restores();
 }
+
+fn p2wpkh(n: u8) -> bitcoin::ScriptBuf {
+    let secp = Secp256k1::new();
+    let pk = bitcoin::secp256k1::PublicKey::from_secret_key(
+        &secp,
+        &SecretKey::from_slice(&[n; 32]).unwrap(),
+    );
+    bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::CompressedPublicKey(pk).wpubkey_hash())
+}
+
+#[test]
+fn cooperative_close_drains_htlcs_then_negotiates_fee() {
+    let (mut a, mut b) = open_pair(50, ChannelConfig::default()).unwrap();
+    // One HTLC in flight when the close starts.
+    let id =
+        a.ch.add_htlc(7_000_000, hash_of(&preimage(1)), 501, onion())
+            .unwrap();
+    run(&mut a, &mut b);
+    // b initiates (the non-funder); a answers after the event.
+    b.ch.shutdown(p2wpkh(0xb0)).unwrap();
+    run(&mut a, &mut b);
+    assert!(a.events.contains(&Event::ShutdownReceived));
+    assert!(matches!(
+        a.ch.add_htlc(1000, hash_of(&preimage(2)), 502, onion()),
+        Err(ChannelError::Command(_))
+    ));
+    a.ch.shutdown(p2wpkh(0xa0)).unwrap();
+    run(&mut a, &mut b);
+    // Still open: the HTLC must resolve first.
+    assert_eq!(a.ch.state().phase, Phase::Normal);
+    let Some(Event::HtlcReceived { id: bid, .. }) = b
+        .events
+        .iter()
+        .find(|e| matches!(e, Event::HtlcReceived { .. }))
+        .cloned()
+    else {
+        panic!("no htlc")
+    };
+    assert_eq!(bid, id);
+    b.ch.fulfill_htlc(bid, preimage(1)).unwrap();
+    run(&mut a, &mut b);
+    assert_eq!(a.ch.state().phase, Phase::Closed);
+    assert_eq!(b.ch.state().phase, Phase::Closed);
+    let ta = a.ch.poll_broadcast().expect("a's closing tx");
+    let tb = b.ch.poll_broadcast().expect("b's closing tx");
+    assert_eq!(ta, tb, "both sides broadcast the same closing tx");
+    let st = a.ch.state();
+    let funding = fulmen_channel::funding::funding_output(
+        &st.setup.local.basepoints.funding_pubkey,
+        &st.setup.remote.unwrap().basepoints.funding_pubkey,
+        bitcoin::Amount::from_sat(FUNDING_SAT),
+    );
+    funding
+        .script_pubkey
+        .verify(0, funding.value, &bitcoin::consensus::serialize(&ta))
+        .unwrap();
+    // b gets exactly its balance; a gets its balance minus the fee.
+    let (a_us, b_us) = a.ch.balances_msat().unwrap();
+    assert_eq!(b_us, PUSH_MSAT + 7_000_000);
+    let out = |s: &bitcoin::ScriptBuf| {
+        ta.output
+            .iter()
+            .find(|o| &o.script_pubkey == s)
+            .unwrap()
+            .value
+            .to_sat()
+    };
+    assert_eq!(out(&p2wpkh(0xb0)), b_us / 1000);
+    let fee = a_us / 1000 - out(&p2wpkh(0xa0));
+    assert!(fee > 0 && fee < 2000, "fee {fee}");
+    a.assert_restores();
+    b.assert_restores();
+}

@@ -13,6 +13,7 @@ mod commit;
 pub mod error;
 mod normal;
 mod opening;
+mod shutdown;
 pub mod params;
 pub mod state;
 pub mod traits;
@@ -70,7 +71,9 @@ pub enum Event {
         /// The encrypted failure onion.
         reason: Vec<u8>,
     },
-    /// The channel closed (failure or funding timeout); see `poll_broadcast`.
+    /// The peer sent `shutdown`: answer with [`Channel::shutdown`] (no new HTLCs either way).
+    ShutdownReceived,
+    /// The channel closed (failure, funding timeout or mutual close); see `poll_broadcast`.
     Closed {
         /// Why.
         reason: String,
@@ -134,6 +137,9 @@ pub struct Channel {
     outbox: VecDeque<Message>,
     events: VecDeque<Event>,
     broadcasts: VecDeque<Transaction>,
+    /// Fee of the last `closing_signed` we sent (negotiation is not persisted: BOLT 2
+    /// restarts it after a reconnection).
+    closing_sent_fee: Option<u64>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -161,6 +167,7 @@ impl Channel {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             broadcasts: VecDeque::new(),
+            closing_sent_fee: None,
         }
     }
 
@@ -334,6 +341,8 @@ impl Channel {
             Message::UpdateFailHtlc(m) => self.on_update_fail(m),
             Message::CommitmentSigned(m) => self.on_commitment_signed(m),
             Message::RevokeAndAck(m) => self.on_revoke_and_ack(m),
+            Message::Shutdown(m) => self.on_shutdown(m),
+            Message::ClosingSigned(m) => self.on_closing_signed(m),
             Message::Error(e) => Err(ChannelError::Protocol(format!(
                 "peer sent error: {}",
                 String::from_utf8_lossy(&e.data.0)
@@ -343,8 +352,10 @@ impl Channel {
                 other.msg_type()
             ))),
         };
-        if let Err(ChannelError::Protocol(reason)) = &res {
-            self.fail(reason.clone());
+        match &res {
+            Err(ChannelError::Protocol(reason)) => self.fail(reason.clone()),
+            Ok(()) => self.maybe_start_closing()?,
+            Err(_) => {}
         }
         res
     }

@@ -104,6 +104,9 @@ impl Channel {
         self.require_normal()?;
         let remote = *self.state.remote()?;
         let cmd = ChannelError::Command;
+        if self.state.local_shutdown.is_some() || self.state.remote_shutdown.is_some() {
+            return Err(cmd("shutting down: no new HTLCs".into()));
+        }
         if amount_msat == 0 || amount_msat < remote.htlc_minimum_msat {
             return Err(cmd(format!("amount {amount_msat} below htlc_minimum_msat")));
         }
@@ -270,6 +273,9 @@ impl Channel {
         self.check_channel_id(&m.channel_id)?;
         let st = &self.state;
         let local = st.setup.local;
+        if st.remote_shutdown.is_some() {
+            return Err(proto("update_add_htlc after shutdown".into()));
+        }
         if m.id != st.next_remote_htlc_id {
             return Err(proto(format!(
                 "htlc id {} but expected {}",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use bitcoin::secp256k1::ecdsa::Signature;
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::OutPoint;
+use bitcoin::{OutPoint, ScriptBuf};
 use fulmen_wire::msgs::OnionPacket;
 
 use super::error::ChannelError;
@@ -286,7 +286,11 @@ pub enum Record {
         /// Its point for the commitment after next.
         next_point: PublicKey,
     },
-    /// The channel is closed (failure or funding timeout).
+    /// We sent `shutdown` with this script.
+    ShutdownSent(ScriptBuf),
+    /// The peer sent `shutdown` with this script.
+    ShutdownReceived(ScriptBuf),
+    /// The channel is closed (failure, funding timeout or mutual close).
     Closed(String),
 }
 
@@ -323,6 +327,10 @@ pub struct ChannelState {
     pub next_remote_htlc_id: u64,
     /// Their revealed per-commitment secrets.
     pub remote_secrets: SecretStore,
+    /// Our `shutdown` script, once sent.
+    pub local_shutdown: Option<ScriptBuf>,
+    /// The peer's `shutdown` script, once received.
+    pub remote_shutdown: Option<ScriptBuf>,
     /// Why it closed.
     pub closed_reason: Option<String>,
 }
@@ -366,6 +374,8 @@ impl ChannelState {
             next_local_htlc_id: 0,
             next_remote_htlc_id: 0,
             remote_secrets: SecretStore::new(),
+            local_shutdown: None,
+            remote_shutdown: None,
             closed_reason: None,
         }
     }
@@ -510,6 +520,8 @@ impl ChannelState {
                 self.local_changes.acked.extend(signed);
                 self.remote_changes.signed.clear();
             }
+            Record::ShutdownSent(script) => self.local_shutdown = Some(script.clone()),
+            Record::ShutdownReceived(script) => self.remote_shutdown = Some(script.clone()),
             Record::Closed(reason) => {
                 self.phase = Phase::Closed;
                 self.closed_reason = Some(reason.clone());
