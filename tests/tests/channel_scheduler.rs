@@ -91,7 +91,7 @@ impl World {
                     self.fulfilled += 1;
                     self.sides[1 - i].expected_delta += i128::from(amt);
                 }
-                Event::HtlcFailed { id, .. } => {
+                Event::HtlcFailed { id, .. } | Event::HtlcFailedMalformed { id, .. } => {
                     self.sides[i]
                         .offered
                         .remove(&id)
@@ -137,10 +137,10 @@ impl World {
         }
         let k = rng.gen_range(0..s.to_settle.len());
         let (id, hash) = s.to_settle.swap_remove(k);
-        if rng.gen_bool(0.8) {
-            s.ch.fulfill_htlc(id, self.preimages[&hash]).unwrap();
-        } else {
-            s.ch.fail_htlc(id, vec![0x40, 0x0f]).unwrap();
+        match rng.gen_range(0..10u32) {
+            0..=7 => s.ch.fulfill_htlc(id, self.preimages[&hash]).unwrap(),
+            8 => s.ch.fail_htlc(id, vec![0x40, 0x0f]).unwrap(),
+            _ => s.ch.fail_malformed_htlc(id, [7; 32], 0x8000 | 5).unwrap(),
         }
         self.flush(i);
     }
@@ -268,7 +268,12 @@ fn run_schedule(seed: u64, steps: usize) -> u64 {
             }
             40..=57 => w.add(i, &mut rng),
             58..=77 => w.settle(i, &mut rng),
-            78..=95 => w.commit(i),
+            78..=93 => w.commit(i),
+            94..=95 => {
+                // Only the funder (side 0) may; a refused command changes nothing.
+                let _ = w.sides[0].ch.update_fee(rng.gen_range(253..2000));
+                w.flush(0);
+            }
             _ => w.restart(i),
         }
         w.check();
@@ -337,6 +342,9 @@ fn seeded_schedules_keep_invariants() {
         }
     }
     // The schedules really move money (not vacuous): on average several payments each.
-    assert!(fulfilled > runs * 5, "only {fulfilled} payments in {runs} schedules");
+    assert!(
+        fulfilled > runs * 5,
+        "only {fulfilled} payments in {runs} schedules"
+    );
     eprintln!("{runs} schedules, {fulfilled} payments fulfilled");
 }

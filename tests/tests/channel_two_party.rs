@@ -746,3 +746,66 @@ fn cooperative_close_drains_htlcs_then_negotiates_fee() {
     a.assert_restores();
     b.assert_restores();
 }
+
+#[test]
+fn update_fee_changes_the_commitment_feerate() {
+    let (mut a, mut b) = open_pair(60, ChannelConfig::default()).unwrap();
+    // Only the funder may.
+    assert!(matches!(
+        b.ch.update_fee(2000),
+        Err(ChannelError::Command(_))
+    ));
+    a.ch.update_fee(2000).unwrap();
+    run(&mut a, &mut b);
+    for p in [&a, &b] {
+        let st = p.ch.state();
+        assert_eq!(st.local_commit.as_ref().unwrap().spec.feerate_per_kw, 2000);
+        assert_eq!(st.remote_commit.as_ref().unwrap().spec.feerate_per_kw, 2000);
+    }
+    check_mirror(&a, &b);
+    // The fee of the signed commitment follows: 724 weight at 2000 sat/kw = 1448 sat.
+    let tx = a.ch.signed_local_commitment().unwrap();
+    let out: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+    assert_eq!(FUNDING_SAT - out, 1448);
+    // An insane feerate from the funder fails the channel at the receiver.
+    b.ch.handle_fee_estimate(1000);
+    let m = fulmen_wire::msgs::UpdateFee {
+        channel_id: b.ch.channel_id(),
+        feerate_per_kw: 100_000,
+        extra_tlvs: Default::default(),
+    };
+    assert!(matches!(
+        b.ch.handle_message(&Message::UpdateFee(m.clone())),
+        Err(ChannelError::Protocol(_))
+    ));
+    // And update_fee from the non-funder is refused by the funder.
+    let m = fulmen_wire::msgs::UpdateFee {
+        channel_id: a.ch.channel_id(),
+        feerate_per_kw: 1000,
+        extra_tlvs: Default::default(),
+    };
+    assert!(a.ch.handle_message(&Message::UpdateFee(m)).is_err());
+}
+
+#[test]
+fn fail_malformed_requires_badonion_and_returns_the_amount() {
+    let (mut a, mut b) = open_pair(61, ChannelConfig::default()).unwrap();
+    let before = a.ch.balances_msat().unwrap();
+    let id =
+        a.ch.add_htlc(5_000_000, hash_of(&preimage(1)), 501, onion())
+            .unwrap();
+    run(&mut a, &mut b);
+    assert!(matches!(
+        b.ch.fail_malformed_htlc(id, [1; 32], 0x4005),
+        Err(ChannelError::Command(_))
+    ));
+    b.ch.fail_malformed_htlc(id, [1; 32], 0xc005).unwrap();
+    run(&mut a, &mut b);
+    assert!(a.events.contains(&Event::HtlcFailedMalformed {
+        id,
+        sha256_of_onion: [1; 32],
+        failure_code: 0xc005
+    }));
+    assert_eq!(a.ch.balances_msat().unwrap(), before);
+    check_mirror(&a, &b);
+}

@@ -73,7 +73,7 @@ pub fn build(
         } else {
             remote.dust_limit_sat
         }),
-        feerate_per_kw: st.setup.feerate_per_kw,
+        feerate_per_kw: spec.feerate_per_kw,
         broadcaster_is_funder: st.setup.is_opener == ours,
     };
     let (broadcaster, counter) = if ours {

@@ -7,14 +7,17 @@
 //!
 //! Submodules: [`traits`] (key source, entropy, fee estimator), [`params`] (config and
 //! BOLT 2 parameter checks), [`state`] (persistent state, records, `apply`), [`commit`]
-//! (building/signing/verifying commitments), `opening` and `normal` (the handlers).
+//! (building/signing/verifying commitments), `opening`, `normal` (HTLC updates, commitments,
+//! revocations), `fee` (`update_fee`, `update_fail_malformed_htlc`) and `shutdown`
+//! (cooperative close).
 
 mod commit;
 pub mod error;
+mod fee;
 mod normal;
 mod opening;
-mod shutdown;
 pub mod params;
+mod shutdown;
 pub mod state;
 pub mod traits;
 
@@ -70,6 +73,16 @@ pub enum Event {
         id: u64,
         /// The encrypted failure onion.
         reason: Vec<u8>,
+    },
+    /// The peer's `update_fail_malformed_htlc` of an HTLC we offered is irrevocably
+    /// committed.
+    HtlcFailedMalformed {
+        /// Our HTLC id.
+        id: u64,
+        /// SHA256 of the onion the peer could not parse.
+        sha256_of_onion: [u8; 32],
+        /// BOLT 4 failure code (BADONION set).
+        failure_code: u16,
     },
     /// The peer sent `shutdown`: answer with [`Channel::shutdown`] (no new HTLCs either way).
     ShutdownReceived,
@@ -140,6 +153,8 @@ pub struct Channel {
     /// Fee of the last `closing_signed` we sent (negotiation is not persisted: BOLT 2
     /// restarts it after a reconnection).
     closing_sent_fee: Option<u64>,
+    /// Latest fee estimate ([`Channel::handle_fee_estimate`]), to judge `update_fee`.
+    fee_estimate: u32,
 }
 
 impl std::fmt::Debug for Channel {
@@ -156,6 +171,7 @@ impl Channel {
         let secrets = keys.channel_secrets(&state.setup.key_id);
         let local_bp = secrets.basepoints(&secp);
         Channel {
+            fee_estimate: state.setup.feerate_per_kw,
             best_height: state.setup.created_height,
             state,
             secrets,
@@ -339,6 +355,8 @@ impl Channel {
             Message::UpdateAddHtlc(m) => self.on_update_add(m),
             Message::UpdateFulfillHtlc(m) => self.on_update_fulfill(m),
             Message::UpdateFailHtlc(m) => self.on_update_fail(m),
+            Message::UpdateFailMalformedHtlc(m) => self.on_update_fail_malformed(m),
+            Message::UpdateFee(m) => self.on_update_fee(m),
             Message::CommitmentSigned(m) => self.on_commitment_signed(m),
             Message::RevokeAndAck(m) => self.on_revoke_and_ack(m),
             Message::Shutdown(m) => self.on_shutdown(m),

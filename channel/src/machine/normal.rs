@@ -29,7 +29,7 @@ fn proto(s: String) -> ChannelError {
 
 /// Checks of one direction's HTLCs in `spec` against the receiver's `limits`; `by_us` says
 /// whose offers and balance are checked; `funder` whether that side pays the fee.
-fn check_limits(
+pub(super) fn check_limits(
     spec: &Spec,
     by_us: bool,
     limits: &SideParams,
@@ -84,7 +84,7 @@ fn check_limits(
 }
 
 impl Channel {
-    fn require_normal(&self) -> Result<(), ChannelError> {
+    pub(super) fn require_normal(&self) -> Result<(), ChannelError> {
         self.check_open()?;
         if self.state.phase != Phase::Normal {
             return Err(ChannelError::Command("channel is not ready".into()));
@@ -139,7 +139,7 @@ impl Channel {
             &remote,
             remote.channel_reserve_sat,
             st.setup.is_opener,
-            st.setup.feerate_per_kw,
+            spec.feerate_per_kw,
         )
         .map_err(cmd)?;
         let channel_id = st.channel_id;
@@ -159,7 +159,7 @@ impl Channel {
     }
 
     /// The HTLC the peer offered with `id`, if irrevocably committed and not yet settled.
-    fn settleable_incoming(&self, id: u64) -> Result<HtlcInfo, ChannelError> {
+    pub(super) fn settleable_incoming(&self, id: u64) -> Result<HtlcInfo, ChannelError> {
         let st = &self.state;
         let in_local = st
             .local_commit
@@ -259,7 +259,7 @@ impl Channel {
         })
     }
 
-    fn check_channel_id(&self, id: &[u8; 32]) -> Result<(), ChannelError> {
+    pub(super) fn check_channel_id(&self, id: &[u8; 32]) -> Result<(), ChannelError> {
         if self.state.phase != Phase::Normal {
             return Err(proto("update before the channel is ready".into()));
         }
@@ -313,14 +313,14 @@ impl Channel {
             &local,
             local.channel_reserve_sat,
             !st.setup.is_opener,
-            st.setup.feerate_per_kw,
+            spec.feerate_per_kw,
         )
         .map_err(proto)?;
         self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))
     }
 
     /// The HTLC we offered with `id`, if irrevocably committed and not settled yet.
-    fn settleable_outgoing(&self, id: u64) -> Result<HtlcInfo, ChannelError> {
+    pub(super) fn settleable_outgoing(&self, id: u64) -> Result<HtlcInfo, ChannelError> {
         let st = &self.state;
         let in_local = st
             .local_commit
@@ -438,7 +438,16 @@ impl Channel {
                     id: *id,
                     reason: reason.clone(),
                 }),
-                Update::Fulfill { .. } => {}
+                Update::FailMalformed {
+                    id,
+                    sha256_of_onion,
+                    failure_code,
+                } => events.push(Event::HtlcFailedMalformed {
+                    id: *id,
+                    sha256_of_onion: *sha256_of_onion,
+                    failure_code: *failure_code,
+                }),
+                Update::Fulfill { .. } | Update::Fee(_) => {}
             }
         }
         let rec = Record::ReceivedRevocation {

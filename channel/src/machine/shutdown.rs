@@ -136,8 +136,12 @@ impl Channel {
     fn closing_fee_range(&self) -> Result<(u64, u64), ChannelError> {
         let tx = self.closing_tx(0)?;
         let weight = tx.weight().to_wu() + CLOSING_WITNESS_WEIGHT;
-        let fee = u64::from(self.state.setup.feerate_per_kw) * weight / 1000;
-        let lc = self.state.local_commit.as_ref().ok_or(proto("no commitment"))?;
+        let lc = self
+            .state
+            .local_commit
+            .as_ref()
+            .ok_or(proto("no commitment"))?;
+        let fee = u64::from(lc.spec.feerate_per_kw) * weight / 1000;
         let funder_sat = if self.state.setup.is_opener {
             lc.spec.to_us_msat / 1000
         } else {

@@ -37,6 +37,8 @@ pub struct Spec {
     pub offered_by_us: BTreeMap<u64, HtlcInfo>,
     /// HTLCs they offered, by id.
     pub offered_by_them: BTreeMap<u64, HtlcInfo>,
+    /// Commitment feerate (sat per 1000 weight).
+    pub feerate_per_kw: u32,
 }
 
 impl Spec {
@@ -83,14 +85,27 @@ pub enum Update {
         /// Encrypted failure onion.
         reason: Vec<u8>,
     },
+    /// Fail an HTLC whose onion could not be parsed (`update_fail_malformed_htlc`).
+    FailMalformed {
+        /// HTLC id (offered by the other side).
+        id: u64,
+        /// SHA256 of the unparsable onion.
+        sha256_of_onion: [u8; 32],
+        /// Failure code (BADONION bit set).
+        failure_code: u16,
+    },
+    /// New commitment feerate (`update_fee`, from the funder only).
+    Fee(u32),
 }
 
 impl Update {
     /// The HTLC this update settles, if it is a fulfill or fail.
     pub fn settles(&self) -> Option<u64> {
         match self {
-            Update::Add { .. } => None,
-            Update::Fulfill { id, .. } | Update::Fail { id, .. } => Some(*id),
+            Update::Add { .. } | Update::Fee(_) => None,
+            Update::Fulfill { id, .. }
+            | Update::Fail { id, .. }
+            | Update::FailMalformed { id, .. } => Some(*id),
         }
     }
 }
@@ -117,9 +132,9 @@ fn apply_updates(spec: &mut Spec, updates: &[Update], by_us: bool) -> Result<(),
 fn settle_updates(spec: &mut Spec, updates: &[Update], by_us: bool) -> Result<(), String> {
     for u in updates {
         let (id, fulfilled) = match u {
-            Update::Add { .. } => continue,
+            Update::Add { .. } | Update::Fee(_) => continue,
             Update::Fulfill { id, .. } => (*id, true),
-            Update::Fail { id, .. } => (*id, false),
+            Update::Fail { id, .. } | Update::FailMalformed { id, .. } => (*id, false),
         };
         // We settle HTLCs they offered, and the reverse.
         let map = if by_us {
@@ -147,6 +162,12 @@ pub fn reduce(spec: &Spec, ours: &[Update], theirs: &[Update]) -> Result<Spec, S
     apply_updates(&mut s, theirs, false)?;
     settle_updates(&mut s, ours, true)?;
     settle_updates(&mut s, theirs, false)?;
+    // Only the funder sends update_fee (checked by the handlers); the last one wins.
+    for u in ours.iter().chain(theirs) {
+        if let Update::Fee(f) = u {
+            s.feerate_per_kw = *f;
+        }
+    }
     Ok(s)
 }
 
@@ -389,12 +410,14 @@ impl ChannelState {
             Spec {
                 to_us_msat: to_opener,
                 to_them_msat: to_acceptor,
+                feerate_per_kw: self.setup.feerate_per_kw,
                 ..Spec::default()
             }
         } else {
             Spec {
                 to_us_msat: to_acceptor,
                 to_them_msat: to_opener,
+                feerate_per_kw: self.setup.feerate_per_kw,
                 ..Spec::default()
             }
         }
