@@ -17,6 +17,7 @@ mod fee;
 mod normal;
 mod opening;
 pub mod params;
+mod reestablish;
 mod shutdown;
 pub mod state;
 pub mod traits;
@@ -103,6 +104,17 @@ pub struct PersistBatch {
     pub records: Vec<Record>,
 }
 
+/// Connection state of the peer link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Connected and in sync.
+    Up,
+    /// Disconnected (or just restored): call `handle_reconnect` when the peer is back.
+    Down,
+    /// Our `channel_reestablish` is out; waiting for the peer's.
+    Reestablishing,
+}
+
 #[derive(Debug)]
 struct Batch {
     id: u64,
@@ -153,6 +165,8 @@ pub struct Channel {
     /// Fee of the last `closing_signed` we sent (negotiation is not persisted: BOLT 2
     /// restarts it after a reconnection).
     closing_sent_fee: Option<u64>,
+    /// Connection state (not persisted: a restored channel starts `Down`).
+    link: Link,
     /// Latest fee estimate ([`Channel::handle_fee_estimate`]), to judge `update_fee`.
     fee_estimate: u32,
 }
@@ -184,6 +198,7 @@ impl Channel {
             events: VecDeque::new(),
             broadcasts: VecDeque::new(),
             closing_sent_fee: None,
+            link: Link::Up,
         }
     }
 
@@ -205,7 +220,9 @@ impl Channel {
         for r in rest {
             state.apply(r)?;
         }
-        Ok(Channel::with_state(keys, config, state))
+        let mut ch = Channel::with_state(keys, config, state);
+        ch.link = Link::Down;
+        Ok(ch)
     }
 
     /// The persistent state (compare two channels with it).
@@ -224,6 +241,11 @@ impl Channel {
             .local_commit
             .as_ref()
             .map(|c| (c.spec.to_us_msat, c.spec.to_them_msat))
+    }
+
+    /// True when the link is up and reestablished (commands are accepted).
+    pub fn is_connected(&self) -> bool {
+        self.link == Link::Up
     }
 
     /// True when no update or signature is outstanding in either direction.
@@ -347,7 +369,29 @@ impl Channel {
     /// failed the channel.
     pub fn handle_message(&mut self, msg: &Message) -> Result<(), ChannelError> {
         self.check_open()?;
-        let res = match msg {
+        let res = match (self.link, msg) {
+            (Link::Down, _) => {
+                return Err(ChannelError::Command(
+                    "link is down: handle_reconnect first".into(),
+                ))
+            }
+            (_, Message::ChannelReestablish(m)) => self.on_channel_reestablish(m),
+            (Link::Reestablishing, other) => Err(ChannelError::Protocol(format!(
+                "message type {} before channel_reestablish",
+                other.msg_type()
+            ))),
+            (Link::Up, msg) => self.dispatch(msg),
+        };
+        match &res {
+            Err(ChannelError::Protocol(reason)) => self.fail(reason.clone()),
+            Ok(()) => self.maybe_start_closing()?,
+            Err(_) => {}
+        }
+        res
+    }
+
+    fn dispatch(&mut self, msg: &Message) -> Result<(), ChannelError> {
+        match msg {
             Message::AcceptChannel(m) => self.on_accept_channel(m),
             Message::FundingCreated(m) => self.on_funding_created(m),
             Message::FundingSigned(m) => self.on_funding_signed(m),
@@ -369,13 +413,7 @@ impl Channel {
                 "unexpected message type {}",
                 other.msg_type()
             ))),
-        };
-        match &res {
-            Err(ChannelError::Protocol(reason)) => self.fail(reason.clone()),
-            Ok(()) => self.maybe_start_closing()?,
-            Err(_) => {}
         }
-        res
     }
 
     /// Fail the channel: record it, queue an `error`, offer the latest signed commitment.

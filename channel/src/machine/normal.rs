@@ -89,6 +89,11 @@ impl Channel {
         if self.state.phase != Phase::Normal {
             return Err(ChannelError::Command("channel is not ready".into()));
         }
+        if self.link != super::Link::Up {
+            return Err(ChannelError::Command(
+                "peer not connected / reestablished".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -234,6 +239,7 @@ impl Channel {
     pub fn can_send_commitment(&self) -> bool {
         let st = &self.state;
         st.phase == Phase::Normal
+            && self.link == super::Link::Up
             && st.remote_next.is_none()
             && (!st.local_changes.proposed.is_empty() || !st.remote_changes.acked.is_empty())
     }

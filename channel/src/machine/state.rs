@@ -311,6 +311,8 @@ pub enum Record {
     ShutdownSent(ScriptBuf),
     /// The peer sent `shutdown` with this script.
     ShutdownReceived(ScriptBuf),
+    /// The peer reconnected: its uncommitted updates are forgotten (BOLT 2).
+    Reconnected,
     /// The channel is closed (failure, funding timeout or mutual close).
     Closed(String),
 }
@@ -352,6 +354,9 @@ pub struct ChannelState {
     pub local_shutdown: Option<ScriptBuf>,
     /// The peer's `shutdown` script, once received.
     pub remote_shutdown: Option<ScriptBuf>,
+    /// True if our last `commitment_signed` was sent after our last `revoke_and_ack`
+    /// (the order to retransmit them in).
+    pub commit_sent_last: bool,
     /// Why it closed.
     pub closed_reason: Option<String>,
 }
@@ -397,6 +402,7 @@ impl ChannelState {
             remote_secrets: SecretStore::new(),
             local_shutdown: None,
             remote_shutdown: None,
+            commit_sent_last: false,
             closed_reason: None,
         }
     }
@@ -510,6 +516,7 @@ impl ChannelState {
                     spec,
                     point,
                 });
+                self.commit_sent_last = true;
                 self.local_changes.signed = std::mem::take(&mut self.local_changes.proposed);
                 self.remote_changes.signed = std::mem::take(&mut self.remote_changes.acked);
             }
@@ -527,6 +534,7 @@ impl ChannelState {
                     remote_sig: *sig,
                     htlc_sigs: htlc_sigs.clone(),
                 });
+                self.commit_sent_last = false;
                 self.local_changes.acked.clear();
                 let proposed = std::mem::take(&mut self.remote_changes.proposed);
                 self.remote_changes.acked.extend(proposed);
@@ -542,6 +550,14 @@ impl ChannelState {
                 let signed = std::mem::take(&mut self.local_changes.signed);
                 self.local_changes.acked.extend(signed);
                 self.remote_changes.signed.clear();
+            }
+            Record::Reconnected => {
+                let dropped = std::mem::take(&mut self.remote_changes.proposed);
+                let adds = dropped
+                    .iter()
+                    .filter(|u| matches!(u, Update::Add { .. }))
+                    .count() as u64;
+                self.next_remote_htlc_id -= adds;
             }
             Record::ShutdownSent(script) => self.local_shutdown = Some(script.clone()),
             Record::ShutdownReceived(script) => self.remote_shutdown = Some(script.clone()),
