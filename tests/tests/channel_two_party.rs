@@ -809,3 +809,61 @@ fn fail_malformed_requires_badonion_and_returns_the_amount() {
     assert_eq!(a.ch.balances_msat().unwrap(), before);
     check_mirror(&a, &b);
 }
+
+#[test]
+fn reestablish_detects_lost_state_and_never_broadcasts_it() {
+    let (mut a, mut b) = open_pair(70, ChannelConfig::default()).unwrap();
+    let old_log = b.log.clone();
+    for n in 1..=3u64 {
+        a.ch.add_htlc(1_000_000, hash_of(&preimage(n)), 500 + n as u32, onion())
+            .unwrap();
+        run(&mut a, &mut b);
+    }
+    // b restarts from a stale copy of its records (a backup): it lost state.
+    let mut stale = Channel::restore(&b.keys, ChannelConfig::default(), &old_log).unwrap();
+    a.ch.handle_disconnect();
+    a.ch.handle_reconnect().unwrap();
+    stale.handle_reconnect().unwrap();
+    let from_a = a.outgoing();
+    let mut from_stale = Vec::new();
+    while let Some(bt) = stale.poll_persist() {
+        stale.persisted(bt.id).unwrap();
+    }
+    while let Some(m) = stale.poll_message() {
+        from_stale.push(m);
+    }
+    // The stale side learns it is behind: closes without broadcasting its old commitment.
+    for m in &from_a {
+        assert!(matches!(stale.handle_message(m), Err(ChannelError::Closed)));
+    }
+    assert_eq!(stale.state().phase, Phase::Closed);
+    assert!(
+        stale.poll_broadcast().is_none(),
+        "must not broadcast a revoked state"
+    );
+    // The up-to-date side sees the peer is behind and fails, offering its own commitment.
+    let err = a.ch.handle_message(&from_stale[0]).unwrap_err();
+    assert!(err.to_string().contains("lost state"), "{err}");
+    assert!(a.ch.poll_broadcast().is_some());
+}
+
+#[test]
+fn reconnect_retransmits_a_lost_commitment() {
+    let (mut a, mut b) = open_pair(71, ChannelConfig::default()).unwrap();
+    a.ch.add_htlc(2_000_000, hash_of(&preimage(1)), 501, onion())
+        .unwrap();
+    a.ch.send_commitment().unwrap();
+    let _lost = a.outgoing(); // the link drops with update_add + commitment_signed
+    for p in [&mut a, &mut b] {
+        p.ch.handle_disconnect();
+        p.ch.handle_reconnect().unwrap();
+    }
+    run(&mut a, &mut b);
+    let Some(Event::HtlcReceived { id, .. }) = b.events.pop() else {
+        panic!("htlc not delivered after reestablish")
+    };
+    b.ch.fulfill_htlc(id, preimage(1)).unwrap();
+    run(&mut a, &mut b);
+    check_mirror(&a, &b);
+    assert_eq!(b.ch.balances_msat().unwrap().0, PUSH_MSAT + 2_000_000);
+}
