@@ -249,3 +249,35 @@ pub fn check_feerate(feerate: u32, estimate: u32, tolerance: u32) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feerate_sanity_bounds() {
+        assert!(check_feerate(253, 1000, 10).is_ok());
+        assert!(check_feerate(252, 253, 10).is_err());
+        assert!(check_feerate(99, 1000, 10).is_err());
+        assert!(check_feerate(10_000, 1000, 10).is_ok());
+        assert!(check_feerate(10_001, 1000, 10).is_err());
+    }
+
+    #[test]
+    fn config_validation_and_reserve() {
+        let c = ChannelConfig::default();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.reserve_for(1_000_000), 10_000);
+        assert_eq!(c.reserve_for(10_000), c.dust_limit_sat);
+        let bad = ChannelConfig {
+            max_accepted_htlcs: 484,
+            ..ChannelConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = ChannelConfig {
+            dust_limit_sat: 353,
+            ..ChannelConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

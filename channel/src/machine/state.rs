@@ -576,3 +576,87 @@ impl ChannelState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fulmen_wire::msgs::ONION_PACKET_LEN;
+
+    fn add(id: u64, amount_msat: u64) -> Update {
+        Update::Add {
+            id,
+            htlc: HtlcInfo {
+                amount_msat,
+                payment_hash: [id as u8; 32],
+                cltv_expiry: 100,
+            },
+            onion: OnionPacket(Box::new([0u8; ONION_PACKET_LEN])),
+        }
+    }
+
+    #[test]
+    fn reduce_conserves_and_settles_to_the_right_side() {
+        let s0 = Spec {
+            to_us_msat: 700,
+            to_them_msat: 300,
+            feerate_per_kw: 253,
+            ..Spec::default()
+        };
+        let s1 = reduce(&s0, &[add(0, 100), add(1, 50)], &[add(0, 30)]).unwrap();
+        assert_eq!(s1.total_msat(), 1000);
+        assert_eq!((s1.to_us_msat, s1.to_them_msat), (550, 270));
+        // They fulfill our 0, fail our 1; we fulfill their 0.
+        let s2 = reduce(
+            &s1,
+            &[Update::Fulfill {
+                id: 0,
+                preimage: [0; 32],
+            }],
+            &[
+                Update::Fulfill {
+                    id: 0,
+                    preimage: [0; 32],
+                },
+                Update::Fail {
+                    id: 1,
+                    reason: vec![],
+                },
+                Update::Fee(1000),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s2.total_msat(), 1000);
+        assert_eq!((s2.to_us_msat, s2.to_them_msat), (630, 370));
+        assert!(s2.offered_by_us.is_empty() && s2.offered_by_them.is_empty());
+        assert_eq!(s2.feerate_per_kw, 1000);
+    }
+
+    #[test]
+    fn reduce_refuses_overdraft_duplicates_and_unknown_settles() {
+        let s0 = Spec {
+            to_us_msat: 100,
+            to_them_msat: 0,
+            ..Spec::default()
+        };
+        assert!(reduce(&s0, &[add(0, 101)], &[]).is_err());
+        assert!(reduce(&s0, &[add(0, 10), add(0, 10)], &[]).is_err());
+        let fail = Update::Fail {
+            id: 9,
+            reason: vec![],
+        };
+        assert!(reduce(&s0, &[], &[fail]).is_err());
+    }
+
+    #[test]
+    fn channel_id_xors_the_output_index() {
+        use bitcoin::hashes::Hash;
+        let op = OutPoint {
+            txid: bitcoin::Txid::from_byte_array([0x11; 32]),
+            vout: 0x0102,
+        };
+        let id = channel_id_from(&op);
+        assert_eq!(id[30], 0x11 ^ 0x01);
+        assert_eq!(id[31], 0x11 ^ 0x02);
+        assert_eq!(id[..30], [0x11; 30]);
+    }
+}
