@@ -27,6 +27,26 @@ fn proto(s: String) -> ChannelError {
     ChannelError::Protocol(s)
 }
 
+/// The commitment fee (msat) of `spec` at `feerate` with the broadcaster's `dust_limit_sat`
+/// (HTLCs counted conservatively as offered, whose trim threshold is the lower).
+fn fee_msat_of(spec: &Spec, dust_limit_sat: u64, feerate: u32) -> u64 {
+    let untrimmed = spec
+        .offered_by_us
+        .values()
+        .chain(spec.offered_by_them.values())
+        .filter(|h| {
+            !CommitmentHtlc {
+                offered: true,
+                amount_msat: h.amount_msat,
+                cltv_expiry: h.cltv_expiry,
+                payment_hash: sha256::Hash::all_zeros(),
+            }
+            .is_trimmed(bitcoin::Amount::from_sat(dust_limit_sat), feerate)
+        })
+        .count();
+    commitment_fee(feerate, untrimmed).to_sat() * 1000
+}
+
 /// Checks of one direction's HTLCs in `spec` against the receiver's `limits`; `by_us` says
 /// whose offers and balance are checked; `funder` whether that side pays the fee.
 pub(super) fn check_limits(
@@ -56,22 +76,8 @@ pub(super) fn check_limits(
             limits.max_htlc_value_in_flight_msat
         ));
     }
-    let untrimmed = spec
-        .offered_by_us
-        .values()
-        .chain(spec.offered_by_them.values())
-        .filter(|h| {
-            !CommitmentHtlc {
-                offered: true,
-                amount_msat: h.amount_msat,
-                cltv_expiry: h.cltv_expiry,
-                payment_hash: sha256::Hash::all_zeros(),
-            }
-            .is_trimmed(bitcoin::Amount::from_sat(limits.dust_limit_sat), feerate)
-        })
-        .count();
     let fee_msat = if funder {
-        commitment_fee(feerate, untrimmed).to_sat() * 1000
+        fee_msat_of(spec, limits.dust_limit_sat, feerate)
     } else {
         0
     };
@@ -147,6 +153,15 @@ impl Channel {
             spec.feerate_per_kw,
         )
         .map_err(cmd)?;
+        // BOLT 2: the non-funder SHOULD NOT add an HTLC the funder could not pay the
+        // commitment fee for while keeping its reserve.
+        if !st.setup.is_opener {
+            let fee = fee_msat_of(&spec, remote.dust_limit_sat, spec.feerate_per_kw);
+            let reserve = st.setup.local.channel_reserve_sat * 1000;
+            if spec.to_them_msat < fee + reserve {
+                return Err(cmd("the funder could not pay the fee for it".into()));
+            }
+        }
         let channel_id = st.channel_id;
         self.transact(vec![Record::LocalUpdate(update)], |_| {
             Ok(vec![Message::UpdateAddHtlc(UpdateAddHtlc {
