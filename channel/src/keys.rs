@@ -102,7 +102,7 @@ pub fn derive_revocation_privkey<C: Signing>(
 }
 
 /// The public basepoints one side announces in `open_channel` / `accept_channel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelBasepoints {
     /// Key of the 2-of-2 funding output.
     pub funding_pubkey: PublicKey,

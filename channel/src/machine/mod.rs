@@ -11,6 +11,7 @@
 //! revocations), `fee` (`update_fee`, `update_fail_malformed_htlc`) and `shutdown`
 //! (cooperative close).
 
+pub mod codec;
 mod commit;
 pub mod error;
 mod fee;
@@ -28,6 +29,7 @@ use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction};
 use fulmen_wire::msgs::Message;
 
+pub use codec::RecordCodecError;
 pub use error::ChannelError;
 pub use params::{ChannelConfig, SideParams};
 pub use state::{ChannelState, HtlcInfo, Phase, Record, Spec, Update};

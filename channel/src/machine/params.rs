@@ -101,7 +101,7 @@ impl ChannelConfig {
 /// side: `dust_limit_sat` is for its own commitment, `channel_reserve_sat` and
 /// `to_self_delay` are what it imposes on the *other* side, the HTLC limits are what it
 /// accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SideParams {
     /// Dust limit of this side's commitment.
     pub dust_limit_sat: u64,

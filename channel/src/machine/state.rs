@@ -1,6 +1,15 @@
 //! The persistent channel state, the update records that change it, and [`ChannelState::apply`],
 //! the only function that mutates it — so replaying the records rebuilds an equal state.
 //!
+//! Persistence format: each [`Record`] is stored as the bytes of [`Record::encode`] (see
+//! [`super::codec`]): one JSON object `{"v":1,"record":...}` where `v` is the format version
+//! (`RECORD_FORMAT_VERSION`, refused if unknown) and `record` the serde encoding of the
+//! record — an externally tagged enum (`{"LocalUpdate":{"Add":{...}}}`, unit variants as
+//! strings), keys and signatures as hex, outpoints as `"txid:vout"`, scripts as hex, the onion
+//! as 2732 hex chars, other byte arrays as number arrays. [`Record::decode`] returns a
+//! `RecordCodecError` on any malformed, truncated or unknown-version input, never panics.
+//! Renaming a field or variant here changes the format: bump the version.
+//!
 //! Must never: validate peer input here (handlers do, before they emit a record); apply a
 //! record that would create or destroy value (balances are checked, not saturated).
 
@@ -10,13 +19,14 @@ use bitcoin::secp256k1::ecdsa::Signature;
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{OutPoint, ScriptBuf};
 use fulmen_wire::msgs::OnionPacket;
+use serde::{Deserialize, Serialize};
 
 use super::error::ChannelError;
 use super::params::SideParams;
 use crate::shachain::{SecretStore, MAX_INDEX};
 
 /// One HTLC as both commitments see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HtlcInfo {
     /// Amount.
     pub amount_msat: u64,
@@ -60,7 +70,7 @@ impl Spec {
 }
 
 /// One update (`update_add_htlc`, `update_fulfill_htlc`, `update_fail_htlc`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Update {
     /// Offer an HTLC.
     Add {
@@ -69,6 +79,7 @@ pub enum Update {
         /// The HTLC.
         htlc: HtlcInfo,
         /// Its onion.
+        #[serde(with = "super::codec::onion_hex")]
         onion: OnionPacket,
     },
     /// Settle an HTLC the other side offered.
@@ -239,7 +250,7 @@ pub struct RemoteChanges {
 }
 
 /// Initial setup of a channel (first record).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setup {
     /// True if we opened (and fund) the channel.
     pub is_opener: bool,
@@ -266,7 +277,7 @@ pub struct Setup {
 }
 
 /// One increment of channel state. Persist them in order; replay with `Channel::restore`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     /// The channel was created.
     Created(Box<Setup>),
