@@ -6,7 +6,7 @@
 //! `CHANNEL_RUNS=<n>` sets the number of schedules (default 300).
 //!
 //! Reconnections drop every in-flight message both ways; restarts rebuild one side from
-//! its records and then reconnect; `channel_reestablish` must resynchronise both.
+//! its records (encoded and decoded through `Record::encode` / `decode`) and then reconnect; `channel_reestablish` must resynchronise both.
 //! Must never: use an unseeded RNG or time.
 
 use std::collections::{HashMap, VecDeque};
@@ -165,7 +165,11 @@ impl World {
         }
         if let Some(i) = restart {
             let s = &mut self.sides[i];
-            let r = Channel::restore(&s.keys, ChannelConfig::default(), &s.log).unwrap();
+            // Restart from the records as stored: through the persistence format.
+            let stored: Vec<Vec<u8>> = s.log.iter().map(Record::encode).collect();
+            let decoded: Vec<Record> = stored.iter().map(|b| Record::decode(b).unwrap()).collect();
+            assert_eq!(decoded, s.log, "records changed through encode/decode");
+            let r = Channel::restore(&s.keys, ChannelConfig::default(), &decoded).unwrap();
             assert_eq!(r.state(), s.ch.state(), "restored state differs");
             s.ch = r;
         }

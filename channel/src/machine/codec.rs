@@ -188,6 +188,13 @@ mod tests {
     }
 
     #[test]
+    fn add_record_size_is_bounded() {
+        // The heaviest record: 2732 hex chars of onion plus a small envelope.
+        let n = samples()[0].encode().len();
+        assert!((2 * ONION_PACKET_LEN..3000).contains(&n), "{n} bytes");
+    }
+
+    #[test]
     fn version_is_checked() {
         let bytes = Record::Reconnected.encode();
         let s = String::from_utf8(bytes).unwrap();
