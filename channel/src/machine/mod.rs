@@ -6,7 +6,7 @@
 //! were acknowledged durable.
 //!
 //! Submodules: [`traits`] (key source, entropy, fee estimator), [`params`] (config and
-//! BOLT 2 parameter checks), [`state`] (persistent state, records, `apply`), [`commit`]
+//! BOLT 2 parameter checks), [`state`] (persistent state, records, `apply`), `commit`
 //! (building/signing/verifying commitments), `opening`, `normal` (HTLC updates, commitments,
 //! revocations), `fee` (`update_fee`, `update_fail_malformed_htlc`) and `shutdown`
 //! (cooperative close).
