@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Fulmen demo (the README's main job). Until the node daemon lands, it shows the
-# simulated chain: start a chain daemon, mine, fund an address from the faucet, confirm it,
-# refuse a double spend, restart the daemon and show the chain survived. Cleans up after itself.
+# simulated chain — start a chain daemon, mine, fund an address from the faucet, confirm it,
+# refuse garbage and a re-sent transaction, restart the daemon and show the chain survived —
+# and then a channel between two in-memory parties that opens, pays both ways and closes.
+# Cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,4 +45,9 @@ step "garbage hex is refused with a reason"; chain send 00deadbeef || true
 step "re-send the confirmed faucet transaction: the chain refuses it, naming the input and rule"
 chain send "$raw" || true
 step "restart the daemon: height and UTXO set survive"; stop_chain; start_chain; chain info
+stop_chain
+
+step "a payment channel between two in-memory parties (the embeddable fulmen-channel crate):"
+step "open, pay both ways, rebuild from persisted records, close cooperatively"
+cargo run --quiet -p fulmen-channel --example two_party
 echo; echo "demo finished"
