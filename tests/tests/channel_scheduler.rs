@@ -41,7 +41,8 @@ struct Side {
     keys: SeedKeySource,
     log: Vec<Record>,
     /// HTLCs received and irrevocably committed, waiting for us to settle: (id, hash).
-    to_settle: Vec<(u64, [u8; 32])>,
+    /// The flag: the channel reported it as must-fail (dust exposure).
+    to_settle: Vec<(u64, [u8; 32], bool)>,
     /// Our offered HTLC amounts by id.
     offered: HashMap<u64, u64>,
     /// Net msat this side expects to have gained (fulfilled in minus fulfilled out).
@@ -82,7 +83,10 @@ impl World {
         for e in events {
             match e {
                 Event::HtlcReceived { id, htlc } => {
-                    self.sides[i].to_settle.push((id, htlc.payment_hash))
+                    self.sides[i].to_settle.push((id, htlc.payment_hash, false))
+                }
+                Event::HtlcMustFail { id, htlc } => {
+                    self.sides[i].to_settle.push((id, htlc.payment_hash, true))
                 }
                 Event::HtlcFulfilled { id, .. } => {
                     let s = &mut self.sides[i];
@@ -139,8 +143,10 @@ impl World {
             return;
         }
         let k = rng.gen_range(0..s.to_settle.len());
-        let (id, hash) = s.to_settle.swap_remove(k);
+        let (id, hash, must_fail) = s.to_settle.swap_remove(k);
         match rng.gen_range(0..10u32) {
+            // Over the receiver's dust exposure limit: fail it (temporary_channel_failure).
+            _ if must_fail => s.ch.fail_htlc(id, vec![0x10, 0x07]).unwrap(),
             0..=7 => s.ch.fulfill_htlc(id, self.preimages[&hash]).unwrap(),
             8 => s.ch.fail_htlc(id, vec![0x40, 0x0f]).unwrap(),
             _ => s.ch.fail_malformed_htlc(id, [7; 32], 0x8000 | 5).unwrap(),

@@ -134,6 +134,14 @@ fn run(a: &mut Party, b: &mut Party) {
 }
 
 fn open_pair(seed: u64, cfg_b: ChannelConfig) -> Result<(Party, Party), ChannelError> {
+    open_pair_with(seed, ChannelConfig::default(), cfg_b)
+}
+
+fn open_pair_with(
+    seed: u64,
+    cfg_a: ChannelConfig,
+    cfg_b: ChannelConfig,
+) -> Result<(Party, Party), ChannelError> {
     let mut rng = Rng(ChaCha20Rng::seed_from_u64(seed));
     let fees = Fees(1000);
     let ka = SeedKeySource::new([1u8; 32]);
@@ -142,7 +150,7 @@ fn open_pair(seed: u64, cfg_b: ChannelConfig) -> Result<(Party, Party), ChannelE
         &ka,
         &mut rng,
         &fees,
-        ChannelConfig::default(),
+        cfg_a,
         CHAIN,
         FUNDING_SAT,
         PUSH_MSAT,
@@ -942,4 +950,139 @@ fn reconnected_record_goes_through_the_persistence_format() {
     fulfill_received(&mut b);
     run(&mut a, &mut b);
     check_mirror(&a, &b);
+}
+
+fn dust_cfg(limit_msat: u64) -> ChannelConfig {
+    ChannelConfig {
+        max_dust_htlc_exposure_msat: limit_msat,
+        ..ChannelConfig::default()
+    }
+}
+
+// At the opening feerate 1000 sat/kw and dust limit 546 sat on both sides, an HTLC is
+// trimmed below 546 + 663 = 1209 sat (offered by the broadcaster) or 546 + 703 = 1249 sat
+// (received): a 1000-sat HTLC is dust on both commitments.
+
+#[test]
+fn dust_exposure_sender_refuses_limit_plus_one_accepts_the_limit() {
+    let (mut a, mut b) = open_pair_with(80, dust_cfg(5_000_000), dust_cfg(u64::MAX)).unwrap();
+    for n in 0..4u64 {
+        let pre = preimage(n);
+        a.ch.add_htlc(1_000_000, hash_of(&pre), 500 + n as u32, onion())
+            .unwrap();
+    }
+    let pending = a.outgoing();
+    let records = a.log.len();
+    // 4_000_000 + 1_000_001 = limit + 1: refused, nothing changes.
+    let before = a.ch.state().clone();
+    let err =
+        a.ch.add_htlc(1_000_001, hash_of(&preimage(4)), 504, onion())
+            .unwrap_err();
+    assert!(matches!(err, ChannelError::Command(ref e) if e.contains("dust exposure")));
+    assert_eq!(a.ch.state(), &before);
+    assert!(a.outgoing().is_empty());
+    assert_eq!(a.log.len(), records);
+    for m in pending {
+        b.ch.handle_message(&m).unwrap();
+    }
+    // Exactly the limit is accepted.
+    a.ch.add_htlc(1_000_000, hash_of(&preimage(4)), 504, onion())
+        .unwrap();
+    // A non-dust HTLC does not count.
+    a.ch.add_htlc(2_000_000, hash_of(&preimage(5)), 505, onion())
+        .unwrap();
+    // Any further dust one is refused.
+    assert!(a
+        .ch
+        .add_htlc(1_000, hash_of(&preimage(6)), 506, onion())
+        .is_err());
+    run(&mut a, &mut b);
+    assert_eq!(
+        b.events
+            .iter()
+            .filter(|e| matches!(e, Event::HtlcReceived { .. }))
+            .count(),
+        6
+    );
+    fulfill_received(&mut b);
+    run(&mut a, &mut b);
+    check_mirror(&a, &b);
+}
+
+#[test]
+fn dust_exposure_receiver_reports_htlcs_over_the_limit_as_must_fail() {
+    // The sender has no limit; the receiver allows 2.5 dust HTLCs of 1000 sat.
+    let (mut a, mut b) = open_pair_with(81, dust_cfg(u64::MAX), dust_cfg(2_500_000)).unwrap();
+    for n in 0..3u64 {
+        a.ch.add_htlc(1_000_000, hash_of(&preimage(n)), 500 + n as u32, onion())
+            .unwrap();
+    }
+    // The receiver accepts the updates (no protocol error) ...
+    run(&mut a, &mut b);
+    // ... and once irrevocably committed reports the one over the limit as must-fail.
+    let must_fail: Vec<u64> = b
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::HtlcMustFail { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(must_fail, vec![2]);
+    b.events
+        .retain(|e| !matches!(e, Event::HtlcMustFail { .. }));
+    b.ch.fail_htlc(2, vec![0x10, 0x07]).unwrap();
+    fulfill_received(&mut b);
+    run(&mut a, &mut b);
+    assert!(a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::HtlcFailed { id: 2, .. })));
+    let (a_us, _) = a.ch.balances_msat().unwrap();
+    assert_eq!(a_us, FUNDING_SAT * 1000 - PUSH_MSAT - 2_000_000);
+    check_mirror(&a, &b);
+}
+
+#[test]
+fn dust_exposure_limits_feerate_increases_we_send() {
+    let (mut a, mut b) = open_pair_with(82, dust_cfg(5_000_000), dust_cfg(1_000_000)).unwrap();
+    // Four 1300-sat HTLCs: not dust at 1000 sat/kw.
+    for n in 0..4u64 {
+        a.ch.add_htlc(1_300_000, hash_of(&preimage(n)), 500 + n as u32, onion())
+            .unwrap();
+    }
+    run(&mut a, &mut b);
+    assert_eq!(
+        b.events
+            .iter()
+            .filter(|e| matches!(e, Event::HtlcReceived { .. }))
+            .count(),
+        4
+    );
+    // At 2000 sat/kw they are trimmed (threshold 546 + 1326): 5_200_000 msat > limit.
+    let before = a.ch.state().clone();
+    let err = a.ch.update_fee(2000).unwrap_err();
+    assert!(matches!(err, ChannelError::Command(ref e) if e.contains("dust exposure")));
+    assert_eq!(a.ch.state(), &before);
+    // At 1050 sat/kw (thresholds 1242 / 1284 sat) they are not: accepted.
+    a.ch.update_fee(1050).unwrap();
+    run(&mut a, &mut b);
+    assert_eq!(
+        b.ch.state()
+            .local_commit
+            .as_ref()
+            .unwrap()
+            .spec
+            .feerate_per_kw,
+        1050
+    );
+    // Received: an increase that puts the receiver over its own limit is accepted
+    // (documented choice; BOLT 2 only says MAY fail the channel).
+    let m = fulmen_wire::msgs::UpdateFee {
+        channel_id: b.ch.channel_id(),
+        feerate_per_kw: 2000,
+        extra_tlvs: Default::default(),
+    };
+    b.ch.handle_message(&Message::UpdateFee(m)).unwrap();
+    assert!(b.ch.is_connected());
 }

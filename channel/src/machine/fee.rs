@@ -1,11 +1,18 @@
 //! `update_fee` (funder only, sanity-checked against the caller's fee estimate, affordable
 //! by the funder) and `update_fail_malformed_htlc` (BADONION bit required).
 //!
+//! Dust exposure: we refuse to *send* a feerate increase that would put either
+//! commitment's dust exposure above `max_dust_htlc_exposure_msat`. A *received* one that
+//! does is accepted (BOLT 2 only says MAY fail the channel; failing it over a fee estimate
+//! is harsher than the risk): the HTLCs already committed stay, new ones past the limit are
+//! still refused / reported as `HtlcMustFail`.
+//!
 //! Must never: accept `update_fee` from the non-funder or a feerate the funder cannot pay
 //! while keeping its reserve; accept a malformed-failure code without the BADONION bit.
 
 use fulmen_wire::msgs::{Message, UpdateFailMalformedHtlc, UpdateFee};
 
+use super::dust::check_exposure;
 use super::normal::check_limits;
 use super::params::check_feerate;
 use super::state::{reduce, Record, Update};
@@ -51,6 +58,16 @@ impl Channel {
             feerate_per_kw,
         )
         .map_err(|e| cmd(format!("cannot afford feerate: {e}")))?;
+        // BOLT 2: a feerate increase must not push dust exposure above our limit.
+        if feerate_per_kw > base.spec.feerate_per_kw {
+            check_exposure(
+                &spec,
+                st.setup.local.dust_limit_sat,
+                remote.dust_limit_sat,
+                self.config.max_dust_htlc_exposure_msat,
+            )
+            .map_err(cmd)?;
+        }
         let channel_id = st.channel_id;
         self.transact(vec![Record::LocalUpdate(update)], |_| {
             Ok(vec![Message::UpdateFee(UpdateFee {

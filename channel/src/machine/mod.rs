@@ -13,6 +13,7 @@
 
 pub mod codec;
 mod commit;
+mod dust;
 pub mod error;
 mod fee;
 mod normal;
@@ -58,6 +59,17 @@ pub enum Event {
     ChannelReady,
     /// An HTLC offered by the peer is irrevocably committed: fulfill, fail or forward it.
     HtlcReceived {
+        /// Its id.
+        id: u64,
+        /// The HTLC.
+        htlc: HtlcInfo,
+    },
+    /// An HTLC offered by the peer is irrevocably committed, but counting it would put a
+    /// commitment's dust exposure above [`ChannelConfig::max_dust_htlc_exposure_msat`]
+    /// (BOLT 2): fail it back with [`Channel::fail_htlc`] (`temporary_channel_failure`);
+    /// never fulfill or forward it. Emitted instead of [`Event::HtlcReceived`]. The channel
+    /// cannot build the failure onion itself (it has no onion shared secret), hence an event.
+    HtlcMustFail {
         /// Its id.
         id: u64,
         /// The HTLC.

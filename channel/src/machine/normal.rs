@@ -2,6 +2,12 @@
 //! `commitment_signed` (every HTLC signature verified), `revoke_and_ack` (secret checked
 //! and kept in the shachain store), with the BOLT 2 sender and receiver checks.
 //!
+//! Dust exposure (`machine/dust.rs`): `add_htlc` refuses an HTLC that would put our or
+//! their commitment's dust exposure above `max_dust_htlc_exposure_msat`; a peer's HTLC that
+//! does is accepted into the state (the protocol allows it) and, once irrevocably
+//! committed, reported as `Event::HtlcMustFail` instead of `HtlcReceived`: the caller fails
+//! it (it holds the onion secret needed for the failure message).
+//!
 //! Must never: offer or accept an HTLC beyond the receiver's limits or the sender's
 //! reserve; settle an HTLC that is not irrevocably committed; release a
 //! `commitment_signed` / `revoke_and_ack` except through a persisted batch.
@@ -13,6 +19,7 @@ use fulmen_wire::msgs::{
     UpdateFulfillHtlc,
 };
 
+use super::dust::{check_exposure, over_limit};
 use super::params::SideParams;
 use super::state::{reduce, HtlcInfo, Phase, Record, Spec, Update};
 use super::{Channel, ChannelError, Event};
@@ -162,6 +169,15 @@ impl Channel {
                 return Err(cmd("the funder could not pay the fee for it".into()));
             }
         }
+        // BOLT 2: do not offer an HTLC that puts either commitment's dust exposure above
+        // our limit (the next remote commitment's content stands for both).
+        check_exposure(
+            &spec,
+            st.setup.local.dust_limit_sat,
+            remote.dust_limit_sat,
+            self.config.max_dust_htlc_exposure_msat,
+        )
+        .map_err(cmd)?;
         let channel_id = st.channel_id;
         self.transact(vec![Record::LocalUpdate(update)], |_| {
             Ok(vec![Message::UpdateAddHtlc(UpdateAddHtlc {
@@ -449,12 +465,16 @@ impl Channel {
             .insert(MAX_INDEX - rc.number, m.per_commitment_secret)
             .map_err(|e| proto(format!("per_commitment_secret refused by shachain: {e}")))?;
         let mut events = Vec::new();
+        let mut added = Vec::new();
         for u in &st.remote_changes.signed {
             match u {
-                Update::Add { id, htlc, .. } => events.push(Event::HtlcReceived {
-                    id: *id,
-                    htlc: *htlc,
-                }),
+                Update::Add { id, htlc, .. } => {
+                    added.push((*id, *htlc));
+                    events.push(Event::HtlcReceived {
+                        id: *id,
+                        htlc: *htlc,
+                    })
+                }
                 Update::Fail { id, reason } => events.push(Event::HtlcFailed {
                     id: *id,
                     reason: reason.clone(),
@@ -476,6 +496,31 @@ impl Channel {
             next_point: m.next_per_commitment_point,
         };
         self.transact(vec![rec], |_| Ok(vec![]))?;
+        // The peer's new HTLCs are now in both commitments: those over the dust exposure
+        // limit are reported as must-fail instead of received (BOLT 2).
+        let st = &self.state;
+        if let (false, Some(lc), Some(rc), Some(remote)) = (
+            added.is_empty(),
+            st.local_commit.as_ref(),
+            st.remote_commit.as_ref(),
+            st.setup.remote.as_ref(),
+        ) {
+            let fail = over_limit(
+                &lc.spec,
+                &rc.spec,
+                st.setup.local.dust_limit_sat,
+                remote.dust_limit_sat,
+                self.config.max_dust_htlc_exposure_msat,
+                &added,
+            );
+            for e in &mut events {
+                if let Event::HtlcReceived { id, htlc } = *e {
+                    if fail.contains(&id) {
+                        *e = Event::HtlcMustFail { id, htlc };
+                    }
+                }
+            }
+        }
         self.events.extend(events);
         Ok(())
     }

@@ -50,6 +50,13 @@ pub struct ChannelConfig {
     pub max_dust_limit_sat: u64,
     /// Largest `htlc_minimum_msat` we accept from a peer.
     pub max_htlc_minimum_msat: u64,
+    /// BOLT 2 dust exposure limit: the most msat of trimmed HTLCs (amount below the
+    /// broadcaster's dust limit plus the HTLC's second-stage fee at the commitment feerate)
+    /// either commitment, ours or theirs, may carry. We refuse to offer an HTLC or raise
+    /// the feerate past it (command error); a peer's HTLC past it is accepted but reported
+    /// as [`super::Event::HtlcMustFail`] once irrevocably committed. Default 5_000_000
+    /// msat, as other implementations.
+    pub max_dust_htlc_exposure_msat: u64,
 }
 
 impl Default for ChannelConfig {
@@ -68,6 +75,7 @@ impl Default for ChannelConfig {
             feerate_tolerance: 10,
             max_dust_limit_sat: 20_000,
             max_htlc_minimum_msat: 10_000_000,
+            max_dust_htlc_exposure_msat: 5_000_000,
         }
     }
 }
