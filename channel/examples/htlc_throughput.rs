@@ -45,7 +45,7 @@ impl Node {
         }
         while let Some(e) = self.ch.poll_event() {
             match e {
-                Event::HtlcReceived { id, htlc } => self.received.push((id, htlc.payment_hash)),
+                Event::HtlcReceived { id, htlc, .. } => self.received.push((id, htlc.payment_hash)),
                 Event::HtlcFulfilled { .. } => self.fulfilled += 1,
                 _ => {}
             }

@@ -87,7 +87,7 @@ fn pay(payer: &mut Node, payee: &mut Node, amounts: &[u64], nonce: &mut u8) {
     }
     exchange(payer, payee);
     for e in std::mem::take(&mut payee.events) {
-        if let Event::HtlcReceived { id, htlc } = e {
+        if let Event::HtlcReceived { id, htlc, .. } = e {
             let (_, pre) = preimages
                 .iter()
                 .find(|(h, _)| *h == htlc.payment_hash)

@@ -30,6 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// The simulated chain: `run` the daemon, or drive it (info, mine, fund, send, …).
     Chain(ChainArgs),
+    /// The node daemon: `run` it.
+    Node(crate::node::cli::NodeArgs),
 }
 
 /// Prints a result as pretty JSON on stdout (a closed pipe is not an error).
@@ -66,6 +68,7 @@ pub fn main(cli: Cli) -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Chain(args) => crate::chain::cli::run(args, cli.log_format).await,
+            Command::Node(args) => crate::node::cli::run(args, cli.log_format).await,
         }
     })
 }

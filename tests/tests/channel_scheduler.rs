@@ -85,10 +85,10 @@ impl World {
         let events = self.sides[i].flush(&mut self.wires[i]);
         for e in events {
             match e {
-                Event::HtlcReceived { id, htlc } => {
+                Event::HtlcReceived { id, htlc, .. } => {
                     self.sides[i].to_settle.push((id, htlc.payment_hash, false))
                 }
-                Event::HtlcMustFail { id, htlc } => {
+                Event::HtlcMustFail { id, htlc, .. } => {
                     MUST_FAIL.fetch_add(1, Ordering::Relaxed);
                     self.sides[i].to_settle.push((id, htlc.payment_hash, true))
                 }

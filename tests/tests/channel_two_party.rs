@@ -217,7 +217,7 @@ fn hash_of(p: &[u8; 32]) -> [u8; 32] {
 fn fulfill_received(p: &mut Party) {
     let evs: Vec<Event> = std::mem::take(&mut p.events);
     for e in evs {
-        if let Event::HtlcReceived { id, htlc } = e {
+        if let Event::HtlcReceived { id, htlc, .. } = e {
             // The payer encoded the preimage index in the cltv (test convention).
             let pre = preimage(u64::from(htlc.cltv_expiry - 500));
             assert_eq!(hash_of(&pre), htlc.payment_hash);

@@ -63,6 +63,9 @@ pub enum Event {
         id: u64,
         /// The HTLC.
         htlc: HtlcInfo,
+        /// Its onion (peel it to learn whether to settle or forward, and to build a
+        /// failure).
+        onion: fulmen_wire::msgs::OnionPacket,
     },
     /// An HTLC offered by the peer is irrevocably committed, but counting it would put a
     /// commitment's dust exposure above [`ChannelConfig::max_dust_htlc_exposure_msat`]
@@ -74,6 +77,8 @@ pub enum Event {
         id: u64,
         /// The HTLC.
         htlc: HtlcInfo,
+        /// Its onion (for the failure's shared secret).
+        onion: fulmen_wire::msgs::OnionPacket,
     },
     /// The peer fulfilled an HTLC we offered (the preimage is valid).
     HtlcFulfilled {

@@ -468,11 +468,12 @@ impl Channel {
         let mut added = Vec::new();
         for u in &st.remote_changes.signed {
             match u {
-                Update::Add { id, htlc, .. } => {
+                Update::Add { id, htlc, onion } => {
                     added.push((*id, *htlc));
                     events.push(Event::HtlcReceived {
                         id: *id,
                         htlc: *htlc,
+                        onion: onion.clone(),
                     })
                 }
                 Update::Fail { id, reason } => events.push(Event::HtlcFailed {
@@ -514,9 +515,13 @@ impl Channel {
                 &added,
             );
             for e in &mut events {
-                if let Event::HtlcReceived { id, htlc } = *e {
-                    if fail.contains(&id) {
-                        *e = Event::HtlcMustFail { id, htlc };
+                if let Event::HtlcReceived { id, htlc, onion } = e {
+                    if fail.contains(id) {
+                        *e = Event::HtlcMustFail {
+                            id: *id,
+                            htlc: *htlc,
+                            onion: onion.clone(),
+                        };
                     }
                 }
             }

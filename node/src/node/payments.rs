@@ -1,0 +1,457 @@
+//! The node's payment side: issuing invoices, paying them over a direct channel with a
+//! real one-hop onion, settling HTLCs that reach us, and recording outcomes.
+//!
+//! Owns: [`InvoiceRecord`]s and [`PaymentRecord`]s, their status changes (queued into the
+//! turn's write together with the channel records that cause them), and waking `pay`
+//! callers after the write. Must never: release a preimage for an HTLC that fails the
+//! BOLT 4 final-hop checks, or pay an invoice twice.
+
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+use fulmen_channel::machine::{HtlcInfo, Phase};
+use fulmen_htlc::forward::{check_final_hop, ExpectedPayment, FinalHopAccept, IncomingHtlc};
+use fulmen_htlc::invoice::{create_invoice, parse_invoice, InvoiceDescription, InvoiceParams};
+use fulmen_htlc::onion::{
+    construct_onion, create_error_packet, decode_error_packet, process_onion, OnionHop,
+    OnionReject, PaymentData, ProcessedOnion,
+};
+use fulmen_htlc::{FailureMessage, PaymentHash, PaymentPreimage, PaymentSecret};
+use fulmen_wire::msgs::OnionPacket;
+use tokio::sync::oneshot;
+
+use super::api::{InvoiceInfo, PaymentInfo};
+use super::state::{hex32, now_secs, After, CmdError, InvoiceRecord, Node, PaymentRecord, Reply};
+
+/// `min_final_cltv_expiry_delta` of our invoices (the BOLT 11 default).
+pub const MIN_FINAL_CLTV: u32 = 18;
+/// Blocks added to the final CLTV so a payee a block or two ahead still accepts.
+const CLTV_SLACK: u32 = 3;
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let v = hex::decode(s).ok()?;
+    v.try_into().ok()
+}
+
+impl Node {
+    /// `invoice`.
+    pub fn create_invoice(
+        &mut self,
+        amount_msat: u64,
+        description: String,
+        expiry_secs: u64,
+        reply: Reply<InvoiceInfo>,
+    ) {
+        if amount_msat == 0 {
+            let _ = reply.send(Err(CmdError::invalid("amount_msat must be positive")));
+            return;
+        }
+        let preimage = PaymentPreimage(rand::random());
+        let hash = preimage.payment_hash();
+        let secret = PaymentSecret(rand::random());
+        let now = now_secs();
+        let params = InvoiceParams {
+            amount_msat: Some(amount_msat),
+            payment_hash: hash,
+            payment_secret: secret,
+            description: InvoiceDescription::Direct(description.clone()),
+            timestamp_secs: now,
+            expiry_secs,
+            min_final_cltv_expiry_delta: u64::from(MIN_FINAL_CLTV),
+            route_hints: Vec::new(),
+            basic_mpp: false,
+        };
+        let invoice = match create_invoice(&self.secp, &params, &self.keys.node_secret) {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = reply.send(Err(CmdError::invalid(format!(
+                    "cannot create invoice: {e}"
+                ))));
+                return;
+            }
+        };
+        let info = InvoiceInfo {
+            bolt11: invoice.as_str().to_string(),
+            payment_hash: hex32(&hash.0),
+            amount_msat,
+            description,
+            status: "unpaid".into(),
+            received_msat: None,
+            created_at: now,
+            expires_at: now.saturating_add(expiry_secs),
+            paid_at: None,
+        };
+        let rec = InvoiceRecord {
+            info: info.clone(),
+            preimage: hex32(&preimage.0),
+            payment_secret: hex32(&secret.0),
+            min_final_cltv: MIN_FINAL_CLTV,
+        };
+        self.save_invoice(rec);
+        self.after.push(After::InvoiceDone(reply, info));
+    }
+
+    fn save_invoice(&mut self, rec: InvoiceRecord) {
+        let key = rec.info.payment_hash.clone();
+        match serde_json::to_string(&rec) {
+            Ok(json) => self.pending.invoices.push((key.clone(), json)),
+            Err(e) => tracing::error!(error = %e, "serializing an invoice"),
+        }
+        if !self.invoices.contains_key(&key) {
+            self.invoice_order.push(key.clone());
+        }
+        self.invoices.insert(key, rec);
+    }
+
+    fn save_payment(&mut self, rec: PaymentRecord) {
+        let key = rec.info.payment_hash.clone();
+        match serde_json::to_string(&rec) {
+            Ok(json) => self.pending.payments.push((key.clone(), json)),
+            Err(e) => tracing::error!(error = %e, "serializing a payment"),
+        }
+        if !self.payments.contains_key(&key) {
+            self.payment_order.push(key.clone());
+        }
+        self.payments.insert(key, rec);
+    }
+
+    /// An invoice as `listinvoices` shows it now (expiry applied).
+    pub fn invoice_view(&self, rec: &InvoiceRecord) -> InvoiceInfo {
+        let mut info = rec.info.clone();
+        if info.status == "unpaid" && now_secs() >= info.expires_at {
+            info.status = "expired".into();
+        }
+        info
+    }
+
+    /// `pay`: one-hop payment over a channel with the payee.
+    pub fn pay(
+        &mut self,
+        invoice: &str,
+        reply: Reply<(PaymentInfo, oneshot::Receiver<PaymentInfo>)>,
+    ) {
+        match self.start_payment(invoice) {
+            Ok(info) => {
+                let (tx, rx) = oneshot::channel();
+                self.pay_waiters
+                    .entry(info.payment_hash.clone())
+                    .or_default()
+                    .push(tx);
+                self.after.push(After::PayStarted(reply, info, rx));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    fn start_payment(&mut self, text: &str) -> Result<PaymentInfo, CmdError> {
+        let inv = parse_invoice(text.trim())
+            .map_err(|e| CmdError::invalid(format!("bad invoice: {e}")))?;
+        if inv.currency() != lightning_invoice::Currency::Regtest {
+            return Err(CmdError::invalid("the invoice is not for regtest"));
+        }
+        let now = now_secs();
+        if inv.is_expired_at(now) {
+            return Err(CmdError::invalid("the invoice has expired"));
+        }
+        let amount = inv
+            .amount_msat()
+            .ok_or_else(|| CmdError::invalid("invoices without an amount are not supported yet"))?;
+        let hash = inv.payment_hash();
+        let key = hex32(&hash.0);
+        if let Some(p) = self.payments.get(&key) {
+            match p.info.status.as_str() {
+                "succeeded" => return Err(CmdError::failed("this invoice is already paid")),
+                "pending" => {
+                    return Err(CmdError::failed("a payment of this invoice is in flight"))
+                }
+                _ => {}
+            }
+        }
+        let payee = inv.payee();
+        if payee == self.keys.node_id {
+            return Err(CmdError::invalid("cannot pay our own invoice"));
+        }
+        let final_cltv = u32::try_from(inv.min_final_cltv_expiry_delta())
+            .unwrap_or(u32::MAX / 2)
+            .saturating_add(CLTV_SLACK);
+        let cltv = self.height.saturating_add(final_cltv);
+        let session_key = SecretKey::from_slice(&rand::random::<[u8; 32]>())
+            .map_err(|e| CmdError::failed(format!("session key: {e}")))?;
+        let hop = OnionHop {
+            pubkey: payee,
+            payload: fulmen_htlc::onion::HopPayload::final_hop(
+                amount,
+                cltv,
+                PaymentData {
+                    payment_secret: inv.payment_secret(),
+                    total_msat: amount,
+                },
+            ),
+        };
+        let (packet, secrets) = construct_onion(&self.secp, &session_key, &[hop], &hash)
+            .map_err(|e| CmdError::failed(format!("building the onion: {e}")))?;
+        let onion = OnionPacket(Box::new(packet.to_bytes()));
+        let (chan, htlc_id) = self.add_payment_htlc(&payee, amount, hash, cltv, onion)?;
+        let info = PaymentInfo {
+            payment_hash: key,
+            destination: payee.to_string(),
+            amount_msat: amount,
+            fee_msat: 0,
+            status: "pending".into(),
+            preimage: None,
+            failure: None,
+            channel_id: self
+                .channels
+                .iter()
+                .find(|e| e.id == chan)
+                .map(|e| hex32(&e.ch.channel_id())),
+            created_at: now,
+            completed_at: None,
+        };
+        self.save_payment(PaymentRecord {
+            info: info.clone(),
+            channel: Some(chan),
+            htlc_id: Some(htlc_id),
+            shared_secrets: secrets.iter().map(|s| hex32(s)).collect(),
+        });
+        Ok(info)
+    }
+
+    fn add_payment_htlc(
+        &mut self,
+        payee: &PublicKey,
+        amount: u64,
+        hash: PaymentHash,
+        cltv: u32,
+        onion: OnionPacket,
+    ) -> Result<(i64, u64), CmdError> {
+        let mut reasons = Vec::new();
+        let mut candidates: Vec<usize> = (0..self.channels.len())
+            .filter(|&i| {
+                self.channels
+                    .get(i)
+                    .is_some_and(|e| e.peer == *payee && e.ch.state().phase == Phase::Normal)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(CmdError::failed(format!(
+                "no route: no open channel with {payee} (multi-hop routing is not available yet)"
+            )));
+        }
+        // Most local balance first.
+        candidates.sort_by_key(|&i| {
+            std::cmp::Reverse(
+                self.channels
+                    .get(i)
+                    .and_then(|e| e.ch.balances_msat())
+                    .map_or(0, |b| b.0),
+            )
+        });
+        for i in candidates {
+            let Some(e) = self.channels.get_mut(i) else {
+                continue;
+            };
+            if !e.ch.is_connected() {
+                reasons.push(format!(
+                    "channel {}: peer not connected",
+                    hex32(&e.ch.channel_id())
+                ));
+                continue;
+            }
+            match e.ch.add_htlc(amount, hash.0, cltv, onion.clone()) {
+                Ok(id) => return Ok((e.id, id)),
+                Err(err) => reasons.push(format!("channel {}: {err}", hex32(&e.ch.channel_id()))),
+            }
+        }
+        Err(CmdError::failed(format!(
+            "cannot send: {}",
+            reasons.join("; ")
+        )))
+    }
+
+    /// An HTLC offered to us is irrevocably committed: settle it if it pays one of our
+    /// invoices, fail it otherwise (we do not forward yet).
+    pub fn on_htlc_received(
+        &mut self,
+        i: usize,
+        id: u64,
+        htlc: HtlcInfo,
+        onion: OnionPacket,
+        must_fail: bool,
+    ) {
+        let hash = PaymentHash(htlc.payment_hash);
+        let processed = process_onion(&self.secp, &self.keys.node_secret, &onion.0[..], &hash);
+        let now = now_secs();
+        let height = self.height;
+        let decision: Result<Result<[u8; 32], Vec<u8>>, (FailureMessage, [u8; 32])> =
+            match processed {
+                Err(OnionReject::Malformed(f)) => {
+                    let sha = sha256::Hash::hash(&onion.0[..]).to_byte_array();
+                    Err((f, sha))
+                }
+                Err(OnionReject::Fail {
+                    error_packet,
+                    failure,
+                }) => {
+                    tracing::info!(failure = ?failure, "rejecting an HTLC with a bad payload");
+                    Ok(Err(error_packet))
+                }
+                Ok(ProcessedOnion::Forward { shared_secret, .. }) => {
+                    // Forwarding comes with multi-hop routing; until then we are a dead end.
+                    let f = fulmen_htlc::forward::unknown_next_peer();
+                    Ok(Err(create_error_packet(&shared_secret, &f)))
+                }
+                Ok(ProcessedOnion::Receive {
+                    payload,
+                    shared_secret,
+                }) => {
+                    if must_fail {
+                        let f = FailureMessage::TemporaryChannelFailure {
+                            channel_update: Vec::new(),
+                        };
+                        Ok(Err(create_error_packet(&shared_secret, &f)))
+                    } else {
+                        let key = hex32(&hash.0);
+                        let rec = self.invoices.get(&key).cloned();
+                        let expected = rec.as_ref().and_then(|r| {
+                            Some(ExpectedPayment {
+                                payment_hash: hash,
+                                payment_secret: PaymentSecret(parse_hex32(&r.payment_secret)?),
+                                amount_msat: Some(r.info.amount_msat),
+                                min_final_cltv_expiry_delta: r.min_final_cltv,
+                                expires_at_secs: r.info.expires_at,
+                            })
+                        });
+                        let incoming = IncomingHtlc {
+                            amount_msat: htlc.amount_msat,
+                            cltv_expiry: htlc.cltv_expiry,
+                        };
+                        let already_paid = rec.as_ref().is_some_and(|r| r.info.status == "paid");
+                        match check_final_hop(&incoming, &payload, expected.as_ref(), height, now) {
+                            Ok(FinalHopAccept::Complete) if !already_paid => {
+                                match rec.as_ref().and_then(|r| parse_hex32(&r.preimage)) {
+                                    Some(pre) => Ok(Ok(pre)),
+                                    None => {
+                                        let f = FailureMessage::IncorrectOrUnknownPaymentDetails {
+                                            htlc_msat: htlc.amount_msat,
+                                            height,
+                                        };
+                                        Ok(Err(create_error_packet(&shared_secret, &f)))
+                                    }
+                                }
+                            }
+                            Ok(_) => {
+                                // Already paid, or a partial payment (MPP is not supported yet).
+                                let f = FailureMessage::IncorrectOrUnknownPaymentDetails {
+                                    htlc_msat: htlc.amount_msat,
+                                    height,
+                                };
+                                Ok(Err(create_error_packet(&shared_secret, &f)))
+                            }
+                            Err(f) => {
+                                tracing::info!(failure = ?f, "rejecting an incoming payment");
+                                Ok(Err(create_error_packet(&shared_secret, &f)))
+                            }
+                        }
+                    }
+                }
+            };
+        let Some(e) = self.channels.get_mut(i) else {
+            return;
+        };
+        let res = match decision {
+            Ok(Ok(preimage)) => {
+                let r = e.ch.fulfill_htlc(id, preimage);
+                if r.is_ok() {
+                    let key = hex32(&hash.0);
+                    if let Some(mut rec) = self.invoices.get(&key).cloned() {
+                        rec.info.status = "paid".into();
+                        rec.info.received_msat = Some(htlc.amount_msat);
+                        rec.info.paid_at = Some(now);
+                        self.save_invoice(rec);
+                    }
+                }
+                r
+            }
+            Ok(Err(packet)) => e.ch.fail_htlc(id, packet),
+            Err((f, sha)) => e.ch.fail_malformed_htlc(id, sha, f.code()),
+        };
+        if let Err(err) = res {
+            tracing::warn!(htlc = id, error = %err, "settling an incoming HTLC");
+        }
+    }
+
+    fn payment_by_htlc(&self, chan: i64, htlc_id: u64) -> Option<String> {
+        self.payments
+            .iter()
+            .find(|(_, p)| {
+                p.channel == Some(chan) && p.htlc_id == Some(htlc_id) && p.info.status == "pending"
+            })
+            .map(|(k, _)| k.clone())
+    }
+
+    /// One of our HTLCs was fulfilled (`Ok(preimage)`) or failed (`Err(why)`).
+    pub fn on_htlc_settled(&mut self, i: usize, htlc_id: u64, outcome: Result<[u8; 32], String>) {
+        let Some(chan) = self.channels.get(i).map(|e| e.id) else {
+            return;
+        };
+        let Some(key) = self.payment_by_htlc(chan, htlc_id) else {
+            tracing::debug!(htlc = htlc_id, "settled HTLC without a pending payment");
+            return;
+        };
+        let Some(mut rec) = self.payments.get(&key).cloned() else {
+            return;
+        };
+        match outcome {
+            Ok(pre) => {
+                if sha256::Hash::hash(&pre).to_byte_array().to_vec()
+                    != hex::decode(&key).unwrap_or_default()
+                {
+                    tracing::error!("fulfilled with a preimage that does not match");
+                    return;
+                }
+                rec.info.status = "succeeded".into();
+                rec.info.preimage = Some(hex32(&pre));
+            }
+            Err(why) => {
+                rec.info.status = "failed".into();
+                rec.info.failure = Some(why);
+            }
+        }
+        rec.info.completed_at = Some(now_secs());
+        let info = rec.info.clone();
+        self.save_payment(rec);
+        self.after.push(After::PaymentDone(info));
+    }
+
+    /// One of our HTLCs failed with an error onion: attribute it.
+    pub fn on_htlc_failed(&mut self, i: usize, htlc_id: u64, reason: Vec<u8>) {
+        let Some(chan) = self.channels.get(i).map(|e| e.id) else {
+            return;
+        };
+        let why = match self
+            .payment_by_htlc(chan, htlc_id)
+            .and_then(|k| self.payments.get(&k))
+        {
+            Some(p) => {
+                let secrets: Vec<[u8; 32]> = p
+                    .shared_secrets
+                    .iter()
+                    .filter_map(|s| parse_hex32(s))
+                    .collect();
+                match decode_error_packet(&secrets, &reason) {
+                    Ok(a) => format!(
+                        "{:?} (code {:#06x}) at hop {}",
+                        a.failure,
+                        a.failure.code(),
+                        a.hop_index
+                    ),
+                    Err(e) => format!("failure onion could not be decoded: {e}"),
+                }
+            }
+            None => String::new(),
+        };
+        self.on_htlc_settled(i, htlc_id, Err(why));
+    }
+}

@@ -1,0 +1,352 @@
+//! The node daemon's sqlite store (sqlx): wallet change sets, channel update records,
+//! channel transactions, payments, invoices and peers.
+//!
+//! Owns: opening `DIR/node.sqlite` (WAL, `synchronous=FULL`, exclusive locking so two
+//! daemons cannot share a data directory), the checked-in migrations in
+//! `node/migrations/node/`, loading everything at start, and applying a [`WriteBatch`]
+//! atomically and durably in one transaction. Must never: interpret what it stores (records
+//! and change sets are opaque bytes), or rewrite history (records are append-only).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "node.sqlite";
+
+/// Everything to write in one durable transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    /// Wallet change sets (serialized), in order.
+    pub wallet: Vec<Vec<u8>>,
+    /// New channels: (local id, peer node id hex).
+    pub new_channels: Vec<(i64, String)>,
+    /// Channel records: (local channel id, encoded record), in order.
+    pub records: Vec<(i64, Vec<u8>)>,
+    /// Funding transactions: (local channel id, consensus bytes).
+    pub funding_txs: Vec<(i64, Vec<u8>)>,
+    /// Closing transactions: (local channel id, consensus bytes).
+    pub closing_txs: Vec<(i64, Vec<u8>)>,
+    /// Payment upserts: (payment hash hex, JSON).
+    pub payments: Vec<(String, String)>,
+    /// Invoice upserts: (payment hash hex, JSON).
+    pub invoices: Vec<(String, String)>,
+    /// Peer upserts: (node id hex, address).
+    pub peers: Vec<(String, Option<String>)>,
+    /// Meta upserts.
+    pub meta: Vec<(String, Vec<u8>)>,
+}
+
+impl WriteBatch {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self == &WriteBatch::default()
+    }
+
+    /// Appends `other` after this batch's contents.
+    pub fn append(&mut self, other: WriteBatch) {
+        self.wallet.extend(other.wallet);
+        self.new_channels.extend(other.new_channels);
+        self.records.extend(other.records);
+        self.funding_txs.extend(other.funding_txs);
+        self.closing_txs.extend(other.closing_txs);
+        self.payments.extend(other.payments);
+        self.invoices.extend(other.invoices);
+        self.peers.extend(other.peers);
+        self.meta.extend(other.meta);
+    }
+}
+
+/// One stored channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredChannel {
+    /// Local id.
+    pub id: i64,
+    /// Peer node id, hex.
+    pub peer: String,
+    /// Encoded records, in order.
+    pub records: Vec<Vec<u8>>,
+    /// Funding transaction, if we built it.
+    pub funding_tx: Option<Vec<u8>>,
+    /// Closing transaction, once known.
+    pub closing_tx: Option<Vec<u8>>,
+}
+
+/// Everything loaded at start.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// Wallet change sets, in order.
+    pub wallet: Vec<Vec<u8>>,
+    /// Channels by id.
+    pub channels: Vec<StoredChannel>,
+    /// Payments (JSON), oldest first.
+    pub payments: Vec<String>,
+    /// Invoices (JSON), oldest first.
+    pub invoices: Vec<String>,
+    /// Peers and addresses.
+    pub peers: Vec<(String, Option<String>)>,
+}
+
+/// Handle to the open database.
+#[derive(Clone, Debug)]
+pub struct NodeStore {
+    pool: SqlitePool,
+}
+
+impl NodeStore {
+    /// Opens (creating if needed) the database in `datadir` and runs the migrations. Fails if
+    /// another process holds it.
+    pub async fn open(datadir: &Path) -> anyhow::Result<NodeStore> {
+        let path = datadir.join(DB_FILE);
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .context("sqlite options")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .locking_mode(SqliteLockingMode::Exclusive)
+            .busy_timeout(Duration::from_millis(500));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting permissions of {}", path.display()))?;
+        }
+        sqlx::migrate!("./migrations/node")
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating {}", path.display()))?;
+        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened', ?)")
+            .bind(std::process::id().to_string().into_bytes())
+            .execute(&pool)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is locked ({e}): is another node daemon using this data directory?",
+                    path.display()
+                )
+            })?;
+        Ok(NodeStore { pool })
+    }
+
+    /// A meta value.
+    pub async fn meta(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading meta")?;
+        row.map(|r| r.try_get::<Vec<u8>, _>("value"))
+            .transpose()
+            .context("decoding meta row")
+    }
+
+    /// Loads everything.
+    pub async fn load(&self) -> anyhow::Result<Loaded> {
+        let mut out = Loaded::default();
+        for r in sqlx::query("SELECT data FROM wallet_changesets ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading wallet")?
+        {
+            out.wallet.push(r.try_get("data")?);
+        }
+        for r in sqlx::query("SELECT id, peer, funding_tx, closing_tx FROM channels ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading channels")?
+        {
+            out.channels.push(StoredChannel {
+                id: r.try_get("id")?,
+                peer: r.try_get("peer")?,
+                records: Vec::new(),
+                funding_tx: r.try_get("funding_tx")?,
+                closing_tx: r.try_get("closing_tx")?,
+            });
+        }
+        for r in sqlx::query("SELECT channel, data FROM channel_records ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading channel records")?
+        {
+            let ch: i64 = r.try_get("channel")?;
+            let data: Vec<u8> = r.try_get("data")?;
+            let c = out
+                .channels
+                .iter_mut()
+                .find(|c| c.id == ch)
+                .with_context(|| format!("record of unknown channel {ch}"))?;
+            c.records.push(data);
+        }
+        for r in sqlx::query("SELECT data FROM payments ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading payments")?
+        {
+            out.payments.push(r.try_get("data")?);
+        }
+        for r in sqlx::query("SELECT data FROM invoices ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading invoices")?
+        {
+            out.invoices.push(r.try_get("data")?);
+        }
+        for r in sqlx::query("SELECT node_id, address FROM peers ORDER BY node_id")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading peers")?
+        {
+            out.peers
+                .push((r.try_get("node_id")?, r.try_get("address")?));
+        }
+        Ok(out)
+    }
+
+    /// Writes `batch` in one transaction; durable when this returns `Ok`.
+    pub async fn write(&self, batch: &WriteBatch) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.context("begin store transaction")?;
+        for data in &batch.wallet {
+            sqlx::query("INSERT INTO wallet_changesets (data) VALUES (?)")
+                .bind(data)
+                .execute(&mut *tx)
+                .await
+                .context("storing wallet change set")?;
+        }
+        for (id, peer) in &batch.new_channels {
+            sqlx::query("INSERT INTO channels (id, peer) VALUES (?, ?)")
+                .bind(id)
+                .bind(peer)
+                .execute(&mut *tx)
+                .await
+                .context("storing channel")?;
+        }
+        for (id, data) in &batch.records {
+            sqlx::query("INSERT INTO channel_records (channel, data) VALUES (?, ?)")
+                .bind(id)
+                .bind(data)
+                .execute(&mut *tx)
+                .await
+                .context("storing channel record")?;
+        }
+        for (id, raw) in &batch.funding_txs {
+            sqlx::query("UPDATE channels SET funding_tx = ? WHERE id = ?")
+                .bind(raw)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("storing funding tx")?;
+        }
+        for (id, raw) in &batch.closing_txs {
+            sqlx::query("UPDATE channels SET closing_tx = ? WHERE id = ?")
+                .bind(raw)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("storing closing tx")?;
+        }
+        for (table, rows) in [("payments", &batch.payments), ("invoices", &batch.invoices)] {
+            for (hash, json) in rows {
+                let sql = format!(
+                    "INSERT INTO {table} (payment_hash, seq, data) VALUES (?1, \
+                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}), ?2) \
+                     ON CONFLICT (payment_hash) DO UPDATE SET data = excluded.data"
+                );
+                sqlx::query(&sql)
+                    .bind(hash)
+                    .bind(json)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("storing {table} row"))?;
+            }
+        }
+        for (id, addr) in &batch.peers {
+            sqlx::query(
+                "INSERT INTO peers (node_id, address) VALUES (?1, ?2) \
+                 ON CONFLICT (node_id) DO UPDATE SET address = COALESCE(excluded.address, address)",
+            )
+            .bind(id)
+            .bind(addr)
+            .execute(&mut *tx)
+            .await
+            .context("storing peer")?;
+        }
+        for (k, v) in &batch.meta {
+            sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await
+                .context("storing meta")?;
+        }
+        tx.commit().await.context("commit store transaction")?;
+        Ok(())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn batches_round_trip_and_upserts_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NodeStore::open(dir.path()).await.unwrap();
+        let mut b = WriteBatch {
+            wallet: vec![b"w1".to_vec()],
+            new_channels: vec![(1, "02aa".into())],
+            records: vec![(1, b"r1".to_vec()), (1, b"r2".to_vec())],
+            payments: vec![("h1".into(), "{\"a\":1}".into())],
+            invoices: vec![("h2".into(), "{}".into())],
+            peers: vec![("02aa".into(), Some("127.0.0.1:1".into()))],
+            ..Default::default()
+        };
+        store.write(&b).await.unwrap();
+        b = WriteBatch {
+            wallet: vec![b"w2".to_vec()],
+            records: vec![(1, b"r3".to_vec())],
+            funding_txs: vec![(1, b"tx".to_vec())],
+            payments: vec![("h1".into(), "{\"a\":2}".into())],
+            peers: vec![("02aa".into(), None)],
+            ..Default::default()
+        };
+        store.write(&b).await.unwrap();
+        store.close().await;
+        let store = NodeStore::open(dir.path()).await.unwrap();
+        let l = store.load().await.unwrap();
+        assert_eq!(l.wallet, vec![b"w1".to_vec(), b"w2".to_vec()]);
+        assert_eq!(l.channels.len(), 1);
+        assert_eq!(l.channels[0].records.len(), 3);
+        assert_eq!(l.channels[0].records[2], b"r3".to_vec());
+        assert_eq!(l.channels[0].funding_tx.as_deref(), Some(&b"tx"[..]));
+        assert_eq!(l.payments, vec!["{\"a\":2}".to_string()]);
+        assert_eq!(l.peers, vec![("02aa".into(), Some("127.0.0.1:1".into()))]);
+    }
+
+    #[tokio::test]
+    async fn a_second_daemon_cannot_open_the_same_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = NodeStore::open(dir.path()).await.unwrap();
+        let err = NodeStore::open(dir.path()).await.unwrap_err();
+        assert!(format!("{err:#}").contains("locked"), "{err:#}");
+    }
+}
