@@ -256,17 +256,18 @@ fn human(s: &Value) -> String {
     let _ = writeln!(
         out,
         "{:<6} {:>12} {:>14} {:>14} {:>12} {:>10}",
-        "node", "start sat", "pushed msat", "payments msat", "end sat", "fees sat"
+        "node", "start sat", "pushed sat", "payments sat", "end sat", "fees sat"
     );
+    let sat = |v: &Value| v.as_f64().unwrap_or(0.0) / 1000.0;
     for n in s["nodes"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let _ = writeln!(
             out,
-            "{:<6} {:>12} {:>14} {:>14} {:>12} {:>10.3}",
+            "{:<6} {:>12} {:>14.3} {:>14.3} {:>12} {:>10.3}",
             n["name"].as_str().unwrap_or("?"),
-            n["start_sat"],
-            n["pushed_msat"],
-            n["payments_msat"],
-            n["end_sat"],
+            n["start_sat"].as_u64().unwrap_or(0),
+            sat(&n["pushed_msat"]),
+            sat(&n["payments_msat"]),
+            n["end_sat"].as_u64().unwrap_or(0),
             n["fees_sat"].as_f64().unwrap_or(0.0)
         );
     }
