@@ -133,7 +133,10 @@ async fn demo(net: &Network, args: &DemoArgs, up_secs: f64) -> anyhow::Result<Va
     let (ca, cb, cc) = (node_client(alice), node_client(bob), node_client(carol));
 
     let n = args.payments;
-    eprintln!("fulmen demo: network up in {up_secs:.1}s; {n} payments of {} msat alice→bob and carol→bob", args.amount_msat);
+    eprintln!(
+        "fulmen demo: network up in {up_secs:.1}s; {n} payments of {} msat alice→bob and carol→bob",
+        args.amount_msat
+    );
     let progress = Progress::new(
         2 * u64::from(n),
         "{spinner} payments {bar:40} {pos}/{len} ({per_sec}, {elapsed})",
@@ -210,11 +213,15 @@ async fn demo(net: &Network, args: &DemoArgs, up_secs: f64) -> anyhow::Result<Va
         "failed": ab.failed + cb_dir.failed,
         "first_failure": ab.first_failure.or(cb_dir.first_failure),
         "amount_msat": args.amount_msat,
-        "seconds": pay_secs,
-        "payments_per_sec": if pay_secs > 0.0 { f64::from(total) / pay_secs } else { 0.0 },
-        "network_up_seconds": up_secs,
+        "seconds": round3(pay_secs),
+        "payments_per_sec": if pay_secs > 0.0 { round3(f64::from(total) / pay_secs) } else { 0.0 },
+        "network_up_seconds": round3(up_secs),
         "nodes": nodes,
     }))
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
 }
 
 /// Mines one block at a time until every channel of `net` is `closed` on both ends.
