@@ -234,7 +234,10 @@ pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value
                     return Err(e);
                 }
             };
-            let result = bench(&net, &args, true).await;
+            let result = tokio::select! {
+                r = bench(&net, &args, true) => r,
+                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (ctrl-c)")),
+            };
             let teardown = down::down_dir(&dir, true).await;
             let value = result?;
             teardown.context("tearing the bench network down")?;

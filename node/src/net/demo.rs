@@ -110,7 +110,10 @@ pub async fn run(args: DemoArgs, _net_opt: Option<&Path>) -> anyhow::Result<Valu
         }
     };
     let up_secs = started.elapsed().as_secs_f64();
-    let result = demo(&net, &args, up_secs).await;
+    let result = tokio::select! {
+        r = demo(&net, &args, up_secs) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (ctrl-c)")),
+    };
     let teardown = down::down_dir(&dir, temporary).await;
     let summary = result?;
     teardown.context("tearing the demo network down")?;

@@ -220,7 +220,11 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
             name,
         });
     }
-    match bring_up(&mut net, opts).await {
+    let result = tokio::select! {
+        r = bring_up(&mut net, opts) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (ctrl-c)")),
+    };
+    match result {
         Ok(()) => Ok(net),
         Err(e) => {
             let _ = net.write();
