@@ -73,13 +73,10 @@ fn create_datadir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", dir.display()))
 }
 
-/// The channel parameters a node uses: defaults, with a funding depth of 1 so test
-/// networks are quick (the simulated chain has no competing miners).
+/// The channel parameters a node uses: the `fulmen-channel` defaults (funding depth 3,
+/// `to_self_delay` 144, reserve 1%, up to 483 HTLCs).
 pub fn channel_config() -> ChannelConfig {
-    ChannelConfig {
-        minimum_depth: 1,
-        ..ChannelConfig::default()
-    }
+    ChannelConfig::default()
 }
 
 /// Runs the node daemon until it is told to stop.
@@ -141,6 +138,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     node.sync_chain()
         .await
         .context("catching up with the chain")?;
+    // Restored channels learn the current height even if no block arrives soon.
+    let height = node.height;
+    for e in &mut node.channels {
+        if e.ch.state().phase != fulmen_channel::machine::Phase::Closed {
+            if let Err(err) = e.ch.handle_block(height) {
+                tracing::warn!(error = %err, "channel block at start-up");
+            }
+        }
+    }
     node.rebroadcast().await;
     node.flush().await?;
     let peers: Vec<_> = node.peers.keys().copied().collect();
