@@ -273,6 +273,7 @@ async fn load_node(
         next_conn: 0,
         payments: HashMap::new(),
         payment_order: Vec::new(),
+        payment_by_htlc: HashMap::new(),
         pay_waiters: HashMap::new(),
         invoices: HashMap::new(),
         invoice_order: Vec::new(),
@@ -302,6 +303,10 @@ async fn load_node(
     for json in &loaded.payments {
         let p: PaymentRecord = serde_json::from_str(json).context("decoding a stored payment")?;
         node.payment_order.push(p.info.payment_hash.clone());
+        if let (Some(c), Some(h), "pending") = (p.channel, p.htlc_id, p.info.status.as_str()) {
+            node.payment_by_htlc
+                .insert((c, h), p.info.payment_hash.clone());
+        }
         node.payments.insert(p.info.payment_hash.clone(), p);
     }
     for json in &loaded.invoices {

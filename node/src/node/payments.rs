@@ -114,6 +114,13 @@ impl Node {
 
     fn save_payment(&mut self, rec: PaymentRecord) {
         let key = rec.info.payment_hash.clone();
+        if let (Some(c), Some(h)) = (rec.channel, rec.htlc_id) {
+            if rec.info.status == "pending" {
+                self.payment_by_htlc.insert((c, h), key.clone());
+            } else {
+                self.payment_by_htlc.remove(&(c, h));
+            }
+        }
         match serde_json::to_string(&rec) {
             Ok(json) => self.pending.payments.push((key.clone(), json)),
             Err(e) => tracing::error!(error = %e, "serializing a payment"),
@@ -392,12 +399,7 @@ impl Node {
     }
 
     fn payment_by_htlc(&self, chan: i64, htlc_id: u64) -> Option<String> {
-        self.payments
-            .iter()
-            .find(|(_, p)| {
-                p.channel == Some(chan) && p.htlc_id == Some(htlc_id) && p.info.status == "pending"
-            })
-            .map(|(k, _)| k.clone())
+        self.payment_by_htlc.get(&(chan, htlc_id)).cloned()
     }
 
     /// One of our HTLCs was fulfilled (`Ok(preimage)`) or failed (`Err(why)`).

@@ -262,8 +262,7 @@ impl NodeStore {
         for (table, rows) in [("payments", &batch.payments), ("invoices", &batch.invoices)] {
             for (hash, json) in rows {
                 let sql = format!(
-                    "INSERT INTO {table} (payment_hash, seq, data) VALUES (?1, \
-                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}), ?2) \
+                    "INSERT INTO {table} (payment_hash, data) VALUES (?1, ?2) \
                      ON CONFLICT (payment_hash) DO UPDATE SET data = excluded.data"
                 );
                 sqlx::query(&sql)
