@@ -10,6 +10,7 @@
 pub mod chain;
 pub mod cli;
 pub mod logging;
+pub mod net;
 pub mod node;
 pub mod peer;
 pub mod rpc_auth;

@@ -12,6 +12,7 @@ pub mod api;
 mod chainsync;
 pub mod channels;
 pub mod cli;
+pub mod client;
 mod commands;
 pub mod daemon;
 pub mod keys;

@@ -1,0 +1,401 @@
+//! `fulmen net up`: brings up a test network.
+//!
+//! Owns: the start-up sequence — chain daemon, node daemons on explicit free loopback
+//! ports, 101 blocks, faucet funding, peer connections, channels per the topology, 6
+//! blocks, waiting until every channel is active on both ends — and writing
+//! `DIR/network.json` after every process start (so `net down` can clean up a half-started
+//! network). Must never: start a second network over a running one, or leave processes
+//! behind when it fails (it stops what it started; the logs stay in DIR).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use super::network::{
+    self, loopback, node_name, ChainEntry, ChannelEntry, Network, NodeEntry, ProcessInfo,
+    Topology, NETWORK_VERSION,
+};
+use super::{
+    chain_client, marker, node_client, poll, process, wait_height, wait_ready, DaemonKind,
+    Progress, UpArgs, SYNC_TIMEOUT,
+};
+
+/// Default channel capacity, sat.
+pub const DEFAULT_CHANNEL_SATS: u64 = 1_000_000;
+/// Sats funded per channel a node opens, on top of the capacity (funding fee, reserve).
+pub const FUND_MARGIN_SAT: u64 = 50_000;
+/// Sats every node receives besides its channel funding, for later use.
+pub const SPARE_SAT: u64 = 1_000_000;
+/// Most nodes `net up` starts.
+pub const MAX_NODES: usize = 100;
+
+/// What to bring up.
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    /// The network directory (absolute).
+    pub dir: PathBuf,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Channels to open.
+    pub topology: Topology,
+    /// Capacity of each channel, sat.
+    pub channel_sats: u64,
+    /// Percentage of the capacity pushed to the peer.
+    pub push_percent: u8,
+}
+
+impl UpOptions {
+    /// The push of one channel, msat.
+    pub fn push_msat(&self) -> u64 {
+        self.channel_sats
+            .saturating_mul(1000)
+            .saturating_mul(u64::from(self.push_percent))
+            / 100
+    }
+}
+
+/// `fulmen net up`.
+pub async fn run(args: UpArgs, net_opt: Option<&Path>) -> anyhow::Result<Value> {
+    let opts = UpOptions {
+        dir: args.dir.resolve(net_opt)?,
+        nodes: args.nodes,
+        topology: args.topology,
+        channel_sats: args.channel_sats,
+        push_percent: args.push_percent,
+    };
+    let started = std::time::Instant::now();
+    let net = up(&opts).await?;
+    Ok(summary(&net, started.elapsed().as_secs_f64()))
+}
+
+/// The JSON `net up` prints.
+pub fn summary(net: &Network, secs: f64) -> Value {
+    json!({
+        "dir": net.dir,
+        "topology": net.topology,
+        "chain": { "datadir": net.chain.process.datadir, "rpc": net.chain.process.rpc, "pid": net.chain.process.pid },
+        "nodes": net.nodes.iter().map(|n| json!({
+            "name": n.name,
+            "node_id": n.node_id,
+            "uri": n.uri(),
+            "rpc": n.process.rpc,
+            "datadir": n.process.datadir,
+            "pid": n.process.pid,
+            "log": n.process.log,
+        })).collect::<Vec<_>>(),
+        "channels": net.channels,
+        "seconds": (secs * 10.0).round() / 10.0,
+        "hint": format!("fulmen --net {} --node {} info", net.dir.display(),
+            net.nodes.first().map(|n| n.name.as_str()).unwrap_or("alice")),
+    })
+}
+
+/// Refuses to reuse `dir` if it holds a network (running or not) or other files.
+pub fn check_dir_free(dir: &Path) -> anyhow::Result<()> {
+    if Network::path(dir).exists() {
+        let shown = dir.display();
+        if let Ok(net) = Network::read(dir) {
+            let alive = std::iter::once(&net.chain.process)
+                .chain(net.nodes.iter().map(|n| &n.process))
+                .any(|p| process::is_alive(p.pid, &marker(&p.datadir)));
+            if alive {
+                anyhow::bail!(
+                    "a network is running in {shown}: stop it first with `fulmen net down --dir {shown}`"
+                );
+            }
+        }
+        anyhow::bail!(
+            "{shown} holds a stopped network: remove it with `fulmen net down --dir {shown} --purge` \
+             (or restart its daemons with `fulmen net restart`)"
+        );
+    }
+    if let Ok(mut entries) = std::fs::read_dir(dir) {
+        if entries.next().is_some() {
+            anyhow::bail!(
+                "{} exists and is not empty: choose another --dir",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// The arguments of a network's chain daemon.
+pub fn chain_args(datadir: &Path, rpc_port: u16) -> Vec<String> {
+    vec![
+        "chain".into(),
+        "run".into(),
+        "--datadir".into(),
+        datadir.display().to_string(),
+        "--rpc-listen".into(),
+        loopback(rpc_port).to_string(),
+    ]
+}
+
+/// The arguments of a network's node daemon.
+pub fn node_args(
+    name: &str,
+    datadir: &Path,
+    chain_datadir: &Path,
+    listen_port: u16,
+    rpc_port: u16,
+) -> Vec<String> {
+    vec![
+        "node".into(),
+        "run".into(),
+        "--datadir".into(),
+        datadir.display().to_string(),
+        "--chain".into(),
+        chain_datadir.display().to_string(),
+        "--listen".into(),
+        loopback(listen_port).to_string(),
+        "--rpc-listen".into(),
+        loopback(rpc_port).to_string(),
+        "--alias".into(),
+        name.into(),
+        "--dev".into(),
+    ]
+}
+
+/// Brings up the network described by `opts` and returns its description (also written to
+/// `DIR/network.json`). On failure, stops every process it started.
+pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
+    anyhow::ensure!(
+        (1..=MAX_NODES).contains(&opts.nodes),
+        "--nodes must be between 1 and {MAX_NODES}"
+    );
+    anyhow::ensure!(opts.channel_sats > 0, "--channel-sats must be positive");
+    anyhow::ensure!(opts.push_percent <= 100, "--push-percent is at most 100");
+    let dir = network::absolute(&opts.dir)?;
+    check_dir_free(&dir)?;
+    create_private_dir(&dir)?;
+
+    let ports = network::pick_free_ports(1 + 2 * opts.nodes)?;
+    let chain_dir = dir.join("chain");
+    create_private_dir(&chain_dir)?;
+    let chain_port = ports.first().copied().context("no port picked")?;
+    let mut net = Network {
+        version: NETWORK_VERSION,
+        dir: dir.clone(),
+        topology: opts.topology,
+        chain: ChainEntry {
+            process: ProcessInfo {
+                datadir: chain_dir.clone(),
+                rpc: loopback(chain_port).to_string(),
+                pid: 0,
+                log: chain_dir.join("chain.log"),
+                args: chain_args(&chain_dir, chain_port),
+            },
+        },
+        nodes: Vec::with_capacity(opts.nodes),
+        channels: Vec::new(),
+        ready: false,
+    };
+    for i in 0..opts.nodes {
+        let name = node_name(i);
+        let datadir = dir.join(&name);
+        let listen = ports.get(1 + 2 * i).copied().context("no port picked")?;
+        let rpc = ports.get(2 + 2 * i).copied().context("no port picked")?;
+        net.nodes.push(NodeEntry {
+            node_id: String::new(),
+            listen: loopback(listen).to_string(),
+            funded_sat: 0,
+            process: ProcessInfo {
+                rpc: loopback(rpc).to_string(),
+                pid: 0,
+                log: datadir.join("node.log"),
+                args: node_args(&name, &datadir, &chain_dir, listen, rpc),
+                datadir,
+            },
+            name,
+        });
+    }
+    match bring_up(&mut net, opts).await {
+        Ok(()) => Ok(net),
+        Err(e) => {
+            let _ = net.write();
+            let _ = super::down::stop_all(&net).await;
+            Err(e.context(format!(
+                "net up failed; the daemons were stopped, their logs are in {} \
+                 (remove it with `fulmen net down --dir {} --purge`)",
+                dir.display(),
+                dir.display()
+            )))
+        }
+    }
+}
+
+async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the fulmen binary")?;
+    let edges = opts.topology.edges(opts.nodes);
+    // chain, nodes, 101 blocks, funding, sync, connect, each channel, 6 blocks, active.
+    let progress = Progress::steps(6 + opts.nodes as u64 + 2 * edges.len() as u64);
+
+    progress.msg("starting the chain daemon");
+    let p = &mut net.chain.process;
+    p.pid = process::spawn_daemon(&exe, &p.args, &p.log)?;
+    net.write()?;
+    let p = &net.chain.process;
+    wait_ready(DaemonKind::Chain, &p.datadir, p.pid, &p.log).await?;
+    progress.inc(1);
+
+    for i in 0..net.nodes.len() {
+        let Some(node) = net.nodes.get_mut(i) else {
+            continue;
+        };
+        progress.msg(format!("starting {}", node.name));
+        create_private_dir(&node.process.datadir)?;
+        node.process.pid =
+            process::spawn_daemon(&exe, &node.process.args, &node.process.log)?;
+        net.write()?;
+    }
+    for node in net.nodes.iter_mut() {
+        progress.msg(format!("waiting for {}", node.name));
+        let p = &node.process;
+        wait_ready(DaemonKind::Node, &p.datadir, p.pid, &p.log).await?;
+        let info = node_client(node)
+            .get_info()
+            .await
+            .with_context(|| format!("getinfo on {}", node.name))?;
+        node.node_id = info.node_id;
+        progress.inc(1);
+    }
+    net.write()?;
+
+    progress.msg("mining 101 blocks");
+    let chain = chain_client(net);
+    chain.mine(101, None).await.context("mining 101 blocks")?;
+    progress.inc(1);
+
+    progress.msg("funding the wallets from the faucet");
+    for (i, node) in net.nodes.iter_mut().enumerate() {
+        let client = node_client(node);
+        let opens = edges.iter().filter(|(a, _)| *a == i).count();
+        // One output per channel to open (so no open waits for unconfirmed change), plus
+        // a spare one.
+        let amounts = std::iter::repeat_n(opts.channel_sats.saturating_add(FUND_MARGIN_SAT), opens)
+            .chain(std::iter::once(SPARE_SAT));
+        for sats in amounts {
+            let address = client
+                .new_address()
+                .await
+                .with_context(|| format!("newaddress on {}", node.name))?
+                .address;
+            chain
+                .fund(&address, sats)
+                .await
+                .with_context(|| format!("funding {} with {sats} sat", node.name))?;
+            node.funded_sat = node.funded_sat.saturating_add(sats);
+        }
+    }
+    net.write()?;
+    let tip = chain.mine(1, None).await.context("mining")?.height;
+    progress.inc(1);
+
+    progress.msg("waiting for the nodes to see the funds");
+    let all: Vec<&NodeEntry> = net.nodes.iter().collect();
+    wait_height(&all, tip).await?;
+    for node in &net.nodes {
+        let client = node_client(node);
+        poll(
+            &format!("{}'s wallet to see {} confirmed sat", node.name, node.funded_sat),
+            SYNC_TIMEOUT,
+            || async {
+                let b = client.balance().await?;
+                Ok((b.onchain.confirmed_sat >= node.funded_sat).then_some(()))
+            },
+        )
+        .await?;
+    }
+    progress.inc(1);
+
+    let push_msat = opts.push_msat();
+    for &(a, b) in &edges {
+        let (Some(from), Some(to)) = (net.nodes.get(a), net.nodes.get(b)) else {
+            continue;
+        };
+        progress.msg(format!("connecting {} to {}", from.name, to.name));
+        let client = node_client(from);
+        client
+            .connect(&to.uri())
+            .await
+            .with_context(|| format!("connecting {} to {}", from.name, to.name))?;
+        progress.inc(1);
+    }
+    for &(a, b) in &edges {
+        let (Some(from), Some(to)) = (net.nodes.get(a), net.nodes.get(b)) else {
+            continue;
+        };
+        progress.msg(format!("opening {} → {}", from.name, to.name));
+        let opened = node_client(from)
+            .open_channel(&to.node_id, opts.channel_sats, push_msat)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening a {} sat channel from {} to {}",
+                    opts.channel_sats, from.name, to.name
+                )
+            })?;
+        net.channels.push(ChannelEntry {
+            from: from.name.clone(),
+            to: to.name.clone(),
+            channel_id: opened.channel_id,
+            capacity_sat: opts.channel_sats,
+            push_msat,
+            funding_txid: opened.funding_txid,
+        });
+        net.write()?;
+        progress.inc(1);
+    }
+
+    progress.msg("mining 6 blocks");
+    let tip = chain.mine(6, None).await.context("mining 6 blocks")?.height;
+    let all: Vec<&NodeEntry> = net.nodes.iter().collect();
+    wait_height(&all, tip).await?;
+    progress.inc(1);
+
+    progress.msg("waiting for the channels to be active");
+    wait_channels_active(net).await?;
+    progress.inc(1);
+    net.ready = true;
+    net.write()?;
+    progress.finish();
+    Ok(())
+}
+
+/// Waits until every channel of `net.channels` is `active` on both ends.
+pub async fn wait_channels_active(net: &Network) -> anyhow::Result<()> {
+    for ch in &net.channels {
+        for name in [&ch.from, &ch.to] {
+            let node = net
+                .node(name)
+                .with_context(|| format!("network.json names an unknown node {name:?}"))?;
+            let client = node_client(node);
+            poll(
+                &format!("channel {} to be active at {name}", ch.channel_id),
+                SYNC_TIMEOUT,
+                || async {
+                    let list = client.list_channels().await?;
+                    let state = list
+                        .channels
+                        .iter()
+                        .find(|c| c.channel_id == ch.channel_id)
+                        .map(|c| c.state.clone());
+                    Ok((state.as_deref() == Some("active")).then_some(()))
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
