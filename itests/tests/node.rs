@@ -1,16 +1,18 @@
 //! End-to-end tests of the node daemon (`fulmen node run`) driven through the CLI: open,
-//! 100 micropayments and a cooperative close with balances checked to the sat; a payee
-//! killed with SIGKILL in the middle of a payment stream and restarted, with nothing lost
-//! or paid twice; and a peer sending garbage after the handshake, disconnected while the
+//! 100 micropayments and a cooperative close with balances checked to the sat; payee and
+//! then payer killed with SIGKILL in the middle of a concurrent payment stream and
+//! restarted, with nothing lost or paid twice; and a peer sending garbage after the handshake, disconnected while the
 //! node keeps serving its other peers.
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode;
 use bitcoin::Transaction;
 use fulmen_itests::node::{NodeDaemon, PAY_TIMEOUT};
-use fulmen_itests::{fulmen_bin, wait_until, ChainDaemon, DAEMON_TIMEOUT};
+use fulmen_itests::{fulmen, wait_until, ChainDaemon, DAEMON_TIMEOUT};
 use serde_json::Value;
 
 fn s(v: &Value) -> String {
@@ -92,11 +94,21 @@ fn hex_decode(h: &str) -> Vec<u8> {
         .collect()
 }
 
-fn channel(node: &NodeDaemon, id: &str) -> Value {
-    node.channels()
-        .into_iter()
-        .find(|c| c["channel_id"] == id)
-        .unwrap_or_else(|| panic!("{}: no channel {id}", node.name()))
+/// Waits until `node`'s balance in channel `id` is `msat` with no HTLC pending (the last
+/// commitment dance may still be running when the payer already has the preimage).
+fn wait_local(node: &NodeDaemon, id: &str, msat: u64) -> Value {
+    wait_until(
+        &format!("{}: local balance {msat} msat in {id}", node.name()),
+        DAEMON_TIMEOUT,
+        || {
+            let c = node.cli(&["channels"]).stdout["channels"]
+                .as_array()?
+                .iter()
+                .find(|c| c["channel_id"] == id)?
+                .clone();
+            (c["local_msat"] == msat && c["pending_htlcs"] == 0).then_some(c)
+        },
+    )
 }
 
 fn invoice(node: &NodeDaemon, msat: u64) -> String {
@@ -122,10 +134,8 @@ fn open_pay_100_and_close_balances_to_the_sat() {
         assert_eq!(p["status"], "succeeded", "{p}");
         assert_eq!(p["amount_msat"], 1_000);
     }
-    let a = channel(&net.alice, &id);
-    let b = channel(&net.bob, &id);
-    assert_eq!(a["local_msat"], (CAP - PUSH_SAT) * 1000 - 100_000);
-    assert_eq!(b["local_msat"], PUSH_SAT * 1000 + 100_000);
+    wait_local(&net.alice, &id, (CAP - PUSH_SAT) * 1000 - 100_000);
+    wait_local(&net.bob, &id, PUSH_SAT * 1000 + 100_000);
     let paid = net.alice.ok(&["payments"])["payments"]
         .as_array()
         .map(|p| p.iter().filter(|p| p["status"] == "succeeded").count());
@@ -151,63 +161,79 @@ fn open_pay_100_and_close_balances_to_the_sat() {
     assert_eq!(bal["total_sat"], bal["onchain"]["total_sat"], "{bal}");
 }
 
+/// Pays every invoice from `payer_dir` with `threads` concurrent payers, retrying while a
+/// node is down; returns when each invoice got a final answer or went in flight.
+fn pay_stream(
+    payer_dir: String,
+    invoices: Vec<String>,
+    threads: usize,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let invoices = Arc::new(invoices);
+    (0..threads)
+        .map(|_| {
+            let next = next.clone();
+            let invoices = invoices.clone();
+            let dir = payer_dir.clone();
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(inv) = invoices.get(i) else { return };
+                let deadline = Instant::now() + PAY_TIMEOUT;
+                loop {
+                    let out = fulmen(&["--datadir", &dir, "pay", inv, "--timeout", "30"]);
+                    let text = format!("{} {}", out.stdout_raw, out.stderr_raw);
+                    if out.code == Some(0)
+                        || text.contains("in flight")
+                        || text.contains("already paid")
+                    {
+                        break;
+                    }
+                    // Refused before it left: a node is down or reconnecting. Retry.
+                    assert!(
+                        Instant::now() < deadline,
+                        "payment {i} never went out: {text}"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect()
+}
+
+fn paid_count(node: &NodeDaemon) -> Option<usize> {
+    let out = node.cli(&["invoices"]);
+    let invs = out.stdout["invoices"].as_array()?.clone();
+    Some(invs.iter().filter(|i| i["status"] == "paid").count())
+}
+
 #[test]
-fn payee_killed_mid_stream_loses_nothing_and_pays_nothing_twice() {
-    const N: usize = 40;
+fn nodes_killed_mid_stream_lose_nothing_and_pay_nothing_twice() {
+    const N: usize = 60;
     let mut net = Net::new(2_000_000);
     let (id, _) = net.open(1_000_000, 0);
     let invoices: Vec<String> = (0..N).map(|_| invoice(&net.bob, 1_000)).collect();
     let alice_dir = net.alice.datadir().to_str().expect("utf-8").to_owned();
-    let mut i = 0;
-    while i < N {
-        if i == N / 2 {
-            // Start a payment and crash the payee while it is in flight.
-            let child = Command::new(fulmen_bin())
-                .args([
-                    "--datadir",
-                    &alice_dir,
-                    "pay",
-                    &invoices[i],
-                    "--timeout",
-                    "30",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("pay");
-            net.bob.crash();
-            let out = child.wait_with_output().expect("pay output");
-            eprintln!(
-                "in-flight pay: {} {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            net.bob.restart();
-            net.alice.wait_channel_state(&id, "active");
-            net.bob.wait_channel_state(&id, "active");
-            i += 1;
-            continue;
-        }
-        let out = net.alice.cli(&["pay", &invoices[i], "--timeout", "30"]);
-        if out.code == Some(0) && out.stdout["status"] == "succeeded" {
-            i += 1;
-            continue;
-        }
-        // A payment refused before it left (peer still reconnecting) may be retried.
-        let msg = out.stderr_raw.clone();
-        assert!(
-            msg.contains("not connected") || msg.contains("in flight"),
-            "unexpected pay failure: {} {msg}",
-            out.stdout_raw
-        );
-        if msg.contains("in flight") {
-            i += 1;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let payers = pay_stream(alice_dir, invoices, 4);
+    // Crash the payee while payments are flowing, then the payer.
+    wait_until("10 payments", PAY_TIMEOUT, || {
+        (paid_count(&net.bob)? >= 10).then_some(())
+    });
+    net.bob.crash();
+    net.bob.restart();
+    wait_until("30 payments", PAY_TIMEOUT, || {
+        (paid_count(&net.bob)? >= 30).then_some(())
+    });
+    net.alice.crash();
+    net.alice.restart();
+    for p in payers {
+        p.join().expect("payer thread");
     }
+    net.alice.wait_channel_state(&id, "active");
     // Every payment settles one way or the other.
     let payments = wait_until("no payment left pending", PAY_TIMEOUT, || {
-        let p = net.alice.ok(&["payments"])["payments"].as_array()?.clone();
+        let p = net.alice.cli(&["payments"]).stdout["payments"]
+            .as_array()?
+            .clone();
         p.iter().all(|p| p["status"] != "pending").then_some(p)
     });
     let by_hash: HashMap<String, String> = payments
@@ -218,6 +244,7 @@ fn payee_killed_mid_stream_loses_nothing_and_pays_nothing_twice() {
         .as_array()
         .cloned()
         .unwrap_or_default();
+    assert_eq!(invs.len(), N);
     let mut paid = 0u64;
     for inv in &invs {
         let hash = s(&inv["payment_hash"]);
@@ -234,13 +261,10 @@ fn payee_killed_mid_stream_loses_nothing_and_pays_nothing_twice() {
             assert_eq!(inv["received_msat"], 1_000);
         }
     }
-    assert!(paid as usize >= N - 1, "only {paid} of {N} paid");
-    let a = channel(&net.alice, &id);
-    let b = channel(&net.bob, &id);
-    assert_eq!(a["local_msat"], 1_000_000_000 - paid * 1_000, "{a}");
-    assert_eq!(b["local_msat"], paid * 1_000, "{b}");
-    assert_eq!(a["pending_htlcs"], 0);
-    net.mine(1);
+    eprintln!("{paid} of {N} paid across two crashes");
+    assert_eq!(paid as usize, N, "every invoice is paid exactly once");
+    wait_local(&net.alice, &id, 1_000_000_000 - paid * 1_000);
+    wait_local(&net.bob, &id, paid * 1_000);
 }
 
 #[test]
@@ -292,7 +316,7 @@ fn garbage_after_the_handshake_disconnects_only_that_peer() {
     let inv = invoice(&net.bob, 5_000);
     let p = net.alice.ok(&["pay", &inv]);
     assert_eq!(p["status"], "succeeded", "{p}");
-    assert_eq!(channel(&net.bob, &id)["local_msat"], 5_000);
+    wait_local(&net.bob, &id, 5_000);
     let peers = net.bob.ok(&["peers"]);
     let connected: Vec<&Value> = peers["peers"]
         .as_array()

@@ -119,9 +119,9 @@ async fn pay_one(payer: &NodeClient, invoice: &str, tally: &Mutex<Tally>) {
         Ok(p) if p.status == "succeeded" => tally.latencies_ms.push(ms),
         Ok(p) => {
             tally.failed += 1;
-            tally.first_failure.get_or_insert_with(|| {
-                format!("{}: {}", p.status, p.failure.unwrap_or_default())
-            });
+            tally
+                .first_failure
+                .get_or_insert_with(|| format!("{}: {}", p.status, p.failure.unwrap_or_default()));
         }
         Err(e) => {
             tally.failed += 1;
@@ -147,8 +147,12 @@ async fn run_phase(
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (payer, queue, tally, progress) =
-            (payer.clone(), queue.clone(), tally.clone(), progress.clone());
+        let (payer, queue, tally, progress) = (
+            payer.clone(),
+            queue.clone(),
+            tally.clone(),
+            progress.clone(),
+        );
         workers.spawn(async move {
             loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop_front());
@@ -239,7 +243,9 @@ async fn bench(net: &Network, args: &PayArgs, temporary: bool) -> anyhow::Result
         .channels
         .first()
         .context("the network has no channel (bring it up with at least 2 nodes)")?;
-    let payer_entry = net.node(&ch.from).context("unknown payer in network.json")?;
+    let payer_entry = net
+        .node(&ch.from)
+        .context("unknown payer in network.json")?;
     let payee_entry = net.node(&ch.to).context("unknown payee in network.json")?;
     let payer = Arc::new(node_client(payer_entry));
     let payee = node_client(payee_entry);
@@ -270,7 +276,16 @@ async fn bench(net: &Network, args: &PayArgs, temporary: bool) -> anyhow::Result
     )
     .await?;
 
-    eprintln!("{}", human(&payer_entry.name, &payee_entry.name, args, &serial, &concurrent));
+    eprintln!(
+        "{}",
+        human(
+            &payer_entry.name,
+            &payee_entry.name,
+            args,
+            &serial,
+            &concurrent
+        )
+    );
     Ok(json!({
         "payer": payer_entry.name,
         "payee": payee_entry.name,
@@ -283,7 +298,10 @@ async fn bench(net: &Network, args: &PayArgs, temporary: bool) -> anyhow::Result
 }
 
 fn human(payer: &str, payee: &str, args: &PayArgs, s: &PhaseStats, c: &PhaseStats) -> String {
-    let ms = |v: Option<f64>| v.map(|x| format!("{x:.1} ms")).unwrap_or_else(|| "-".into());
+    let ms = |v: Option<f64>| {
+        v.map(|x| format!("{x:.1} ms"))
+            .unwrap_or_else(|| "-".into())
+    };
     let line = |name: &str, p: &PhaseStats| {
         format!(
             "{name:<22} {:>5}/{:<5} ok  {:>8.1} payments/s  p50 {:>10}  p99 {:>10}  ({:.2}s)",

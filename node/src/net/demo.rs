@@ -133,7 +133,10 @@ async fn demo(net: &Network, args: &DemoArgs, up_secs: f64) -> anyhow::Result<Va
     let (ca, cb, cc) = (node_client(alice), node_client(bob), node_client(carol));
 
     let n = args.payments;
-    eprintln!("fulmen demo: network up in {up_secs:.1}s; {n} payments of {} msat alice→bob and carol→bob", args.amount_msat);
+    eprintln!(
+        "fulmen demo: network up in {up_secs:.1}s; {n} payments of {} msat alice→bob and carol→bob",
+        args.amount_msat
+    );
     let progress = Progress::new(
         2 * u64::from(n),
         "{spinner} payments {bar:40} {pos}/{len} ({per_sec}, {elapsed})",

@@ -280,7 +280,10 @@ where
             Err(e) => last = format!(" (last error: {e:#})"),
         }
         if Instant::now() >= deadline {
-            anyhow::bail!("timed out after {}s waiting for {what}{last}", timeout.as_secs());
+            anyhow::bail!(
+                "timed out after {}s waiting for {what}{last}",
+                timeout.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -13,8 +13,8 @@ use anyhow::Context as _;
 use serde_json::{json, Value};
 
 use super::network::{
-    self, loopback, node_name, ChainEntry, ChannelEntry, Network, NodeEntry, ProcessInfo,
-    Topology, NETWORK_VERSION,
+    self, loopback, node_name, ChainEntry, ChannelEntry, Network, NodeEntry, ProcessInfo, Topology,
+    NETWORK_VERSION,
 };
 use super::{
     chain_client, marker, node_client, poll, process, wait_height, wait_ready, DaemonKind,
@@ -255,8 +255,7 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
         };
         progress.msg(format!("starting {}", node.name));
         create_private_dir(&node.process.datadir)?;
-        node.process.pid =
-            process::spawn_daemon(&exe, &node.process.args, &node.process.log)?;
+        node.process.pid = process::spawn_daemon(&exe, &node.process.args, &node.process.log)?;
         net.write()?;
     }
     for node in net.nodes.iter_mut() {
@@ -308,7 +307,10 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     for node in &net.nodes {
         let client = node_client(node);
         poll(
-            &format!("{}'s wallet to see {} confirmed sat", node.name, node.funded_sat),
+            &format!(
+                "{}'s wallet to see {} confirmed sat",
+                node.name, node.funded_sat
+            ),
             SYNC_TIMEOUT,
             || async {
                 let b = client.balance().await?;

@@ -35,13 +35,28 @@ pub struct TargetArgs {
     /// Address the node daemon whose data directory is DIR (default: $HOME/.fulmen/node).
     // Own ids: `fulmen chain` has global `--datadir`, `--rpc` and `--cookie-file`, whose
     // values clap also propagates to the top level.
-    #[arg(long = "datadir", id = "target_datadir", value_name = "DIR", conflicts_with = "target_rpc")]
+    #[arg(
+        long = "datadir",
+        id = "target_datadir",
+        value_name = "DIR",
+        conflicts_with = "target_rpc"
+    )]
     pub datadir: Option<PathBuf>,
     /// Address the node daemon at this RPC URL (with --cookie-file).
-    #[arg(long = "rpc", id = "target_rpc", value_name = "URL", requires = "target_cookie_file")]
+    #[arg(
+        long = "rpc",
+        id = "target_rpc",
+        value_name = "URL",
+        requires = "target_cookie_file"
+    )]
     pub rpc: Option<String>,
     /// The cookie file to use with --rpc.
-    #[arg(long = "cookie-file", id = "target_cookie_file", value_name = "FILE", requires = "target_rpc")]
+    #[arg(
+        long = "cookie-file",
+        id = "target_cookie_file",
+        value_name = "FILE",
+        requires = "target_rpc"
+    )]
     pub cookie_file: Option<PathBuf>,
 }
 
