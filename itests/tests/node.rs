@@ -324,3 +324,31 @@ fn garbage_after_the_handshake_disconnects_only_that_peer() {
         .unwrap_or_default();
     assert_eq!(connected.len(), 1, "{peers}");
 }
+
+#[test]
+fn wallet_follows_reorgs_and_survives_a_clean_restart() {
+    let mut net = Net::new(1_000_000);
+    let confirmed = |n: &NodeDaemon| n.ok(&["balance"])["onchain"]["confirmed_sat"].as_u64();
+    assert_eq!(confirmed(&net.alice), Some(1_000_000));
+    // Pay bob on chain through a second faucet payment, then reorg its block away.
+    let addr = s(&net.bob.ok(&["newaddress"])["address"]);
+    net.chain.cli(&["fund", &addr, "250000"]).ok();
+    net.mine(1);
+    assert_eq!(confirmed(&net.bob), Some(250_000));
+    let h = net.height();
+    net.chain.cli(&["reorg", "1"]).ok();
+    // The transaction is back in the mempool: unconfirmed for bob after he follows.
+    wait_until("bob to see the reorg", DAEMON_TIMEOUT, || {
+        let b = net.bob.cli(&["balance"]).stdout;
+        (b["onchain"]["confirmed_sat"] == 0
+            && net.bob.cli(&["info"]).stdout["block_height"] == h - 1)
+            .then_some(())
+    });
+    net.mine(2);
+    assert_eq!(confirmed(&net.bob), Some(250_000));
+    // A clean stop and a restart keep everything.
+    assert_eq!(net.bob.stop(), Some(0));
+    net.bob.restart();
+    net.bob.wait_height(h + 1);
+    assert_eq!(confirmed(&net.bob), Some(250_000));
+}
