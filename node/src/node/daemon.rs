@@ -22,7 +22,7 @@ use super::api::NODE_INFO_FILE;
 use super::keys::NodeKeys;
 use super::rpc::{self, RpcCtx};
 use super::state::{Input, InvoiceRecord, Node, PaymentRecord, PeerSlot, Settings};
-use super::store::{NodeStore, WriteBatch};
+use super::store::{DbSync, NodeStore, WriteBatch};
 use crate::chain::api::ChainClient;
 use crate::peer::{PeerConfig, PeerListener};
 use crate::rpc_client::{Endpoint, RpcClient};
@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub alias: String,
     /// Enable dev commands.
     pub dev: bool,
+    /// sqlite `synchronous` setting.
+    pub db_sync: DbSync,
 }
 
 fn create_datadir(dir: &Path) -> anyhow::Result<()> {
@@ -84,7 +86,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let term = sigterm();
     create_datadir(&opts.datadir)?;
     let keys = NodeKeys::load_or_create(&opts.datadir)?;
-    let store = NodeStore::open(&opts.datadir).await?;
+    let store = NodeStore::open(&opts.datadir, opts.db_sync).await?;
     let chain = Arc::new(ChainClient::new(RpcClient::new(match &opts.chain {
         ChainLocation::Datadir(dir) => Endpoint::Datadir {
             dir: dir.clone(),
