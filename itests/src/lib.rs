@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod node;
+
 /// How long a daemon may take to become ready or to exit.
 pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -28,13 +28,13 @@ CREATE INDEX channel_records_by_channel ON channel_records (channel, id);
 
 -- Payments we sent and invoices we issued (JSON documents keyed by payment hash).
 CREATE TABLE payments (
-    payment_hash TEXT PRIMARY KEY NOT NULL,
-    seq          INTEGER NOT NULL,
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    payment_hash TEXT NOT NULL UNIQUE,
     data         TEXT NOT NULL
 );
 CREATE TABLE invoices (
-    payment_hash TEXT PRIMARY KEY NOT NULL,
-    seq          INTEGER NOT NULL,
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    payment_hash TEXT NOT NULL UNIQUE,
     data         TEXT NOT NULL
 );
 

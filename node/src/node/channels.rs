@@ -12,7 +12,7 @@ use fulmen_channel::machine::{Channel, ChannelError, Event, Phase};
 use fulmen_wire::Message;
 
 use super::api::{CloseResult, OpenResult, PeerInfo};
-use super::state::{hex32, now_secs, After, ChannelEntry, CmdError, Input, Node, PeerSlot, Reply};
+use super::state::{hex32, now_secs, After, ChannelEntry, CmdError, Input, Node, Reply};
 use crate::peer::{Backoff, PeerEvent};
 
 /// The channel id a channel message is about (temporary id for the opening messages).
@@ -581,7 +581,7 @@ impl Node {
         ) {
             self.unconfirmed.insert(tx.compute_txid(), tx.clone());
         }
-        self.peers.entry(peer).or_insert_with(PeerSlot::default);
+        self.peers.entry(peer).or_default();
         self.channels.push(e);
         Ok(())
     }

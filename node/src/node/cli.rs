@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::daemon::{self, ChainLocation, RunOptions, DEFAULT_LISTEN, DEFAULT_RPC_LISTEN};
+use super::store::DbSync;
 use crate::cli::{error_json, print_error};
 use crate::logging::{self, LogFormat};
 
@@ -52,6 +53,10 @@ pub struct RunArgs {
     /// Enable dev commands.
     #[arg(long)]
     pub dev: bool,
+    /// sqlite durability: `full` fsyncs every commit (survives power loss); `normal`
+    /// survives a crash of the daemon only (faster; for test networks and benchmarks).
+    #[arg(long, value_enum, default_value_t = DbSync::Full)]
+    pub db_sync: DbSync,
 }
 
 /// Default node data directory.
@@ -93,6 +98,7 @@ impl RunArgs {
             rpc_listen: self.rpc_listen,
             alias,
             dev: self.dev,
+            db_sync: self.db_sync,
         })
     }
 }

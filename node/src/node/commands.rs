@@ -62,10 +62,8 @@ impl Node {
                 match self.peers.get_mut(&id).and_then(|p| p.sender.take()) {
                     Some(s) => {
                         s.disconnect("disconnect requested");
-                        if let Some(p) = self.peers.get_mut(&id) {
-                            // Do not reconnect on our own request.
-                            p.address = p.address.take();
-                        }
+                        // The sender is gone, so the coming `Disconnected` input is ignored
+                        // and no reconnect starts: the user asked for this.
                         for e in self.channels.iter_mut().filter(|e| e.peer == id) {
                             if e.ch.state().phase != Phase::Closed {
                                 e.ch.handle_disconnect();

@@ -22,7 +22,7 @@ use super::api::NODE_INFO_FILE;
 use super::keys::NodeKeys;
 use super::rpc::{self, RpcCtx};
 use super::state::{Input, InvoiceRecord, Node, PaymentRecord, PeerSlot, Settings};
-use super::store::{NodeStore, WriteBatch};
+use super::store::{DbSync, NodeStore, WriteBatch};
 use crate::chain::api::ChainClient;
 use crate::peer::{PeerConfig, PeerListener};
 use crate::rpc_client::{Endpoint, RpcClient};
@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub alias: String,
     /// Enable dev commands.
     pub dev: bool,
+    /// sqlite `synchronous` setting.
+    pub db_sync: DbSync,
 }
 
 fn create_datadir(dir: &Path) -> anyhow::Result<()> {
@@ -73,13 +75,10 @@ fn create_datadir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", dir.display()))
 }
 
-/// The channel parameters a node uses: defaults, with a funding depth of 1 so test
-/// networks are quick (the simulated chain has no competing miners).
+/// The channel parameters a node uses: the `fulmen-channel` defaults (funding depth 3,
+/// `to_self_delay` 144, reserve 1%, up to 483 HTLCs).
 pub fn channel_config() -> ChannelConfig {
-    ChannelConfig {
-        minimum_depth: 1,
-        ..ChannelConfig::default()
-    }
+    ChannelConfig::default()
 }
 
 /// Runs the node daemon until it is told to stop.
@@ -87,7 +86,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let term = sigterm();
     create_datadir(&opts.datadir)?;
     let keys = NodeKeys::load_or_create(&opts.datadir)?;
-    let store = NodeStore::open(&opts.datadir).await?;
+    let store = NodeStore::open(&opts.datadir, opts.db_sync).await?;
     let chain = Arc::new(ChainClient::new(RpcClient::new(match &opts.chain {
         ChainLocation::Datadir(dir) => Endpoint::Datadir {
             dir: dir.clone(),
@@ -141,6 +140,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     node.sync_chain()
         .await
         .context("catching up with the chain")?;
+    // Restored channels learn the current height even if no block arrives soon.
+    let height = node.height;
+    for e in &mut node.channels {
+        if e.ch.state().phase != fulmen_channel::machine::Phase::Closed {
+            if let Err(err) = e.ch.handle_block(height) {
+                tracing::warn!(error = %err, "channel block at start-up");
+            }
+        }
+    }
     node.rebroadcast().await;
     node.flush().await?;
     let peers: Vec<_> = node.peers.keys().copied().collect();
@@ -267,6 +275,7 @@ async fn load_node(
         next_conn: 0,
         payments: HashMap::new(),
         payment_order: Vec::new(),
+        payment_by_htlc: HashMap::new(),
         pay_waiters: HashMap::new(),
         invoices: HashMap::new(),
         invoice_order: Vec::new(),
@@ -296,6 +305,10 @@ async fn load_node(
     for json in &loaded.payments {
         let p: PaymentRecord = serde_json::from_str(json).context("decoding a stored payment")?;
         node.payment_order.push(p.info.payment_hash.clone());
+        if let (Some(c), Some(h), "pending") = (p.channel, p.htlc_id, p.info.status.as_str()) {
+            node.payment_by_htlc
+                .insert((c, h), p.info.payment_hash.clone());
+        }
         node.payments.insert(p.info.payment_hash.clone(), p);
     }
     for json in &loaded.invoices {

@@ -27,6 +27,16 @@ pub const MIN_FINAL_CLTV: u32 = 18;
 /// Blocks added to the final CLTV so a payee a block or two ahead still accepts.
 const CLTV_SLACK: u32 = 3;
 
+/// What to do with an HTLC that reached us.
+enum Settle {
+    /// Fulfill with this preimage.
+    Fulfill([u8; 32]),
+    /// Fail with this error onion.
+    Fail(Vec<u8>),
+    /// Fail as malformed: BADONION code and SHA256 of the onion.
+    Malformed(u16, [u8; 32]),
+}
+
 fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     let v = hex::decode(s).ok()?;
     v.try_into().ok()
@@ -104,6 +114,13 @@ impl Node {
 
     fn save_payment(&mut self, rec: PaymentRecord) {
         let key = rec.info.payment_hash.clone();
+        if let (Some(c), Some(h)) = (rec.channel, rec.htlc_id) {
+            if rec.info.status == "pending" {
+                self.payment_by_htlc.insert((c, h), key.clone());
+            } else {
+                self.payment_by_htlc.remove(&(c, h));
+            }
+        }
         match serde_json::to_string(&rec) {
             Ok(json) => self.pending.payments.push((key.clone(), json)),
             Err(e) => tracing::error!(error = %e, "serializing a payment"),
@@ -284,84 +301,83 @@ impl Node {
         let processed = process_onion(&self.secp, &self.keys.node_secret, &onion.0[..], &hash);
         let now = now_secs();
         let height = self.height;
-        let decision: Result<Result<[u8; 32], Vec<u8>>, (FailureMessage, [u8; 32])> =
-            match processed {
-                Err(OnionReject::Malformed(f)) => {
-                    let sha = sha256::Hash::hash(&onion.0[..]).to_byte_array();
-                    Err((f, sha))
-                }
-                Err(OnionReject::Fail {
-                    error_packet,
-                    failure,
-                }) => {
-                    tracing::info!(failure = ?failure, "rejecting an HTLC with a bad payload");
-                    Ok(Err(error_packet))
-                }
-                Ok(ProcessedOnion::Forward { shared_secret, .. }) => {
-                    // Forwarding comes with multi-hop routing; until then we are a dead end.
-                    let f = fulmen_htlc::forward::unknown_next_peer();
-                    Ok(Err(create_error_packet(&shared_secret, &f)))
-                }
-                Ok(ProcessedOnion::Receive {
-                    payload,
-                    shared_secret,
-                }) => {
-                    if must_fail {
-                        let f = FailureMessage::TemporaryChannelFailure {
-                            channel_update: Vec::new(),
-                        };
-                        Ok(Err(create_error_packet(&shared_secret, &f)))
-                    } else {
-                        let key = hex32(&hash.0);
-                        let rec = self.invoices.get(&key).cloned();
-                        let expected = rec.as_ref().and_then(|r| {
-                            Some(ExpectedPayment {
-                                payment_hash: hash,
-                                payment_secret: PaymentSecret(parse_hex32(&r.payment_secret)?),
-                                amount_msat: Some(r.info.amount_msat),
-                                min_final_cltv_expiry_delta: r.min_final_cltv,
-                                expires_at_secs: r.info.expires_at,
-                            })
-                        });
-                        let incoming = IncomingHtlc {
-                            amount_msat: htlc.amount_msat,
-                            cltv_expiry: htlc.cltv_expiry,
-                        };
-                        let already_paid = rec.as_ref().is_some_and(|r| r.info.status == "paid");
-                        match check_final_hop(&incoming, &payload, expected.as_ref(), height, now) {
-                            Ok(FinalHopAccept::Complete) if !already_paid => {
-                                match rec.as_ref().and_then(|r| parse_hex32(&r.preimage)) {
-                                    Some(pre) => Ok(Ok(pre)),
-                                    None => {
-                                        let f = FailureMessage::IncorrectOrUnknownPaymentDetails {
-                                            htlc_msat: htlc.amount_msat,
-                                            height,
-                                        };
-                                        Ok(Err(create_error_packet(&shared_secret, &f)))
-                                    }
+        let decision: Settle = match processed {
+            Err(OnionReject::Malformed(f)) => {
+                let sha = sha256::Hash::hash(&onion.0[..]).to_byte_array();
+                Settle::Malformed(f.code(), sha)
+            }
+            Err(OnionReject::Fail {
+                error_packet,
+                failure,
+            }) => {
+                tracing::info!(failure = ?failure, "rejecting an HTLC with a bad payload");
+                Settle::Fail(error_packet)
+            }
+            Ok(ProcessedOnion::Forward { shared_secret, .. }) => {
+                // Forwarding comes with multi-hop routing; until then we are a dead end.
+                let f = fulmen_htlc::forward::unknown_next_peer();
+                Settle::Fail(create_error_packet(&shared_secret, &f))
+            }
+            Ok(ProcessedOnion::Receive {
+                payload,
+                shared_secret,
+            }) => {
+                if must_fail {
+                    let f = FailureMessage::TemporaryChannelFailure {
+                        channel_update: Vec::new(),
+                    };
+                    Settle::Fail(create_error_packet(&shared_secret, &f))
+                } else {
+                    let key = hex32(&hash.0);
+                    let rec = self.invoices.get(&key).cloned();
+                    let expected = rec.as_ref().and_then(|r| {
+                        Some(ExpectedPayment {
+                            payment_hash: hash,
+                            payment_secret: PaymentSecret(parse_hex32(&r.payment_secret)?),
+                            amount_msat: Some(r.info.amount_msat),
+                            min_final_cltv_expiry_delta: r.min_final_cltv,
+                            expires_at_secs: r.info.expires_at,
+                        })
+                    });
+                    let incoming = IncomingHtlc {
+                        amount_msat: htlc.amount_msat,
+                        cltv_expiry: htlc.cltv_expiry,
+                    };
+                    let already_paid = rec.as_ref().is_some_and(|r| r.info.status == "paid");
+                    match check_final_hop(&incoming, &payload, expected.as_ref(), height, now) {
+                        Ok(FinalHopAccept::Complete) if !already_paid => {
+                            match rec.as_ref().and_then(|r| parse_hex32(&r.preimage)) {
+                                Some(pre) => Settle::Fulfill(pre),
+                                None => {
+                                    let f = FailureMessage::IncorrectOrUnknownPaymentDetails {
+                                        htlc_msat: htlc.amount_msat,
+                                        height,
+                                    };
+                                    Settle::Fail(create_error_packet(&shared_secret, &f))
                                 }
                             }
-                            Ok(_) => {
-                                // Already paid, or a partial payment (MPP is not supported yet).
-                                let f = FailureMessage::IncorrectOrUnknownPaymentDetails {
-                                    htlc_msat: htlc.amount_msat,
-                                    height,
-                                };
-                                Ok(Err(create_error_packet(&shared_secret, &f)))
-                            }
-                            Err(f) => {
-                                tracing::info!(failure = ?f, "rejecting an incoming payment");
-                                Ok(Err(create_error_packet(&shared_secret, &f)))
-                            }
+                        }
+                        Ok(_) => {
+                            // Already paid, or a partial payment (MPP is not supported yet).
+                            let f = FailureMessage::IncorrectOrUnknownPaymentDetails {
+                                htlc_msat: htlc.amount_msat,
+                                height,
+                            };
+                            Settle::Fail(create_error_packet(&shared_secret, &f))
+                        }
+                        Err(f) => {
+                            tracing::info!(failure = ?f, "rejecting an incoming payment");
+                            Settle::Fail(create_error_packet(&shared_secret, &f))
                         }
                     }
                 }
-            };
+            }
+        };
         let Some(e) = self.channels.get_mut(i) else {
             return;
         };
         let res = match decision {
-            Ok(Ok(preimage)) => {
+            Settle::Fulfill(preimage) => {
                 let r = e.ch.fulfill_htlc(id, preimage);
                 if r.is_ok() {
                     let key = hex32(&hash.0);
@@ -374,8 +390,8 @@ impl Node {
                 }
                 r
             }
-            Ok(Err(packet)) => e.ch.fail_htlc(id, packet),
-            Err((f, sha)) => e.ch.fail_malformed_htlc(id, sha, f.code()),
+            Settle::Fail(packet) => e.ch.fail_htlc(id, packet),
+            Settle::Malformed(code, sha) => e.ch.fail_malformed_htlc(id, sha, code),
         };
         if let Err(err) = res {
             tracing::warn!(htlc = id, error = %err, "settling an incoming HTLC");
@@ -383,12 +399,7 @@ impl Node {
     }
 
     fn payment_by_htlc(&self, chan: i64, htlc_id: u64) -> Option<String> {
-        self.payments
-            .iter()
-            .find(|(_, p)| {
-                p.channel == Some(chan) && p.htlc_id == Some(htlc_id) && p.info.status == "pending"
-            })
-            .map(|(k, _)| k.clone())
+        self.payment_by_htlc.get(&(chan, htlc_id)).cloned()
     }
 
     /// One of our HTLCs was fulfilled (`Ok(preimage)`) or failed (`Err(why)`).

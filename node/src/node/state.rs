@@ -288,6 +288,8 @@ pub struct Node {
     pub payments: HashMap<String, PaymentRecord>,
     /// Payment hashes in creation order.
     pub payment_order: Vec<String>,
+    /// Pending payments by (local channel id, our HTLC id).
+    pub payment_by_htlc: HashMap<(i64, u64), String>,
     /// Callers waiting for a payment's outcome.
     pub pay_waiters: HashMap<String, Vec<oneshot::Sender<PaymentInfo>>>,
     /// Invoices by hash (hex).

@@ -21,6 +21,17 @@ use sqlx::Row;
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "node.sqlite";
 
+/// sqlite's `synchronous` setting for the node's database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DbSync {
+    /// Every commit is fsynced: durable across power loss (the default).
+    #[default]
+    Full,
+    /// WAL without an fsync per commit: durable across a crash of the daemon (kill -9), not
+    /// across an OS crash or power loss. For test networks and benchmarks.
+    Normal,
+}
+
 /// Everything to write in one durable transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteBatch {
@@ -103,14 +114,17 @@ pub struct NodeStore {
 impl NodeStore {
     /// Opens (creating if needed) the database in `datadir` and runs the migrations. Fails if
     /// another process holds it.
-    pub async fn open(datadir: &Path) -> anyhow::Result<NodeStore> {
+    pub async fn open(datadir: &Path, sync: DbSync) -> anyhow::Result<NodeStore> {
         let path = datadir.join(DB_FILE);
         let options = SqliteConnectOptions::from_str("sqlite://")
             .context("sqlite options")?
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match sync {
+                DbSync::Full => SqliteSynchronous::Full,
+                DbSync::Normal => SqliteSynchronous::Normal,
+            })
             .locking_mode(SqliteLockingMode::Exclusive)
             .busy_timeout(Duration::from_millis(500));
         let pool = SqlitePoolOptions::new()
@@ -262,8 +276,7 @@ impl NodeStore {
         for (table, rows) in [("payments", &batch.payments), ("invoices", &batch.invoices)] {
             for (hash, json) in rows {
                 let sql = format!(
-                    "INSERT INTO {table} (payment_hash, seq, data) VALUES (?1, \
-                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}), ?2) \
+                    "INSERT INTO {table} (payment_hash, data) VALUES (?1, ?2) \
                      ON CONFLICT (payment_hash) DO UPDATE SET data = excluded.data"
                 );
                 sqlx::query(&sql)
@@ -310,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn batches_round_trip_and_upserts_replace() {
         let dir = tempfile::tempdir().unwrap();
-        let store = NodeStore::open(dir.path()).await.unwrap();
+        let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
         let mut b = WriteBatch {
             wallet: vec![b"w1".to_vec()],
             new_channels: vec![(1, "02aa".into())],
@@ -331,7 +344,7 @@ mod tests {
         };
         store.write(&b).await.unwrap();
         store.close().await;
-        let store = NodeStore::open(dir.path()).await.unwrap();
+        let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
         let l = store.load().await.unwrap();
         assert_eq!(l.wallet, vec![b"w1".to_vec(), b"w2".to_vec()]);
         assert_eq!(l.channels.len(), 1);
@@ -345,8 +358,8 @@ mod tests {
     #[tokio::test]
     async fn a_second_daemon_cannot_open_the_same_store() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = NodeStore::open(dir.path()).await.unwrap();
-        let err = NodeStore::open(dir.path()).await.unwrap_err();
+        let _first = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+        let err = NodeStore::open(dir.path(), DbSync::Full).await.unwrap_err();
         assert!(format!("{err:#}").contains("locked"), "{err:#}");
     }
 }
