@@ -181,6 +181,8 @@ fn net_and_bench_commands_parse() {
         "200000",
         "--push-percent",
         "10",
+        "--db-sync",
+        "normal",
     ]);
     let Top::Net(net) = cli.command else {
         panic!("not net")
@@ -192,6 +194,7 @@ fn net_and_bench_commands_parse() {
     assert_eq!(a.topology, Topology::Star);
     assert_eq!(a.channel_sats, 200_000);
     assert_eq!(a.push_percent, 10);
+    assert_eq!(a.db_sync, fulmen_node::node::store::DbSync::Normal);
     assert_eq!(a.dir.dir.as_deref(), Some(Path::new("/n")));
     parse_err(&["net", "up", "--push-percent", "101"]);
     parse_err(&["net", "up", "--topology", "mesh"]);
@@ -214,6 +217,7 @@ fn push_is_a_percentage_of_capacity_in_msat() {
         topology: Topology::Line,
         channel_sats: 1_000_000,
         push_percent: 50,
+        db_sync: fulmen_node::node::store::DbSync::Full,
     };
     assert_eq!(opts.push_msat(), 500_000_000);
 }
@@ -366,6 +370,13 @@ async fn terminate_escalates_from_sigterm_to_sigkill() {
     let pid = process::spawn_daemon(Path::new("/bin/sh"), &args, &log).unwrap();
     let _guard = KillOnDrop(pid);
     assert!(process::is_alive(pid, "polite-marker"));
+    // Until execve has set up its arguments, a newborn child's command line is empty.
+    let cmdline = PathBuf::from(format!("/proc/{pid}/cmdline"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read(&cmdline).is_ok_and(|c| c.is_empty()) {
+        assert!(std::time::Instant::now() < deadline, "no command line");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     assert!(
         !process::is_alive(pid, "some-other-daemon"),
         "a pid whose command line lacks the marker is not ours"

@@ -21,6 +21,7 @@ use super::network::{Network, Topology};
 use super::up::{self, UpOptions};
 use super::{down, node_client, Progress};
 use crate::node::api::NodeClient;
+use crate::node::store::DbSync;
 
 /// `fulmen bench pay` options.
 #[derive(Debug, Clone, Args)]
@@ -38,6 +39,9 @@ pub struct PayArgs {
     /// two-node network is brought up in a temporary directory and torn down afterwards.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// With no --dir: the nodes' sqlite durability (`full` fsyncs every commit).
+    #[arg(long, value_enum, default_value_t = DbSync::Full)]
+    pub db_sync: DbSync,
 }
 
 /// Statistics of one phase.
@@ -223,6 +227,7 @@ pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value
                 topology: Topology::Line,
                 channel_sats,
                 push_percent: 0,
+                db_sync: args.db_sync,
             };
             eprintln!("bench: bringing up alice–bob in {}", dir.display());
             let net = match up::up(&opts).await {

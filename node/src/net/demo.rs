@@ -94,6 +94,7 @@ pub async fn run(args: DemoArgs, _net_opt: Option<&Path>) -> anyhow::Result<Valu
         topology: Topology::Line,
         channel_sats: up::DEFAULT_CHANNEL_SATS,
         push_percent: 50,
+        db_sync: crate::node::store::DbSync::Full,
     };
     eprintln!(
         "fulmen demo: bringing up alice–bob–carol in {}",

@@ -81,6 +81,10 @@ pub struct UpArgs {
     /// Percentage of each channel's capacity pushed to the peer at opening.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub push_percent: u8,
+    /// The nodes' sqlite durability: `full` (fsync per commit) or `normal` (survives kill -9,
+    /// not power loss; faster).
+    #[arg(long, value_enum, default_value_t = crate::node::store::DbSync::Full)]
+    pub db_sync: crate::node::store::DbSync,
 }
 
 /// `fulmen net` subcommands.

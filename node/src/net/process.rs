@@ -50,10 +50,9 @@ fn reap(pid: libc::pid_t) {
     }
 }
 
-/// True if process `pid` exists, is not a zombie and (where `/proc` exists) its command
-/// line contains `marker` (e.g. the daemon's data directory), so a reused pid is not taken
-/// for our daemon.
-pub fn is_alive(pid: u32, marker: &str) -> bool {
+/// True if process `pid` exists and is not a zombie (reaping it first if it is an exited
+/// child of this process). Says nothing about which program it runs: see [`is_alive`].
+pub fn exists(pid: u32) -> bool {
     let Some(p) = pid_t(pid) else { return false };
     reap(p);
     // SAFETY: signal 0 performs only the existence and permission checks.
@@ -62,23 +61,36 @@ pub fn is_alive(pid: u32, marker: &str) -> bool {
     if !exists {
         return false;
     }
-    let proc_dir = Path::new("/proc").join(pid.to_string());
-    if let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) {
+    match std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) {
         // `pid (comm) S …`: the state follows the last ')'.
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next());
-        if state == Some('Z') {
-            return false;
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some('Z' | 'X'))
         }
+        Err(_) => true,
     }
-    match std::fs::read(proc_dir.join("cmdline")) {
-        Ok(cmdline) => {
+}
+
+/// True if process `pid` [`exists`] and (where `/proc` shows it) its command line contains
+/// `marker` (e.g. the daemon's data directory), so a reused pid is not taken for our
+/// daemon. Use it to decide whether to signal a recorded pid, not to watch a process exit:
+/// the command line of an exiting process can read short or empty.
+pub fn is_alive(pid: u32, marker: &str) -> bool {
+    if !exists(pid) {
+        return false;
+    }
+    let cmdline = Path::new("/proc").join(pid.to_string()).join("cmdline");
+    match std::fs::read(cmdline) {
+        Ok(cmdline) if !cmdline.is_empty() => {
             let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             text.contains(marker)
         }
-        // No /proc (not Linux) or it vanished meanwhile: trust kill(0).
-        Err(_) => !Path::new("/proc/self").exists(),
+        // Empty or unreadable: not Linux, or a process inside execve (being born) or
+        // tearing down its memory (dying). kill(0) said it exists, and it is not a reused
+        // pid running another program, so it counts.
+        _ => true,
     }
 }
 
@@ -92,11 +104,13 @@ pub fn signal(pid: u32, marker: &str, signal: libc::c_int) -> bool {
     unsafe { libc::kill(p, signal) == 0 }
 }
 
-/// Polls until `pid` is gone (see [`is_alive`]) or `timeout` passes; true if it is gone.
-pub async fn wait_exit(pid: u32, marker: &str, timeout: Duration) -> bool {
+/// Polls until `pid` is gone or `timeout` passes; true if it is gone. Call it only for a
+/// pid that [`is_alive`] confirmed as our daemon (it no longer checks the command line,
+/// which an exiting process can no longer show).
+pub async fn wait_exit(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        if !is_alive(pid, marker) {
+        if !exists(pid) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -122,25 +136,33 @@ pub enum Ended {
     StillRunning,
 }
 
-/// Stops `pid`: waits `grace` for it to exit on its own (the caller has already asked it
-/// to, e.g. with the `stop` RPC), then sends SIGTERM and waits `grace` again, then SIGKILL.
+fn send(pid: u32, signal: libc::c_int) {
+    if let Some(p) = pid_t(pid) {
+        // SAFETY: plain kill(2) on a positive pid.
+        unsafe {
+            libc::kill(p, signal);
+        }
+    }
+}
+
+/// Stops `pid`. With `asked` the caller has confirmed (with [`is_alive`]) that it is our
+/// daemon and asked it to stop (e.g. the `stop` RPC): wait `grace` for it to exit. Then, or
+/// without `asked` if [`is_alive`] confirms it, send SIGTERM and wait `grace` again, then
+/// SIGKILL.
 pub async fn terminate(pid: u32, marker: &str, asked: bool, grace: Duration) -> Ended {
-    if !is_alive(pid, marker) {
-        return if asked {
-            Ended::Stopped
-        } else {
-            Ended::NotRunning
-        };
+    if asked {
+        if wait_exit(pid, grace).await {
+            return Ended::Stopped;
+        }
+    } else if !is_alive(pid, marker) {
+        return Ended::NotRunning;
     }
-    if asked && wait_exit(pid, marker, grace).await {
-        return Ended::Stopped;
-    }
-    signal(pid, marker, libc::SIGTERM);
-    if wait_exit(pid, marker, grace).await {
+    send(pid, libc::SIGTERM);
+    if wait_exit(pid, grace).await {
         return Ended::Terminated;
     }
-    signal(pid, marker, libc::SIGKILL);
-    if wait_exit(pid, marker, Duration::from_secs(5)).await {
+    send(pid, libc::SIGKILL);
+    if wait_exit(pid, Duration::from_secs(5)).await {
         return Ended::Killed;
     }
     Ended::StillRunning

@@ -16,6 +16,8 @@ use super::network::{
     self, loopback, node_name, ChainEntry, ChannelEntry, Network, NodeEntry, ProcessInfo, Topology,
     NETWORK_VERSION,
 };
+use crate::node::store::DbSync;
+
 use super::{
     chain_client, marker, node_client, poll, process, wait_height, wait_ready, DaemonKind,
     Progress, UpArgs, SYNC_TIMEOUT,
@@ -43,6 +45,8 @@ pub struct UpOptions {
     pub channel_sats: u64,
     /// Percentage of the capacity pushed to the peer.
     pub push_percent: u8,
+    /// The nodes' sqlite durability (`node run --db-sync`).
+    pub db_sync: DbSync,
 }
 
 impl UpOptions {
@@ -63,6 +67,7 @@ pub async fn run(args: UpArgs, net_opt: Option<&Path>) -> anyhow::Result<Value> 
         topology: args.topology,
         channel_sats: args.channel_sats,
         push_percent: args.push_percent,
+        db_sync: args.db_sync,
     };
     let started = std::time::Instant::now();
     let net = up(&opts).await?;
@@ -149,7 +154,12 @@ pub fn node_args(
     chain_datadir: &Path,
     listen_port: u16,
     rpc_port: u16,
+    db_sync: DbSync,
 ) -> Vec<String> {
+    let db_sync = match db_sync {
+        DbSync::Full => "full",
+        DbSync::Normal => "normal",
+    };
     vec![
         "node".into(),
         "run".into(),
@@ -164,6 +174,8 @@ pub fn node_args(
         "--alias".into(),
         name.into(),
         "--dev".into(),
+        "--db-sync".into(),
+        db_sync.into(),
     ]
 }
 
@@ -214,7 +226,7 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
                 rpc: loopback(rpc).to_string(),
                 pid: 0,
                 log: datadir.join("node.log"),
-                args: node_args(&name, &datadir, &chain_dir, listen, rpc),
+                args: node_args(&name, &datadir, &chain_dir, listen, rpc, opts.db_sync),
                 datadir,
             },
             name,
