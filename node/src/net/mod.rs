@@ -103,9 +103,10 @@ pub enum NetCommand {
         #[arg(long)]
         purge: bool,
     },
-    /// Start a stopped or killed daemon (a node name, or `chain`) with its old arguments.
+    /// Start a stopped or killed daemon (a node name, `chain`, or `all` for every daemon
+    /// that is not running) with its old arguments and ports, and wait for its RPC.
     Restart {
-        /// Node name (alice, bob, …) or `chain`.
+        /// Node name (alice, bob, …), `chain` or `all`.
         name: String,
         /// Where the network lives.
         #[command(flatten)]
