@@ -496,6 +496,13 @@ fn a_real_two_node_network_up_pay_restart_down() {
     );
     let status = ok(&["net", "status", "--dir", &d]);
     let nodes = status["nodes"].as_array().unwrap();
+    let alice_status = nodes.iter().find(|n| n["name"] == "alice").unwrap();
+    assert_eq!(alice_status["alive"], true);
+    assert_eq!(
+        alice_status["info"]["node_id"],
+        net.nodes[0].node_id.as_str()
+    );
+    assert_eq!(alice_status["channels"], 1);
     let bob_status = nodes.iter().find(|n| n["name"] == "bob").unwrap();
     // The kill may not have been reaped by the status process yet; either way it is down
     // or going down: the restart below must wait for that.

@@ -137,6 +137,7 @@ pub async fn status(dir: &DirArg, net_opt: Option<&Path>) -> anyhow::Result<Valu
                     v["remote_msat"] = json!(open.iter().map(|c| c.remote_msat).sum::<u64>());
                     v["onchain_sat"] = json!(balance.onchain.total_sat);
                     v["total_sat"] = json!(balance.total_sat);
+                    v["info"] = serde_json::to_value(&info)?;
                 }
                 Err(e) => v["error"] = json!(e.to_string()),
             }
