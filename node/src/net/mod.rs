@@ -370,23 +370,9 @@ impl Progress {
         self.bar.inc(n);
     }
 
-    /// Adds `n` to the length.
-    pub fn inc_length(&self, n: u64) {
-        self.bar.inc_length(n);
-    }
-
     /// Removes the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
-    }
-
-    /// Prints a line above the bar (or plainly on stderr when hidden).
-    pub fn println(&self, line: impl AsRef<str>) {
-        if self.bar.is_hidden() {
-            eprintln!("{}", line.as_ref());
-        } else {
-            self.bar.println(line.as_ref());
-        }
     }
 }
 
