@@ -1,8 +1,11 @@
 //! The `fulmen` command line (clap): top-level parsing, logging setup and dispatch.
 //!
-//! Owns: the command tree and the output convention — results as JSON on stdout, errors as
+//! Owns: the command tree (`chain`, `node`, `net`, `bench` and the node's client commands at
+//! the top level, addressed by the top-level `--node`/`--net`/`--datadir`/`--rpc` options)
+//! and the output convention — results as JSON on stdout, errors as
 //! `{"error": {"code": .., "message": ..}}` on stderr with exit code 1.
-//! Must never: print anything but the JSON result on stdout.
+//! Must never: print anything but the JSON result on stdout (the one exception is
+//! `net demo`, whose result is a human summary unless `--json`).
 
 use std::io::Write as _;
 use std::process::ExitCode;

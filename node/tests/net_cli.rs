@@ -1,7 +1,8 @@
 //! Tests of the `fulmen` command line and of `fulmen net`: clap parsing (top-level client
 //! options do not clash with `fulmen chain`'s), the `network.json` round trip, port picking,
 //! process cleanup, node addressing, and one end-to-end run of a real two-node network
-//! (`net up`, client commands by node name, kill + `net restart`, `net down --purge`).
+//! (`net up`, client commands by node name, kill + `net restart`, `net down`,
+//! `net restart all`, `net down --purge`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -495,6 +496,13 @@ fn a_real_two_node_network_up_pay_restart_down() {
     );
     let status = ok(&["net", "status", "--dir", &d]);
     let nodes = status["nodes"].as_array().unwrap();
+    let alice_status = nodes.iter().find(|n| n["name"] == "alice").unwrap();
+    assert_eq!(alice_status["alive"], true);
+    assert_eq!(
+        alice_status["info"]["node_id"],
+        net.nodes[0].node_id.as_str()
+    );
+    assert_eq!(alice_status["channels"], 1);
     let bob_status = nodes.iter().find(|n| n["name"] == "bob").unwrap();
     // The kill may not have been reaped by the status process yet; either way it is down
     // or going down: the restart below must wait for that.
@@ -519,6 +527,35 @@ fn a_real_two_node_network_up_pay_restart_down() {
     assert_eq!(mined["mined"], 2);
     let info = ok(&["--net", &d, "--node", "bob", "info"]);
     assert_eq!(info["block_height"], mined["height"]);
+
+    // Down without purge, then everything back up with `restart all`: channels resume.
+    let down = ok(&["net", "down", "--dir", &d]);
+    assert_eq!(down["purged"], false);
+    assert!(dir.join("network.json").exists());
+    let again = ok(&["net", "restart", "all", "--dir", &d]);
+    assert_eq!(again["started"].as_array().unwrap().len(), 3);
+    // The channel is usable once the peers have reconnected and reestablished it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while ok(&["--net", &d, "--node", "alice", "info"])["num_active_channels"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "channel not active again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let inv = ok(&["--net", &d, "--node", "bob", "invoice", "7000"]);
+    let bolt11 = inv["bolt11"].as_str().unwrap().to_owned();
+    let paid = ok(&[
+        "--net",
+        &d,
+        "--node",
+        "alice",
+        "pay",
+        &bolt11,
+        "--timeout",
+        "30",
+    ]);
+    assert_eq!(paid["status"], "succeeded");
 
     // Down with purge: every daemon stopped, the directory gone.
     let down = ok(&["net", "down", "--dir", &d, "--purge"]);

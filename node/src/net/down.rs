@@ -137,6 +137,7 @@ pub async fn status(dir: &DirArg, net_opt: Option<&Path>) -> anyhow::Result<Valu
                     v["remote_msat"] = json!(open.iter().map(|c| c.remote_msat).sum::<u64>());
                     v["onchain_sat"] = json!(balance.onchain.total_sat);
                     v["total_sat"] = json!(balance.total_sat);
+                    v["info"] = serde_json::to_value(&info)?;
                 }
                 Err(e) => v["error"] = json!(e.to_string()),
             }
@@ -188,9 +189,28 @@ pub async fn restart_in(dir: &Path, name: &str) -> anyhow::Result<Value> {
     Ok(out)
 }
 
-/// `fulmen net restart NAME`.
+/// Starts every daemon of the network in `dir` that is not running (the chain first), e.g.
+/// after a reboot. Returns what was started.
+pub async fn restart_all(dir: &Path) -> anyhow::Result<Value> {
+    let net = Network::read(dir)?;
+    let mut started = Vec::new();
+    if !alive(&net.chain.process) {
+        started.push(restart_in(dir, "chain").await?);
+    }
+    for node in &net.nodes {
+        if !alive(&node.process) {
+            started.push(restart_in(dir, &node.name).await?);
+        }
+    }
+    Ok(json!({ "dir": dir, "started": started }))
+}
+
+/// `fulmen net restart NAME` (`all`: every daemon that is not running).
 pub async fn restart(dir: &DirArg, net_opt: Option<&Path>, name: &str) -> anyhow::Result<Value> {
     let dir = dir.resolve(net_opt)?;
+    if name == "all" {
+        return restart_all(&dir).await;
+    }
     restart_in(&dir, name).await
 }
 

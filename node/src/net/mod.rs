@@ -103,9 +103,10 @@ pub enum NetCommand {
         #[arg(long)]
         purge: bool,
     },
-    /// Start a stopped or killed daemon (a node name, or `chain`) with its old arguments.
+    /// Start a stopped or killed daemon (a node name, `chain`, or `all` for every daemon
+    /// that is not running) with its old arguments and ports, and wait for its RPC.
     Restart {
-        /// Node name (alice, bob, …) or `chain`.
+        /// Node name (alice, bob, …), `chain` or `all`.
         name: String,
         /// Where the network lives.
         #[command(flatten)]
@@ -369,23 +370,9 @@ impl Progress {
         self.bar.inc(n);
     }
 
-    /// Adds `n` to the length.
-    pub fn inc_length(&self, n: u64) {
-        self.bar.inc_length(n);
-    }
-
     /// Removes the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
-    }
-
-    /// Prints a line above the bar (or plainly on stderr when hidden).
-    pub fn println(&self, line: impl AsRef<str>) {
-        if self.bar.is_hidden() {
-            eprintln!("{}", line.as_ref());
-        } else {
-            self.bar.println(line.as_ref());
-        }
     }
 }
 
