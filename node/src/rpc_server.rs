@@ -11,13 +11,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use jsonrpsee::server::{Server, ServerHandle};
+use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
 use jsonrpsee::RpcModule;
 
 use crate::rpc_auth::{
     generate_cookie, write_cookie, write_private_file, CookieAuthLayer, COOKIE_FILE,
 };
 use crate::rpc_client::EndpointInfo;
+
+/// Concurrent RPC connections a daemon accepts (jsonrpsee's default of 100 refuses a load
+/// generator with 100 payments in flight plus a status call).
+pub const MAX_RPC_CONNECTIONS: u32 = 1024;
 
 /// Removes the files it names when dropped, but only if they still hold what this daemon
 /// wrote (a newer daemon may own them).
@@ -54,7 +58,11 @@ impl RpcServer {
         module: RpcModule<Ctx>,
     ) -> anyhow::Result<RpcServer> {
         let cookie = generate_cookie();
+        let config = ServerConfig::builder()
+            .max_connections(MAX_RPC_CONNECTIONS)
+            .build();
         let server = Server::builder()
+            .set_config(config)
             .set_http_middleware(tower::ServiceBuilder::new().layer(CookieAuthLayer::new(&cookie)))
             .build(listen)
             .await

@@ -148,7 +148,9 @@ pub struct ChannelInfo {
     pub channel_id: String,
     /// The peer, hex.
     pub peer: String,
-    /// `opening`, `awaiting_confirmation`, `active`, `inactive` (peer offline),
+    /// `opening`, `abandoned` (an opening interrupted before both commitments were
+    /// signed; its funding is never broadcast), `awaiting_confirmation`, `active`,
+    /// `inactive` (peer offline),
     /// `shutting_down`, `closing` (closing tx broadcast, unconfirmed) or `closed`.
     pub state: String,
     /// We opened it.

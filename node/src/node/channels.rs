@@ -112,8 +112,19 @@ impl Node {
         slot.sender = None;
         tracing::info!(%node_id, %reason, "peer disconnected");
         for e in self.channels.iter_mut().filter(|e| e.peer == node_id) {
-            if e.ch.state().phase != Phase::Closed {
-                e.ch.handle_disconnect();
+            if e.ch.state().phase == Phase::Closed {
+                continue;
+            }
+            e.ch.handle_disconnect();
+            if is_unsigned_opening(e) && e.close_reason.is_none() {
+                if let Some(tx) = &e.funding_tx {
+                    self.wallet.cancel_tx(tx);
+                }
+                let why = format!("opening abandoned: peer disconnected ({reason})");
+                if let Some(w) = e.open_waiter.take() {
+                    let _ = w.send(Err(CmdError::failed(why.clone())));
+                }
+                e.close_reason = Some(why);
             }
         }
         self.maybe_reconnect(node_id);
@@ -575,16 +586,32 @@ impl Node {
         if let Some(tx) = &e.closing_tx {
             self.unconfirmed.insert(tx.compute_txid(), tx.clone());
         }
-        if let (Some(tx), true) = (
-            &e.funding_tx,
-            e.ch.state().funding_confirmed_height.is_none(),
-        ) {
+        if is_unsigned_opening(&e) {
+            // Never broadcast a funding transaction whose commitment the peer has not
+            // signed: the opening is abandoned, its coins go back to the wallet.
+            if let Some(tx) = &e.funding_tx {
+                self.wallet.cancel_tx(tx);
+            }
+            e.close_reason = Some("opening abandoned: interrupted by a restart".into());
+        } else if let (Some(tx), None) = (&e.funding_tx, e.ch.state().funding_confirmed_height) {
             self.unconfirmed.insert(tx.compute_txid(), tx.clone());
         }
         self.peers.entry(peer).or_default();
         self.channels.push(e);
         Ok(())
     }
+}
+
+/// True while an opening cannot be resumed: before both commitments 0 are signed (BOLT 2:
+/// such an opening is forgotten on disconnection).
+pub fn is_unsigned_opening(e: &ChannelEntry) -> bool {
+    matches!(
+        e.ch.state().phase,
+        Phase::AwaitingAccept
+            | Phase::AwaitingFundingTx
+            | Phase::AwaitingFundingCreated
+            | Phase::AwaitingFundingSigned
+    )
 }
 
 fn new_entry(id: i64, peer: PublicKey, ch: Channel) -> ChannelEntry {

@@ -177,6 +177,7 @@ impl Node {
                 }
             }
             Phase::AwaitingReady => "awaiting_confirmation",
+            _ if e.close_reason.is_some() => "abandoned",
             _ => "opening",
         }
     }
