@@ -16,3 +16,5 @@ pub mod peer;
 pub mod rpc_auth;
 pub mod rpc_client;
 pub mod rpc_server;
+pub mod signals;
+pub mod sqlite;

@@ -45,7 +45,7 @@ fn create_datadir(dir: &Path) -> anyhow::Result<()> {
 
 /// Runs the chain daemon until it is told to stop.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let term = sigterm();
+    let term = crate::signals::sigterm();
     create_datadir(&opts.datadir)?;
     let store = ChainStore::open(&opts.datadir).await?;
     let service = Arc::new(ChainService::load(store).await?);
@@ -88,33 +88,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Listens for SIGTERM from now on (installed before the daemon announces itself, so an
-/// early SIGTERM is a clean stop rather than the default kill).
-fn sigterm() -> Option<tokio::signal::unix::Signal> {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            None
-        }
-    }
-}
-
 async fn wait_for_stop(
     service: &ChainService,
-    mut term: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
 ) -> String {
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
     tokio::select! {
         reason = service.stopped() => reason,
-        _ = tokio::signal::ctrl_c() => "ctrl-c".to_owned(),
-        _ = sigterm => "SIGTERM".to_owned(),
+        reason = crate::signals::wait_for_signal(term) => reason,
     }
 }

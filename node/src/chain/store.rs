@@ -7,14 +7,9 @@
 //! opaque consensus-encoded bytes that the daemon replays through `Chain::connect_block`.
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 use sqlx::Row;
 
 /// File name of the database inside the data directory.
@@ -70,25 +65,7 @@ impl ChainStore {
 
     async fn open_inner(datadir: &Path) -> anyhow::Result<ChainStore> {
         let path = datadir.join(DB_FILE);
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .context("sqlite options")?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .locking_mode(SqliteLockingMode::Exclusive)
-            .busy_timeout(Duration::from_millis(500));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("opening {}", path.display()))?;
-        // The database holds the faucet key: owner-only (the WAL inherits the mode).
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("restricting permissions of {}", path.display()))?;
-        }
+        let pool = crate::sqlite::open_pool(&path, SqliteSynchronous::Full).await?;
         sqlx::migrate!("./migrations/chain")
             .run(&pool)
             .await

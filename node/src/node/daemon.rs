@@ -83,7 +83,7 @@ pub fn channel_config() -> ChannelConfig {
 
 /// Runs the node daemon until it is told to stop.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let term = sigterm();
+    let term = crate::signals::sigterm();
     create_datadir(&opts.datadir)?;
     let keys = NodeKeys::load_or_create(&opts.datadir)?;
     let store = NodeStore::open(&opts.datadir, opts.db_sync).await?;
@@ -180,7 +180,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let signal_task = {
         let inputs = inputs.clone();
         tokio::spawn(async move {
-            let reason = wait_for_signal(term).await;
+            let reason = crate::signals::wait_for_signal(term).await;
             tracing::info!(%reason, "stopping");
             let _ = inputs.send(Input::Stop);
         })
@@ -385,29 +385,4 @@ fn spawn_follower(
             }
         }
     })
-}
-
-fn sigterm() -> Option<tokio::signal::unix::Signal> {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            None
-        }
-    }
-}
-
-async fn wait_for_signal(mut term: Option<tokio::signal::unix::Signal>) -> String {
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "ctrl-c".to_owned(),
-        _ = sigterm => "SIGTERM".to_owned(),
-    }
 }

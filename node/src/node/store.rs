@@ -8,14 +8,9 @@
 //! and change sets are opaque bytes), or rewrite history (records are append-only).
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 use sqlx::Row;
 
 /// File name of the database inside the data directory.
@@ -116,27 +111,14 @@ impl NodeStore {
     /// another process holds it.
     pub async fn open(datadir: &Path, sync: DbSync) -> anyhow::Result<NodeStore> {
         let path = datadir.join(DB_FILE);
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .context("sqlite options")?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match sync {
+        let pool = crate::sqlite::open_pool(
+            &path,
+            match sync {
                 DbSync::Full => SqliteSynchronous::Full,
                 DbSync::Normal => SqliteSynchronous::Normal,
-            })
-            .locking_mode(SqliteLockingMode::Exclusive)
-            .busy_timeout(Duration::from_millis(500));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("opening {}", path.display()))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("restricting permissions of {}", path.display()))?;
-        }
+            },
+        )
+        .await?;
         sqlx::migrate!("./migrations/node")
             .run(&pool)
             .await
