@@ -244,7 +244,10 @@ impl Node {
                 }
                 _ => {
                     if st.setup.is_opener && st.funding_outpoint.is_some() {
-                        pending_open += st.setup.funding_sat.saturating_sub(st.setup.push_msat / 1000);
+                        pending_open += st
+                            .setup
+                            .funding_sat
+                            .saturating_sub(st.setup.push_msat / 1000);
                     } else if !st.setup.is_opener {
                         pending_open += st.setup.push_msat / 1000;
                     }
