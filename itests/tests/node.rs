@@ -352,3 +352,56 @@ fn wallet_follows_reorgs_and_survives_a_clean_restart() {
     net.bob.wait_height(h + 1);
     assert_eq!(confirmed(&net.bob), Some(250_000));
 }
+
+#[test]
+fn payment_failures_are_reported_precisely() {
+    let net = Net::new(2_000_000);
+    let (id, _) = net.open(1_000_000, 0);
+    let error = |out: fulmen_itests::CliOutput| -> String { out.err().to_string() };
+
+    let own = invoice(&net.alice, 1_000);
+    let e = error(net.alice.cli(&["pay", &own]));
+    assert!(e.contains("own invoice"), "{e}");
+
+    let too_big = invoice(&net.bob, 2_000_000_000);
+    let e = error(net.alice.cli(&["pay", &too_big]));
+    assert!(e.contains("cannot send"), "{e}");
+
+    // An invoice signed with bob's node key for a payment hash bob never issued: the HTLC
+    // reaches bob, who fails it back; alice decodes bob's failure from the error onion.
+    let keys =
+        fulmen_node::node::keys::NodeKeys::load_or_create(net.bob.datadir()).expect("bob's keys");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let params = fulmen_htlc::invoice::InvoiceParams {
+        amount_msat: Some(5_000),
+        payment_hash: fulmen_htlc::PaymentHash([7; 32]),
+        payment_secret: fulmen_htlc::PaymentSecret([9; 32]),
+        description: fulmen_htlc::invoice::InvoiceDescription::Direct("not bob's".into()),
+        timestamp_secs: now,
+        expiry_secs: 3600,
+        min_final_cltv_expiry_delta: 18,
+        route_hints: Vec::new(),
+        basic_mpp: false,
+    };
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let forged =
+        fulmen_htlc::invoice::create_invoice(&secp, &params, &keys.node_secret).expect("invoice");
+    let e = error(net.alice.cli(&["pay", forged.as_str()]));
+    assert!(e.contains("IncorrectOrUnknownPaymentDetails"), "{e}");
+    let failed = net.alice.ok(&["payments"])["payments"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["status"] == "failed").cloned())
+        .expect("a failed payment");
+    assert!(s(&failed["failure"]).contains("at hop 0"), "{failed}");
+
+    let good = invoice(&net.bob, 1_000);
+    assert_eq!(net.alice.ok(&["pay", &good])["status"], "succeeded");
+    let e = error(net.alice.cli(&["pay", &good]));
+    assert!(e.contains("already paid"), "{e}");
+    // Only the one successful payment moved money.
+    wait_local(&net.alice, &id, 1_000_000_000 - 1_000);
+    wait_local(&net.bob, &id, 1_000);
+}
