@@ -269,17 +269,17 @@ fn human(s: &Value) -> String {
         "{:<6} {:>12} {:>14} {:>14} {:>12} {:>10}",
         "node", "start sat", "pushed sat", "payments sat", "end sat", "fees sat"
     );
-    let sat = |v: &Value| v.as_f64().unwrap_or(0.0) / 1000.0;
+    let sat = |v: &Value| sat_text(v.as_f64().unwrap_or(0.0) / 1000.0);
     for n in s["nodes"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let _ = writeln!(
             out,
-            "{:<6} {:>12} {:>14.3} {:>14.3} {:>12} {:>10.3}",
+            "{:<6} {:>12} {:>14} {:>14} {:>12} {:>10}",
             n["name"].as_str().unwrap_or("?"),
             n["start_sat"].as_u64().unwrap_or(0),
             sat(&n["pushed_msat"]),
             sat(&n["payments_msat"]),
             n["end_sat"].as_u64().unwrap_or(0),
-            n["fees_sat"].as_f64().unwrap_or(0.0)
+            sat_text(n["fees_sat"].as_f64().unwrap_or(0.0))
         );
     }
     let _ = writeln!(
@@ -288,4 +288,14 @@ fn human(s: &Value) -> String {
          fees = start + pushed + payments − end (funding and closing transaction fees)."
     );
     out
+}
+
+/// A sat amount for the summary table: whole sats without decimals, msat precision only
+/// when there is a fraction.
+fn sat_text(sat: f64) -> String {
+    if sat.fract() == 0.0 {
+        format!("{sat:.0}")
+    } else {
+        format!("{sat:.3}")
+    }
 }
