@@ -125,6 +125,33 @@ pub fn fulmen(args: &[&str]) -> CliOutput {
     CliOutput::from_output(out)
 }
 
+/// Waits until the daemon `child` (process `pid`) wrote `datadir/<info_file>` naming its
+/// pid, and its cookie; panics with the daemon's log (from `log`) if it exits first.
+pub fn wait_for_endpoint(
+    child: &mut Child,
+    pid: u32,
+    datadir: &Path,
+    info_file: &str,
+    what: &str,
+    log: impl Fn() -> String,
+) {
+    let info = datadir.join(info_file);
+    let cookie = datadir.join(".cookie");
+    wait_until(
+        &format!("the {what} to write {info_file}"),
+        DAEMON_TIMEOUT,
+        || {
+            if let Some(status) = child.try_wait().ok().flatten() {
+                panic!("{what} exited early ({status}): {}", log());
+            }
+            let text = std::fs::read_to_string(&info).ok()?;
+            let json: Value = serde_json::from_str(&text).ok()?;
+            // A stale file from a killed daemon names another pid.
+            (json["pid"].as_u64() == Some(u64::from(pid)) && cookie.exists()).then_some(())
+        },
+    );
+}
+
 /// A `fulmen chain run` process in its own data directory; killed (SIGKILL) on drop.
 #[derive(Debug)]
 pub struct ChainDaemon {
@@ -173,25 +200,9 @@ impl ChainDaemon {
             .expect("spawning fulmen chain run");
         let pid = child.id();
         self.child = Some(child);
-        let info = self.datadir.join("chain.json");
-        let cookie = self.datadir.join(".cookie");
-        wait_until(
-            "the chain daemon to write chain.json",
-            DAEMON_TIMEOUT,
-            || {
-                if let Some(status) = self
-                    .child
-                    .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                {
-                    panic!("chain daemon exited early ({status}): {}", self.log_text());
-                }
-                let text = std::fs::read_to_string(&info).ok()?;
-                let json: Value = serde_json::from_str(&text).ok()?;
-                // A stale file from a killed daemon names another pid.
-                (json["pid"].as_u64() == Some(u64::from(pid)) && cookie.exists()).then_some(())
-            },
-        );
+        let log = self.log_text_fn();
+        let child = self.child.as_mut().expect("just spawned");
+        wait_for_endpoint(child, pid, &self.datadir, "chain.json", "chain daemon", log);
     }
 
     /// The data directory.
@@ -202,6 +213,11 @@ impl ChainDaemon {
     /// The daemon's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn log_text_fn(&self) -> impl Fn() -> String {
+        let log = self.log.clone();
+        move || std::fs::read_to_string(&log).unwrap_or_default()
     }
 
     /// The daemon's RPC address from `chain.json`.

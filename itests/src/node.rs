@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{fulmen, fulmen_bin, wait_until, CliOutput, DAEMON_TIMEOUT};
+use crate::{fulmen, fulmen_bin, wait_for_endpoint, wait_until, CliOutput, DAEMON_TIMEOUT};
 
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
@@ -82,22 +82,16 @@ impl NodeDaemon {
             .expect("spawning fulmen node run");
         let pid = child.id();
         self.child = Some(child);
-        let info = self.datadir.join("node.json");
-        wait_until("the node daemon to write node.json", DAEMON_TIMEOUT, || {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "node {} exited early ({status}): {}",
-                    self.name,
-                    self.log_text()
-                );
-            }
-            let json: Value = serde_json::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
-            (json["pid"].as_u64() == Some(u64::from(pid))).then_some(())
-        });
+        let logs: Vec<PathBuf> = (0..self.logs).map(|i| self.log_path(i)).collect();
+        let log = move || {
+            logs.iter()
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n--- restart ---\n")
+        };
+        let what = format!("node {}", self.name);
+        let child = self.child.as_mut().expect("just spawned");
+        wait_for_endpoint(child, pid, &self.datadir, "node.json", &what, log);
     }
 
     /// The node's name.

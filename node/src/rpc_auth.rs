@@ -37,6 +37,16 @@ pub fn write_cookie(path: &Path, cookie: &str) -> anyhow::Result<()> {
     write_private_file(path, cookie.as_bytes())
 }
 
+/// Creates a daemon's data directory (and its parents) with mode 0700.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
 /// Writes `contents` to `path` atomically (temp file + rename) with mode 0600.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let tmp = tmp_path(path);

@@ -8,11 +8,9 @@
 //! the cookie exists.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use anyhow::Context as _;
 
 use crate::chain::api::CHAIN_INFO_FILE;
 use crate::chain::rpc;
@@ -34,19 +32,10 @@ pub struct RunOptions {
     pub block_interval: Option<Duration>,
 }
 
-fn create_datadir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))
-}
-
 /// Runs the chain daemon until it is told to stop.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let term = crate::signals::sigterm();
-    create_datadir(&opts.datadir)?;
+    crate::rpc_auth::create_private_dir(&opts.datadir)?;
     let store = ChainStore::open(&opts.datadir).await?;
     let service = Arc::new(ChainService::load(store).await?);
 

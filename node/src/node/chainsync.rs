@@ -7,7 +7,9 @@
 //! about a block the wallet has not seen.
 
 use anyhow::Context as _;
-use bitcoin::{Block, BlockHash};
+use std::collections::{HashMap, HashSet};
+
+use bitcoin::{Block, BlockHash, OutPoint, Transaction, Txid};
 
 use super::state::Node;
 
@@ -62,32 +64,31 @@ impl Node {
     }
 
     fn on_block(&mut self, block: &Block, height: u32) {
-        for tx in &block.txdata {
-            let txid = tx.compute_txid();
-            self.unconfirmed.remove(&txid);
-            for e in &mut self.channels {
-                if let Some(op) = e.ch.state().funding_outpoint {
-                    if op.txid == txid && e.ch.state().funding_confirmed_height.is_none() {
-                        if let Err(err) = e.ch.handle_funding_confirmed(height) {
-                            tracing::warn!(error = %err, "funding confirmation");
-                        }
-                    }
+        let txids: HashSet<Txid> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
+        for txid in &txids {
+            self.unconfirmed.remove(txid);
+        }
+        // Outpoint spent in this block → the spending transaction.
+        let spends: HashMap<OutPoint, &Transaction> = block
+            .txdata
+            .iter()
+            .flat_map(|tx| tx.input.iter().map(move |i| (i.previous_output, tx)))
+            .collect();
+        for e in &mut self.channels {
+            let Some(op) = e.ch.state().funding_outpoint else {
+                continue;
+            };
+            if e.ch.state().funding_confirmed_height.is_none() && txids.contains(&op.txid) {
+                if let Err(err) = e.ch.handle_funding_confirmed(height) {
+                    tracing::warn!(error = %err, "funding confirmation");
                 }
-                if e.closing_tx
-                    .as_ref()
-                    .is_some_and(|c| c.compute_txid() == txid)
-                {
+            }
+            // The funding spent: our closing transaction, or one we did not broadcast.
+            if e.closing_height.is_none() {
+                if let Some(tx) = spends.get(&op) {
                     e.closing_height = Some(height);
-                }
-                // A close transaction we did not broadcast (the peer's), spending the funding.
-                if e.closing_height.is_none() {
-                    if let Some(op) = e.ch.state().funding_outpoint {
-                        if tx.input.iter().any(|i| i.previous_output == op) {
-                            e.closing_height = Some(height);
-                            if e.closing_tx.is_none() {
-                                e.closing_tx = Some(tx.clone());
-                            }
-                        }
+                    if e.closing_tx.is_none() {
+                        e.closing_tx = Some((*tx).clone());
                     }
                 }
             }

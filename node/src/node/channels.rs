@@ -12,7 +12,7 @@ use fulmen_channel::machine::{Channel, ChannelError, Event, Phase};
 use fulmen_wire::Message;
 
 use super::api::{CloseResult, OpenResult, PeerInfo};
-use super::state::{hex32, now_secs, After, ChannelEntry, CmdError, Input, Node, Reply};
+use super::state::{After, ChannelEntry, CmdError, Input, Node, Reply};
 use crate::peer::{Backoff, PeerEvent};
 
 /// The channel id a channel message is about (temporary id for the opening messages).
@@ -69,7 +69,7 @@ impl Node {
         }
         self.pending
             .peers
-            .push((hex32(&node_id.serialize()), dialled));
+            .push((hex::encode(node_id.serialize()), dialled));
         tracing::info!(%node_id, addr = %peer.remote_addr, "peer connected");
         let inputs = self.inputs.clone();
         let mut peer = peer;
@@ -191,7 +191,7 @@ impl Node {
                 .channels
                 .iter()
                 .filter(|e| e.peer == *node_id)
-                .map(|e| hex32(&e.ch.channel_id()))
+                .map(|e| hex::encode(e.ch.channel_id()))
                 .collect(),
         }
     }
@@ -234,7 +234,7 @@ impl Node {
 
     fn deliver(&mut self, node_id: PublicKey, id: [u8; 32], msg: &Message) {
         let Some(i) = self.channel_index(&id) else {
-            tracing::debug!(%node_id, channel = %hex32(&id), msg = msg.msg_type(), "message for an unknown channel");
+            tracing::debug!(%node_id, channel = %hex::encode(id), msg = msg.msg_type(), "message for an unknown channel");
             if !matches!(msg, Message::Error(_)) {
                 if let Some(s) = self.peers.get(&node_id).and_then(|p| p.sender.clone()) {
                     let err = fulmen_wire::msgs::Error::text(id, "unknown channel");
@@ -253,7 +253,7 @@ impl Node {
         match e.ch.handle_message(msg) {
             Ok(()) => {}
             Err(ChannelError::Protocol(reason)) => {
-                tracing::warn!(%node_id, channel = %hex32(&id), %reason, "channel failed");
+                tracing::warn!(%node_id, channel = %hex::encode(id), %reason, "channel failed");
             }
             Err(err) => tracing::debug!(%node_id, error = %err, "message not applied"),
         }
@@ -315,7 +315,7 @@ impl Node {
         self.next_channel_id += 1;
         self.pending
             .new_channels
-            .push((id, hex32(&peer.serialize())));
+            .push((id, hex::encode(peer.serialize())));
         id
     }
 
@@ -370,7 +370,7 @@ impl Node {
         let Some(i) = self.channel_index(&channel_id) else {
             let _ = reply.send(Err(CmdError::invalid(format!(
                 "unknown channel {}",
-                hex32(&channel_id)
+                hex::encode(channel_id)
             ))));
             return;
         };
@@ -380,7 +380,7 @@ impl Node {
         };
         if let Some(tx) = &e.closing_tx {
             let _ = reply.send(Ok(CloseResult {
-                channel_id: hex32(&e.ch.channel_id()),
+                channel_id: hex::encode(e.ch.channel_id()),
                 closing_txid: tx.compute_txid().to_string(),
             }));
             return;
@@ -434,7 +434,7 @@ impl Node {
                     return;
                 };
                 let res = OpenResult {
-                    channel_id: hex32(&e.ch.channel_id()),
+                    channel_id: hex::encode(e.ch.channel_id()),
                     funding_txid: outpoint.txid.to_string(),
                     funding_output: outpoint.vout,
                 };
@@ -445,7 +445,7 @@ impl Node {
             }
             Event::ChannelReady => {
                 if let Some(e) = self.channels.get(i) {
-                    tracing::info!(channel = %hex32(&e.ch.channel_id()), peer = %e.peer, "channel ready");
+                    tracing::info!(channel = %hex::encode(e.ch.channel_id()), peer = %e.peer, "channel ready");
                 }
             }
             Event::HtlcReceived { id, htlc, onion } => {
@@ -479,7 +479,7 @@ impl Node {
                 let Some(e) = self.channels.get_mut(i) else {
                     return;
                 };
-                tracing::info!(channel = %hex32(&e.ch.channel_id()), %reason, "channel closed");
+                tracing::info!(channel = %hex::encode(e.ch.channel_id()), %reason, "channel closed");
                 e.close_reason = Some(reason.clone());
                 if let Some(w) = e.open_waiter.take() {
                     self.after.push(After::OpenDone(
@@ -542,7 +542,7 @@ impl Node {
         let raw = bitcoin::consensus::serialize(&tx);
         self.pending.closing_txs.push((id, raw));
         let res = CloseResult {
-            channel_id: hex32(&e.ch.channel_id()),
+            channel_id: hex::encode(e.ch.channel_id()),
             closing_txid: tx.compute_txid().to_string(),
         };
         e.closing_tx = Some(tx.clone());
@@ -645,9 +645,4 @@ impl fulmen_channel::machine::FeeEstimator for FixedFee {
     fn feerate_per_kw(&self) -> u32 {
         self.0
     }
-}
-
-/// `now` helper re-exported for the payment code.
-pub fn unix_now() -> u64 {
-    now_secs()
 }

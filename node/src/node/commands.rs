@@ -11,7 +11,7 @@ use super::api::{
     AddressResult, BalanceResult, ChannelInfo, ChannelsResult, InvoicesResult, NodeInfo,
     OnchainBalance, PaymentsResult, PeersResult,
 };
-use super::state::{hex32, After, CmdError, Command, Input, Node};
+use super::state::{After, CmdError, Command, Input, Node};
 
 impl Node {
     /// Applies one input.
@@ -189,7 +189,7 @@ impl Node {
             c.spec.offered_by_us.len() + c.spec.offered_by_them.len()
         });
         ChannelInfo {
-            channel_id: hex32(&e.ch.channel_id()),
+            channel_id: hex::encode(e.ch.channel_id()),
             peer: e.peer.to_string(),
             state: self.channel_state_name(e).into(),
             initiator: st.setup.is_opener,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,15 +66,6 @@ pub struct RunOptions {
     pub db_sync: DbSync,
 }
 
-fn create_datadir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))
-}
-
 /// The channel parameters a node uses: the `fulmen-channel` defaults (funding depth 3,
 /// `to_self_delay` 144, reserve 1%, up to 483 HTLCs).
 pub fn channel_config() -> ChannelConfig {
@@ -84,7 +75,7 @@ pub fn channel_config() -> ChannelConfig {
 /// Runs the node daemon until it is told to stop.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let term = crate::signals::sigterm();
-    create_datadir(&opts.datadir)?;
+    crate::rpc_auth::create_private_dir(&opts.datadir)?;
     let keys = NodeKeys::load_or_create(&opts.datadir)?;
     let store = NodeStore::open(&opts.datadir, opts.db_sync).await?;
     let chain = Arc::new(ChainClient::new(RpcClient::new(match &opts.chain {

@@ -20,7 +20,7 @@ use fulmen_wire::msgs::OnionPacket;
 use tokio::sync::oneshot;
 
 use super::api::{InvoiceInfo, PaymentInfo};
-use super::state::{hex32, now_secs, After, CmdError, InvoiceRecord, Node, PaymentRecord, Reply};
+use super::state::{now_secs, After, CmdError, InvoiceRecord, Node, PaymentRecord, Reply};
 
 /// `min_final_cltv_expiry_delta` of our invoices (the BOLT 11 default).
 pub const MIN_FINAL_CLTV: u32 = 18;
@@ -81,7 +81,7 @@ impl Node {
         };
         let info = InvoiceInfo {
             bolt11: invoice.as_str().to_string(),
-            payment_hash: hex32(&hash.0),
+            payment_hash: hex::encode(hash.0),
             amount_msat,
             description,
             status: "unpaid".into(),
@@ -92,8 +92,8 @@ impl Node {
         };
         let rec = InvoiceRecord {
             info: info.clone(),
-            preimage: hex32(&preimage.0),
-            payment_secret: hex32(&secret.0),
+            preimage: hex::encode(preimage.0),
+            payment_secret: hex::encode(secret.0),
             min_final_cltv: MIN_FINAL_CLTV,
         };
         self.save_invoice(rec);
@@ -175,7 +175,7 @@ impl Node {
             .amount_msat()
             .ok_or_else(|| CmdError::invalid("invoices without an amount are not supported yet"))?;
         let hash = inv.payment_hash();
-        let key = hex32(&hash.0);
+        let key = hex::encode(hash.0);
         if let Some(p) = self.payments.get(&key) {
             match p.info.status.as_str() {
                 "succeeded" => return Err(CmdError::failed("this invoice is already paid")),
@@ -222,7 +222,7 @@ impl Node {
                 .channels
                 .iter()
                 .find(|e| e.id == chan)
-                .map(|e| hex32(&e.ch.channel_id())),
+                .map(|e| hex::encode(e.ch.channel_id())),
             created_at: now,
             completed_at: None,
         };
@@ -230,7 +230,7 @@ impl Node {
             info: info.clone(),
             channel: Some(chan),
             htlc_id: Some(htlc_id),
-            shared_secrets: secrets.iter().map(|s| hex32(s)).collect(),
+            shared_secrets: secrets.iter().map(hex::encode).collect(),
         });
         Ok(info)
     }
@@ -272,13 +272,15 @@ impl Node {
             if !e.ch.is_connected() {
                 reasons.push(format!(
                     "channel {}: peer not connected",
-                    hex32(&e.ch.channel_id())
+                    hex::encode(e.ch.channel_id())
                 ));
                 continue;
             }
             match e.ch.add_htlc(amount, hash.0, cltv, onion.clone()) {
                 Ok(id) => return Ok((e.id, id)),
-                Err(err) => reasons.push(format!("channel {}: {err}", hex32(&e.ch.channel_id()))),
+                Err(err) => {
+                    reasons.push(format!("channel {}: {err}", hex::encode(e.ch.channel_id())))
+                }
             }
         }
         Err(CmdError::failed(format!(
@@ -328,7 +330,7 @@ impl Node {
                     };
                     Settle::Fail(create_error_packet(&shared_secret, &f))
                 } else {
-                    let key = hex32(&hash.0);
+                    let key = hex::encode(hash.0);
                     let rec = self.invoices.get(&key).cloned();
                     let expected = rec.as_ref().and_then(|r| {
                         Some(ExpectedPayment {
@@ -380,7 +382,7 @@ impl Node {
             Settle::Fulfill(preimage) => {
                 let r = e.ch.fulfill_htlc(id, preimage);
                 if r.is_ok() {
-                    let key = hex32(&hash.0);
+                    let key = hex::encode(hash.0);
                     if let Some(mut rec) = self.invoices.get(&key).cloned() {
                         rec.info.status = "paid".into();
                         rec.info.received_msat = Some(htlc.amount_msat);
@@ -423,7 +425,7 @@ impl Node {
                     return;
                 }
                 rec.info.status = "succeeded".into();
-                rec.info.preimage = Some(hex32(&pre));
+                rec.info.preimage = Some(hex::encode(pre));
             }
             Err(why) => {
                 rec.info.status = "failed".into();

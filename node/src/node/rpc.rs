@@ -44,9 +44,17 @@ async fn ask<T>(
     ctx: &RpcCtx,
     make: impl FnOnce(oneshot::Sender<Result<T, CmdError>>) -> Command,
 ) -> RpcResult<T> {
+    ask_input(ctx, |reply| Input::Rpc(make(reply))).await
+}
+
+/// Sends an input built around a reply channel and waits for the answer.
+async fn ask_input<T>(
+    ctx: &RpcCtx,
+    make: impl FnOnce(oneshot::Sender<Result<T, CmdError>>) -> Input,
+) -> RpcResult<T> {
     let (tx, rx) = oneshot::channel();
     ctx.inputs
-        .send(Input::Rpc(make(tx)))
+        .send(make(tx))
         .map_err(|_| err(CmdError::failed("the node is shutting down")))?;
     rx.await
         .map_err(|_| {
@@ -97,17 +105,12 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
         )
         .await
         .map_err(|e| err(CmdError::failed(format!("cannot connect to {peer}: {e}"))))?;
-        let (tx, rx) = oneshot::channel();
-        ctx.inputs
-            .send(Input::Connected {
-                peer: Box::new(connected),
-                dialled: Some(addr.host_port.clone()),
-                reply: Some(tx),
-            })
-            .map_err(|_| err(CmdError::failed("the node is shutting down")))?;
-        rx.await
-            .map_err(|_| err(CmdError::failed("the node dropped the request")))?
-            .map_err(err)
+        ask_input(&ctx, |reply| Input::Connected {
+            peer: Box::new(connected),
+            dialled: Some(addr.host_port.clone()),
+            reply: Some(reply),
+        })
+        .await
     })?;
     m.register_async_method("disconnect", |p, ctx, _| async move {
         let NodeIdParams { node_id } = p.parse()?;

@@ -320,11 +320,6 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Lower-case hex.
-pub fn hex32(b: &[u8]) -> String {
-    hex::encode(b)
-}
-
 impl Node {
     /// Queues a channel's records for this turn's write (with the batch to acknowledge).
     fn collect_channel_batches(&mut self, acks: &mut Vec<(usize, u64)>) {
