@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::network::{Network, Topology};
 use super::up::{self, UpOptions};
 use super::{down, node_client, Progress};
-use crate::node::api::NodeClient;
+use crate::node::api::{NodeClient, PaymentStatus};
 use crate::node::store::DbSync;
 
 /// `fulmen bench pay` options.
@@ -125,7 +125,7 @@ async fn pay_one(payer: &NodeClient, invoice: &str, tally: &Mutex<Tally>) {
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     let Ok(mut tally) = tally.lock() else { return };
     match r {
-        Ok(p) if p.status == "succeeded" => tally.latencies_ms.push(ms),
+        Ok(p) if p.status == PaymentStatus::Succeeded => tally.latencies_ms.push(ms),
         Ok(p) => {
             tally.failed += 1;
             tally

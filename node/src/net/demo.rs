@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::network::{Network, Topology};
 use super::up::{self, UpOptions};
 use super::{down, mine_and_sync, node_client, poll, Progress, SYNC_TIMEOUT};
-use crate::node::api::NodeClient;
+use crate::node::api::{NodeClient, PaymentStatus};
 
 /// `fulmen net demo` options.
 #[derive(Debug, Clone, Args)]
@@ -58,7 +58,7 @@ async fn pay_n(
         }
         .await;
         match result {
-            Ok(p) if p.status == "succeeded" => d.ok += 1,
+            Ok(p) if p.status == PaymentStatus::Succeeded => d.ok += 1,
             Ok(p) => {
                 d.failed += 1;
                 d.first_failure.get_or_insert_with(|| {

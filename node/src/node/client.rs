@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::api::{NodeClient, PaymentInfo, NODE_INFO_FILE};
+use super::api::{NodeClient, PaymentInfo, PaymentStatus, NODE_INFO_FILE};
 use super::cli::default_node_datadir;
 use crate::cli::{print_error, print_json};
 use crate::net::network::{default_net_dir, Network};
@@ -295,7 +295,7 @@ pub async fn run(target: &TargetArgs, cmd: ClientCommand) -> ExitCode {
         Ok(value) => {
             if is_pay {
                 if let Ok(p) = serde_json::from_value::<PaymentInfo>(value.clone()) {
-                    if p.status == "failed" {
+                    if p.status == PaymentStatus::Failed {
                         print_error(&failed_payment_error(&p));
                         return ExitCode::FAILURE;
                     }

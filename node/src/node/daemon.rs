@@ -5,7 +5,6 @@
 //! and a clean shutdown on `stop`, SIGTERM or ctrl-c. Must never: serve RPC before the node
 //! is loaded, or exit without the last turn's writes being durable.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,15 +12,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bitcoin::secp256k1::Secp256k1;
-use fulmen_channel::machine::{ChannelConfig, SeedKeySource};
-use fulmen_wallet::{merge_changesets, ChangeSet, Wallet, WalletParams};
+use fulmen_channel::machine::ChannelConfig;
+use fulmen_manager::{Manager, ManagerConfig, NodeSecrets};
 use fulmen_wire::transport::NoiseIdentity;
 use tokio::sync::mpsc;
 
 use super::api::NODE_INFO_FILE;
+use super::follow::{spawn_follower, ChainStep, Followed};
 use super::keys::NodeKeys;
 use super::rpc::{self, RpcCtx};
-use super::state::{Input, InvoiceRecord, Node, PaymentRecord, PeerSlot, Settings};
+use super::shell::{now_secs, Input, Shell};
 use super::store::{DbSync, NodeStore, WriteBatch};
 use crate::chain::api::ChainClient;
 use crate::peer::{PeerConfig, PeerListener};
@@ -116,36 +116,53 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.to_string());
 
+    // The node id row, for tools that inspect a data directory.
+    store
+        .write(&WriteBatch {
+            meta: vec![("node_id".into(), keys.node_id.to_string().into_bytes())],
+            ..WriteBatch::default()
+        })
+        .await?;
+    let stored = store.load().await?.decode()?;
+    let config = ManagerConfig {
+        alias: opts.alias.clone(),
+        listen: listen.clone(),
+        dev: opts.dev,
+        channel_config: channel_config(),
+        funding_sat_per_vb: 2,
+    };
+    let secrets = NodeSecrets {
+        node_secret: keys.node_secret,
+        channel_seed: keys.channel_seed,
+        wallet_seed: keys.seed.clone(),
+    };
+    let manager = Manager::new(config, secrets, Box::new(OsEntropy), stored, now_secs())
+        .context("loading the node")?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
-    let mut node = load_node(
-        &opts,
-        keys,
+    let mut followed = Followed::new(
+        (0..=manager.height()).filter_map(|h| manager.block_hash_at(h).map(|b| (h, b.to_string()))),
+    );
+    let mut node = Shell::new(
+        manager,
         store,
         chain.clone(),
         identity.clone(),
         peer_config.clone(),
-        listen.clone(),
         inputs.clone(),
-    )
-    .await?;
-    node.sync_chain()
+    );
+    // Catch up with the chain before serving anyone.
+    for step in followed
+        .catch_up(&chain)
         .await
-        .context("catching up with the chain")?;
-    // Restored channels learn the current height even if no block arrives soon.
-    let height = node.height;
-    for e in &mut node.channels {
-        if e.ch.state().phase != fulmen_channel::machine::Phase::Closed {
-            if let Err(err) = e.ch.handle_block(height) {
-                tracing::warn!(error = %err, "channel block at start-up");
-            }
-        }
+        .context("catching up with the chain")?
+    {
+        node.handle_input(match step {
+            ChainStep::Disconnect(fork) => Input::Reorg(fork),
+            ChainStep::Connect(h, b) => Input::Block(h, b),
+        });
     }
-    node.rebroadcast().await;
+    node.m.rebroadcast();
     node.flush().await?;
-    let peers: Vec<_> = node.peers.keys().copied().collect();
-    for p in peers {
-        node.maybe_reconnect(p);
-    }
 
     let server = RpcServer::start(
         &opts.datadir,
@@ -158,16 +175,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         })?,
     )
     .await?;
-    tracing::info!(node_id = %node.keys.node_id, rpc = %server.local_addr(), listen = ?listen, height = node.height, "node daemon ready");
+    tracing::info!(node_id = %node.m.node_id(), rpc = %server.local_addr(), listen = ?listen, height = node.m.height(), "node daemon ready");
 
     let accept_task =
         listener.map(|l| spawn_acceptor(l, identity.clone(), peer_config.clone(), inputs.clone()));
-    let follow_task = spawn_follower(
-        chain.clone(),
-        inputs.clone(),
-        node.height,
-        node.tip_hash.clone(),
-    );
+    let follow_task = spawn_follower(chain.clone(), inputs.clone(), followed);
     let signal_task = {
         let inputs = inputs.clone();
         tokio::spawn(async move {
@@ -177,15 +189,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         })
     };
 
-    // The node task: one turn = every queued input, then one durable write.
+    // The node task: one turn = every queued input, then the durable writes, then the
+    // side effects.
     while !node.stopping {
         let Some(first) = rx.recv().await else { break };
-        node.handle_input(first).await;
+        node.handle_input(first);
         let mut n = 1;
         while n < 1024 {
             match rx.try_recv() {
                 Ok(i) => {
-                    node.handle_input(i).await;
+                    node.handle_input(i);
                     n += 1;
                 }
                 Err(_) => break,
@@ -205,115 +218,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     follow_task.abort();
     signal_task.abort();
-    for slot in node.peers.values() {
-        if let Some(s) = &slot.sender {
-            s.disconnect("node shutting down");
-        }
-    }
+    node.disconnect_all("node shutting down");
     node.flush().await?;
     node.store.close().await;
     tracing::info!("node daemon stopped");
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn load_node(
-    opts: &RunOptions,
-    keys: NodeKeys,
-    store: NodeStore,
-    chain: Arc<ChainClient>,
-    identity: Arc<NoiseIdentity>,
-    peer_config: PeerConfig,
-    listen: Option<String>,
-    inputs: mpsc::UnboundedSender<Input>,
-) -> anyhow::Result<Node> {
-    let loaded = store.load().await?;
-    let params = WalletParams::regtest();
-    let mut pending = WriteBatch::default();
-    let wallet = if loaded.wallet.is_empty() {
-        Wallet::create(&keys.seed, params).context("creating the wallet")?
-    } else {
-        let sets = loaded
-            .wallet
-            .iter()
-            .map(|b| serde_json::from_slice::<ChangeSet>(b))
-            .collect::<Result<Vec<_>, _>>()
-            .context("decoding stored wallet change sets")?;
-        Wallet::load(&keys.seed, params, merge_changesets(sets)).context("loading the wallet")?
-    };
-    pending
-        .meta
-        .push(("node_id".into(), keys.node_id.to_string().into_bytes()));
-    let mut node = Node {
-        settings: Settings {
-            alias: opts.alias.clone(),
-            listen,
-            dev: opts.dev,
-            channel_config: channel_config(),
-            peer_config,
-            funding_sat_per_vb: 2,
-        },
-        key_source: SeedKeySource::new(keys.channel_seed),
-        keys,
-        identity,
-        secp: Secp256k1::new(),
-        store,
-        chain,
-        wallet,
-        channels: Vec::new(),
-        next_channel_id: 1,
-        peers: HashMap::new(),
-        next_conn: 0,
-        payments: HashMap::new(),
-        payment_order: Vec::new(),
-        payment_by_htlc: HashMap::new(),
-        pay_waiters: HashMap::new(),
-        invoices: HashMap::new(),
-        invoice_order: Vec::new(),
-        height: 0,
-        tip_hash: String::new(),
-        unconfirmed: HashMap::new(),
-        pending,
-        after: Vec::new(),
-        inputs,
-        stopping: false,
-    };
-    node.height = node.wallet.tip().height;
-    node.tip_hash = node.wallet.tip().hash.to_string();
-    for (id, addr) in &loaded.peers {
-        let Ok(pk) = id.parse() else { continue };
-        node.peers.insert(
-            pk,
-            PeerSlot {
-                address: addr.clone(),
-                ..PeerSlot::default()
-            },
-        );
+/// Entropy from the OS RNG.
+pub struct OsEntropy;
+
+impl fulmen_channel::machine::Entropy for OsEntropy {
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        use rand::RngCore as _;
+        rand::rngs::OsRng.fill_bytes(dest);
     }
-    for c in &loaded.channels {
-        node.restore_channel(c)?;
-    }
-    for json in &loaded.payments {
-        let p: PaymentRecord = serde_json::from_str(json).context("decoding a stored payment")?;
-        node.payment_order.push(p.info.payment_hash.clone());
-        if let (Some(c), Some(h), "pending") = (p.channel, p.htlc_id, p.info.status.as_str()) {
-            node.payment_by_htlc
-                .insert((c, h), p.info.payment_hash.clone());
-        }
-        node.payments.insert(p.info.payment_hash.clone(), p);
-    }
-    for json in &loaded.invoices {
-        let i: InvoiceRecord = serde_json::from_str(json).context("decoding a stored invoice")?;
-        node.invoice_order.push(i.info.payment_hash.clone());
-        node.invoices.insert(i.info.payment_hash.clone(), i);
-    }
-    tracing::info!(
-        channels = node.channels.len(),
-        payments = node.payments.len(),
-        invoices = node.invoices.len(),
-        "node loaded"
-    );
-    Ok(node)
 }
 
 fn spawn_acceptor(
@@ -347,33 +266,6 @@ fn spawn_acceptor(
                     Err(e) => tracing::info!(%addr, error = %e, "inbound connection failed"),
                 }
             });
-        }
-    })
-}
-
-fn spawn_follower(
-    chain: Arc<ChainClient>,
-    inputs: mpsc::UnboundedSender<Input>,
-    mut height: u32,
-    mut hash: String,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match chain.wait_for_block(height, Some(&hash), 30_000).await {
-                Ok(r) => {
-                    if r.height != height || r.hash != hash {
-                        height = r.height;
-                        hash = r.hash;
-                        if inputs.send(Input::ChainTip).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "chain daemon unreachable; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
         }
     })
 }

@@ -14,8 +14,9 @@ use jsonrpsee::RpcModule;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{CloseParams, ConnectParams, InvoiceParams, NodeIdParams, OpenParams, PayParams};
-use super::state::{CmdError, Command, Input};
+use super::shell::Input;
 use crate::peer::{PeerAddress, PeerConfig};
+use fulmen_manager::{CmdError, Command, Response};
 use fulmen_wire::transport::NoiseIdentity;
 
 /// What the RPC methods share.
@@ -39,19 +40,36 @@ fn invalid(msg: impl Into<String>) -> ErrorObjectOwned {
     err(CmdError::invalid(msg))
 }
 
-/// Sends a command built around a reply channel and waits for the answer.
-async fn ask<T>(
-    ctx: &RpcCtx,
-    make: impl FnOnce(oneshot::Sender<Result<T, CmdError>>) -> Command,
-) -> RpcResult<T> {
-    ask_input(ctx, |reply| Input::Rpc(make(reply))).await
+/// Sends a command to the node task and waits for the answer.
+async fn ask(ctx: &RpcCtx, cmd: Command) -> RpcResult<Response> {
+    ask_input(ctx, |reply| Input::Rpc {
+        cmd,
+        reply,
+        outcome: None,
+    })
+    .await
+}
+
+/// The answer was of another kind than the command asks for (a bug).
+fn unexpected(r: Response) -> ErrorObjectOwned {
+    err(CmdError::failed(format!("unexpected answer: {r:?}")))
+}
+
+/// Sends a command and unpacks the answer of the expected kind.
+macro_rules! ask_for {
+    ($ctx:expr, $cmd:expr, $variant:path) => {
+        match ask($ctx, $cmd).await? {
+            $variant(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    };
 }
 
 /// Sends an input built around a reply channel and waits for the answer.
-async fn ask_input<T>(
+async fn ask_input(
     ctx: &RpcCtx,
-    make: impl FnOnce(oneshot::Sender<Result<T, CmdError>>) -> Input,
-) -> RpcResult<T> {
+    make: impl FnOnce(oneshot::Sender<Result<Response, CmdError>>) -> Input,
+) -> RpcResult<Response> {
     let (tx, rx) = oneshot::channel();
     ctx.inputs
         .send(make(tx))
@@ -81,13 +99,13 @@ fn parse_channel_id(s: &str) -> RpcResult<[u8; 32]> {
 pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
     let mut m = RpcModule::new(ctx);
     m.register_async_method("getinfo", |_p, ctx, _| async move {
-        ask(&ctx, Command::GetInfo).await
+        ask_for!(&ctx, Command::GetInfo, Response::Info)
     })?;
     m.register_async_method("newaddress", |_p, ctx, _| async move {
-        ask(&ctx, Command::NewAddress).await
+        ask_for!(&ctx, Command::NewAddress, Response::Address)
     })?;
     m.register_async_method("balance", |_p, ctx, _| async move {
-        ask(&ctx, Command::Balance).await
+        ask_for!(&ctx, Command::Balance, Response::Balance)
     })?;
     m.register_async_method("connect", |p, ctx, _| async move {
         let ConnectParams { peer } = p.parse()?;
@@ -105,20 +123,29 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
         )
         .await
         .map_err(|e| err(CmdError::failed(format!("cannot connect to {peer}: {e}"))))?;
-        ask_input(&ctx, |reply| Input::Connected {
+        let answer = ask_input(&ctx, |reply| Input::Connected {
             peer: Box::new(connected),
             dialled: Some(addr.host_port.clone()),
             reply: Some(reply),
         })
-        .await
+        .await?;
+        match answer {
+            Response::Peer(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
     })?;
     m.register_async_method("disconnect", |p, ctx, _| async move {
         let NodeIdParams { node_id } = p.parse()?;
         let id = parse_node_id(&node_id)?;
-        ask(&ctx, |r| Command::Disconnect(id, r)).await
+        let id = ask_for!(
+            &ctx,
+            Command::Disconnect { node_id: id },
+            Response::Disconnected
+        )?;
+        RpcResult::Ok(serde_json::json!({ "node_id": id.to_string(), "disconnected": true }))
     })?;
     m.register_async_method("listpeers", |_p, ctx, _| async move {
-        ask(&ctx, Command::ListPeers).await
+        ask_for!(&ctx, Command::ListPeers, Response::Peers)
     })?;
     m.register_async_method("openchannel", |p, ctx, _| async move {
         let OpenParams {
@@ -127,16 +154,15 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
             push_msat,
         } = p.parse()?;
         let node_id = parse_node_id(&node_id)?;
-        ask(&ctx, |reply| Command::Open {
+        let cmd = Command::Open {
             node_id,
             sats,
             push_msat,
-            reply,
-        })
-        .await
+        };
+        ask_for!(&ctx, cmd, Response::Opened)
     })?;
     m.register_async_method("listchannels", |_p, ctx, _| async move {
-        ask(&ctx, Command::ListChannels).await
+        ask_for!(&ctx, Command::ListChannels, Response::Channels)
     })?;
     m.register_async_method("invoice", |p, ctx, _| async move {
         let InvoiceParams {
@@ -144,23 +170,32 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
             description,
             expiry_secs,
         } = p.parse()?;
-        ask(&ctx, |reply| Command::Invoice {
+        let cmd = Command::Invoice {
             amount_msat,
             description,
             expiry_secs: expiry_secs.unwrap_or(3600),
-            reply,
-        })
-        .await
+        };
+        ask_for!(&ctx, cmd, Response::Invoice)
     })?;
     m.register_async_method("listinvoices", |_p, ctx, _| async move {
-        ask(&ctx, Command::ListInvoices).await
+        ask_for!(&ctx, Command::ListInvoices, Response::Invoices)
     })?;
     m.register_async_method("pay", |p, ctx, _| async move {
         let PayParams {
             invoice,
             timeout_secs,
         } = p.parse()?;
-        let (info, outcome) = ask(&ctx, |reply| Command::Pay { invoice, reply }).await?;
+        let (otx, outcome) = oneshot::channel();
+        let answer = ask_input(&ctx, |reply| Input::Rpc {
+            cmd: Command::Pay { invoice },
+            reply,
+            outcome: Some(otx),
+        })
+        .await?;
+        let info = match answer {
+            Response::PaymentStarted(info) => info,
+            other => return Err(unexpected(other)),
+        };
         let wait = Duration::from_secs(timeout_secs.unwrap_or(60));
         match tokio::time::timeout(wait, outcome).await {
             Ok(Ok(done)) => RpcResult::Ok(done),
@@ -169,12 +204,12 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
         }
     })?;
     m.register_async_method("listpayments", |_p, ctx, _| async move {
-        ask(&ctx, Command::ListPayments).await
+        ask_for!(&ctx, Command::ListPayments, Response::Payments)
     })?;
     m.register_async_method("closechannel", |p, ctx, _| async move {
         let CloseParams { channel_id } = p.parse()?;
         let channel_id = parse_channel_id(&channel_id)?;
-        ask(&ctx, |reply| Command::Close { channel_id, reply }).await
+        ask_for!(&ctx, Command::Close { channel_id }, Response::Closed)
     })?;
     m.register_method("stop", |_p, ctx, _| {
         let _ = ctx.inputs.send(Input::Stop);

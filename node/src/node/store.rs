@@ -10,6 +10,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use fulmen_channel::machine::Record;
+use fulmen_manager::{InvoiceRecord, PaymentRecord, Stored, StoredChannel, Writes};
 use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 use sqlx::Row;
 
@@ -70,9 +72,51 @@ impl WriteBatch {
     }
 }
 
-/// One stored channel.
+impl WriteBatch {
+    /// Encodes the manager's typed writes: records through `Record::encode`, wallet change
+    /// sets, payments and invoices as JSON, transactions in consensus bytes.
+    pub fn from_writes(w: &Writes) -> anyhow::Result<WriteBatch> {
+        let tx = |t: &bitcoin::Transaction| bitcoin::consensus::serialize(t);
+        Ok(WriteBatch {
+            wallet: w
+                .wallet
+                .iter()
+                .map(serde_json::to_vec)
+                .collect::<Result<_, _>>()
+                .context("serializing a wallet change set")?,
+            new_channels: w
+                .new_channels
+                .iter()
+                .map(|(id, p)| (*id, p.to_string()))
+                .collect(),
+            records: w.records.iter().map(|(id, r)| (*id, r.encode())).collect(),
+            funding_txs: w.funding_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
+            closing_txs: w.closing_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
+            payments: w
+                .payments
+                .iter()
+                .map(|p| Ok((p.info.payment_hash.clone(), serde_json::to_string(p)?)))
+                .collect::<Result<_, serde_json::Error>>()
+                .context("serializing a payment")?,
+            invoices: w
+                .invoices
+                .iter()
+                .map(|i| Ok((i.info.payment_hash.clone(), serde_json::to_string(i)?)))
+                .collect::<Result<_, serde_json::Error>>()
+                .context("serializing an invoice")?,
+            peers: w
+                .peers
+                .iter()
+                .map(|(id, a)| (id.to_string(), a.clone()))
+                .collect(),
+            meta: Vec::new(),
+        })
+    }
+}
+
+/// One stored channel, as bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StoredChannel {
+pub struct StoredChannelRow {
     /// Local id.
     pub id: i64,
     /// Peer node id, hex.
@@ -91,13 +135,65 @@ pub struct Loaded {
     /// Wallet change sets, in order.
     pub wallet: Vec<Vec<u8>>,
     /// Channels by id.
-    pub channels: Vec<StoredChannel>,
+    pub channels: Vec<StoredChannelRow>,
     /// Payments (JSON), oldest first.
     pub payments: Vec<String>,
     /// Invoices (JSON), oldest first.
     pub invoices: Vec<String>,
     /// Peers and addresses.
     pub peers: Vec<(String, Option<String>)>,
+}
+
+impl Loaded {
+    /// Decodes everything into what the manager restarts from.
+    pub fn decode(&self) -> anyhow::Result<Stored> {
+        let tx = |raw: &Option<Vec<u8>>| -> anyhow::Result<Option<bitcoin::Transaction>> {
+            raw.as_ref()
+                .map(|b| {
+                    bitcoin::consensus::deserialize(b).context("decoding a stored transaction")
+                })
+                .transpose()
+        };
+        let mut out = Stored::default();
+        for b in &self.wallet {
+            out.wallet
+                .push(serde_json::from_slice(b).context("decoding a stored wallet change set")?);
+        }
+        for c in &self.channels {
+            out.channels.push(StoredChannel {
+                id: c.id,
+                peer: c
+                    .peer
+                    .parse()
+                    .with_context(|| format!("peer of channel {}", c.id))?,
+                records: c
+                    .records
+                    .iter()
+                    .map(|r| Record::decode(r))
+                    .collect::<Result<_, _>>()
+                    .with_context(|| format!("decoding the records of channel {}", c.id))?,
+                funding_tx: tx(&c.funding_tx)?,
+                closing_tx: tx(&c.closing_tx)?,
+            });
+        }
+        for json in &self.payments {
+            let p: PaymentRecord =
+                serde_json::from_str(json).context("decoding a stored payment")?;
+            out.payments.push(p);
+        }
+        for json in &self.invoices {
+            let i: InvoiceRecord =
+                serde_json::from_str(json).context("decoding a stored invoice")?;
+            out.invoices.push(i);
+        }
+        for (id, addr) in &self.peers {
+            // A row that is not a node id is skipped (it could never be dialled).
+            if let Ok(pk) = id.parse() {
+                out.peers.push((pk, addr.clone()));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Handle to the open database.
@@ -163,7 +259,7 @@ impl NodeStore {
             .await
             .context("loading channels")?
         {
-            out.channels.push(StoredChannel {
+            out.channels.push(StoredChannelRow {
                 id: r.try_get("id")?,
                 peer: r.try_get("peer")?,
                 records: Vec::new(),

@@ -1,10 +1,11 @@
-//! The node's payment side: issuing invoices, paying them over a direct channel with a
-//! real one-hop onion, settling HTLCs that reach us, and recording outcomes.
+//! Payments: issuing invoices, paying them over a direct channel with a real one-hop onion,
+//! settling HTLCs that reach us, and recording outcomes.
 //!
-//! Owns: [`InvoiceRecord`]s and [`PaymentRecord`]s, their status changes (queued into the
-//! turn's write together with the channel records that cause them), and waking `pay`
-//! callers after the write. Must never: release a preimage for an HTLC that fails the
-//! BOLT 4 final-hop checks, or pay an invoice twice.
+//! Owns: [`InvoiceRecord`]s and [`PaymentRecord`]s and their status changes (queued into the
+//! turn's writes together with the channel records that cause them); the
+//! [`NodeEvent::PaymentCompleted`] that wakes `pay` callers after the write. Must never:
+//! release a preimage for an HTLC that fails the BOLT 4 final-hop checks, or pay an invoice
+//! twice.
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
@@ -17,10 +18,10 @@ use fulmen_htlc::onion::{
 };
 use fulmen_htlc::{FailureMessage, PaymentHash, PaymentPreimage, PaymentSecret};
 use fulmen_wire::msgs::OnionPacket;
-use tokio::sync::oneshot;
 
-use super::api::{InvoiceInfo, PaymentInfo};
-use super::state::{now_secs, After, CmdError, InvoiceRecord, Node, PaymentRecord, Reply};
+use crate::api::{InvoiceInfo, InvoiceStatus, PaymentInfo, PaymentStatus};
+use crate::manager::Manager;
+use crate::types::{CmdError, InvoiceRecord, NodeEvent, PaymentRecord, RequestId, Response};
 
 /// `min_final_cltv_expiry_delta` of our invoices (the BOLT 11 default).
 pub const MIN_FINAL_CLTV: u32 = 18;
@@ -42,23 +43,23 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     v.try_into().ok()
 }
 
-impl Node {
+impl Manager {
     /// `invoice`.
-    pub fn create_invoice(
+    pub(crate) fn create_invoice(
         &mut self,
+        request: RequestId,
         amount_msat: u64,
         description: String,
         expiry_secs: u64,
-        reply: Reply<InvoiceInfo>,
     ) {
         if amount_msat == 0 {
-            let _ = reply.send(Err(CmdError::invalid("amount_msat must be positive")));
-            return;
+            let err = CmdError::invalid("amount_msat must be positive");
+            return self.reply(request, Err(err));
         }
-        let preimage = PaymentPreimage(rand::random());
+        let preimage = PaymentPreimage(self.random32());
         let hash = preimage.payment_hash();
-        let secret = PaymentSecret(rand::random());
-        let now = now_secs();
+        let secret = PaymentSecret(self.random32());
+        let now = self.now;
         let params = InvoiceParams {
             amount_msat: Some(amount_msat),
             payment_hash: hash,
@@ -70,13 +71,11 @@ impl Node {
             route_hints: Vec::new(),
             basic_mpp: false,
         };
-        let invoice = match create_invoice(&self.secp, &params, &self.keys.node_secret) {
+        let invoice = match create_invoice(&self.secp, &params, &self.node_secret) {
             Ok(i) => i,
             Err(e) => {
-                let _ = reply.send(Err(CmdError::invalid(format!(
-                    "cannot create invoice: {e}"
-                ))));
-                return;
+                let err = CmdError::invalid(format!("cannot create invoice: {e}"));
+                return self.reply(request, Err(err));
             }
         };
         let info = InvoiceInfo {
@@ -84,7 +83,7 @@ impl Node {
             payment_hash: hex::encode(hash.0),
             amount_msat,
             description,
-            status: "unpaid".into(),
+            status: InvoiceStatus::Unpaid,
             received_msat: None,
             created_at: now,
             expires_at: now.saturating_add(expiry_secs),
@@ -97,15 +96,12 @@ impl Node {
             min_final_cltv: MIN_FINAL_CLTV,
         };
         self.save_invoice(rec);
-        self.after.push(After::InvoiceDone(reply, info));
+        self.reply(request, Ok(Response::Invoice(info)));
     }
 
     fn save_invoice(&mut self, rec: InvoiceRecord) {
         let key = rec.info.payment_hash.clone();
-        match serde_json::to_string(&rec) {
-            Ok(json) => self.pending.invoices.push((key.clone(), json)),
-            Err(e) => tracing::error!(error = %e, "serializing an invoice"),
-        }
+        self.pending.invoices.push(rec.clone());
         if !self.invoices.contains_key(&key) {
             self.invoice_order.push(key.clone());
         }
@@ -115,16 +111,13 @@ impl Node {
     fn save_payment(&mut self, rec: PaymentRecord) {
         let key = rec.info.payment_hash.clone();
         if let (Some(c), Some(h)) = (rec.channel, rec.htlc_id) {
-            if rec.info.status == "pending" {
+            if rec.is_pending() {
                 self.payment_by_htlc.insert((c, h), key.clone());
             } else {
                 self.payment_by_htlc.remove(&(c, h));
             }
         }
-        match serde_json::to_string(&rec) {
-            Ok(json) => self.pending.payments.push((key.clone(), json)),
-            Err(e) => tracing::error!(error = %e, "serializing a payment"),
-        }
+        self.pending.payments.push(rec.clone());
         if !self.payments.contains_key(&key) {
             self.payment_order.push(key.clone());
         }
@@ -132,33 +125,18 @@ impl Node {
     }
 
     /// An invoice as `listinvoices` shows it now (expiry applied).
-    pub fn invoice_view(&self, rec: &InvoiceRecord) -> InvoiceInfo {
+    pub(crate) fn invoice_view(&self, rec: &InvoiceRecord) -> InvoiceInfo {
         let mut info = rec.info.clone();
-        if info.status == "unpaid" && now_secs() >= info.expires_at {
-            info.status = "expired".into();
+        if info.status == InvoiceStatus::Unpaid && self.now >= info.expires_at {
+            info.status = InvoiceStatus::Expired;
         }
         info
     }
 
     /// `pay`: one-hop payment over a channel with the payee.
-    pub fn pay(
-        &mut self,
-        invoice: &str,
-        reply: Reply<(PaymentInfo, oneshot::Receiver<PaymentInfo>)>,
-    ) {
-        match self.start_payment(invoice) {
-            Ok(info) => {
-                let (tx, rx) = oneshot::channel();
-                self.pay_waiters
-                    .entry(info.payment_hash.clone())
-                    .or_default()
-                    .push(tx);
-                self.after.push(After::PayStarted(reply, info, rx));
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
-        }
+    pub(crate) fn pay(&mut self, request: RequestId, invoice: &str) {
+        let res = self.start_payment(invoice);
+        self.reply(request, res.map(Response::PaymentStarted));
     }
 
     fn start_payment(&mut self, text: &str) -> Result<PaymentInfo, CmdError> {
@@ -167,7 +145,7 @@ impl Node {
         if inv.currency() != lightning_invoice::Currency::Regtest {
             return Err(CmdError::invalid("the invoice is not for regtest"));
         }
-        let now = now_secs();
+        let now = self.now;
         if inv.is_expired_at(now) {
             return Err(CmdError::invalid("the invoice has expired"));
         }
@@ -177,23 +155,25 @@ impl Node {
         let hash = inv.payment_hash();
         let key = hex::encode(hash.0);
         if let Some(p) = self.payments.get(&key) {
-            match p.info.status.as_str() {
-                "succeeded" => return Err(CmdError::failed("this invoice is already paid")),
-                "pending" => {
+            match p.info.status {
+                PaymentStatus::Succeeded => {
+                    return Err(CmdError::failed("this invoice is already paid"))
+                }
+                PaymentStatus::Pending => {
                     return Err(CmdError::failed("a payment of this invoice is in flight"))
                 }
-                _ => {}
+                PaymentStatus::Failed => {}
             }
         }
         let payee = inv.payee();
-        if payee == self.keys.node_id {
+        if payee == self.node_id {
             return Err(CmdError::invalid("cannot pay our own invoice"));
         }
         let final_cltv = u32::try_from(inv.min_final_cltv_expiry_delta())
             .unwrap_or(u32::MAX / 2)
             .saturating_add(CLTV_SLACK);
         let cltv = self.height.saturating_add(final_cltv);
-        let session_key = SecretKey::from_slice(&rand::random::<[u8; 32]>())
+        let session_key = SecretKey::from_slice(&self.random32())
             .map_err(|e| CmdError::failed(format!("session key: {e}")))?;
         let hop = OnionHop {
             pubkey: payee,
@@ -215,7 +195,7 @@ impl Node {
             destination: payee.to_string(),
             amount_msat: amount,
             fee_msat: 0,
-            status: "pending".into(),
+            status: PaymentStatus::Pending,
             preimage: None,
             failure: None,
             channel_id: self
@@ -291,7 +271,7 @@ impl Node {
 
     /// An HTLC offered to us is irrevocably committed: settle it if it pays one of our
     /// invoices, fail it otherwise (we do not forward yet).
-    pub fn on_htlc_received(
+    pub(crate) fn on_htlc_received(
         &mut self,
         i: usize,
         id: u64,
@@ -300,8 +280,8 @@ impl Node {
         must_fail: bool,
     ) {
         let hash = PaymentHash(htlc.payment_hash);
-        let processed = process_onion(&self.secp, &self.keys.node_secret, &onion.0[..], &hash);
-        let now = now_secs();
+        let processed = process_onion(&self.secp, &self.node_secret, &onion.0[..], &hash);
+        let now = self.now;
         let height = self.height;
         let decision: Settle = match processed {
             Err(OnionReject::Malformed(f)) => {
@@ -345,7 +325,9 @@ impl Node {
                         amount_msat: htlc.amount_msat,
                         cltv_expiry: htlc.cltv_expiry,
                     };
-                    let already_paid = rec.as_ref().is_some_and(|r| r.info.status == "paid");
+                    let already_paid = rec
+                        .as_ref()
+                        .is_some_and(|r| r.info.status == InvoiceStatus::Paid);
                     match check_final_hop(&incoming, &payload, expected.as_ref(), height, now) {
                         Ok(FinalHopAccept::Complete) if !already_paid => {
                             match rec.as_ref().and_then(|r| parse_hex32(&r.preimage)) {
@@ -384,10 +366,12 @@ impl Node {
                 if r.is_ok() {
                     let key = hex::encode(hash.0);
                     if let Some(mut rec) = self.invoices.get(&key).cloned() {
-                        rec.info.status = "paid".into();
+                        rec.info.status = InvoiceStatus::Paid;
                         rec.info.received_msat = Some(htlc.amount_msat);
                         rec.info.paid_at = Some(now);
+                        let info = rec.info.clone();
                         self.save_invoice(rec);
+                        self.event(NodeEvent::InvoicePaid(info));
                     }
                 }
                 r
@@ -405,7 +389,12 @@ impl Node {
     }
 
     /// One of our HTLCs was fulfilled (`Ok(preimage)`) or failed (`Err(why)`).
-    pub fn on_htlc_settled(&mut self, i: usize, htlc_id: u64, outcome: Result<[u8; 32], String>) {
+    pub(crate) fn on_htlc_settled(
+        &mut self,
+        i: usize,
+        htlc_id: u64,
+        outcome: Result<[u8; 32], String>,
+    ) {
         let Some(chan) = self.channels.get(i).map(|e| e.id) else {
             return;
         };
@@ -424,22 +413,22 @@ impl Node {
                     tracing::error!("fulfilled with a preimage that does not match");
                     return;
                 }
-                rec.info.status = "succeeded".into();
+                rec.info.status = PaymentStatus::Succeeded;
                 rec.info.preimage = Some(hex::encode(pre));
             }
             Err(why) => {
-                rec.info.status = "failed".into();
+                rec.info.status = PaymentStatus::Failed;
                 rec.info.failure = Some(why);
             }
         }
-        rec.info.completed_at = Some(now_secs());
+        rec.info.completed_at = Some(self.now);
         let info = rec.info.clone();
         self.save_payment(rec);
-        self.after.push(After::PaymentDone(info));
+        self.event(NodeEvent::PaymentCompleted(info));
     }
 
     /// One of our HTLCs failed with an error onion: attribute it.
-    pub fn on_htlc_failed(&mut self, i: usize, htlc_id: u64, reason: Vec<u8>) {
+    pub(crate) fn on_htlc_failed(&mut self, i: usize, htlc_id: u64, reason: Vec<u8>) {
         let Some(chan) = self.channels.get(i).map(|e| e.id) else {
             return;
         };

@@ -1,131 +1,100 @@
-//! Dispatch of the node task's inputs, and the read-only views (`getinfo`, `balance`,
-//! `listchannels`, `listpeers`, `listpayments`, `listinvoices`).
+//! Commands in, and the read-only views out: `getinfo`, `balance`, `listchannels`,
+//! `listpeers`, `listpayments`, `listinvoices`.
 //!
-//! Owns: turning an [`Input`] into calls on the node, and how state is presented to RPC
-//! callers. Must never: answer a command whose effect is not yet durable (those answers go
-//! through `After`).
+//! Owns: dispatching a [`Command`] to the code that carries it out, and how state is
+//! presented to callers. Must never: answer a command whose effect is not yet durable (every
+//! answer leaves through the turn's outputs, after the write).
 
+use bitcoin::secp256k1::PublicKey;
 use fulmen_channel::machine::Phase;
 
-use super::api::{
+use crate::api::{
     AddressResult, BalanceResult, ChannelInfo, ChannelsResult, InvoicesResult, NodeInfo,
-    OnchainBalance, PaymentsResult, PeersResult,
+    OnchainBalance, PaymentsResult, PeerInfo, PeersResult,
 };
-use super::state::{After, CmdError, Command, Input, Node};
+use crate::manager::{ChannelEntry, Manager};
+use crate::types::{Command, RequestId, Response};
 
-impl Node {
-    /// Applies one input.
-    pub async fn handle_input(&mut self, input: Input) {
-        match input {
-            Input::Rpc(cmd) => self.handle_command(cmd),
-            Input::Connected {
-                peer,
-                dialled,
-                reply,
-            } => self.on_connected(peer, dialled, reply),
-            Input::PeerMessage { node_id, conn, msg } => self.on_peer_message(node_id, conn, *msg),
-            Input::Disconnected {
-                node_id,
-                conn,
-                reason,
-            } => self.on_disconnected(node_id, conn, &reason),
-            Input::ReconnectEnded(node_id) => {
-                if let Some(s) = self.peers.get_mut(&node_id) {
-                    s.reconnecting = false;
-                }
-            }
-            Input::ChainTip => {
-                if let Err(e) = self.sync_chain().await {
-                    tracing::warn!(error = %format!("{e:#}"), "following the chain");
-                }
-                self.rebroadcast().await;
-            }
-            Input::Stop => self.stopping = true,
-        }
-    }
-
-    fn handle_command(&mut self, cmd: Command) {
+impl Manager {
+    /// A command from a user, answered by an [`crate::Output::Reply`] carrying `request`
+    /// once the turn's writes are durable.
+    pub fn handle_command(&mut self, now: u64, request: RequestId, cmd: Command) {
+        self.now = now;
         match cmd {
-            Command::GetInfo(r) => {
-                let _ = r.send(Ok(self.info()));
+            Command::GetInfo => {
+                let info = self.info();
+                self.reply(request, Ok(Response::Info(info)));
             }
-            Command::NewAddress(r) => {
-                let address = self.wallet.new_address().to_string();
+            Command::NewAddress => {
                 // The address is handed out only once the wallet change is durable.
-                self.after
-                    .push(After::Address(r, AddressResult { address }));
+                let address = self.wallet.new_address().to_string();
+                self.reply(request, Ok(Response::Address(AddressResult { address })));
             }
-            Command::Balance(r) => {
-                let _ = r.send(Ok(self.balance()));
+            Command::Balance => {
+                let b = self.balance();
+                self.reply(request, Ok(Response::Balance(b)));
             }
-            Command::Disconnect(id, r) => {
-                match self.peers.get_mut(&id).and_then(|p| p.sender.take()) {
-                    Some(s) => {
-                        s.disconnect("disconnect requested");
-                        // The sender is gone, so the coming `Disconnected` input is ignored
-                        // and no reconnect starts: the user asked for this.
-                        for e in self.channels.iter_mut().filter(|e| e.peer == id) {
-                            if e.ch.state().phase != Phase::Closed {
-                                e.ch.handle_disconnect();
-                            }
-                        }
-                        let _ = r.send(Ok(
-                            serde_json::json!({ "node_id": id.to_string(), "disconnected": true }),
-                        ));
-                    }
-                    None => {
-                        let _ = r.send(Err(CmdError::invalid(format!(
-                            "peer {id} is not connected"
-                        ))));
-                    }
-                }
-            }
-            Command::ListPeers(r) => {
-                let ids: Vec<_> = self.peers.keys().copied().collect();
-                let mut peers: Vec<_> = ids.iter().map(|id| self.peer_info(id)).collect();
+            Command::Disconnect { node_id } => self.disconnect(request, node_id),
+            Command::ListPeers => {
+                let mut peers: Vec<_> = self.peers.keys().map(|id| self.peer_info(id)).collect();
                 peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-                let _ = r.send(Ok(PeersResult { peers }));
+                self.reply(request, Ok(Response::Peers(PeersResult { peers })));
             }
             Command::Open {
                 node_id,
                 sats,
                 push_msat,
-                reply,
-            } => self.open(node_id, sats, push_msat, reply),
-            Command::ListChannels(r) => {
+            } => self.open(request, node_id, sats, push_msat),
+            Command::ListChannels => {
                 let channels = self.channels.iter().map(|e| self.channel_info(e)).collect();
-                let _ = r.send(Ok(ChannelsResult { channels }));
+                self.reply(request, Ok(Response::Channels(ChannelsResult { channels })));
             }
             Command::Invoice {
                 amount_msat,
                 description,
                 expiry_secs,
-                reply,
-            } => self.create_invoice(amount_msat, description, expiry_secs, reply),
-            Command::ListInvoices(r) => {
+            } => self.create_invoice(request, amount_msat, description, expiry_secs),
+            Command::ListInvoices => {
                 let invoices = self
                     .invoice_order
                     .iter()
                     .filter_map(|k| self.invoices.get(k))
                     .map(|rec| self.invoice_view(rec))
                     .collect();
-                let _ = r.send(Ok(InvoicesResult { invoices }));
+                self.reply(request, Ok(Response::Invoices(InvoicesResult { invoices })));
             }
-            Command::Pay { invoice, reply } => self.pay(&invoice, reply),
-            Command::ListPayments(r) => {
+            Command::Pay { invoice } => self.pay(request, &invoice),
+            Command::ListPayments => {
                 let payments = self
                     .payment_order
                     .iter()
                     .filter_map(|k| self.payments.get(k))
                     .map(|p| p.info.clone())
                     .collect();
-                let _ = r.send(Ok(PaymentsResult { payments }));
+                self.reply(request, Ok(Response::Payments(PaymentsResult { payments })));
             }
-            Command::Close { channel_id, reply } => self.close(channel_id, reply),
+            Command::Close { channel_id } => self.close(request, channel_id),
         }
     }
 
-    fn info(&self) -> NodeInfo {
+    /// `listpeers` entry.
+    pub fn peer_info(&self, node_id: &PublicKey) -> PeerInfo {
+        let slot = self.peer_slot(node_id);
+        PeerInfo {
+            node_id: node_id.to_string(),
+            address: slot.and_then(|s| s.address.clone()),
+            connected: slot.is_some_and(|s| s.conn.is_some()),
+            inbound: slot.is_some_and(|s| s.inbound),
+            channels: self
+                .channels
+                .iter()
+                .filter(|e| e.peer == *node_id)
+                .map(|e| hex::encode(e.ch.channel_id()))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn info(&self) -> NodeInfo {
         let mut active = 0;
         let mut pending = 0;
         let mut closing = 0;
@@ -138,26 +107,26 @@ impl Node {
             }
         }
         NodeInfo {
-            node_id: self.keys.node_id.to_string(),
-            alias: self.settings.alias.clone(),
-            listen: self.settings.listen.clone(),
+            node_id: self.node_id.to_string(),
+            alias: self.config.alias.clone(),
+            listen: self.config.listen.clone(),
             uri: self
-                .settings
+                .config
                 .listen
                 .as_ref()
-                .map(|l| format!("{}@{l}", self.keys.node_id)),
+                .map(|l| format!("{}@{l}", self.node_id)),
             block_height: self.height,
-            block_hash: self.tip_hash.clone(),
-            num_peers: self.peers.values().filter(|p| p.sender.is_some()).count(),
+            block_hash: self.tip_hash().to_string(),
+            num_peers: self.peers.values().filter(|p| p.conn.is_some()).count(),
             num_active_channels: active,
             num_pending_channels: pending,
             num_closing_channels: closing,
-            dev: self.settings.dev,
+            dev: self.config.dev,
             network: "regtest".into(),
         }
     }
 
-    fn channel_state_name(&self, e: &super::state::ChannelEntry) -> &'static str {
+    pub(crate) fn channel_state_name(&self, e: &ChannelEntry) -> &'static str {
         let st = e.ch.state();
         match st.phase {
             Phase::Closed => {
@@ -182,7 +151,7 @@ impl Node {
         }
     }
 
-    fn channel_info(&self, e: &super::state::ChannelEntry) -> ChannelInfo {
+    pub(crate) fn channel_info(&self, e: &ChannelEntry) -> ChannelInfo {
         let st = e.ch.state();
         let (local, remote) = e.ch.balances_msat().unwrap_or((0, 0));
         let htlcs = st.local_commit.as_ref().map_or(0, |c| {
@@ -205,7 +174,7 @@ impl Node {
         }
     }
 
-    fn balance(&self) -> BalanceResult {
+    pub(crate) fn balance(&self) -> BalanceResult {
         let b = self.wallet.balance();
         let onchain = OnchainBalance {
             confirmed_sat: b.confirmed.to_sat(),

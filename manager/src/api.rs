@@ -1,0 +1,275 @@
+//! The answers a node gives to its commands: `getinfo`, `balance`, `listchannels`,
+//! `listpeers`, `listpayments`, `listinvoices` and the results of `openchannel`, `invoice`,
+//! `pay` and `closechannel`, with their serde shape (snake_case JSON, as the node's JSON-RPC
+//! interface returns them).
+//!
+//! Owns: the shape of every answer, and the payment and invoice status enums. Must never:
+//! hold logic (the manager fills these in).
+//!
+//! Amounts follow DESIGN.md: sat on chain and for capacities, msat for payments/invoices.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a payment we sent stands.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// The HTLC is out; no outcome yet.
+    Pending,
+    /// The payee released the preimage.
+    Succeeded,
+    /// The HTLC failed back; the invoice may be paid again.
+    Failed,
+}
+
+impl PaymentStatus {
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an invoice we issued stands.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    /// Not paid yet and not expired.
+    Unpaid,
+    /// Paid (the preimage was released).
+    Paid,
+    /// Not paid before its expiry (a view: stored invoices stay `unpaid`).
+    Expired,
+}
+
+impl std::fmt::Display for InvoiceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InvoiceStatus::Unpaid => "unpaid",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Expired => "expired",
+        })
+    }
+}
+
+/// `getinfo` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Our node id (compressed secp256k1 public key, hex).
+    pub node_id: String,
+    /// Alias (`--alias`).
+    pub alias: String,
+    /// Peer listen address actually bound (`host:port`), if listening.
+    pub listen: Option<String>,
+    /// `node_id@listen`, ready for `connect`.
+    pub uri: Option<String>,
+    /// Height of the last block the node has processed.
+    pub block_height: u32,
+    /// Hash of that block.
+    pub block_hash: String,
+    /// Connected peers.
+    pub num_peers: usize,
+    /// Channels able to pay (normal operation, peer connected).
+    pub num_active_channels: usize,
+    /// Channels being opened (funding not yet usable).
+    pub num_pending_channels: usize,
+    /// Channels shutting down or closed whose close is not yet confirmed.
+    pub num_closing_channels: usize,
+    /// Whether dev commands are enabled (`--dev`).
+    pub dev: bool,
+    /// Always `regtest`.
+    pub network: String,
+}
+
+/// `newaddress` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AddressResult {
+    /// A fresh `bcrt1q…` address of the node's wallet.
+    pub address: String,
+}
+
+/// On-chain part of `balance`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct OnchainBalance {
+    /// Confirmed, spendable.
+    pub confirmed_sat: u64,
+    /// Unconfirmed (own change and incoming).
+    pub unconfirmed_sat: u64,
+    /// Immature coinbase outputs.
+    pub immature_sat: u64,
+    /// Sum of the three.
+    pub total_sat: u64,
+}
+
+/// `balance` result: every sat the node controls, by where it is.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct BalanceResult {
+    /// The wallet.
+    pub onchain: OnchainBalance,
+    /// Our side of open channels (active or not), msat, HTLCs excluded.
+    pub channels_local_msat: u64,
+    /// Our outgoing HTLCs in flight, msat.
+    pub channels_htlc_out_msat: u64,
+    /// Funding amounts (our side) of channels not yet usable, sat.
+    pub pending_open_sat: u64,
+    /// Our outputs of closing transactions broadcast but not yet confirmed, sat (already
+    /// part of `onchain.unconfirmed_sat`: the wallet sees them in the mempool).
+    pub pending_close_sat: u64,
+    /// onchain.total + channels_local + channels_htlc_out (each rounded down to sat) +
+    /// pending_open.
+    pub total_sat: u64,
+}
+
+/// One peer in `listpeers` (also the `connect` result).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Node id, hex.
+    pub node_id: String,
+    /// Last known address (`host:port`), if any.
+    pub address: Option<String>,
+    /// Connected right now.
+    pub connected: bool,
+    /// The peer dialled us.
+    pub inbound: bool,
+    /// Ids (hex) of channels with this peer.
+    pub channels: Vec<String>,
+}
+
+/// `listpeers` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeersResult {
+    /// Known peers.
+    pub peers: Vec<PeerInfo>,
+}
+
+/// `openchannel` result: returned once the funding transaction is broadcast.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenResult {
+    /// The channel id (from the funding outpoint), hex.
+    pub channel_id: String,
+    /// Funding transaction id.
+    pub funding_txid: String,
+    /// Funding output index.
+    pub funding_output: u32,
+}
+
+/// One channel in `listchannels`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// The peer, hex.
+    pub peer: String,
+    /// `opening`, `abandoned` (an opening interrupted before both commitments were
+    /// signed; its funding is never broadcast), `awaiting_confirmation`, `active`,
+    /// `inactive` (peer offline),
+    /// `shutting_down`, `closing` (closing tx broadcast, unconfirmed) or `closed`.
+    pub state: String,
+    /// We opened it.
+    pub initiator: bool,
+    /// Capacity, sat.
+    pub capacity_sat: u64,
+    /// Our balance, msat (HTLCs excluded).
+    pub local_msat: u64,
+    /// Their balance, msat (HTLCs excluded).
+    pub remote_msat: u64,
+    /// HTLCs in our current commitment.
+    pub pending_htlcs: usize,
+    /// Funding txid, once known.
+    pub funding_txid: Option<String>,
+    /// Funding output index, once known.
+    pub funding_output: Option<u32>,
+    /// Height the funding confirmed at.
+    pub funding_height: Option<u32>,
+    /// The transaction that closed it, once broadcast.
+    pub closing_txid: Option<String>,
+    /// Why it closed, if it did.
+    pub close_reason: Option<String>,
+}
+
+/// `listchannels` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelsResult {
+    /// All channels, open and closed.
+    pub channels: Vec<ChannelInfo>,
+}
+
+/// One invoice (`invoice` result and `listinvoices` entry).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InvoiceInfo {
+    /// The BOLT 11 string (`lnbcrt…`).
+    pub bolt11: String,
+    /// Payment hash, hex.
+    pub payment_hash: String,
+    /// Amount, msat.
+    pub amount_msat: u64,
+    /// Description.
+    pub description: String,
+    /// `unpaid`, `paid` or `expired`.
+    pub status: InvoiceStatus,
+    /// Amount received, msat (when paid).
+    pub received_msat: Option<u64>,
+    /// Creation time, UNIX seconds.
+    pub created_at: u64,
+    /// Expiry time, UNIX seconds.
+    pub expires_at: u64,
+    /// When it was paid, UNIX seconds.
+    pub paid_at: Option<u64>,
+}
+
+/// `listinvoices` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InvoicesResult {
+    /// Invoices, oldest first.
+    pub invoices: Vec<InvoiceInfo>,
+}
+
+/// One payment (`pay` result and `listpayments` entry).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentInfo {
+    /// Payment hash, hex.
+    pub payment_hash: String,
+    /// Destination node id, hex.
+    pub destination: String,
+    /// Amount delivered, msat.
+    pub amount_msat: u64,
+    /// Fees paid, msat (0 for single-hop).
+    pub fee_msat: u64,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: PaymentStatus,
+    /// The preimage, hex, once succeeded.
+    pub preimage: Option<String>,
+    /// Why it failed (e.g. the BOLT 4 failure and the failing hop).
+    pub failure: Option<String>,
+    /// Channel used, hex.
+    pub channel_id: Option<String>,
+    /// Creation time, UNIX seconds.
+    pub created_at: u64,
+    /// Completion time, UNIX seconds.
+    pub completed_at: Option<u64>,
+}
+
+/// `listpayments` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentsResult {
+    /// Payments, oldest first.
+    pub payments: Vec<PaymentInfo>,
+}
+
+/// `closechannel` result: returned once the closing transaction is broadcast.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CloseResult {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// The closing transaction id.
+    pub closing_txid: String,
+}

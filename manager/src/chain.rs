@@ -1,0 +1,111 @@
+//! The chain as the node sees it: blocks connected in order and disconnected on a reorg, fed
+//! to the wallet and the channels; funding confirmations, spends of funding outputs, and
+//! re-broadcast of our own unconfirmed transactions.
+//!
+//! Owns: the node's height and its set of unconfirmed own transactions. Must never: skip a
+//! height, or tell a channel about a block the wallet has not seen.
+
+use std::collections::{HashMap, HashSet};
+
+use bitcoin::{Block, BlockHash, OutPoint, Transaction, Txid};
+
+use crate::manager::{After, Manager};
+use crate::types::ManagerError;
+
+impl Manager {
+    /// The block at `height` (which must be our height + 1) joined the best chain.
+    pub fn handle_block_connected(
+        &mut self,
+        now: u64,
+        block: &Block,
+        height: u32,
+    ) -> Result<(), ManagerError> {
+        self.now = now;
+        if height != self.height.saturating_add(1) {
+            return Err(ManagerError::NotNext {
+                got: height,
+                tip: self.height,
+            });
+        }
+        self.wallet.apply_block(block, height)?;
+        self.height = height;
+        let txids: HashSet<Txid> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
+        for txid in &txids {
+            self.unconfirmed.remove(txid);
+        }
+        // Outpoint spent in this block → the spending transaction.
+        let spends: HashMap<OutPoint, &Transaction> = block
+            .txdata
+            .iter()
+            .flat_map(|tx| tx.input.iter().map(move |i| (i.previous_output, tx)))
+            .collect();
+        for e in &mut self.channels {
+            let Some(op) = e.ch.state().funding_outpoint else {
+                continue;
+            };
+            if e.ch.state().funding_confirmed_height.is_none() && txids.contains(&op.txid) {
+                if let Err(err) = e.ch.handle_funding_confirmed(height) {
+                    tracing::warn!(error = %err, "funding confirmation");
+                }
+            }
+            // The funding spent: our closing transaction, or one we did not broadcast.
+            if e.closing_height.is_none() {
+                if let Some(tx) = spends.get(&op) {
+                    e.closing_height = Some(height);
+                    if e.closing_tx.is_none() {
+                        e.closing_tx = Some((*tx).clone());
+                        self.pending.closing_txs.push((e.id, (*tx).clone()));
+                    }
+                }
+            }
+        }
+        for e in &mut self.channels {
+            if e.is_closed() {
+                continue;
+            }
+            if let Err(err) = e.ch.handle_block(height) {
+                tracing::warn!(error = %err, "channel block");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every block above `fork_height` left the best chain (a reorg): the wallet forgets
+    /// them; the blocks of the new branch follow with [`Manager::handle_block_connected`].
+    pub fn handle_blocks_disconnected(&mut self, fork_height: u32) -> Result<(), ManagerError> {
+        let tip = self.wallet.tip().height;
+        if fork_height >= tip {
+            return Ok(());
+        }
+        let stale: Vec<BlockHash> = ((fork_height + 1)..=tip)
+            .filter_map(|h| self.wallet.block_hash_at(h))
+            .collect();
+        tracing::warn!(
+            fork = fork_height,
+            disconnected = stale.len(),
+            "chain reorganisation"
+        );
+        self.wallet.disconnect_blocks(stale)?;
+        self.height = fork_height;
+        Ok(())
+    }
+
+    /// Broadcasts our unconfirmed transactions again (after a restart or a reorg).
+    pub fn rebroadcast(&mut self) {
+        let mut txs: Vec<(Txid, Transaction)> = self
+            .unconfirmed
+            .iter()
+            .map(|(id, tx)| (*id, tx.clone()))
+            .collect();
+        txs.sort_by_key(|(id, _)| *id);
+        for (_, tx) in txs {
+            self.after
+                .push(After::Out(crate::types::Output::Broadcast(tx)));
+        }
+    }
+
+    /// Time passes: invoices expire (a view), nothing else yet.
+    pub fn handle_tick(&mut self, now: u64) {
+        self.now = now;
+    }
+}

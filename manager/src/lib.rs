@@ -1,0 +1,32 @@
+//! `fulmen-manager`: one node's brain, sans-IO.
+//!
+//! A [`Manager`] owns every channel of one node, its peers (connected or not), its on-chain
+//! wallet, its payments and invoices, and its view of the chain. It takes inputs as method
+//! calls (a peer connected or disconnected, a peer's message, a block connected or
+//! disconnected, a user's [`Command`] carrying a caller-chosen [`RequestId`], a timer tick)
+//! and hands back outputs: first one [`PersistBatch`] of typed [`Writes`] per turn, then —
+//! only once the caller says [`Manager::persisted`] — messages to peers, transactions to
+//! broadcast, command replies and events ([`Output`]). See [`Manager`] for the call order.
+//!
+//! No tokio, no database, no sockets, no clock (`now` is an argument), no global RNG
+//! (entropy is given to [`Manager::new`]). The node daemon (`fulmen-node`) is one shell
+//! around it; the in-process test harness (`fulmen-tests`) is another.
+#![warn(missing_docs)]
+
+pub mod api;
+mod chain;
+mod channels;
+mod manager;
+mod payments;
+mod peers;
+pub mod types;
+mod views;
+
+pub use channels::FixedFee;
+pub use manager::{ChannelEntry, Manager};
+pub use payments::MIN_FINAL_CLTV;
+pub use peers::message_channel_id;
+pub use types::{
+    CmdError, Command, InvoiceRecord, ManagerConfig, ManagerError, NodeEvent, NodeSecrets, Output,
+    PaymentRecord, PeerAccept, PersistBatch, RequestId, Response, Stored, StoredChannel, Writes,
+};

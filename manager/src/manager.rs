@@ -1,0 +1,439 @@
+//! The [`Manager`]: one node's state, its construction from stored records, and the end of a
+//! turn — channels driven to idle, one batch of writes handed out, side effects released
+//! only once that batch is durable.
+//!
+//! Owns: the turn machinery (`poll_persist` / `persisted` / `poll_output`) and the state
+//! every other module of this crate works on. Must never: release a message, broadcast,
+//! reply or event before the writes of the turn that produced it are acknowledged.
+
+use std::collections::{HashMap, VecDeque};
+
+use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
+use bitcoin::{BlockHash, Transaction, Txid};
+use fulmen_channel::machine::{Channel, Entropy, Phase, SeedKeySource};
+use fulmen_wallet::{merge_changesets, Wallet, WalletParams};
+
+use crate::types::{CmdError, InvoiceRecord};
+use crate::types::{
+    ManagerConfig, ManagerError, NodeEvent, NodeSecrets, Output, PaymentRecord, PersistBatch,
+    RequestId, Response, Stored, Writes,
+};
+
+/// One channel and what the node keeps beside it.
+#[derive(Debug)]
+pub struct ChannelEntry {
+    /// Local id (the store's key).
+    pub id: i64,
+    /// The peer.
+    pub peer: PublicKey,
+    /// The state machine.
+    pub ch: Channel,
+    /// Our funding transaction (opener).
+    pub funding_tx: Option<Transaction>,
+    /// The transaction that closed (or will close) the channel, once broadcast or seen.
+    pub closing_tx: Option<Transaction>,
+    /// Height the closing transaction confirmed at.
+    pub closing_height: Option<u32>,
+    /// Why it closed.
+    pub close_reason: Option<String>,
+    /// The `openchannel` request waiting for the funding broadcast.
+    pub(crate) open_waiter: Option<RequestId>,
+    /// `closechannel` requests waiting for the closing broadcast.
+    pub(crate) close_waiters: Vec<RequestId>,
+}
+
+impl ChannelEntry {
+    pub(crate) fn new(id: i64, peer: PublicKey, ch: Channel) -> ChannelEntry {
+        ChannelEntry {
+            id,
+            peer,
+            ch,
+            funding_tx: None,
+            closing_tx: None,
+            closing_height: None,
+            close_reason: None,
+            open_waiter: None,
+            close_waiters: Vec::new(),
+        }
+    }
+
+    /// True while an opening cannot be resumed: before both commitments 0 are signed
+    /// (BOLT 2: such an opening is forgotten on disconnection).
+    pub fn is_unsigned_opening(&self) -> bool {
+        matches!(
+            self.ch.state().phase,
+            Phase::AwaitingAccept
+                | Phase::AwaitingFundingTx
+                | Phase::AwaitingFundingCreated
+                | Phase::AwaitingFundingSigned
+        )
+    }
+
+    /// True once the channel machine is closed.
+    pub fn is_closed(&self) -> bool {
+        self.ch.state().phase == Phase::Closed
+    }
+}
+
+/// A peer we know.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PeerSlot {
+    /// Number of the live connection, if connected.
+    pub conn: Option<u64>,
+    /// Address to dial.
+    pub address: Option<String>,
+    /// The live connection was dialled by the peer.
+    pub inbound: bool,
+    /// A reconnect was asked of the shell and has not ended.
+    pub reconnecting: bool,
+}
+
+/// A side effect waiting for the turn's writes to be durable.
+#[derive(Debug)]
+pub(crate) enum After {
+    /// An output as is.
+    Out(Output),
+    /// Broadcast a transaction (recorded as ours and fed to the wallet when released).
+    Broadcast(Transaction),
+}
+
+/// The batch handed out and not yet acknowledged.
+#[derive(Debug)]
+struct HandedOut {
+    id: u64,
+    /// (local channel id, channel batch id) to acknowledge.
+    channel_acks: Vec<(i64, u64)>,
+    after: Vec<After>,
+}
+
+/// One node's brain: its channels, peers, wallet, payments, invoices and chain view.
+///
+/// # Call order
+/// A *turn* is:
+/// 1. Any number of inputs: [`Manager::handle_peer_connected`],
+///    [`Manager::handle_peer_disconnected`], [`Manager::handle_peer_message`],
+///    [`Manager::handle_block_connected`], [`Manager::handle_blocks_disconnected`],
+///    [`Manager::handle_command`], [`Manager::handle_reconnect_ended`],
+///    [`Manager::handle_tick`], [`Manager::rebroadcast`]. Each applies at once to the state;
+///    nothing leaves the manager yet. `now` (UNIX seconds) is an argument where time
+///    matters; entropy comes from the [`Entropy`] given to [`Manager::new`].
+/// 2. [`Manager::poll_persist`]: drives every channel to idle (events handled, commitments
+///    sent) and hands out **one** [`PersistBatch`] with every write of the turn — channel
+///    records, wallet change sets, payment and invoice rows, peers. `None` means there was
+///    nothing to write; the turn's outputs are then released at once.
+/// 3. The shell writes the batch atomically and durably, then calls
+///    [`Manager::persisted`] with its id. Only now do the turn's messages, broadcasts,
+///    replies and events become visible to [`Manager::poll_output`], in that order per
+///    source (channel messages first, then the rest in the order they arose).
+/// 4. Releasing outputs can stage new writes (a broadcast is recorded and fed to the
+///    wallet), so the shell repeats 2–3 until `poll_persist` returns `None`, draining
+///    [`Manager::poll_output`] after each acknowledgement and once at the end.
+///
+/// A crash between 2 and 3 loses the batch and, with it, nothing that anyone has seen:
+/// restart with [`Manager::new`] from what was durable ([`Stored`], built with
+/// [`Stored::apply`] from every acknowledged batch). Only one batch is out at a time.
+pub struct Manager {
+    pub(crate) config: ManagerConfig,
+    pub(crate) node_secret: SecretKey,
+    pub(crate) node_id: PublicKey,
+    pub(crate) key_source: SeedKeySource,
+    pub(crate) secp: Secp256k1<All>,
+    pub(crate) entropy: Box<dyn Entropy + Send>,
+    pub(crate) wallet: Wallet,
+    pub(crate) channels: Vec<ChannelEntry>,
+    pub(crate) next_channel_id: i64,
+    pub(crate) peers: HashMap<PublicKey, PeerSlot>,
+    pub(crate) next_conn: u64,
+    pub(crate) payments: HashMap<String, PaymentRecord>,
+    pub(crate) payment_order: Vec<String>,
+    pub(crate) payment_by_htlc: HashMap<(i64, u64), String>,
+    pub(crate) invoices: HashMap<String, InvoiceRecord>,
+    pub(crate) invoice_order: Vec<String>,
+    pub(crate) height: u32,
+    pub(crate) unconfirmed: HashMap<Txid, Transaction>,
+    pub(crate) now: u64,
+    /// Writes of the current turn.
+    pub(crate) pending: Writes,
+    /// Side effects of the current turn.
+    pub(crate) after: Vec<After>,
+    handed_out: Option<HandedOut>,
+    next_batch_id: u64,
+    outputs: VecDeque<Output>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("node_id", &self.node_id)
+            .field("height", &self.height)
+            .field("channels", &self.channels.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// Builds the node from what was persisted (`Stored::default()` for a new node). Stored
+    /// openings that were interrupted before both commitments were signed are abandoned
+    /// (their funding is never broadcast and its coins return to the wallet).
+    pub fn new(
+        config: ManagerConfig,
+        secrets: NodeSecrets,
+        entropy: Box<dyn Entropy + Send>,
+        stored: Stored,
+        now: u64,
+    ) -> Result<Manager, ManagerError> {
+        let params = WalletParams::regtest();
+        let wallet = if stored.wallet.is_empty() {
+            Wallet::create(&secrets.wallet_seed, params)?
+        } else {
+            Wallet::load(
+                &secrets.wallet_seed,
+                params,
+                merge_changesets(stored.wallet.iter().cloned()),
+            )?
+        };
+        let secp = Secp256k1::new();
+        let node_id = PublicKey::from_secret_key(&secp, &secrets.node_secret);
+        let height = wallet.tip().height;
+        let mut m = Manager {
+            config,
+            node_secret: secrets.node_secret,
+            node_id,
+            key_source: SeedKeySource::new(secrets.channel_seed),
+            secp,
+            entropy,
+            wallet,
+            channels: Vec::new(),
+            next_channel_id: 1,
+            peers: HashMap::new(),
+            next_conn: 0,
+            payments: HashMap::new(),
+            payment_order: Vec::new(),
+            payment_by_htlc: HashMap::new(),
+            invoices: HashMap::new(),
+            invoice_order: Vec::new(),
+            height,
+            unconfirmed: HashMap::new(),
+            now,
+            pending: Writes::default(),
+            after: Vec::new(),
+            handed_out: None,
+            next_batch_id: 0,
+            outputs: VecDeque::new(),
+        };
+        for (pk, addr) in &stored.peers {
+            m.peers.insert(
+                *pk,
+                PeerSlot {
+                    address: addr.clone(),
+                    ..PeerSlot::default()
+                },
+            );
+        }
+        for c in &stored.channels {
+            m.restore_channel(c)?;
+        }
+        for p in &stored.payments {
+            m.payment_order.push(p.info.payment_hash.clone());
+            if let (Some(c), Some(h), true) = (p.channel, p.htlc_id, p.is_pending()) {
+                m.payment_by_htlc
+                    .insert((c, h), p.info.payment_hash.clone());
+            }
+            m.payments.insert(p.info.payment_hash.clone(), p.clone());
+        }
+        for i in &stored.invoices {
+            m.invoice_order.push(i.info.payment_hash.clone());
+            m.invoices.insert(i.info.payment_hash.clone(), i.clone());
+        }
+        // Restored channels learn the current height even if no block arrives soon.
+        for e in &mut m.channels {
+            if !e.is_closed() {
+                if let Err(err) = e.ch.handle_block(height) {
+                    tracing::warn!(error = %err, "channel block at start-up");
+                }
+            }
+        }
+        // Redial every peer we have open channels with.
+        let peers: Vec<PublicKey> = m.peers.keys().copied().collect();
+        for p in peers {
+            m.maybe_reconnect(p);
+        }
+        tracing::info!(
+            channels = m.channels.len(),
+            payments = m.payments.len(),
+            invoices = m.invoices.len(),
+            height,
+            "node loaded"
+        );
+        Ok(m)
+    }
+
+    /// Our node id.
+    pub fn node_id(&self) -> PublicKey {
+        self.node_id
+    }
+
+    /// Height of the last block processed.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Hash of our block at `height` (for the shell's fork search after a reorg).
+    pub fn block_hash_at(&self, height: u32) -> Option<BlockHash> {
+        self.wallet.block_hash_at(height)
+    }
+
+    /// Hash of our tip (none before the first block beyond genesis is known to the wallet).
+    pub fn tip_hash(&self) -> BlockHash {
+        self.wallet.tip().hash
+    }
+
+    /// Every channel, open and closed, oldest first.
+    pub fn channels(&self) -> impl Iterator<Item = &ChannelEntry> {
+        self.channels.iter()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.config
+    }
+
+    /// The on-chain wallet (read only).
+    pub fn wallet(&self) -> &Wallet {
+        &self.wallet
+    }
+
+    /// Peers with a live connection.
+    pub fn connected_peers(&self) -> impl Iterator<Item = (PublicKey, u64)> + '_ {
+        self.peers
+            .iter()
+            .filter_map(|(id, s)| s.conn.map(|c| (*id, c)))
+    }
+
+    /// A fresh 32 bytes from the entropy source.
+    pub(crate) fn random32(&mut self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        self.entropy.fill_bytes(&mut b);
+        b
+    }
+
+    /// Queues a reply for after the write.
+    pub(crate) fn reply(&mut self, request: RequestId, result: Result<Response, CmdError>) {
+        self.after
+            .push(After::Out(Output::Reply { request, result }));
+    }
+
+    /// Queues an event for after the write.
+    pub(crate) fn event(&mut self, ev: NodeEvent) {
+        self.after.push(After::Out(Output::Event(ev)));
+    }
+
+    /// Queues a message to a peer's live connection for after the write (dropped if the
+    /// peer is offline).
+    pub(crate) fn send_after(&mut self, node_id: PublicKey, msg: fulmen_wire::Message) {
+        if let Some(conn) = self.peers.get(&node_id).and_then(|p| p.conn) {
+            self.after
+                .push(After::Out(Output::Send { node_id, conn, msg }));
+        }
+    }
+
+    /// Ends the turn's input phase: drives channels to idle and hands out the turn's writes.
+    /// `None`: nothing to write — the turn's outputs are released at once. While a batch is
+    /// out (not yet acknowledged) this returns `None` and does nothing.
+    pub fn poll_persist(&mut self) -> Option<PersistBatch> {
+        if self.handed_out.is_some() {
+            return None;
+        }
+        self.drive_channels();
+        if let Some(cs) = self.wallet.take_staged() {
+            self.pending.wallet.push(cs);
+        }
+        let mut channel_acks = Vec::new();
+        for e in &mut self.channels {
+            while let Some(b) = e.ch.poll_persist() {
+                self.pending
+                    .records
+                    .extend(b.records.into_iter().map(|r| (e.id, r)));
+                channel_acks.push((e.id, b.id));
+            }
+        }
+        let writes = std::mem::take(&mut self.pending);
+        let after = std::mem::take(&mut self.after);
+        if writes.is_empty() && channel_acks.is_empty() {
+            self.release(Vec::new(), after);
+            return None;
+        }
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        self.handed_out = Some(HandedOut {
+            id,
+            channel_acks,
+            after,
+        });
+        Some(PersistBatch { id, writes })
+    }
+
+    /// The batch `id` is durable: releases its messages, broadcasts, replies and events.
+    /// An unknown id is ignored (and logged).
+    pub fn persisted(&mut self, id: u64) {
+        match self.handed_out.take() {
+            Some(h) if h.id == id => self.release(h.channel_acks, h.after),
+            other => {
+                tracing::error!(batch = id, "persisted() for a batch that is not out");
+                self.handed_out = other;
+            }
+        }
+    }
+
+    /// The next thing the shell must do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn release(&mut self, channel_acks: Vec<(i64, u64)>, after: Vec<After>) {
+        for (cid, bid) in channel_acks {
+            if let Some(e) = self.channels.iter_mut().find(|e| e.id == cid) {
+                if let Err(err) = e.ch.persisted(bid) {
+                    tracing::error!(error = %err, "acknowledging a persisted channel batch");
+                }
+            }
+        }
+        // Channel messages (released by the acknowledgements, or durable already).
+        for e in &mut self.channels {
+            let conn = self.peers.get(&e.peer).and_then(|p| p.conn);
+            while let Some(msg) = e.ch.poll_message() {
+                match conn {
+                    Some(conn) => self.outputs.push_back(Output::Send {
+                        node_id: e.peer,
+                        conn,
+                        msg,
+                    }),
+                    None => {
+                        tracing::debug!(peer = %e.peer, msg = msg.msg_type(), "peer offline: message dropped (reestablish resends)")
+                    }
+                }
+            }
+        }
+        for a in after {
+            match a {
+                After::Out(o) => self.outputs.push_back(o),
+                After::Broadcast(tx) => {
+                    self.wallet.apply_mempool_txs([tx.clone()], self.now);
+                    self.unconfirmed.insert(tx.compute_txid(), tx.clone());
+                    self.outputs.push_back(Output::Broadcast(tx));
+                }
+            }
+        }
+        // Transactions the channels want broadcast: recorded first (next batch), sent once
+        // that record is durable.
+        let mut broadcasts = Vec::new();
+        for e in &mut self.channels {
+            while let Some(tx) = e.ch.poll_broadcast() {
+                broadcasts.push((e.id, tx));
+            }
+        }
+        for (id, tx) in broadcasts {
+            self.on_channel_broadcast(id, tx);
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! The manager's inputs and outputs as data: commands and their answers, the outputs a shell
+//! acts on, the typed writes of one turn, what a restart loads, settings and errors.
+//!
+//! Owns: the vocabulary between [`crate::Manager`] and its shell (the node daemon, or the
+//! in-process test harness). Must never: hold behaviour beyond applying a batch of writes to
+//! an in-memory [`Stored`] (exactly what the node's sqlite store does on disk).
+
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::Transaction;
+use fulmen_channel::machine::{ChannelConfig, Record};
+use fulmen_wire::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{
+    AddressResult, BalanceResult, ChannelsResult, CloseResult, InvoiceInfo, InvoicesResult,
+    NodeInfo, OpenResult, PaymentInfo, PaymentStatus, PaymentsResult, PeerInfo, PeersResult,
+};
+
+/// A caller-chosen id that ties a [`Command`] to its [`Output::Reply`].
+pub type RequestId = u64;
+
+/// What a user (RPC, CLI, test) asks of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `getinfo`.
+    GetInfo,
+    /// `newaddress`: answered once the wallet's new index is durable.
+    NewAddress,
+    /// `balance`.
+    Balance,
+    /// `disconnect`: drop the live connection and do not redial.
+    Disconnect {
+        /// The peer.
+        node_id: PublicKey,
+    },
+    /// `listpeers`.
+    ListPeers,
+    /// `openchannel`: answered once the funding transaction is signed and broadcast.
+    Open {
+        /// The (connected) peer.
+        node_id: PublicKey,
+        /// Capacity, sat.
+        sats: u64,
+        /// Given to the peer at opening, msat.
+        push_msat: u64,
+    },
+    /// `listchannels`.
+    ListChannels,
+    /// `invoice`.
+    Invoice {
+        /// Amount, msat.
+        amount_msat: u64,
+        /// Description.
+        description: String,
+        /// Validity, seconds.
+        expiry_secs: u64,
+    },
+    /// `listinvoices`.
+    ListInvoices,
+    /// `pay`: answered with the pending payment once its HTLC is durable; the outcome
+    /// arrives later as [`NodeEvent::PaymentCompleted`].
+    Pay {
+        /// The BOLT 11 string.
+        invoice: String,
+    },
+    /// `listpayments`.
+    ListPayments,
+    /// `closechannel` (cooperative): answered once the closing transaction is broadcast.
+    Close {
+        /// Channel id.
+        channel_id: [u8; 32],
+    },
+}
+
+/// A successful answer to a [`Command`] (or to a `connect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// `getinfo`.
+    Info(NodeInfo),
+    /// `newaddress`.
+    Address(AddressResult),
+    /// `balance`.
+    Balance(BalanceResult),
+    /// `disconnect`.
+    Disconnected(PublicKey),
+    /// `listpeers`.
+    Peers(PeersResult),
+    /// `connect`.
+    Peer(PeerInfo),
+    /// `openchannel`.
+    Opened(OpenResult),
+    /// `listchannels`.
+    Channels(ChannelsResult),
+    /// `invoice`.
+    Invoice(InvoiceInfo),
+    /// `listinvoices`.
+    Invoices(InvoicesResult),
+    /// `pay`: the payment as it starts (pending).
+    PaymentStarted(PaymentInfo),
+    /// `listpayments`.
+    Payments(PaymentsResult),
+    /// `closechannel`.
+    Closed(CloseResult),
+}
+
+/// A refused or failed command: a JSON-RPC error code and a message for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct CmdError {
+    /// JSON-RPC error code.
+    pub code: i32,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl CmdError {
+    /// Invalid parameters (-32602).
+    pub fn invalid(message: impl Into<String>) -> CmdError {
+        CmdError {
+            code: -32602,
+            message: message.into(),
+        }
+    }
+    /// The request is valid but cannot be done now (-32000).
+    pub fn failed(message: impl Into<String>) -> CmdError {
+        CmdError {
+            code: -32000,
+            message: message.into(),
+        }
+    }
+}
+
+/// Something that happened, for the shell to report or wait on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// A payment we sent reached its outcome (`succeeded` or `failed`).
+    PaymentCompleted(PaymentInfo),
+    /// One of our invoices was paid.
+    InvoicePaid(InvoiceInfo),
+    /// A channel can carry payments.
+    ChannelReady {
+        /// Channel id.
+        channel_id: [u8; 32],
+        /// The peer.
+        peer: PublicKey,
+    },
+    /// A channel closed (mutual close, failure, timeout, abandoned opening).
+    ChannelClosed {
+        /// Channel id.
+        channel_id: [u8; 32],
+        /// The peer.
+        peer: PublicKey,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the shell must do, drained with [`crate::Manager::poll_output`] after the turn's
+/// writes are durable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send `msg` on connection `conn` to `node_id` (drop it if that connection is gone:
+    /// `channel_reestablish` resends what matters).
+    Send {
+        /// The peer.
+        node_id: PublicKey,
+        /// The connection it is meant for.
+        conn: u64,
+        /// The message.
+        msg: Message,
+    },
+    /// Close connection `conn` to `node_id`.
+    Disconnect {
+        /// The peer.
+        node_id: PublicKey,
+        /// The connection.
+        conn: u64,
+        /// Why (logged).
+        reason: String,
+    },
+    /// Broadcast a transaction to the chain.
+    Broadcast(Transaction),
+    /// The answer to request `request`.
+    Reply {
+        /// The caller's id.
+        request: RequestId,
+        /// The answer.
+        result: Result<Response, CmdError>,
+    },
+    /// Something happened.
+    Event(NodeEvent),
+    /// Dial `node_id` at `address` (with backoff); on success call
+    /// [`crate::Manager::handle_peer_connected`], on giving up
+    /// [`crate::Manager::handle_reconnect_ended`].
+    Connect {
+        /// The peer.
+        node_id: PublicKey,
+        /// `host:port`.
+        address: String,
+    },
+}
+
+/// Whether a new connection was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAccept {
+    /// Kept as the peer's live connection, numbered `conn`.
+    Accepted {
+        /// Connection number (messages carry it; stale ones are ignored).
+        conn: u64,
+    },
+    /// The peer is already connected: close the new connection.
+    Duplicate,
+}
+
+/// A payment we sent, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// What `listpayments` shows.
+    pub info: PaymentInfo,
+    /// Local id of the channel the HTLC went out on.
+    pub channel: Option<i64>,
+    /// Our HTLC id on it.
+    pub htlc_id: Option<u64>,
+    /// Onion shared secrets (hex), to decode a failure.
+    pub shared_secrets: Vec<String>,
+}
+
+impl PaymentRecord {
+    /// True while the payment's HTLC is unresolved.
+    pub fn is_pending(&self) -> bool {
+        self.info.status == PaymentStatus::Pending
+    }
+}
+
+/// An invoice we issued, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceRecord {
+    /// What `listinvoices` shows.
+    pub info: InvoiceInfo,
+    /// The preimage, hex.
+    pub preimage: String,
+    /// The payment secret, hex.
+    pub payment_secret: String,
+    /// `min_final_cltv_expiry_delta`.
+    pub min_final_cltv: u32,
+}
+
+/// One turn's writes, typed (the node's store encodes them; the test harness keeps them).
+/// Apply all of it atomically, in order, then call [`crate::Manager::persisted`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Writes {
+    /// Wallet change sets, in order.
+    pub wallet: Vec<fulmen_wallet::ChangeSet>,
+    /// New channels: (local id, peer).
+    pub new_channels: Vec<(i64, PublicKey)>,
+    /// Channel records to append: (local channel id, record), in order.
+    pub records: Vec<(i64, Record)>,
+    /// Funding transactions we built: (local channel id, tx).
+    pub funding_txs: Vec<(i64, Transaction)>,
+    /// Transactions that closed a channel (or will): (local channel id, tx).
+    pub closing_txs: Vec<(i64, Transaction)>,
+    /// Payment upserts (by payment hash).
+    pub payments: Vec<PaymentRecord>,
+    /// Invoice upserts (by payment hash).
+    pub invoices: Vec<InvoiceRecord>,
+    /// Peer upserts: (node id, address; `None` keeps a known address).
+    pub peers: Vec<(PublicKey, Option<String>)>,
+}
+
+impl Writes {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self == &Writes::default()
+    }
+}
+
+/// One turn's writes and the id to acknowledge them with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistBatch {
+    /// Acknowledge with [`crate::Manager::persisted`].
+    pub id: u64,
+    /// What to write.
+    pub writes: Writes,
+}
+
+/// One stored channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredChannel {
+    /// Local id.
+    pub id: i64,
+    /// The peer.
+    pub peer: PublicKey,
+    /// Its records, in order.
+    pub records: Vec<Record>,
+    /// The funding transaction, if we built it.
+    pub funding_tx: Option<Transaction>,
+    /// The transaction that closes it, once known.
+    pub closing_tx: Option<Transaction>,
+}
+
+/// Everything persisted so far: what [`crate::Manager::new`] restarts from.
+/// `Stored::default()` is a new node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stored {
+    /// Wallet change sets, in order.
+    pub wallet: Vec<fulmen_wallet::ChangeSet>,
+    /// Channels by local id, ascending.
+    pub channels: Vec<StoredChannel>,
+    /// Latest row of each payment, in creation order.
+    pub payments: Vec<PaymentRecord>,
+    /// Latest row of each invoice, in creation order.
+    pub invoices: Vec<InvoiceRecord>,
+    /// Known peers and their addresses.
+    pub peers: Vec<(PublicKey, Option<String>)>,
+}
+
+impl Stored {
+    /// Applies one durable batch exactly as the node's sqlite store does: append change
+    /// sets and records, insert channels, set transactions, upsert payments, invoices and
+    /// peers (a `None` address keeps the known one).
+    pub fn apply(&mut self, w: &Writes) {
+        self.wallet.extend(w.wallet.iter().cloned());
+        for (id, peer) in &w.new_channels {
+            self.channels.push(StoredChannel {
+                id: *id,
+                peer: *peer,
+                records: Vec::new(),
+                funding_tx: None,
+                closing_tx: None,
+            });
+        }
+        for (id, r) in &w.records {
+            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+                c.records.push(r.clone());
+            }
+        }
+        for (id, tx) in &w.funding_txs {
+            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+                c.funding_tx = Some(tx.clone());
+            }
+        }
+        for (id, tx) in &w.closing_txs {
+            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+                c.closing_tx = Some(tx.clone());
+            }
+        }
+        for p in &w.payments {
+            match self
+                .payments
+                .iter_mut()
+                .find(|q| q.info.payment_hash == p.info.payment_hash)
+            {
+                Some(q) => *q = p.clone(),
+                None => self.payments.push(p.clone()),
+            }
+        }
+        for i in &w.invoices {
+            match self
+                .invoices
+                .iter_mut()
+                .find(|q| q.info.payment_hash == i.info.payment_hash)
+            {
+                Some(q) => *q = i.clone(),
+                None => self.invoices.push(i.clone()),
+            }
+        }
+        for (id, addr) in &w.peers {
+            match self.peers.iter_mut().find(|(p, _)| p == id) {
+                Some((_, a)) => {
+                    if addr.is_some() {
+                        a.clone_from(addr);
+                    }
+                }
+                None => self.peers.push((*id, addr.clone())),
+            }
+        }
+    }
+}
+
+/// Static settings of a node.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Alias shown in `getinfo`.
+    pub alias: String,
+    /// The peer listen address actually bound, shown in `getinfo`.
+    pub listen: Option<String>,
+    /// Dev commands enabled.
+    pub dev: bool,
+    /// Channel parameters.
+    pub channel_config: ChannelConfig,
+    /// Funding feerate, sat/vB (commitments use the same rate, at least 253 sat/kw).
+    pub funding_sat_per_vb: u64,
+}
+
+/// The node's secrets.
+pub struct NodeSecrets {
+    /// Node secret key (its public key is the node id; signs invoices, peels onions).
+    pub node_secret: SecretKey,
+    /// Seed of the channels' key source.
+    pub channel_seed: [u8; 32],
+    /// The wallet seed.
+    pub wallet_seed: fulmen_wallet::Seed,
+}
+
+impl std::fmt::Debug for NodeSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeSecrets(..)")
+    }
+}
+
+/// Why the manager could not start or follow the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The wallet refused (creating, loading, applying a block).
+    #[error("wallet: {0}")]
+    Wallet(#[from] fulmen_wallet::WalletError),
+    /// A stored channel does not replay.
+    #[error("channel {id}: {source}")]
+    Channel {
+        /// Local channel id.
+        id: i64,
+        /// The channel's error.
+        source: fulmen_channel::machine::ChannelError,
+    },
+    /// A block does not follow our tip.
+    #[error("block at height {got} does not follow our tip {tip}")]
+    NotNext {
+        /// Height of the block given.
+        got: u32,
+        /// Our tip height.
+        tip: u32,
+    },
+}
