@@ -648,32 +648,10 @@ impl Pair {
         }
     }
 
-    /// Both sides' views agree (call when quiet): each commitment as its holder and as
-    /// the other side sees it (balances, HTLC sets, feerate, number), both commitments of a
-    /// side hold the same, HTLC ids line up, value is conserved, and each side rebuilt
-    /// from its records equals its live state.
+    /// Both sides' views agree (call when quiet): [`check_channel_views`], and each side
+    /// rebuilt from its records equals its live state.
     pub fn check_views(&self) {
-        let (sa, sb) = (self.a.ch.state(), self.b.ch.state());
-        let (Some(alc), Some(arc), Some(blc), Some(brc)) = (
-            &sa.local_commit,
-            &sa.remote_commit,
-            &sb.local_commit,
-            &sb.remote_commit,
-        ) else {
-            panic!("no commitments")
-        };
-        assert_eq!(alc.number, brc.number, "a's commitment number, both views");
-        assert_eq!(blc.number, arc.number, "b's commitment number, both views");
-        assert_eq!(alc.spec, mirrored(&brc.spec), "a's commitment, both views");
-        assert_eq!(blc.spec, mirrored(&arc.spec), "b's commitment, both views");
-        assert_eq!(alc.spec, arc.spec, "a: both commitments hold the same");
-        assert_eq!(blc.spec, brc.spec, "b: both commitments hold the same");
-        assert_eq!(sa.next_local_htlc_id, sb.next_remote_htlc_id);
-        assert_eq!(sb.next_local_htlc_id, sa.next_remote_htlc_id);
-        let (a_us, a_them) = self.a.ch.balances_msat().unwrap();
-        let (b_us, b_them) = self.b.ch.balances_msat().unwrap();
-        assert_eq!((a_us, a_them), (b_them, b_us), "balances mirrored");
-        assert_eq!(alc.spec.total_msat(), sa.setup.funding_sat * 1000);
+        check_channel_views(&self.a.ch, &self.b.ch);
         self.a.check_restores();
         self.b.check_restores();
     }
@@ -688,6 +666,41 @@ impl Pair {
         assert_eq!(a_us + a_them, cap, "no HTLC left when quiet");
         assert!(self.a.ch.is_quiescent() && self.b.ch.is_quiescent());
     }
+}
+
+/// Both ends of one channel agree (call when neither has an update or signature
+/// outstanding): each commitment as its holder and as the other side sees it (balances,
+/// HTLC sets, feerate, number), both commitments of a side hold the same, HTLC ids line up,
+/// balances mirror and value is conserved.
+pub fn check_channel_views(a: &Channel, b: &Channel) {
+    let (sa, sb) = (a.state(), b.state());
+    let (Some(alc), Some(arc), Some(blc), Some(brc)) = (
+        &sa.local_commit,
+        &sa.remote_commit,
+        &sb.local_commit,
+        &sb.remote_commit,
+    ) else {
+        panic!("no commitments")
+    };
+    assert_eq!(sa.channel_id, sb.channel_id, "not the same channel");
+    assert_eq!(alc.number, brc.number, "a's commitment number, both views");
+    assert_eq!(blc.number, arc.number, "b's commitment number, both views");
+    assert_eq!(alc.spec, mirrored(&brc.spec), "a's commitment, both views");
+    assert_eq!(blc.spec, mirrored(&arc.spec), "b's commitment, both views");
+    assert_eq!(alc.spec, arc.spec, "a: both commitments hold the same");
+    assert_eq!(blc.spec, brc.spec, "b: both commitments hold the same");
+    assert_eq!(
+        sa.next_local_htlc_id, sb.next_remote_htlc_id,
+        "a's next HTLC id"
+    );
+    assert_eq!(
+        sb.next_local_htlc_id, sa.next_remote_htlc_id,
+        "b's next HTLC id"
+    );
+    let (a_us, a_them) = a.balances_msat().unwrap_or_default();
+    let (b_us, b_them) = b.balances_msat().unwrap_or_default();
+    assert_eq!((a_us, a_them), (b_them, b_us), "balances mirrored");
+    assert_eq!(alc.spec.total_msat(), sa.setup.funding_sat * 1000, "value");
 }
 
 /// The variant names of the records in `logs` (from their `Debug` form).
