@@ -401,6 +401,17 @@ impl Network {
         self.nodes[k].crash_armed = true;
     }
 
+    /// Cancel every armed crash; returns the nodes that had one.
+    pub fn disarm(&mut self) -> Vec<usize> {
+        let mut armed = Vec::new();
+        for (k, n) in self.nodes.iter_mut().enumerate() {
+            if std::mem::take(&mut n.crash_armed) {
+                armed.push(k);
+            }
+        }
+        armed
+    }
+
     /// Restart node `k` from its durable [`Stored`] (`crash`: losing the batch handed out
     /// and not acknowledged, if any): its connections drop, the manager is rebuilt with
     /// fresh entropy, catches up with the chain and redials.
