@@ -3,7 +3,7 @@
 //! HTLC-success transaction and its signatures), Appendix D (secret generation and the
 //! 9 storage cases) and Appendix E (key derivation).
 //!
-//! Vectors are read at test time from `<workspace>/../shared/vectors`. Every vector checked
+//! Vectors are read at test time from `<workspace>/testdata/vectors`. Every vector checked
 //! is counted and the total asserted, so none can be skipped silently. Never hard-code an
 //! expected value here that the vectors file holds.
 
@@ -29,7 +29,7 @@ use serde_json::Value;
 use std::str::FromStr;
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/../../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

@@ -1,7 +1,7 @@
 //! BOLT 4 spec vectors: `bolt04/onion-test.json` (construction and peeling, byte for byte)
 //! and `bolt04/onion-error-test.json` (error creation, wrapping and attribution).
 //!
-//! Reads the JSON from the shared vectors directory; never writes anything.
+//! Reads the JSON from `<workspace>/testdata/vectors`; never writes anything.
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use fulmen_htlc::failure::FailureMessage;
@@ -14,7 +14,7 @@ use fulmen_htlc::onion::{
 use serde_json::Value;
 
 fn vectors(name: &str) -> Value {
-    let path = format!("{}/../../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

@@ -1,7 +1,7 @@
 //! BOLT 11 spec examples (`bolt11-invoices.json`): all 16 valid invoices decode to the
 //! listed fields; all 10 invalid ones are refused with a reason. Also a regtest round trip.
 //!
-//! Reads the JSON from the shared vectors directory; never writes anything.
+//! Reads the JSON from `<workspace>/testdata/vectors`; never writes anything.
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 fn vectors() -> Value {
     let path = format!(
-        "{}/../../shared/vectors/bolt11-invoices.json",
+        "{}/../testdata/vectors/bolt11-invoices.json",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

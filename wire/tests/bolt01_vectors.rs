@@ -1,4 +1,4 @@
-//! BOLT 1 test vectors from `../shared/vectors/bolt01-tlv.json`: BigSize, TLV decoding
+//! BOLT 1 test vectors from `testdata/vectors/bolt01-tlv.json`: BigSize, TLV decoding
 //! successes and failures in the spec's n1/n2 namespaces, stream-level failures, message
 //! extensions on `init`, and minimal signed integers. Counts every vector it checks.
 
@@ -14,7 +14,7 @@ use fulmen_wire::Message;
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/bolt01-tlv.json");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/vectors/bolt01-tlv.json");
     let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&s).unwrap()
 }
