@@ -325,14 +325,19 @@ fn scenario(seed: u64) -> ([u8; 32], u64) {
     run.close_all();
     let lost: u64 = run.net.nodes.iter().map(|n| n.lost_batches).sum();
     eprintln!(
-        "seed {seed}: {} payments ({} attempts), restarts {:?}, lost {:?}, {} views compared, {} transcript entries, rejected {:?}",
+        "seed {seed}: {} payments ({} attempts), restarts {:?}, lost {:?}, {} views compared, \
+         {} transcript entries, hash {}",
         run.payments.len(),
         run.payments.iter().map(|p| p.attempts).sum::<u32>(),
         run.net.nodes.iter().map(|n| n.restarts).collect::<Vec<_>>(),
-        run.net.nodes.iter().map(|n| n.lost_batches).collect::<Vec<_>>(),
+        run.net
+            .nodes
+            .iter()
+            .map(|n| n.lost_batches)
+            .collect::<Vec<_>>(),
         run.net.quiet_checks,
         run.net.transcript.entries(),
-        run.net.nodes.iter().map(|n| n.rejected.clone()).collect::<Vec<_>>(),
+        hex::encode(run.net.transcript_hash()),
     );
     assert!(
         run.net.quiet_checks > 20,

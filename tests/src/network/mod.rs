@@ -545,10 +545,14 @@ impl Network {
         self.queue(Work::Turn(d.to));
         self.settle();
         self.check_step();
+        if self.links.is_empty() {
+            self.check_if_quiet();
+        }
         true
     }
 
-    /// Deliver until nothing is in flight, then compare every channel's views.
+    /// Deliver until nothing is in flight (every channel's views are compared whenever the
+    /// network goes quiet).
     pub fn run_until_quiet(&mut self) {
         for _ in 0..200_000 {
             if !self.step() {
