@@ -293,3 +293,133 @@ fn refused_commands_change_nothing() {
         (1_000_000_000 - 2_000_000, 2_000_000)
     );
 }
+
+/// alice opens to bob and `victim` crashes after `n` deliveries, losing a batch; whatever
+/// the opening became, a retry gives exactly one channel and alice's wallet pays for one
+/// funding transaction only.
+fn crash_during_open(seed: u64, victim: usize, n: u32) {
+    let mut net = pair(seed);
+    net.connect(A, B);
+    net.run_until_quiet();
+    let before = net.balance(A).onchain.confirmed_sat;
+    let bob = net.nodes[B].id;
+    let open = Command::Open {
+        node_id: bob,
+        sats: 400_000,
+        push_msat: 0,
+    };
+    let r = net.command(A, open.clone());
+    for _ in 0..n {
+        net.step();
+    }
+    net.arm_crash(victim);
+    net.run_until_quiet();
+    net.disarm();
+    let opened = match net.take_reply(A, r) {
+        Some(Ok(Response::Opened(o))) => Some(o),
+        _ => None,
+    };
+    let id = match opened {
+        Some(o) => hex::decode(&o.channel_id).unwrap().try_into().unwrap(),
+        None => {
+            // Lost or abandoned: nothing was broadcast; open again.
+            net.mine(1);
+            net.run_until_quiet();
+            let o = match net.call(A, open) {
+                Ok(Response::Opened(o)) => o,
+                other => panic!("second open: {other:?}"),
+            };
+            hex::decode(&o.channel_id).unwrap().try_into().unwrap()
+        }
+    };
+    for _ in 0..5 {
+        net.mine(1);
+        net.run_until_quiet();
+    }
+    for k in [A, B] {
+        let normal = net.nodes[k]
+            .m
+            .channels()
+            .filter(|e| e.ch.state().phase == fulmen_channel::machine::Phase::Normal)
+            .count();
+        assert_eq!(normal, 1, "{} normal channels", net.nodes[k].name);
+        assert!(net.channel(k, &id).is_some());
+    }
+    let spent = before - net.balance(A).onchain.confirmed_sat;
+    assert!(spent > 400_000 && spent < 402_000, "alice spent {spent}");
+}
+
+#[test]
+fn crash_during_open_opens_exactly_one_channel() {
+    for n in 0..8 {
+        crash_during_open(50 + u64::from(n), A, n);
+        crash_during_open(60 + u64::from(n), B, n);
+    }
+}
+
+/// `closer` closes and `victim` crashes after `n` deliveries, losing a batch; closing
+/// again if the answer was lost. The closing transaction confirms, both ends know it, and
+/// bob (who funded nothing) has exactly his balance on chain. Returns whether both channel
+/// machines ended closed and the close was answered.
+fn crash_during_close(seed: u64, closer: usize, victim: usize, n: u32) -> bool {
+    let mut net = pair(seed);
+    let id = net.open_channel(A, B, 300_000, 50_000_000);
+    let r = net.command(closer, Command::Close { channel_id: id });
+    for _ in 0..n {
+        net.step();
+    }
+    net.arm_crash(victim);
+    net.run_until_quiet();
+    net.disarm();
+    let mut answered = matches!(net.take_reply(closer, r), Some(Ok(Response::Closed(_))));
+    if !answered {
+        let r = net.command(closer, Command::Close { channel_id: id });
+        net.run_until_quiet();
+        answered = matches!(net.take_reply(closer, r), Some(Ok(Response::Closed(_))));
+    }
+    net.mine(1);
+    net.run_until_quiet();
+    let mut closed = answered;
+    for k in [A, B] {
+        let e = net.channel(k, &id).expect("known");
+        closed &= e.ch.state().phase == fulmen_channel::machine::Phase::Closed;
+        let txid = e.closing_tx.as_ref().expect("closing tx").compute_txid();
+        assert!(
+            net.chain
+                .transaction(&txid)
+                .expect("on chain")
+                .confirmations
+                >= 1
+        );
+    }
+    assert_eq!(net.balance(B).onchain.confirmed_sat, 50_000);
+    closed
+}
+
+#[test]
+fn crash_during_close_still_closes_on_chain() {
+    for n in 0..10 {
+        crash_during_close(70 + u64::from(n), A, A, n);
+        crash_during_close(80 + u64::from(n), A, B, n);
+        crash_during_close(90 + u64::from(n), B, A, n);
+        crash_during_close(100 + u64::from(n), B, B, n);
+    }
+}
+
+/// Known gap (reported): when the funder crashes losing the batch that records the mutual
+/// close after the peer completed it, the funder's channel stays `Normal` (both shutdowns
+/// sent) for good: its `channel_reestablish` goes unanswered (the peer's channel is closed
+/// and messages for closed channels are dropped), a second `close` is never answered, and
+/// the confirmed closing transaction is recorded but does not close the channel machine.
+#[test]
+#[ignore = "known gap: a lost mutual-close record leaves the channel open (see doc)"]
+fn crash_losing_the_mutual_close_record_still_closes_both_ends() {
+    for n in 0..10 {
+        for (seed, closer, victim) in [(70, A, A), (80, A, B), (90, B, A), (100, B, B)] {
+            assert!(
+                crash_during_close(seed + u64::from(n), closer, victim, n),
+                "closer {closer}, victim {victim}, {n} deliveries: not closed at both ends"
+            );
+        }
+    }
+}

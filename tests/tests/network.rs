@@ -195,6 +195,12 @@ impl Run {
                 match self.rng.below(100) {
                     0..=2 => self.net.arm_crash(node),
                     3 => self.net.restart(node, false),
+                    4 => {
+                        // A link drop (bob is in the middle of the line).
+                        if node != BOB {
+                            self.net.disconnect(node, BOB);
+                        }
+                    }
                     _ => {
                         if !self.net.step() {
                             break;
