@@ -332,6 +332,7 @@ impl Manager {
     /// peer is offline).
     pub(crate) fn send_after(&mut self, node_id: PublicKey, msg: fulmen_wire::Message) {
         if let Some(conn) = self.peers.get(&node_id).and_then(|p| p.conn) {
+            let msg = Box::new(msg);
             self.after
                 .push(After::Out(Output::Send { node_id, conn, msg }));
         }
@@ -406,7 +407,7 @@ impl Manager {
                     Some(conn) => self.outputs.push_back(Output::Send {
                         node_id: e.peer,
                         conn,
-                        msg,
+                        msg: Box::new(msg),
                     }),
                     None => {
                         tracing::debug!(peer = %e.peer, msg = msg.msg_type(), "peer offline: message dropped (reestablish resends)")

@@ -166,8 +166,8 @@ pub enum Output {
         node_id: PublicKey,
         /// The connection it is meant for.
         conn: u64,
-        /// The message.
-        msg: Message,
+        /// The message (boxed: messages are large, other outputs small).
+        msg: Box<Message>,
     },
     /// Close connection `conn` to `node_id`.
     Disconnect {
