@@ -64,7 +64,19 @@ impl Node {
     }
 
     fn on_block(&mut self, block: &Block, height: u32) {
-        let txids: HashSet<Txid> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
+        // Every transaction by txid, with its index in the block (for the short channel id).
+        let by_txid: HashMap<Txid, (u32, &Transaction)> = block
+            .txdata
+            .iter()
+            .enumerate()
+            .map(|(i, tx)| {
+                (
+                    tx.compute_txid(),
+                    (u32::try_from(i).unwrap_or(u32::MAX), tx),
+                )
+            })
+            .collect();
+        let txids: HashSet<Txid> = by_txid.keys().copied().collect();
         for txid in &txids {
             self.unconfirmed.remove(txid);
         }
@@ -78,9 +90,12 @@ impl Node {
             let Some(op) = e.ch.state().funding_outpoint else {
                 continue;
             };
-            if e.ch.state().funding_confirmed_height.is_none() && txids.contains(&op.txid) {
-                if let Err(err) = e.ch.handle_funding_confirmed(height) {
-                    tracing::warn!(error = %err, "funding confirmation");
+            if e.ch.state().funding_confirmed_height.is_none() {
+                if let Some((index, tx)) = by_txid.get(&op.txid) {
+                    // The channel checks the funding output and derives its scid.
+                    if let Err(err) = e.ch.handle_funding_confirmed(height, *index, tx) {
+                        tracing::warn!(error = %err, "funding confirmation");
+                    }
                 }
             }
             // The funding spent: our closing transaction, or one we did not broadcast.

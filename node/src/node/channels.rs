@@ -8,7 +8,7 @@
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, OutPoint, Transaction};
-use fulmen_channel::machine::{Channel, ChannelError, Event, Phase};
+use fulmen_channel::machine::{Broadcast, BroadcastKind, Channel, ChannelError, Event, Phase};
 use fulmen_wire::Message;
 
 use super::api::{CloseResult, OpenResult, PeerInfo};
@@ -252,7 +252,7 @@ impl Node {
         }
         match e.ch.handle_message(msg) {
             Ok(()) => {}
-            Err(ChannelError::Protocol(reason)) => {
+            Err(ChannelError::Protocol(reason) | ChannelError::Internal(reason)) => {
                 tracing::warn!(%node_id, channel = %hex::encode(id), %reason, "channel failed");
             }
             Err(err) => tracing::debug!(%node_id, error = %err, "message not applied"),
@@ -454,7 +454,7 @@ impl Node {
             Event::HtlcMustFail { id, htlc, onion } => {
                 self.on_htlc_received(i, id, htlc, onion, true)
             }
-            Event::HtlcFulfilled { id, preimage } => self.on_htlc_settled(i, id, Ok(preimage)),
+            Event::HtlcFulfilled { id, preimage } => self.on_htlc_settled(i, id, Ok(preimage.0)),
             Event::HtlcFailed { id, reason } => self.on_htlc_failed(i, id, reason),
             Event::HtlcFailedMalformed {
                 id, failure_code, ..
@@ -480,7 +480,7 @@ impl Node {
                     return;
                 };
                 tracing::info!(channel = %hex::encode(e.ch.channel_id()), %reason, "channel closed");
-                e.close_reason = Some(reason.clone());
+                e.close_reason = Some(reason.to_string());
                 if let Some(w) = e.open_waiter.take() {
                     self.after.push(After::OpenDone(
                         w,
@@ -533,12 +533,28 @@ impl Node {
         }
     }
 
-    /// A channel handed out a transaction to broadcast (closing transaction, or our
-    /// commitment after a failure).
-    pub fn on_channel_broadcast(&mut self, id: i64, tx: Transaction) {
+    /// A channel handed out a transaction to broadcast: the cooperative closing
+    /// transaction (recorded as the channel's closing tx), or our commitment after a
+    /// failure (a force close: broadcast and re-broadcast while unconfirmed, never recorded
+    /// as a closing tx — the chain follower records whatever spends the funding).
+    pub fn on_channel_broadcast(&mut self, id: i64, b: Broadcast) {
         let Some(e) = self.channels.iter_mut().find(|e| e.id == id) else {
             return;
         };
+        let tx = b.tx;
+        if let BroadcastKind::Commitment { number } = b.kind {
+            let txid = tx.compute_txid();
+            tracing::warn!(channel = %hex::encode(e.ch.channel_id()), commitment = number, %txid, "force close: broadcasting our commitment");
+            let waiters = std::mem::take(&mut e.close_waiters);
+            if !waiters.is_empty() {
+                let why =
+                    format!("the channel failed; our commitment {number} was broadcast ({txid})");
+                self.after
+                    .push(After::CloseDone(waiters, Err(CmdError::failed(why))));
+            }
+            self.after.push(After::Broadcast(tx));
+            return;
+        }
         let raw = bitcoin::consensus::serialize(&tx);
         self.pending.closing_txs.push((id, raw));
         let res = CloseResult {

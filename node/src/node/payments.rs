@@ -276,7 +276,7 @@ impl Node {
                 ));
                 continue;
             }
-            match e.ch.add_htlc(amount, hash.0, cltv, onion.clone()) {
+            match e.ch.add_htlc(amount, hash, cltv, onion.clone()) {
                 Ok(id) => return Ok((e.id, id)),
                 Err(err) => {
                     reasons.push(format!("channel {}: {err}", hex::encode(e.ch.channel_id())))
@@ -299,7 +299,7 @@ impl Node {
         onion: OnionPacket,
         must_fail: bool,
     ) {
-        let hash = PaymentHash(htlc.payment_hash);
+        let hash = htlc.payment_hash;
         let processed = process_onion(&self.secp, &self.keys.node_secret, &onion.0[..], &hash);
         let now = now_secs();
         let height = self.height;
@@ -380,7 +380,7 @@ impl Node {
         };
         let res = match decision {
             Settle::Fulfill(preimage) => {
-                let r = e.ch.fulfill_htlc(id, preimage);
+                let r = e.ch.fulfill_htlc(id, PaymentPreimage(preimage));
                 if r.is_ok() {
                     let key = hex::encode(hash.0);
                     if let Some(mut rec) = self.invoices.get(&key).cloned() {
