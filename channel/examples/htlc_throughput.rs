@@ -7,11 +7,12 @@
 
 use std::time::Instant;
 
-use bitcoin::hashes::{sha256, Hash};
-use bitcoin::{OutPoint, Txid};
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
 use fulmen_channel::machine::{
     Channel, ChannelConfig, Entropy, Event, FeeEstimator, Record, SeedKeySource,
 };
+use fulmen_htlc::{PaymentHash, PaymentPreimage};
 use fulmen_wire::msgs::{Message, OnionPacket, ONION_PACKET_LEN};
 
 struct Counter(u64);
@@ -33,8 +34,9 @@ impl FeeEstimator for Fee {
 struct Node {
     ch: Channel,
     log: Vec<Record>,
-    received: Vec<(u64, [u8; 32])>,
+    received: Vec<(u64, PaymentHash)>,
     fulfilled: u64,
+    funding: Option<(ScriptBuf, Amount)>,
 }
 
 impl Node {
@@ -47,6 +49,10 @@ impl Node {
             match e {
                 Event::HtlcReceived { id, htlc, .. } => self.received.push((id, htlc.payment_hash)),
                 Event::HtlcFulfilled { .. } => self.fulfilled += 1,
+                Event::FundingGenerationReady {
+                    script_pubkey,
+                    value,
+                } => self.funding = Some((script_pubkey, value)),
                 _ => {}
             }
         }
@@ -88,6 +94,7 @@ fn open() -> (Node, Node) {
         log: vec![],
         received: vec![],
         fulfilled: 0,
+        funding: None,
     };
     let Some(Message::OpenChannel(o)) = a.out().pop() else {
         panic!("open_channel")
@@ -98,16 +105,34 @@ fn open() -> (Node, Node) {
         log: vec![],
         received: vec![],
         fulfilled: 0,
+        funding: None,
     };
     exchange(&mut a, &mut b);
+    // A stand-in funding transaction (no chain here): output 0 pays the 2-of-2.
+    let (script_pubkey, value) = a.funding.take().expect("funding request");
+    let funding = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: Txid::from_byte_array([7; 32]),
+                vout: 0,
+            },
+            ..TxIn::default()
+        }],
+        output: vec![TxOut {
+            value,
+            script_pubkey,
+        }],
+    };
     a.ch.handle_funding_tx(OutPoint {
-        txid: Txid::from_byte_array([7; 32]),
+        txid: funding.compute_txid(),
         vout: 0,
     })
     .expect("funding");
     exchange(&mut a, &mut b);
     for n in [&mut a, &mut b] {
-        n.ch.handle_funding_confirmed(2).expect("conf");
+        n.ch.handle_funding_confirmed(2, 1, &funding).expect("conf");
         n.ch.handle_block(10).expect("block");
     }
     exchange(&mut a, &mut b);
@@ -124,9 +149,9 @@ fn measure(in_flight: u64, rounds: u64) -> f64 {
         let mut pres = std::collections::HashMap::new();
         for _ in 0..in_flight {
             n += 1;
-            let mut pre = [0u8; 32];
-            pre[..8].copy_from_slice(&n.to_be_bytes());
-            let h = sha256::Hash::hash(&pre).to_byte_array();
+            let mut pre = PaymentPreimage([0u8; 32]);
+            pre.0[..8].copy_from_slice(&n.to_be_bytes());
+            let h = pre.payment_hash();
             pres.insert(h, pre);
             a.ch.add_htlc(10_000, h, 100, onion.clone()).expect("add");
         }

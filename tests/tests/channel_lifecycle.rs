@@ -52,7 +52,9 @@ fn cooperative_close_drains_htlcs_then_negotiates_fee() {
     assert_eq!(b.ch.state().phase, Phase::Closed);
     let ta = a.ch.poll_broadcast().expect("a's closing tx");
     let tb = b.ch.poll_broadcast().expect("b's closing tx");
+    assert_eq!(ta.kind, BroadcastKind::Closing);
     assert_eq!(ta, tb, "both sides broadcast the same closing tx");
+    let ta = ta.tx;
     let st = a.ch.state();
     let funding = fulmen_channel::funding::funding_output(
         &st.setup.local.basepoints.funding_pubkey,

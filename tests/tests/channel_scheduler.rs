@@ -12,12 +12,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bitcoin::hashes::{sha256, Hash};
-use bitcoin::{OutPoint, Txid};
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, OutPoint, Transaction, TxIn, Txid};
 use fulmen_channel::machine::{
     Channel, ChannelConfig, Entropy, Event, FeeEstimator, Phase, Record, SeedKeySource,
 };
 use fulmen_channel::shachain::MAX_INDEX;
+use fulmen_htlc::{PaymentHash, PaymentPreimage};
 use fulmen_wire::msgs::{Message, OnionPacket, ONION_PACKET_LEN};
 use rand::{Rng as _, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -45,7 +46,7 @@ struct Side {
     log: Vec<Record>,
     /// HTLCs received and irrevocably committed, waiting for us to settle: (id, hash).
     /// The flag: the channel reported it as must-fail (dust exposure).
-    to_settle: Vec<(u64, [u8; 32], bool)>,
+    to_settle: Vec<(u64, PaymentHash, bool)>,
     /// Our offered HTLC amounts by id.
     offered: HashMap<u64, u64>,
     /// Net msat this side expects to have gained (fulfilled in minus fulfilled out).
@@ -66,16 +67,16 @@ impl Side {
     }
 }
 
-fn preimage_of(n: u64) -> [u8; 32] {
+fn preimage_of(n: u64) -> PaymentPreimage {
     let mut p = [0x5au8; 32];
     p[..8].copy_from_slice(&n.to_be_bytes());
-    p
+    PaymentPreimage(p)
 }
 
 struct World {
     sides: [Side; 2],
     wires: [VecDeque<Message>; 2], // wires[i]: messages from side i to side 1-i
-    preimages: HashMap<[u8; 32], [u8; 32]>,
+    preimages: HashMap<PaymentHash, PaymentPreimage>,
     next_payment: u64,
     fulfilled: u64,
 }
@@ -128,7 +129,7 @@ impl World {
     fn add(&mut self, i: usize, rng: &mut ChaCha20Rng) {
         self.next_payment += 1;
         let pre = preimage_of(self.next_payment);
-        let hash = sha256::Hash::hash(&pre).to_byte_array();
+        let hash = pre.payment_hash();
         self.preimages.insert(hash, pre);
         let amt = rng.gen_range(1_000..3_000_000u64);
         let onion = OnionPacket(Box::new([0u8; ONION_PACKET_LEN]));
@@ -261,18 +262,40 @@ fn open(seed: u64) -> World {
     };
     w.flush(1);
     while w.deliver(1) || w.deliver(0) {}
-    // Drop the FundingGenerationReady event path: the World only tracks HTLC events.
+    // The World drops the FundingGenerationReady event (it only tracks HTLC events): the
+    // funding output is rebuilt from both funding keys.
+    let st = w.sides[0].ch.state();
+    let output = fulmen_channel::funding::funding_output(
+        &st.setup.local.basepoints.funding_pubkey,
+        &st.setup.remote.unwrap().basepoints.funding_pubkey,
+        Amount::from_sat(CAPACITY_SAT),
+    );
+    let funding = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: Txid::from_byte_array([seed as u8; 32]),
+                vout: 0,
+            },
+            ..TxIn::default()
+        }],
+        output: vec![output],
+    };
     w.sides[0]
         .ch
         .handle_funding_tx(OutPoint {
-            txid: Txid::from_byte_array([seed as u8; 32]),
+            txid: funding.compute_txid(),
             vout: 0,
         })
         .unwrap();
     w.flush(0);
     while w.deliver(0) || w.deliver(1) {}
     for i in 0..2 {
-        w.sides[i].ch.handle_funding_confirmed(11).unwrap();
+        w.sides[i]
+            .ch
+            .handle_funding_confirmed(11, 1, &funding)
+            .unwrap();
         w.sides[i].ch.handle_block(20).unwrap();
         w.flush(i);
     }

@@ -161,12 +161,21 @@ fn bad_commitment_signature_fails_channel_and_offers_commitment() {
     assert_eq!(b.ch.state().phase, Phase::Closed);
     let out = b.outgoing();
     assert!(matches!(out.last(), Some(Message::Error(_))));
-    let tx = b.ch.poll_broadcast().expect("latest commitment offered");
+    let bc = b.ch.poll_broadcast().expect("latest commitment offered");
+    // A force close with our current commitment, never called a closing transaction.
+    let number = b.ch.state().local_commit.as_ref().unwrap().number;
+    assert_eq!(bc.kind, BroadcastKind::Commitment { number });
+    let tx = bc.tx;
     assert_eq!(
         tx.input[0].previous_output,
         b.ch.state().funding_outpoint.unwrap()
     );
-    assert!(b.events.iter().any(|e| matches!(e, Event::Closed { .. })));
+    assert!(b.events.iter().any(|e| matches!(
+        e,
+        Event::Closed {
+            reason: CloseReason::ProtocolViolation(r)
+        } if r.contains("invalid commitment signature")
+    )));
     assert!(matches!(b.ch.handle_block(500), Err(ChannelError::Closed)));
     b.assert_restores();
 }
@@ -211,7 +220,7 @@ fn wrong_preimage_refused() {
     let m = fulmen_wire::msgs::UpdateFulfillHtlc {
         channel_id: a.ch.channel_id(),
         id,
-        payment_preimage: preimage(2),
+        payment_preimage: preimage(2).0,
         extra_tlvs: Default::default(),
     };
     let err =
@@ -483,6 +492,16 @@ fn unconfirmed_funding_times_out_for_the_acceptor() {
     b.ch.handle_block(2116).unwrap();
     b.persist();
     assert_eq!(b.ch.state().phase, Phase::Closed);
-    assert!(b.events.iter().any(|e| matches!(e, Event::Closed { .. })));
+    let timeout = CloseReason::FundingTimeout {
+        created_height: 100,
+        height: 2116,
+    };
+    assert!(b.events.contains(&Event::Closed {
+        reason: timeout.clone()
+    }));
+    assert_eq!(b.ch.close_reason(), Some(&timeout));
+    // Nothing of ours is at stake: nothing to broadcast, nothing to tell the peer.
+    assert!(b.ch.poll_broadcast().is_none());
+    assert!(b.outgoing().is_empty());
     b.assert_restores();
 }

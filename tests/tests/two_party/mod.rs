@@ -1,24 +1,33 @@
 //! The two-party harness shared by the channel tests: seeded entropy, a fixed fee
 //! estimator, a `Party` that persists its records before taking messages, message pumping,
-//! opening a channel between two parties, preimages and mirror checks.
+//! opening a channel between two parties (with a real funding transaction, confirmed at
+//! `FUNDING_HEIGHT` as transaction `FUNDING_TX_INDEX`), preimages and mirror checks.
 //!
 //! Must never: depend on timing or an unseeded RNG.
 #![allow(dead_code, unused_imports)]
 
 pub use bitcoin::hashes::{sha256, Hash};
 pub use bitcoin::secp256k1::{Message as SecpMsg, Secp256k1, SecretKey};
-pub use bitcoin::{OutPoint, Txid};
+pub use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
 pub use fulmen_channel::machine::{
-    Channel, ChannelConfig, ChannelError, Entropy, Event, FeeEstimator, Phase, Record,
-    SeedKeySource,
+    Broadcast, BroadcastKind, Channel, ChannelConfig, ChannelError, CloseReason, Entropy, Event,
+    FeeEstimator, FundingMismatch, Phase, Record, SeedKeySource,
 };
+pub use fulmen_htlc::{PaymentHash, PaymentPreimage};
 pub use fulmen_wire::msgs::{Message, OnionPacket, ONION_PACKET_LEN};
+pub use fulmen_wire::ShortChannelId;
 pub use rand::{RngCore, SeedableRng};
 pub use rand_chacha::ChaCha20Rng;
 
 pub const CHAIN: [u8; 32] = [6u8; 32];
 pub const FUNDING_SAT: u64 = 1_000_000;
 pub const PUSH_MSAT: u64 = 100_000_000;
+/// Height of the block that confirms the funding in `open_pair`.
+pub const FUNDING_HEIGHT: u32 = 110;
+/// Index of the funding transaction in that block.
+pub const FUNDING_TX_INDEX: u32 = 3;
+/// Output index of the funding output in `funding_tx`.
+pub const FUNDING_VOUT: u32 = 1;
 
 pub struct Rng(pub ChaCha20Rng);
 impl Entropy for Rng {
@@ -136,11 +145,66 @@ pub fn open_pair(seed: u64, cfg_b: ChannelConfig) -> Result<(Party, Party), Chan
     open_pair_with(seed, ChannelConfig::default(), cfg_b)
 }
 
+/// A transaction whose output `FUNDING_VOUT` pays `value` to `script_pubkey` (output 0
+/// pays someone else), spending a made-up coin: the chain is not involved here.
+pub fn funding_tx(script_pubkey: ScriptBuf, value: Amount) -> Transaction {
+    Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: Txid::from_byte_array([9u8; 32]),
+                vout: 0,
+            },
+            ..TxIn::default()
+        }],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(50_000),
+                script_pubkey: ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_byte_array(
+                    [8; 32],
+                )),
+            },
+            TxOut {
+                value,
+                script_pubkey,
+            },
+        ],
+    }
+}
+
 pub fn open_pair_with(
     seed: u64,
     cfg_a: ChannelConfig,
     cfg_b: ChannelConfig,
 ) -> Result<(Party, Party), ChannelError> {
+    let (mut a, mut b, tx) = open_funded(seed, cfg_a, cfg_b, funding_tx)?;
+    for p in [&mut a, &mut b] {
+        p.ch.handle_funding_confirmed(FUNDING_HEIGHT, FUNDING_TX_INDEX, &tx)
+            .unwrap();
+        p.ch.handle_block(FUNDING_HEIGHT).unwrap();
+    }
+    run(&mut a, &mut b);
+    assert_eq!(a.ch.state().phase, Phase::AwaitingReady, "depth 1 < 3");
+    for p in [&mut a, &mut b] {
+        p.ch.handle_block(FUNDING_HEIGHT + 2).unwrap();
+    }
+    run(&mut a, &mut b);
+    assert_eq!(a.ch.state().phase, Phase::Normal);
+    assert_eq!(b.ch.state().phase, Phase::Normal);
+    assert!(a.events.contains(&Event::ChannelReady));
+    Ok((a, b))
+}
+
+/// Open up to both commitments 0 signed (phase `AwaitingReady`, nothing confirmed): the
+/// opener funds with the transaction `make_tx(script, value)` builds from its
+/// `FundingGenerationReady` request, at output `FUNDING_VOUT`; returns it.
+pub fn open_funded(
+    seed: u64,
+    cfg_a: ChannelConfig,
+    cfg_b: ChannelConfig,
+    make_tx: impl FnOnce(ScriptBuf, Amount) -> Transaction,
+) -> Result<(Party, Party, Transaction), ChannelError> {
     let mut rng = Rng(ChaCha20Rng::seed_from_u64(seed));
     let fees = Fees(1000);
     let ka = SeedKeySource::new([1u8; 32]);
@@ -173,43 +237,36 @@ pub fn open_pair_with(
         events: vec![],
     };
     run(&mut a, &mut b);
-    let Some(Event::FundingGenerationReady { value, .. }) = a.events.pop() else {
+    let Some(Event::FundingGenerationReady {
+        script_pubkey,
+        value,
+    }) = a.events.pop()
+    else {
         panic!("no funding event")
     };
     assert_eq!(value.to_sat(), FUNDING_SAT);
+    let tx = make_tx(script_pubkey, value);
     let outpoint = OutPoint {
-        txid: Txid::from_byte_array([9u8; 32]),
-        vout: 1,
+        txid: tx.compute_txid(),
+        vout: FUNDING_VOUT,
     };
     a.ch.handle_funding_tx(outpoint).unwrap();
     run(&mut a, &mut b);
     assert!(a.events.contains(&Event::FundingSigned { outpoint }));
     assert_eq!(a.ch.channel_id(), b.ch.channel_id());
-    for p in [&mut a, &mut b] {
-        p.ch.handle_funding_confirmed(110).unwrap();
-        p.ch.handle_block(110).unwrap();
-    }
-    run(&mut a, &mut b);
-    assert_eq!(a.ch.state().phase, Phase::AwaitingReady, "depth 1 < 3");
-    for p in [&mut a, &mut b] {
-        p.ch.handle_block(112).unwrap();
-    }
-    run(&mut a, &mut b);
-    assert_eq!(a.ch.state().phase, Phase::Normal);
-    assert_eq!(b.ch.state().phase, Phase::Normal);
-    assert!(a.events.contains(&Event::ChannelReady));
-    Ok((a, b))
+    assert_eq!(b.ch.state().phase, Phase::AwaitingReady);
+    Ok((a, b, tx))
 }
 
-pub fn preimage(n: u64) -> [u8; 32] {
+pub fn preimage(n: u64) -> PaymentPreimage {
     let mut p = [0u8; 32];
     p[..8].copy_from_slice(&n.to_be_bytes());
     p[31] = 0xaa;
-    p
+    PaymentPreimage(p)
 }
 
-pub fn hash_of(p: &[u8; 32]) -> [u8; 32] {
-    sha256::Hash::hash(p).to_byte_array()
+pub fn hash_of(p: &PaymentPreimage) -> PaymentHash {
+    p.payment_hash()
 }
 
 /// Payee side: fulfill every received HTLC whose preimage is known.
