@@ -169,6 +169,7 @@ impl Manager {
             funding_txid: st.funding_outpoint.map(|o| o.txid.to_string()),
             funding_output: st.funding_outpoint.map(|o| o.vout),
             funding_height: st.funding_confirmed_height,
+            short_channel_id: e.ch.short_channel_id().map(|s| s.to_string()),
             closing_txid: e.leaving_tx().map(|t| t.compute_txid().to_string()),
             close_reason: e.close_reason.clone(),
         }
