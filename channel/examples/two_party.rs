@@ -6,11 +6,12 @@
 //! inline on purpose, for a newcomer to read; the tests use the shared deterministic harness
 //! in `fulmen-tests` (`tests/src/pair.rs`: seeded scheduler, crashes, invariant checks).
 
-use bitcoin::hashes::{sha256, Hash};
-use bitcoin::{OutPoint, Txid};
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
 use fulmen_channel::machine::{
-    Channel, ChannelConfig, Entropy, Event, FeeEstimator, Record, SeedKeySource,
+    BroadcastKind, Channel, ChannelConfig, Entropy, Event, FeeEstimator, Record, SeedKeySource,
 };
+use fulmen_htlc::PaymentPreimage;
 use fulmen_wire::msgs::{Message, OnionPacket, ONION_PACKET_LEN};
 
 /// A deterministic demo entropy source (xorshift); a real node passes a CSPRNG.
@@ -81,8 +82,8 @@ fn pay(payer: &mut Node, payee: &mut Node, amounts: &[u64], nonce: &mut u8) {
     let mut preimages = Vec::new();
     for &amt in amounts {
         *nonce += 1;
-        let preimage = [*nonce; 32];
-        let hash = sha256::Hash::hash(&preimage).to_byte_array();
+        let preimage = PaymentPreimage([*nonce; 32]);
+        let hash = preimage.payment_hash();
         let onion = OnionPacket(Box::new([0u8; ONION_PACKET_LEN]));
         payer.ch.add_htlc(amt, hash, 800, onion).expect("add");
         preimages.push((hash, preimage));
@@ -168,22 +169,28 @@ fn main() {
         panic!("expected funding request")
     };
     println!("alice: fund {value} to {script_pubkey}");
-    // A stand-in funding outpoint (this demo has no chain; fulmen-chain provides one).
+    // A stand-in funding transaction spending a made-up coin (this demo has no chain;
+    // fulmen-chain provides one). Only its output matters to the channels.
+    let funding = funding_tx(script_pubkey, value);
     let outpoint = OutPoint {
-        txid: Txid::from_byte_array([0xf0; 32]),
+        txid: funding.compute_txid(),
         vout: 0,
     };
     alice.ch.handle_funding_tx(outpoint).expect("funding");
     exchange(&mut alice, &mut bob);
     println!("funding_created / funding_signed exchanged; funding confirms at height 101");
     for n in [&mut alice, &mut bob] {
-        n.ch.handle_funding_confirmed(101).expect("confirm");
+        // Second transaction of block 101: both check the output, derive 101x1x0.
+        n.ch.handle_funding_confirmed(101, 1, &funding)
+            .expect("confirm");
         n.ch.handle_block(103).expect("block");
     }
     exchange(&mut alice, &mut bob);
     assert!(alice.events.contains(&Event::ChannelReady));
+    let scid = alice.ch.short_channel_id().expect("confirmed");
+    assert_eq!(bob.ch.short_channel_id(), Some(scid));
     println!(
-        "channel_ready both ways; channel id {}",
+        "channel_ready both ways; channel id {}, short channel id {scid}",
         hex(&alice.ch.channel_id())
     );
     show(&alice);
@@ -220,7 +227,11 @@ fn main() {
     exchange(&mut alice, &mut bob);
     let close_a = alice.ch.poll_broadcast().expect("alice closing tx");
     let close_b = bob.ch.poll_broadcast().expect("bob closing tx");
+    assert_eq!(close_a.kind, BroadcastKind::Closing);
     assert_eq!(close_a, close_b);
+    let reason = alice.ch.close_reason().expect("closed");
+    println!("alice: channel closed ({reason})");
+    let close_a = close_a.tx;
     let paid: u64 = close_a.output.iter().map(|o| o.value.to_sat()).sum();
     println!(
         "closed cooperatively: closing tx {} pays {} sat, fee {} sat",
@@ -235,6 +246,25 @@ fn main() {
             "bob"
         };
         println!("  {who}: {} sat on chain", o.value.to_sat());
+    }
+}
+
+/// A transaction whose output 0 pays `value` to `script_pubkey`, spending a made-up coin.
+fn funding_tx(script_pubkey: ScriptBuf, value: Amount) -> Transaction {
+    Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: Txid::from_byte_array([0xf0; 32]),
+                vout: 0,
+            },
+            ..TxIn::default()
+        }],
+        output: vec![TxOut {
+            value,
+            script_pubkey,
+        }],
     }
 }
 

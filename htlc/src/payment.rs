@@ -3,19 +3,26 @@
 //! Owns the 32-byte newtypes and their derivations (hash of a preimage). Secrets
 //! (preimage, payment secret) are compared in constant time and never printed in full by
 //! `Debug`. Must never do I/O or generate entropy itself: fresh values come in as bytes.
+//!
+//! Serde: [`PaymentHash`] and [`PaymentPreimage`] serialize as their bare 32-byte array (a
+//! JSON array of 32 numbers), exactly as the `[u8; 32]` they replace in stored channel
+//! records — changing that shape changes `fulmen-channel`'s record format.
 
 use bitcoin::hashes::{sha256, Hash};
 use core::fmt;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 /// SHA-256 of a [`PaymentPreimage`]; identifies a payment and locks its HTLCs.
 ///
 /// Public information (it appears on chain in HTLC scripts), so ordinary comparison is fine.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct PaymentHash(pub [u8; 32]);
 
 /// The 32-byte secret whose SHA-256 is the [`PaymentHash`]; revealing it settles the HTLC.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct PaymentPreimage(pub [u8; 32]);
 
 /// The BOLT 11 `payment_secret` (`s` field), echoed in the final hop's `payment_data`.
@@ -102,5 +109,24 @@ mod tests {
         assert_ne!(PaymentSecret([7; 32]), PaymentSecret([8; 32]));
         assert_ne!(PaymentPreimage([7; 32]), PaymentPreimage([6; 32]));
         assert!(!format!("{:?}", PaymentSecret([7; 32])).contains("07"));
+    }
+
+    #[test]
+    fn serde_shape_is_the_bare_array() {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 1;
+        bytes[31] = 255;
+        let raw = serde_json::to_string(&bytes).unwrap();
+        assert_eq!(serde_json::to_string(&PaymentHash(bytes)).unwrap(), raw);
+        assert_eq!(serde_json::to_string(&PaymentPreimage(bytes)).unwrap(), raw);
+        assert_eq!(
+            serde_json::from_str::<PaymentHash>(&raw).unwrap(),
+            PaymentHash(bytes)
+        );
+        assert_eq!(
+            serde_json::from_str::<PaymentPreimage>(&raw).unwrap(),
+            PaymentPreimage(bytes)
+        );
+        assert!(serde_json::from_str::<PaymentHash>("[1,2,3]").is_err());
     }
 }

@@ -190,6 +190,9 @@ pub struct ChannelInfo {
     pub funding_output: Option<u32>,
     /// Height the funding confirmed at.
     pub funding_height: Option<u32>,
+    /// `HEIGHTxINDEXxVOUT` of the funding output, once it confirmed and was verified.
+    #[serde(default)]
+    pub short_channel_id: Option<String>,
     /// The transaction that closed it, once broadcast.
     pub closing_txid: Option<String>,
     /// Why it closed, if it did.

@@ -5,7 +5,7 @@
 //! Owns: the node's height and its set of unconfirmed own transactions. Must never: skip a
 //! height, or tell a channel about a block the wallet has not seen.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use bitcoin::{Block, BlockHash, OutPoint, Transaction, Txid};
 
@@ -29,8 +29,18 @@ impl Manager {
         }
         self.wallet.apply_block(block, height)?;
         self.height = height;
-        let txids: HashSet<Txid> = block.txdata.iter().map(|tx| tx.compute_txid()).collect();
-        for txid in &txids {
+        // Every transaction by txid, with its index in the block (for the short channel id;
+        // an index beyond u32 is refused by the channel).
+        let by_txid: HashMap<Txid, (u32, &Transaction)> = block
+            .txdata
+            .iter()
+            .enumerate()
+            .map(|(i, tx)| {
+                let index = u32::try_from(i).unwrap_or(u32::MAX);
+                (tx.compute_txid(), (index, tx))
+            })
+            .collect();
+        for txid in by_txid.keys() {
             self.unconfirmed.remove(txid);
         }
         // Outpoint spent in this block → the spending transaction.
@@ -43,9 +53,12 @@ impl Manager {
             let Some(op) = e.ch.state().funding_outpoint else {
                 continue;
             };
-            if e.ch.state().funding_confirmed_height.is_none() && txids.contains(&op.txid) {
-                if let Err(err) = e.ch.handle_funding_confirmed(height) {
-                    tracing::warn!(error = %err, "funding confirmation");
+            if e.ch.state().funding_confirmed_height.is_none() {
+                if let Some((index, tx)) = by_txid.get(&op.txid) {
+                    // The channel checks the funding output and derives its scid.
+                    if let Err(err) = e.ch.handle_funding_confirmed(height, *index, tx) {
+                        tracing::warn!(error = %err, "funding confirmation");
+                    }
                 }
             }
             // The funding spent: our closing transaction, or one we did not broadcast.

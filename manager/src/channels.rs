@@ -8,8 +8,8 @@
 //! that names it is durable.
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction};
-use fulmen_channel::machine::{Channel, Event};
+use bitcoin::{Amount, OutPoint, ScriptBuf};
+use fulmen_channel::machine::{Broadcast, BroadcastKind, Channel, Event};
 
 use crate::api::{CloseResult, OpenResult};
 use crate::manager::{After, ChannelEntry, Manager};
@@ -190,7 +190,7 @@ impl Manager {
             Event::HtlcMustFail { id, htlc, onion } => {
                 self.on_htlc_received(i, id, htlc, onion, true)
             }
-            Event::HtlcFulfilled { id, preimage } => self.on_htlc_settled(i, id, Ok(preimage)),
+            Event::HtlcFulfilled { id, preimage } => self.on_htlc_settled(i, id, Ok(preimage.0)),
             Event::HtlcFailed { id, reason } => self.on_htlc_failed(i, id, reason),
             Event::HtlcFailedMalformed {
                 id, failure_code, ..
@@ -285,13 +285,29 @@ impl Manager {
         }
     }
 
-    /// A channel handed out a transaction to broadcast (its closing transaction, or its
-    /// latest commitment after a failure): recorded in this turn's writes, broadcast once
-    /// durable.
-    pub(crate) fn on_channel_broadcast(&mut self, id: i64, tx: Transaction) {
+    /// A channel handed out a transaction to broadcast: its cooperative closing transaction
+    /// (recorded as the channel's closing tx), or our commitment after a failure (a force
+    /// close: recorded as the channel's force-close commitment, never as a closing tx).
+    /// Either is in this turn's writes and broadcast once they are durable.
+    pub(crate) fn on_channel_broadcast(&mut self, id: i64, b: Broadcast) {
         let Some(e) = self.channels.iter_mut().find(|e| e.id == id) else {
             return;
         };
+        let tx = b.tx;
+        if let BroadcastKind::Commitment { number } = b.kind {
+            let txid = tx.compute_txid();
+            tracing::warn!(channel = %hex::encode(e.ch.channel_id()), commitment = number, %txid, "force close: broadcasting our commitment");
+            self.pending.commitment_txs.push((id, tx.clone()));
+            e.force_close_tx = Some(tx.clone());
+            let waiters = std::mem::take(&mut e.close_waiters);
+            self.after.push(After::Broadcast(tx));
+            for w in waiters {
+                let why =
+                    format!("the channel failed; our commitment {number} was broadcast ({txid})");
+                self.reply(w, Err(CmdError::failed(why)));
+            }
+            return;
+        }
         self.pending.closing_txs.push((id, tx.clone()));
         let res = CloseResult {
             channel_id: hex::encode(e.ch.channel_id()),
@@ -323,7 +339,10 @@ impl Manager {
         let mut e = ChannelEntry::new(stored.id, stored.peer, ch);
         e.funding_tx = stored.funding_tx.clone();
         e.closing_tx = stored.closing_tx.clone();
-        if let Some(tx) = &e.closing_tx {
+        e.force_close_tx = stored.commitment_tx.clone();
+        // Re-broadcast until the funding is seen spent (the chain follower drops what
+        // confirms).
+        for tx in e.closing_tx.iter().chain(&e.force_close_tx) {
             self.unconfirmed.insert(tx.compute_txid(), tx.clone());
         }
         if e.is_unsigned_opening() {

@@ -32,6 +32,8 @@ pub struct ChannelEntry {
     pub funding_tx: Option<Transaction>,
     /// The transaction that closed (or will close) the channel, once broadcast or seen.
     pub closing_tx: Option<Transaction>,
+    /// Our latest commitment, broadcast after the channel failed (a force close).
+    pub force_close_tx: Option<Transaction>,
     /// Height the closing transaction confirmed at.
     pub closing_height: Option<u32>,
     /// Why it closed.
@@ -50,6 +52,7 @@ impl ChannelEntry {
             ch,
             funding_tx: None,
             closing_tx: None,
+            force_close_tx: None,
             closing_height: None,
             close_reason: None,
             open_waiter: None,
@@ -67,6 +70,12 @@ impl ChannelEntry {
                 | Phase::AwaitingFundingCreated
                 | Phase::AwaitingFundingSigned
         )
+    }
+
+    /// The transaction that takes the funds out of the channel: the closing transaction
+    /// (cooperative, or whatever spent the funding), else our force-close commitment.
+    pub fn leaving_tx(&self) -> Option<&Transaction> {
+        self.closing_tx.as_ref().or(self.force_close_tx.as_ref())
     }
 
     /// True once the channel machine is closed.

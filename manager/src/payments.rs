@@ -256,7 +256,7 @@ impl Manager {
                 ));
                 continue;
             }
-            match e.ch.add_htlc(amount, hash.0, cltv, onion.clone()) {
+            match e.ch.add_htlc(amount, hash, cltv, onion.clone()) {
                 Ok(id) => return Ok((e.id, id)),
                 Err(err) => {
                     reasons.push(format!("channel {}: {err}", hex::encode(e.ch.channel_id())))
@@ -279,7 +279,7 @@ impl Manager {
         onion: OnionPacket,
         must_fail: bool,
     ) {
-        let hash = PaymentHash(htlc.payment_hash);
+        let hash = htlc.payment_hash;
         let processed = process_onion(&self.secp, &self.node_secret, &onion.0[..], &hash);
         let now = self.now;
         let height = self.height;
@@ -362,7 +362,7 @@ impl Manager {
         };
         let res = match decision {
             Settle::Fulfill(preimage) => {
-                let r = e.ch.fulfill_htlc(id, preimage);
+                let r = e.ch.fulfill_htlc(id, PaymentPreimage(preimage));
                 if r.is_ok() {
                     let key = hex::encode(hash.0);
                     if let Some(mut rec) = self.invoices.get(&key).cloned() {

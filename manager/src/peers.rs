@@ -196,7 +196,7 @@ impl Manager {
         }
         match e.ch.handle_message(msg) {
             Ok(()) => {}
-            Err(ChannelError::Protocol(reason)) => {
+            Err(ChannelError::Protocol(reason) | ChannelError::Internal(reason)) => {
                 tracing::warn!(%node_id, channel = %hex::encode(id), %reason, "channel failed");
             }
             Err(err) => tracing::debug!(%node_id, error = %err, "message not applied"),

@@ -259,6 +259,8 @@ pub struct Writes {
     pub funding_txs: Vec<(i64, Transaction)>,
     /// Transactions that closed a channel (or will): (local channel id, tx).
     pub closing_txs: Vec<(i64, Transaction)>,
+    /// Our commitments broadcast after a channel failed: (local channel id, tx).
+    pub commitment_txs: Vec<(i64, Transaction)>,
     /// Payment upserts (by payment hash).
     pub payments: Vec<PaymentRecord>,
     /// Invoice upserts (by payment hash).
@@ -296,6 +298,8 @@ pub struct StoredChannel {
     pub funding_tx: Option<Transaction>,
     /// The transaction that closes it, once known.
     pub closing_tx: Option<Transaction>,
+    /// Our commitment broadcast after it failed (a force close), if any.
+    pub commitment_tx: Option<Transaction>,
 }
 
 /// Everything persisted so far: what [`crate::Manager::new`] restarts from.
@@ -327,6 +331,7 @@ impl Stored {
                 records: Vec::new(),
                 funding_tx: None,
                 closing_tx: None,
+                commitment_tx: None,
             });
         }
         for (id, r) in &w.records {
@@ -342,6 +347,11 @@ impl Stored {
         for (id, tx) in &w.closing_txs {
             if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
                 c.closing_tx = Some(tx.clone());
+            }
+        }
+        for (id, tx) in &w.commitment_txs {
+            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+                c.commitment_tx = Some(tx.clone());
             }
         }
         for p in &w.payments {

@@ -130,7 +130,7 @@ impl Manager {
         let st = e.ch.state();
         match st.phase {
             Phase::Closed => {
-                if e.closing_tx.is_some() && e.closing_height.is_none() {
+                if e.leaving_tx().is_some() && e.closing_height.is_none() {
                     "closing"
                 } else {
                     "closed"
@@ -169,7 +169,8 @@ impl Manager {
             funding_txid: st.funding_outpoint.map(|o| o.txid.to_string()),
             funding_output: st.funding_outpoint.map(|o| o.vout),
             funding_height: st.funding_confirmed_height,
-            closing_txid: e.closing_tx.as_ref().map(|t| t.compute_txid().to_string()),
+            short_channel_id: e.ch.short_channel_id().map(|s| s.to_string()),
+            closing_txid: e.leaving_tx().map(|t| t.compute_txid().to_string()),
             close_reason: e.close_reason.clone(),
         }
     }
@@ -202,7 +203,7 @@ impl Manager {
                 }
                 Phase::Closed => {
                     // Our outputs of an unconfirmed close that pay the wallet.
-                    if let (Some(tx), None) = (&e.closing_tx, e.closing_height) {
+                    if let (Some(tx), None) = (e.leaving_tx(), e.closing_height) {
                         pending_close += tx
                             .output
                             .iter()

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use bitcoin::hashes::{sha256, Hash};
 use fulmen_channel::machine::Event;
+use fulmen_htlc::PaymentPreimage;
 use fulmen_tests::pair::{onion, Checks, OpenParams, Pair};
 
 fn open() -> Pair {
@@ -36,9 +36,9 @@ fn measure(in_flight: u64, rounds: u64) -> f64 {
         let mut pres = HashMap::new();
         for _ in 0..in_flight {
             n += 1;
-            let mut pre = [0u8; 32];
-            pre[..8].copy_from_slice(&n.to_be_bytes());
-            let h = sha256::Hash::hash(&pre).to_byte_array();
+            let mut pre = PaymentPreimage([0u8; 32]);
+            pre.0[..8].copy_from_slice(&n.to_be_bytes());
+            let h = pre.payment_hash();
             pres.insert(h, pre);
             p.a.ch.add_htlc(10_000, h, 100, onion()).expect("add");
         }

@@ -20,11 +20,12 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
-use bitcoin::{OutPoint, Txid};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
 use fulmen_channel::machine::{
     Channel, ChannelConfig, ChannelError, Event, Phase, Record, SeedKeySource, Spec,
 };
 use fulmen_channel::shachain::MAX_INDEX;
+use fulmen_htlc::{PaymentHash, PaymentPreimage};
 use fulmen_wire::msgs::{Message, OnionPacket, ONION_PACKET_LEN};
 
 use crate::sim::{Clock, Delivery, DurableLog, FixedFees, Links, SimRng, Store, Transcript};
@@ -35,6 +36,12 @@ pub const CHAIN: [u8; 32] = [6u8; 32];
 pub const FUNDING_SAT: u64 = 1_000_000;
 /// Default push of [`open_pair`] (the acceptor's opening balance).
 pub const PUSH_MSAT: u64 = 100_000_000;
+/// Height of the block that confirms the funding in [`open_pair`] (creation height + 10).
+pub const FUNDING_HEIGHT: u32 = 110;
+/// Index of the funding transaction in that block.
+pub const FUNDING_TX_INDEX: u32 = 3;
+/// Output index of the funding output in [`funding_tx`].
+pub const FUNDING_VOUT: u32 = 1;
 
 /// An endpoint's durable storage. Each record is written as the node stores it — the
 /// bytes of `Record::encode` — and checked, when written, to decode to the same record; so
@@ -310,10 +317,11 @@ pub struct OpenParams {
     pub cfg_a: ChannelConfig,
     /// The acceptor's config.
     pub cfg_b: ChannelConfig,
-    /// Block height at creation; funding confirms at +10, the channel is ready at +12.
+    /// Block height at creation; funding confirms at +10 (as transaction
+    /// [`FUNDING_TX_INDEX`]), the channel is ready at +12.
     pub height: u32,
-    /// The (stand-in) funding outpoint.
-    pub funding: OutPoint,
+    /// The made-up coin the stand-in funding transaction spends (no chain is involved).
+    pub funding_coin: OutPoint,
     /// Which invariants [`Pair::run`] checks (during the opening too).
     pub checks: Checks,
 }
@@ -330,9 +338,9 @@ impl OpenParams {
             cfg_a: ChannelConfig::default(),
             cfg_b: ChannelConfig::default(),
             height: 100,
-            funding: OutPoint {
+            funding_coin: OutPoint {
                 txid: Txid::from_byte_array([9u8; 32]),
-                vout: 1,
+                vout: 0,
             },
             checks: Checks::EveryRound,
         }
@@ -355,6 +363,54 @@ pub fn open_pair_with(
         cfg_b,
         ..OpenParams::new(seed)
     })
+}
+
+/// Open up to both commitments 0 signed (phase `AwaitingReady`, nothing confirmed), with
+/// the default parameters and both configs: the opener funds with the transaction
+/// `make_tx(script, value)` builds from its `FundingGenerationReady` request, at output
+/// [`FUNDING_VOUT`]; returns it.
+pub fn open_funded(
+    seed: u64,
+    cfg_a: ChannelConfig,
+    cfg_b: ChannelConfig,
+    make_tx: impl FnOnce(ScriptBuf, Amount) -> Transaction,
+) -> Result<(Pair, Transaction), ChannelError> {
+    let p = OpenParams {
+        cfg_a,
+        cfg_b,
+        ..OpenParams::new(seed)
+    };
+    Pair::open_funded(&p, make_tx)
+}
+
+/// A stand-in funding transaction spending the made-up `coin`: output [`FUNDING_VOUT`] pays
+/// `value` to `script_pubkey`, output 0 pays someone else.
+pub fn funding_tx_spending(coin: OutPoint, script_pubkey: ScriptBuf, value: Amount) -> Transaction {
+    Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: coin,
+            ..TxIn::default()
+        }],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(50_000),
+                script_pubkey: ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_byte_array(
+                    [8; 32],
+                )),
+            },
+            TxOut {
+                value,
+                script_pubkey,
+            },
+        ],
+    }
+}
+
+/// [`funding_tx_spending`] the default coin of [`OpenParams::new`].
+pub fn funding_tx(script_pubkey: ScriptBuf, value: Amount) -> Transaction {
+    funding_tx_spending(OpenParams::new(0).funding_coin, script_pubkey, value)
 }
 
 fn mirrored(s: &Spec) -> Spec {
@@ -383,8 +439,37 @@ impl Pair {
         }
     }
 
-    /// Open a channel: `open_channel` … `channel_ready` both ways, checking each stage.
+    /// Open a channel: `open_channel` … `channel_ready` both ways, checking each stage; the
+    /// stand-in funding transaction spends `p.funding_coin` and confirms at `p.height + 10`.
     pub fn open(p: OpenParams) -> Result<Pair, ChannelError> {
+        let coin = p.funding_coin;
+        let (mut pair, tx) =
+            Pair::open_funded(&p, |script, value| funding_tx_spending(coin, script, value))?;
+        let h = p.height + 10;
+        for e in [&mut pair.a, &mut pair.b] {
+            e.ch.handle_funding_confirmed(h, FUNDING_TX_INDEX, &tx)?;
+            e.ch.handle_block(h)?;
+        }
+        pair.run();
+        if pair.b.config.minimum_depth > 1 {
+            assert_eq!(pair.a.ch.state().phase, Phase::AwaitingReady, "depth 1");
+        }
+        for e in [&mut pair.a, &mut pair.b] {
+            e.ch.handle_block(h + 2)?;
+        }
+        pair.run();
+        assert_eq!(pair.a.ch.state().phase, Phase::Normal);
+        assert_eq!(pair.b.ch.state().phase, Phase::Normal);
+        assert!(pair.a.events.contains(&Event::ChannelReady));
+        Ok(pair)
+    }
+
+    /// Open up to both commitments 0 signed (phase `AwaitingReady`, nothing confirmed):
+    /// the opener funds with `make_tx(script, value)`, at output [`FUNDING_VOUT`].
+    pub fn open_funded(
+        p: &OpenParams,
+        make_tx: impl FnOnce(ScriptBuf, Amount) -> Transaction,
+    ) -> Result<(Pair, Transaction), ChannelError> {
         let mut ent = SimRng::new(p.seed);
         let fees = FixedFees(p.feerate);
         let (ka, kb) = (SeedKeySource::new([1u8; 32]), SeedKeySource::new([2u8; 32]));
@@ -398,7 +483,7 @@ impl Pair {
             p.push_msat,
             p.height,
         )?;
-        let mut a = Endpoint::new("a", cha, ka, p.cfg_a);
+        let mut a = Endpoint::new("a", cha, ka, p.cfg_a.clone());
         let Some(open @ Message::OpenChannel(_)) = a.outgoing().pop() else {
             panic!("not open_channel")
         };
@@ -406,7 +491,7 @@ impl Pair {
             unreachable!()
         };
         let chb = Channel::new_inbound(&kb, &mut ent, &fees, p.cfg_b.clone(), CHAIN, o, p.height)?;
-        let b = Endpoint::new("b", chb, kb, p.cfg_b);
+        let b = Endpoint::new("b", chb, kb, p.cfg_b.clone());
         let mut pair = Pair::new(a, b, p.seed);
         pair.checks = p.checks;
         if p.checks == Checks::Off {
@@ -416,31 +501,25 @@ impl Pair {
         }
         pair.transcript.record("a>b", &open.encode());
         pair.run();
-        let Some(Event::FundingGenerationReady { value, .. }) = pair.a.events.pop() else {
+        let Some(Event::FundingGenerationReady {
+            script_pubkey,
+            value,
+        }) = pair.a.events.pop()
+        else {
             panic!("no funding event")
         };
         assert_eq!(value.to_sat(), p.funding_sat);
-        pair.a.ch.handle_funding_tx(p.funding)?;
+        let tx = make_tx(script_pubkey, value);
+        let outpoint = OutPoint {
+            txid: tx.compute_txid(),
+            vout: FUNDING_VOUT,
+        };
+        pair.a.ch.handle_funding_tx(outpoint)?;
         pair.run();
-        let outpoint = p.funding;
         assert!(pair.a.events.contains(&Event::FundingSigned { outpoint }));
         assert_eq!(pair.a.ch.channel_id(), pair.b.ch.channel_id());
-        for e in [&mut pair.a, &mut pair.b] {
-            e.ch.handle_funding_confirmed(p.height + 10)?;
-            e.ch.handle_block(p.height + 10)?;
-        }
-        pair.run();
-        if pair.b.config.minimum_depth > 1 {
-            assert_eq!(pair.a.ch.state().phase, Phase::AwaitingReady, "depth 1");
-        }
-        for e in [&mut pair.a, &mut pair.b] {
-            e.ch.handle_block(p.height + 12)?;
-        }
-        pair.run();
-        assert_eq!(pair.a.ch.state().phase, Phase::Normal);
-        assert_eq!(pair.b.ch.state().phase, Phase::Normal);
-        assert!(pair.a.events.contains(&Event::ChannelReady));
-        Ok(pair)
+        assert_eq!(pair.b.ch.state().phase, Phase::AwaitingReady);
+        Ok((pair, tx))
     }
 
     /// Endpoint `i` (0 = a, 1 = b).
@@ -723,16 +802,16 @@ pub fn onion() -> OnionPacket {
 }
 
 /// The test convention's preimage number `n`.
-pub fn preimage(n: u64) -> [u8; 32] {
+pub fn preimage(n: u64) -> PaymentPreimage {
     let mut p = [0u8; 32];
     p[..8].copy_from_slice(&n.to_be_bytes());
     p[31] = 0xaa;
-    p
+    PaymentPreimage(p)
 }
 
-/// SHA256 of a preimage.
-pub fn hash_of(p: &[u8; 32]) -> [u8; 32] {
-    sha256::Hash::hash(p).to_byte_array()
+/// The payment hash of a preimage.
+pub fn hash_of(p: &PaymentPreimage) -> PaymentHash {
+    p.payment_hash()
 }
 
 /// Payee side: fulfill every received HTLC (the payer encoded the preimage number in the

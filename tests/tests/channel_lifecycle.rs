@@ -6,7 +6,7 @@
 //! Must never: depend on timing or an unseeded RNG.
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use fulmen_channel::machine::{Channel, ChannelConfig, ChannelError, Event, Phase};
+use fulmen_channel::machine::{BroadcastKind, Channel, ChannelConfig, ChannelError, Event, Phase};
 use fulmen_tests::pair::*;
 use fulmen_wire::msgs::Message;
 
@@ -55,7 +55,9 @@ fn cooperative_close_drains_htlcs_then_negotiates_fee() {
     assert_eq!(p.b.ch.state().phase, Phase::Closed);
     let ta = p.a.ch.poll_broadcast().expect("a's closing tx");
     let tb = p.b.ch.poll_broadcast().expect("b's closing tx");
+    assert_eq!(ta.kind, BroadcastKind::Closing);
     assert_eq!(ta, tb, "both sides broadcast the same closing tx");
+    let ta = ta.tx;
     let st = p.a.ch.state();
     let funding = fulmen_channel::funding::funding_output(
         &st.setup.local.basepoints.funding_pubkey,

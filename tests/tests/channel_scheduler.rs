@@ -16,9 +16,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bitcoin::hashes::{sha256, Hash};
+use bitcoin::hashes::Hash;
 use bitcoin::{OutPoint, Txid};
 use fulmen_channel::machine::{ChannelConfig, Event};
+use fulmen_htlc::{PaymentHash, PaymentPreimage};
 use fulmen_tests::pair::{onion, AckPolicy, Checks, OpenParams, Pair};
 use fulmen_tests::sim::SimRng;
 
@@ -31,7 +32,7 @@ static MUST_FAIL: AtomicU64 = AtomicU64::new(0);
 struct App {
     /// HTLCs received and irrevocably committed, waiting for us to settle: (id, hash,
     /// must-fail because of the dust exposure limit).
-    to_settle: Vec<(u64, [u8; 32], bool)>,
+    to_settle: Vec<(u64, PaymentHash, bool)>,
     /// Our offered HTLC amounts by id.
     offered: BTreeMap<u64, u64>,
     /// Next HTLC id we expect the channel to give.
@@ -66,16 +67,16 @@ struct Side {
     expected_delta: i128,
 }
 
-fn preimage_of(n: u64) -> [u8; 32] {
+fn preimage_of(n: u64) -> PaymentPreimage {
     let mut p = [0x5au8; 32];
     p[..8].copy_from_slice(&n.to_be_bytes());
-    p
+    PaymentPreimage(p)
 }
 
 struct World {
     pair: Pair,
     sides: [Side; 2],
-    preimages: BTreeMap<[u8; 32], [u8; 32]>,
+    preimages: BTreeMap<PaymentHash, PaymentPreimage>,
     next_payment: u64,
     fulfilled: u64,
     lost_batches: u64,
@@ -164,7 +165,7 @@ impl World {
     fn add(&mut self, i: usize, rng: &mut SimRng) {
         self.next_payment += 1;
         let pre = preimage_of(self.next_payment);
-        let hash = sha256::Hash::hash(&pre).to_byte_array();
+        let hash = pre.payment_hash();
         self.preimages.insert(hash, pre);
         let amt = 1_000 + rng.below(3_000_000 - 1_000);
         let res = self.pair.end(i).ch.add_htlc(amt, hash, 1000, onion());
@@ -257,7 +258,7 @@ fn open(seed: u64) -> World {
         cfg_a: cfg.clone(),
         cfg_b: cfg,
         height: 10,
-        funding: OutPoint {
+        funding_coin: OutPoint {
             txid: Txid::from_byte_array([seed as u8; 32]),
             vout: 0,
         },

@@ -11,7 +11,9 @@ use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{Message as SecpMsg, Secp256k1, SecretKey};
 use bitcoin::{OutPoint, Txid};
 use fulmen_channel::machine::SeedKeySource;
-use fulmen_channel::machine::{Channel, ChannelConfig, ChannelError, Event, Phase, Record};
+use fulmen_channel::machine::{
+    BroadcastKind, Channel, ChannelConfig, ChannelError, CloseReason, Event, Phase, Record,
+};
 use fulmen_tests::pair::*;
 use fulmen_tests::sim::{FixedFees, SimRng};
 use fulmen_wire::msgs::Message;
@@ -167,12 +169,21 @@ fn bad_commitment_signature_fails_channel_and_offers_commitment() {
     assert_eq!(p.b.ch.state().phase, Phase::Closed);
     let out = p.b.outgoing();
     assert!(matches!(out.last(), Some(Message::Error(_))));
-    let tx = p.b.ch.poll_broadcast().expect("latest commitment offered");
+    let bc = p.b.ch.poll_broadcast().expect("latest commitment offered");
+    // A force close with our current commitment, never called a closing transaction.
+    let number = p.b.ch.state().local_commit.as_ref().unwrap().number;
+    assert_eq!(bc.kind, BroadcastKind::Commitment { number });
+    let tx = bc.tx;
     assert_eq!(
         tx.input[0].previous_output,
         p.b.ch.state().funding_outpoint.unwrap()
     );
-    assert!(p.b.events.iter().any(|e| matches!(e, Event::Closed { .. })));
+    assert!(p.b.events.iter().any(|e| matches!(
+        e,
+        Event::Closed {
+            reason: CloseReason::ProtocolViolation(r)
+        } if r.contains("invalid commitment signature")
+    )));
     assert!(matches!(
         p.b.ch.handle_block(500),
         Err(ChannelError::Closed)
@@ -223,7 +234,7 @@ fn wrong_preimage_refused() {
     let m = fulmen_wire::msgs::UpdateFulfillHtlc {
         channel_id: p.a.ch.channel_id(),
         id,
-        payment_preimage: preimage(2),
+        payment_preimage: preimage(2).0,
         extra_tlvs: Default::default(),
     };
     let err =
@@ -506,6 +517,16 @@ fn unconfirmed_funding_times_out_for_the_acceptor() {
     p.b.ch.handle_block(2116).unwrap();
     p.b.persist();
     assert_eq!(p.b.ch.state().phase, Phase::Closed);
-    assert!(p.b.events.iter().any(|e| matches!(e, Event::Closed { .. })));
+    let timeout = CloseReason::FundingTimeout {
+        created_height: 100,
+        height: 2116,
+    };
+    assert!(p.b.events.contains(&Event::Closed {
+        reason: timeout.clone()
+    }));
+    assert_eq!(p.b.ch.close_reason(), Some(&timeout));
+    // Nothing of ours is at stake: nothing to broadcast, nothing to tell the peer.
+    assert!(p.b.ch.poll_broadcast().is_none());
+    assert!(p.b.outgoing().is_empty());
     p.b.assert_restores();
 }

@@ -9,9 +9,11 @@
 pub mod codec;
 pub mod features;
 pub mod msgs;
+pub mod scid;
 pub mod tlv;
 pub mod transport;
 
 pub use codec::DecodeError;
 pub use features::Features;
 pub use msgs::Message;
+pub use scid::ShortChannelId;

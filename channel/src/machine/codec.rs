@@ -1,23 +1,38 @@
 //! The persistence format of [`Record`]: [`Record::encode`] / [`Record::decode`].
 //!
-//! A record is stored as one UTF-8 JSON object `{"v":1,"record":<record>}` (serde_json over
+//! A record is stored as one UTF-8 JSON object `{"v":2,"record":<record>}` (serde_json over
 //! the serde derives of [`Record`] and what it carries). `v` is the format version:
-//! [`RECORD_FORMAT_VERSION`]; a decoder refuses any other version with
-//! [`RecordCodecError::UnsupportedVersion`], so the format can evolve by bumping it and
-//! keeping a reader for the old one. Field encodings: secp256k1 keys and signatures as hex
-//! strings (compressed key, DER signature), outpoints as `"txid:vout"`, scripts as hex, the
-//! 1366-byte onion as a 2732-char hex string, other byte arrays as JSON arrays of numbers.
+//! [`Record::encode`] writes [`RECORD_FORMAT_VERSION`]; [`Record::decode`] reads it and
+//! every older version, and refuses any other with [`RecordCodecError::UnsupportedVersion`]
+//! (an old node refuses a newer record rather than misreading it). Field encodings:
+//! secp256k1 keys and signatures as hex strings (compressed key, DER signature), outpoints
+//! as `"txid:vout"`, scripts as hex, the 1366-byte onion as a 2732-char hex string, short
+//! channel ids as `"HEIGHTxINDEXxVOUT"`, other byte arrays (payment hashes and preimages
+//! included) as JSON arrays of numbers.
+//!
+//! Versions:
+//! - **2** (current): `Closed` carries a typed [`super::CloseReason`]
+//!   (`{"Closed":{"MutualClose":{"fee_sat":1263}}}`); `FundingConfirmed` is
+//!   `{"height":h,"short_channel_id":"HxIxV"}` (the funding output was verified).
+//! - **1**: the same records except `{"Closed":"free text"}` and `{"FundingConfirmed":h}`.
+//!   Decoded by rewriting those two to version 2: the text becomes
+//!   [`super::CloseReason::Legacy`], the confirmation gets `short_channel_id: null` (it was
+//!   never verified; the channel has no short channel id). Everything else is unchanged.
 //!
 //! Must never: panic or allocate beyond the input's size on garbage bytes (a stored file may
 //! be corrupt); do I/O (the node writes the bytes where it wants).
 
 use fulmen_wire::msgs::{OnionPacket, ONION_PACKET_LEN};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::state::Record;
 
 /// Current version of the record persistence format (the `v` field).
-pub const RECORD_FORMAT_VERSION: u32 = 1;
+pub const RECORD_FORMAT_VERSION: u32 = 2;
+
+/// The oldest version [`Record::decode`] still reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// Why stored record bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,16 +78,73 @@ impl Record {
         serde_json::to_vec(&env).expect("record serialization is infallible")
     }
 
-    /// Decode bytes written by [`Record::encode`]. Never panics on garbage.
+    /// Decode bytes written by [`Record::encode`] of this or any older format version.
+    /// Never panics on garbage.
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordCodecError> {
-        let head: Head = serde_json::from_slice(bytes)
-            .map_err(|e| RecordCodecError::Malformed(e.to_string()))?;
-        if head.v != RECORD_FORMAT_VERSION {
-            return Err(RecordCodecError::UnsupportedVersion(head.v));
+        let malformed = |e: serde_json::Error| RecordCodecError::Malformed(e.to_string());
+        let head: Head = serde_json::from_slice(bytes).map_err(malformed)?;
+        match head.v {
+            RECORD_FORMAT_VERSION => {
+                let env: Envelope = serde_json::from_slice(bytes).map_err(malformed)?;
+                Ok(env.record)
+            }
+            1 => {
+                let mut doc: Value = serde_json::from_slice(bytes).map_err(malformed)?;
+                if let Some(rec) = doc.get_mut("record") {
+                    upgrade_v1(rec);
+                }
+                let env: Envelope = serde_json::from_value(doc).map_err(malformed)?;
+                Ok(env.record)
+            }
+            v => Err(RecordCodecError::UnsupportedVersion(v)),
         }
-        let env: Envelope = serde_json::from_slice(bytes)
-            .map_err(|e| RecordCodecError::Malformed(e.to_string()))?;
-        Ok(env.record)
+    }
+}
+
+/// Rewrite a version 1 record in place into its version 2 form (see the module doc).
+fn upgrade_v1(record: &mut Value) {
+    let Value::Object(map) = record else {
+        return;
+    };
+    if let Some(closed) = map.get_mut("Closed") {
+        if let Value::String(text) = closed {
+            let text = std::mem::take(text);
+            *closed = serde_json::json!({ "Legacy": text });
+        }
+    }
+    if let Some(conf) = map.get_mut("FundingConfirmed") {
+        if conf.is_number() {
+            let height = conf.take();
+            *conf = serde_json::json!({ "height": height, "short_channel_id": null });
+        }
+    }
+}
+
+/// Serde helper for an optional short channel id: `"HEIGHTxINDEXxVOUT"` or `null` (used
+/// with `#[serde(with = ...)]`).
+pub mod scid_text {
+    use fulmen_wire::ShortChannelId;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize as the text form, or `null`.
+    pub fn serialize<S: Serializer>(
+        scid: &Option<ShortChannelId>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match scid {
+            Some(id) => s.serialize_some(&id.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserialize from the text form or `null`; anything else is an error.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<ShortChannelId>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| t.parse().map_err(D::Error::custom))
+            .transpose()
     }
 }
 
@@ -132,10 +204,17 @@ pub mod onion_hex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::funding::FundingMismatch;
+    use crate::machine::close::CloseReason;
     use crate::machine::state::{HtlcInfo, Update};
     use bitcoin::secp256k1::{Secp256k1, SecretKey};
     use bitcoin::{OutPoint, ScriptBuf};
+    use fulmen_htlc::{PaymentHash, PaymentPreimage};
+    use fulmen_wire::ShortChannelId;
     use proptest::prelude::*;
+
+    /// Number of [`samples`].
+    const SAMPLES: usize = 15;
 
     fn samples() -> Vec<Record> {
         let secp = Secp256k1::new();
@@ -152,7 +231,7 @@ mod tests {
                 id: 3,
                 htlc: HtlcInfo {
                     amount_msat: 5_000,
-                    payment_hash: [1u8; 32],
+                    payment_hash: PaymentHash([1u8; 32]),
                     cltv_expiry: 700_000,
                 },
                 onion: OnionPacket(Box::new(onion)),
@@ -177,9 +256,32 @@ mod tests {
             },
             Record::FundingOutpoint(OutPoint::null()),
             Record::ShutdownSent(ScriptBuf::from_bytes(vec![0, 20, 1, 2])),
-            Record::Closed("because \"quoted\" ✓".into()),
+            Record::Closed(CloseReason::Legacy("because \"quoted\" ✓".into())),
             Record::Reconnected,
+            Record::LocalUpdate(Update::Fulfill {
+                id: 4,
+                preimage: PaymentPreimage([8u8; 32]),
+            }),
+            Record::FundingConfirmed {
+                height: 812,
+                short_channel_id: ShortChannelId::new(812, 3, 1),
+            },
+            Record::FundingConfirmed {
+                height: 700,
+                short_channel_id: None,
+            },
+            Record::Closed(CloseReason::FundingMismatch(FundingMismatch::WrongScript {
+                vout: 1,
+                expected: ScriptBuf::from_bytes(vec![0, 32, 9]),
+                found: ScriptBuf::from_bytes(vec![0, 20, 1]),
+            })),
+            Record::Closed(CloseReason::MutualClose { fee_sat: 1263 }),
         ]
+    }
+
+    #[test]
+    fn samples_count() {
+        assert_eq!(samples().len(), SAMPLES);
     }
 
     #[test]
@@ -201,12 +303,88 @@ mod tests {
     fn version_is_checked() {
         let bytes = Record::Reconnected.encode();
         let s = String::from_utf8(bytes).unwrap();
-        assert!(s.starts_with("{\"v\":1,"), "{s}");
-        let other = s.replacen("\"v\":1", "\"v\":2", 1);
+        assert!(s.starts_with("{\"v\":2,"), "{s}");
+        for v in [0, 3, 99] {
+            let other = s.replacen("\"v\":2", &format!("\"v\":{v}"), 1);
+            assert_eq!(
+                Record::decode(other.as_bytes()),
+                Err(RecordCodecError::UnsupportedVersion(v))
+            );
+        }
+    }
+
+    #[test]
+    fn typed_records_have_the_documented_shape() {
+        let text = |r: &Record| String::from_utf8(r.encode()).unwrap();
         assert_eq!(
-            Record::decode(other.as_bytes()),
-            Err(RecordCodecError::UnsupportedVersion(2))
+            text(&samples()[12]),
+            r#"{"v":2,"record":{"FundingConfirmed":{"height":700,"short_channel_id":null}}}"#
         );
+        assert!(text(&samples()[11]).contains(r#""short_channel_id":"812x3x1""#));
+        assert_eq!(
+            text(&samples()[14]),
+            r#"{"v":2,"record":{"Closed":{"MutualClose":{"fee_sat":1263}}}}"#
+        );
+        // Payment hashes and preimages keep the version 1 shape: 32 numbers.
+        assert!(text(&samples()[10]).contains(&format!(r#""preimage":[{}8]"#, "8,".repeat(31))));
+        assert!(text(&samples()[0]).contains(&format!(r#""payment_hash":[{}1]"#, "1,".repeat(31))));
+    }
+
+    #[test]
+    fn version_1_records_still_decode() {
+        // Exactly as the version 1 encoder wrote them.
+        let closed = br#"{"v":1,"record":{"Closed":"mutual close, fee 1263 sat"}}"#;
+        assert_eq!(
+            Record::decode(closed),
+            Ok(Record::Closed(CloseReason::Legacy(
+                "mutual close, fee 1263 sat".into()
+            )))
+        );
+        let conf = br#"{"v":1,"record":{"FundingConfirmed":110}}"#;
+        assert_eq!(
+            Record::decode(conf),
+            Ok(Record::FundingConfirmed {
+                height: 110,
+                short_channel_id: None
+            })
+        );
+        // Every other record is unchanged between the versions.
+        for r in samples() {
+            let v2 = String::from_utf8(r.encode()).unwrap();
+            let v1 = v2.replacen("\"v\":2", "\"v\":1", 1);
+            assert_eq!(Record::decode(v1.as_bytes()), Ok(r), "{v1}");
+        }
+        // Version 1 documents stay strict: bad shapes are refused, never panic.
+        for bad in [
+            &br#"{"v":1,"record":{"FundingConfirmed":-1}}"#[..],
+            br#"{"v":1,"record":{"FundingConfirmed":4294967296}}"#,
+            br#"{"v":1,"record":{"Closed":7}}"#,
+            br#"{"v":1,"record":{"Closed":"x"},"extra":1}"#,
+            br#"{"v":1}"#,
+            br#"{"v":1,"record":"Nope"}"#,
+        ] {
+            assert!(
+                matches!(Record::decode(bad), Err(RecordCodecError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_short_channel_id_refused() {
+        for scid in ["\"812x3\"", "\"16777216x0x0\"", "812", "\"\""] {
+            let doc = format!(
+                r#"{{"v":2,"record":{{"FundingConfirmed":{{"height":812,"short_channel_id":{scid}}}}}}}"#
+            );
+            assert!(
+                matches!(
+                    Record::decode(doc.as_bytes()),
+                    Err(RecordCodecError::Malformed(_))
+                ),
+                "{doc}"
+            );
+        }
     }
 
     #[test]
@@ -232,7 +410,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn truncated_never_decodes(which in 0usize..10, cut in 0usize..4000) {
+        fn truncated_never_decodes(which in 0usize..SAMPLES, cut in 0usize..4000) {
             let bytes = samples()[which].encode();
             let cut = cut % bytes.len();
             prop_assert!(Record::decode(&bytes[..cut]).is_err());
@@ -244,7 +422,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_never_panics(which in 0usize..10, pos in any::<usize>(), byte in any::<u8>()) {
+        fn mutated_never_panics(which in 0usize..SAMPLES, pos in any::<usize>(), byte in any::<u8>()) {
             let mut bytes = samples()[which].encode();
             let p = pos % bytes.len();
             bytes[p] = byte;

@@ -1,6 +1,9 @@
 //! Building, signing and verifying both sides' commitment transactions (and their
 //! second-stage HTLC transactions) from a [`Spec`].
 //!
+//! Errors: a bad signature from the peer is [`ChannelError::Protocol`]; anything that fails
+//! while building, signing or hashing is our own ([`ChannelError::Internal`]).
+//!
 //! Must never: sign a commitment it has not built itself from the state, or accept a
 //! signature without verifying it against the exact transaction.
 
@@ -32,7 +35,7 @@ pub struct Built {
 }
 
 fn internal(e: impl std::fmt::Display) -> ChannelError {
-    ChannelError::Protocol(format!("cannot build commitment: {e}"))
+    ChannelError::Internal(format!("cannot build or sign a commitment: {e}"))
 }
 
 /// Build our (`ours = true`) or the peer's commitment number `number` with per-commitment
@@ -47,9 +50,7 @@ pub fn build(
     spec: &Spec,
 ) -> Result<Built, ChannelError> {
     let remote = st.remote()?;
-    let outpoint = st
-        .funding_outpoint
-        .ok_or(ChannelError::Protocol("no funding outpoint".into()))?;
+    let outpoint = st.funding_outpoint.ok_or(internal("no funding outpoint"))?;
     let (opener_bp, acceptor_bp) = if st.setup.is_opener {
         (local_bp, &remote.basepoints)
     } else {
@@ -101,7 +102,7 @@ pub fn build(
         offered,
         amount_msat: h.amount_msat,
         cltv_expiry: h.cltv_expiry,
-        payment_hash: sha256::Hash::from_byte_array(h.payment_hash),
+        payment_hash: sha256::Hash::from_byte_array(h.payment_hash.0),
     };
     let htlcs: Vec<CommitmentHtlc> = b_offered
         .values()

@@ -13,6 +13,7 @@
 use fulmen_wire::msgs::{Message, UpdateFailMalformedHtlc, UpdateFee};
 
 use super::dust::check_exposure;
+use super::error::internal;
 use super::normal::check_limits;
 use super::params::check_feerate;
 use super::state::{reduce, Record, Update};
@@ -44,7 +45,7 @@ impl Channel {
             .remote_next
             .as_ref()
             .or(st.remote_commit.as_ref())
-            .ok_or(cmd("no remote commitment".into()))?;
+            .ok_or(internal("no remote commitment"))?;
         let update = Update::Fee(feerate_per_kw);
         let mut ours = st.local_changes.proposed.clone();
         ours.push(update.clone());
@@ -94,7 +95,7 @@ impl Channel {
         let lc = st
             .local_commit
             .as_ref()
-            .ok_or(proto("no local commitment".into()))?;
+            .ok_or(internal("no local commitment"))?;
         let update = Update::Fee(m.feerate_per_kw);
         let mut theirs = st.remote_changes.proposed.clone();
         theirs.push(update.clone());

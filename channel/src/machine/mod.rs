@@ -1,16 +1,22 @@
 //! The BOLT 2 channel state machine, sans-IO, in the quinn style.
 //!
 //! Owns: the [`Channel`] type (inputs `handle_*` and commands, outputs `poll_*`), the update
-//! records it persists through ([`Record`]), and the persist-before-send rule. Must never do
-//! I/O, read a clock or a global RNG, or release a message before the records it depends on
-//! were acknowledged durable.
+//! records it persists through ([`Record`]), the persist-before-send rule, and the typed
+//! outputs: why a channel closed ([`CloseReason`]), what a broadcast is ([`Broadcast`]),
+//! whose fault an error is ([`ChannelError`]). Payments are named by
+//! [`fulmen_htlc::PaymentHash`] / [`fulmen_htlc::PaymentPreimage`]. Must never do I/O, read
+//! a clock or a global RNG, release a message before the records it depends on were
+//! acknowledged durable, or trust a funding output it has not checked.
 //!
 //! Submodules: [`traits`] (key source, entropy, fee estimator), [`params`] (config and
-//! BOLT 2 parameter checks), [`state`] (persistent state, records, `apply`), `commit`
-//! (building/signing/verifying commitments), `opening`, `normal` (HTLC updates, commitments,
-//! revocations), `fee` (`update_fee`, `update_fail_malformed_htlc`) and `shutdown`
+//! BOLT 2 parameter checks), [`state`] (persistent state, records, `apply`), [`codec`]
+//! (record persistence format), [`close`] (close reasons, broadcasts), `commit`
+//! (building/signing/verifying commitments), `opening` (opening, funding confirmation and
+//! its verification, `channel_ready`), `normal` (HTLC updates, commitments, revocations),
+//! `fee` (`update_fee`, `update_fail_malformed_htlc`), `reestablish` and `shutdown`
 //! (cooperative close).
 
+pub mod close;
 pub mod codec;
 mod commit;
 mod dust;
@@ -28,8 +34,12 @@ use std::collections::VecDeque;
 
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction};
+use fulmen_htlc::PaymentPreimage;
 use fulmen_wire::msgs::Message;
+use fulmen_wire::ShortChannelId;
 
+pub use crate::funding::FundingMismatch;
+pub use close::{Broadcast, BroadcastKind, CloseReason};
 pub use codec::RecordCodecError;
 pub use error::ChannelError;
 pub use params::{ChannelConfig, SideParams};
@@ -38,6 +48,7 @@ pub use traits::{ChannelSecrets, Entropy, FeeEstimator, KeySource, SeedKeySource
 
 use crate::keys::{per_commitment_point, ChannelBasepoints};
 use crate::shachain::{generate_from_seed, MAX_INDEX};
+use error::internal;
 
 /// Something the application should know or act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +96,7 @@ pub enum Event {
         /// Our HTLC id.
         id: u64,
         /// The preimage.
-        preimage: [u8; 32],
+        preimage: PaymentPreimage,
     },
     /// The peer's failure of an HTLC we offered is irrevocably committed.
     HtlcFailed {
@@ -106,10 +117,11 @@ pub enum Event {
     },
     /// The peer sent `shutdown`: answer with [`Channel::shutdown`] (no new HTLCs either way).
     ShutdownReceived,
-    /// The channel closed (failure, funding timeout or mutual close); see `poll_broadcast`.
+    /// The channel closed; see [`Channel::poll_broadcast`] for what to broadcast (the
+    /// reason says whether anything was).
     Closed {
         /// Why.
-        reason: String,
+        reason: CloseReason,
     },
 }
 
@@ -149,9 +161,14 @@ struct Batch {
 /// 1. Create with [`Channel::new_outbound`] (we open) or [`Channel::new_inbound`] (the
 ///    peer's `open_channel`), or rebuild with [`Channel::restore`] from the records.
 /// 2. Feed inputs: [`Channel::handle_message`] (peer messages), [`Channel::handle_block`]
-///    and [`Channel::handle_funding_confirmed`] (chain), and commands
-///    ([`Channel::handle_funding_tx`], [`Channel::add_htlc`], [`Channel::fulfill_htlc`],
-///    [`Channel::fail_htlc`], [`Channel::send_commitment`]).
+///    (every new tip height) and [`Channel::handle_funding_confirmed`]`(height, tx_index,
+///    &tx)` (the block holding the funding transaction: the channel checks the output at
+///    the funding outpoint is the agreed 2-of-2 for the capacity and derives its
+///    [`ShortChannelId`]; a mismatch fails it with [`CloseReason::FundingMismatch`]), and
+///    commands ([`Channel::handle_funding_tx`], [`Channel::add_htlc`],
+///    [`Channel::fulfill_htlc`], [`Channel::fail_htlc`], [`Channel::send_commitment`],
+///    [`Channel::update_fee`], [`Channel::shutdown`]). Payments are named by
+///    [`fulmen_htlc::PaymentHash`] and settled with [`fulmen_htlc::PaymentPreimage`].
 /// 3. After every input, drain the outputs:
 ///    - [`Channel::poll_persist`]: write the batch's records durably, then call
 ///      [`Channel::persisted`] with its id. **Persist-before-send**: the messages produced
@@ -159,13 +176,19 @@ struct Batch {
 ///      inside the channel and only become visible to [`Channel::poll_message`] once that
 ///      batch and every earlier one are acknowledged. There is no other way to get them.
 ///    - [`Channel::poll_message`]: send to the peer, in order.
-///    - [`Channel::poll_event`]: application events.
-///    - [`Channel::poll_broadcast`]: transactions to broadcast (the fully signed latest
-///      commitment after a failure).
+///    - [`Channel::poll_event`]: application events ([`Event::Closed`] carries a
+///      [`CloseReason`]).
+///    - [`Channel::poll_broadcast`]: transactions to broadcast, each a [`Broadcast`] saying
+///      what it is: the cooperative [`BroadcastKind::Closing`] transaction, or our own
+///      [`BroadcastKind::Commitment`] after a failure (a force close — never record it as
+///      a closing transaction).
 ///
 /// A peer message that breaks the protocol returns [`ChannelError::Protocol`] and fails the
 /// channel: an `error` is queued and the latest signed commitment is offered for broadcast.
-/// A refused command returns [`ChannelError::Command`] and changes nothing.
+/// A peer message we cannot answer because of our own failure returns
+/// [`ChannelError::Internal`] and fails the channel the same way. A refused command returns
+/// [`ChannelError::Command`] (or [`ChannelError::Internal`] if we failed) and changes
+/// nothing.
 ///
 /// Records are increments (one per state change, never a snapshot); `restore` replays them
 /// and yields a [`ChannelState`] equal to the original's.
@@ -180,7 +203,7 @@ pub struct Channel {
     next_batch_id: u64,
     outbox: VecDeque<Message>,
     events: VecDeque<Event>,
-    broadcasts: VecDeque<Transaction>,
+    broadcasts: VecDeque<Broadcast>,
     /// Fee of the last `closing_signed` we sent (negotiation is not persisted: BOLT 2
     /// restarts it after a reconnection).
     closing_sent_fee: Option<u64>,
@@ -254,6 +277,18 @@ impl Channel {
         self.state.channel_id
     }
 
+    /// The short channel id, once the funding confirmed and its output was verified (see
+    /// [`Channel::handle_funding_confirmed`]). `None` before, and for a channel whose
+    /// confirmation was stored by record format version 1 (never verified).
+    pub fn short_channel_id(&self) -> Option<ShortChannelId> {
+        self.state.short_channel_id
+    }
+
+    /// Why the channel closed, once it did.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.state.closed_reason.as_ref()
+    }
+
     /// Our balance and theirs in our current commitment, msat (HTLCs excluded).
     pub fn balances_msat(&self) -> Option<(u64, u64)> {
         self.state
@@ -311,8 +346,8 @@ impl Channel {
         self.events.pop_front()
     }
 
-    /// Next transaction to broadcast.
-    pub fn poll_broadcast(&mut self) -> Option<Transaction> {
+    /// Next transaction to broadcast, with what it is.
+    pub fn poll_broadcast(&mut self) -> Option<Broadcast> {
         self.broadcasts.pop_front()
     }
 
@@ -341,7 +376,9 @@ impl Channel {
     }
 
     /// Apply `records`, then build the messages with `f` from the new state; on error the
-    /// state is rolled back and nothing is queued.
+    /// state is rolled back and nothing is queued. A record that does not apply here is
+    /// our own failure (handlers validate before they emit records):
+    /// [`ChannelError::Internal`].
     fn transact(
         &mut self,
         records: Vec<Record>,
@@ -351,6 +388,10 @@ impl Channel {
         let res = records
             .iter()
             .try_for_each(|r| self.state.apply(r))
+            .map_err(|e| match e {
+                ChannelError::Records(s) => internal(format!("record does not apply: {s}")),
+                other => other,
+            })
             .and_then(|()| f(self));
         match res {
             Ok(msgs) => {
@@ -366,15 +407,14 @@ impl Channel {
 
     fn our_point(&self, number: u64) -> Result<PublicKey, ChannelError> {
         let secret = self.our_secret(number)?;
-        per_commitment_point(&self.secp, &secret).map_err(|e| ChannelError::Protocol(e.to_string()))
+        per_commitment_point(&self.secp, &secret).map_err(internal)
     }
 
     fn our_secret(&self, number: u64) -> Result<[u8; 32], ChannelError> {
         let idx = MAX_INDEX
             .checked_sub(number)
-            .ok_or(ChannelError::Protocol("commitment number exhausted".into()))?;
-        generate_from_seed(&self.secrets.commitment_seed, idx)
-            .map_err(|e| ChannelError::Protocol(e.to_string()))
+            .ok_or(internal("commitment number exhausted"))?;
+        generate_from_seed(&self.secrets.commitment_seed, idx).map_err(internal)
     }
 
     fn check_open(&self) -> Result<(), ChannelError> {
@@ -384,25 +424,33 @@ impl Channel {
         Ok(())
     }
 
-    /// Handle one message from the peer. A [`ChannelError::Protocol`] result has already
-    /// failed the channel.
+    /// Handle one message from the peer. A [`ChannelError::Protocol`] or
+    /// [`ChannelError::Internal`] result has already failed the channel; so has the peer's
+    /// `error` (returned as [`ChannelError::Protocol`], closed with
+    /// [`CloseReason::PeerError`], no `error` sent back).
     pub fn handle_message(&mut self, msg: &Message) -> Result<(), ChannelError> {
         self.check_open()?;
+        if self.link == Link::Down {
+            return Err(ChannelError::Command(
+                "link is down: handle_reconnect first".into(),
+            ));
+        }
+        if let Message::Error(e) = msg {
+            let text = close::bounded(&String::from_utf8_lossy(&e.data.0));
+            self.fail_with(CloseReason::PeerError(text.clone()), true, false);
+            return Err(ChannelError::Protocol(format!("peer sent error: {text}")));
+        }
         let res = match (self.link, msg) {
-            (Link::Down, _) => {
-                return Err(ChannelError::Command(
-                    "link is down: handle_reconnect first".into(),
-                ))
-            }
             (_, Message::ChannelReestablish(m)) => self.on_channel_reestablish(m),
             (Link::Reestablishing, other) => Err(ChannelError::Protocol(format!(
                 "message type {} before channel_reestablish",
                 other.msg_type()
             ))),
-            (Link::Up, msg) => self.dispatch(msg),
+            (_, msg) => self.dispatch(msg),
         };
         match &res {
-            Err(ChannelError::Protocol(reason)) => self.fail(reason.clone()),
+            Err(ChannelError::Protocol(r)) => self.fail(CloseReason::ProtocolViolation(r.clone())),
+            Err(ChannelError::Internal(r)) => self.fail(CloseReason::Internal(r.clone())),
             Ok(()) => self.maybe_start_closing()?,
             Err(_) => {}
         }
@@ -424,10 +472,6 @@ impl Channel {
             Message::RevokeAndAck(m) => self.on_revoke_and_ack(m),
             Message::Shutdown(m) => self.on_shutdown(m),
             Message::ClosingSigned(m) => self.on_closing_signed(m),
-            Message::Error(e) => Err(ChannelError::Protocol(format!(
-                "peer sent error: {}",
-                String::from_utf8_lossy(&e.data.0)
-            ))),
             other => Err(ChannelError::Protocol(format!(
                 "unexpected message type {}",
                 other.msg_type()
@@ -436,19 +480,42 @@ impl Channel {
     }
 
     /// Fail the channel: record it, queue an `error`, offer the latest signed commitment.
-    fn fail(&mut self, reason: String) {
-        if let Ok(tx) = self.signed_local_commitment() {
-            self.broadcasts.push_back(tx);
+    fn fail(&mut self, reason: CloseReason) {
+        self.fail_with(reason, true, true);
+    }
+
+    /// Close the channel for `reason`: record it; offer our latest signed commitment for
+    /// broadcast if `broadcast` (and we hold one); queue an `error` with the reason's text
+    /// if `notify`; report [`Event::Closed`].
+    fn fail_with(&mut self, reason: CloseReason, broadcast: bool, notify: bool) {
+        if broadcast {
+            let number = self.state.local_commit.as_ref().map(|c| c.number);
+            if let (Some(number), Ok(tx)) = (number, self.signed_local_commitment()) {
+                self.broadcasts.push_back(Broadcast {
+                    kind: BroadcastKind::Commitment { number },
+                    tx,
+                });
+            }
         }
         let rec = Record::Closed(reason.clone());
         // Applying Closed cannot fail.
         let _ = self.state.apply(&rec);
-        let err = fulmen_wire::msgs::Error::text(self.state.channel_id, &reason);
-        self.queue(vec![rec], vec![Message::Error(err)]);
+        let msgs = if notify {
+            let text = reason.to_string();
+            vec![Message::Error(fulmen_wire::msgs::Error::text(
+                self.state.channel_id,
+                &text,
+            ))]
+        } else {
+            vec![]
+        };
+        self.queue(vec![rec], msgs);
         self.events.push_back(Event::Closed { reason });
     }
 
     /// Our latest commitment, fully signed (both funding signatures), ready to broadcast.
+    /// (After a failure the channel hands it out itself, as a
+    /// [`BroadcastKind::Commitment`] from [`Channel::poll_broadcast`].)
     pub fn signed_local_commitment(&self) -> Result<Transaction, ChannelError> {
         let lc = self
             .state
@@ -475,7 +542,7 @@ impl Channel {
                 &remote_funding,
                 &self.secrets.funding_key,
             )
-            .map_err(|e| ChannelError::Command(e.to_string()))?;
+            .map_err(internal)?;
         Ok(built.tx.signed_tx(
             &self.local_bp.funding_pubkey,
             &our_sig,

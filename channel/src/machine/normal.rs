@@ -13,6 +13,7 @@
 //! `commitment_signed` / `revoke_and_ack` except through a persisted batch.
 
 use bitcoin::hashes::{sha256, Hash};
+use fulmen_htlc::{PaymentHash, PaymentPreimage};
 use fulmen_wire::codec::LenBytes;
 use fulmen_wire::msgs::{
     CommitmentSigned, Message, OnionPacket, RevokeAndAck, UpdateAddHtlc, UpdateFailHtlc,
@@ -20,6 +21,7 @@ use fulmen_wire::msgs::{
 };
 
 use super::dust::{check_exposure, over_limit};
+use super::error::internal;
 use super::params::SideParams;
 use super::state::{reduce, HtlcInfo, Phase, Record, Spec, Update};
 use super::{Channel, ChannelError, Event};
@@ -115,7 +117,7 @@ impl Channel {
     pub fn add_htlc(
         &mut self,
         amount_msat: u64,
-        payment_hash: [u8; 32],
+        payment_hash: PaymentHash,
         cltv_expiry: u32,
         onion: OnionPacket,
     ) -> Result<u64, ChannelError> {
@@ -147,7 +149,7 @@ impl Channel {
             .remote_next
             .as_ref()
             .or(st.remote_commit.as_ref())
-            .ok_or(cmd("no remote commitment".into()))?;
+            .ok_or(internal("no remote commitment"))?;
         let mut ours = st.local_changes.proposed.clone();
         ours.push(update.clone());
         let spec = reduce(&base.spec, &ours, &st.remote_changes.acked).map_err(cmd)?;
@@ -184,7 +186,7 @@ impl Channel {
                 channel_id,
                 id,
                 amount_msat,
-                payment_hash,
+                payment_hash: payment_hash.0,
                 cltv_expiry,
                 onion_routing_packet: onion,
                 path_key: None,
@@ -222,11 +224,12 @@ impl Channel {
         Ok(*h)
     }
 
-    /// Fulfill an HTLC the peer offered; queues `update_fulfill_htlc`.
-    pub fn fulfill_htlc(&mut self, id: u64, preimage: [u8; 32]) -> Result<(), ChannelError> {
+    /// Fulfill an HTLC the peer offered; queues `update_fulfill_htlc`. Refused if
+    /// `preimage` does not hash to the HTLC's payment hash.
+    pub fn fulfill_htlc(&mut self, id: u64, preimage: PaymentPreimage) -> Result<(), ChannelError> {
         self.require_normal()?;
         let h = self.settleable_incoming(id)?;
-        if sha256::Hash::hash(&preimage).to_byte_array() != h.payment_hash {
+        if !preimage.matches(&h.payment_hash) {
             return Err(ChannelError::Command("preimage does not match".into()));
         }
         let channel_id = self.state.channel_id;
@@ -236,7 +239,7 @@ impl Channel {
                 Ok(vec![Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
                     channel_id,
                     id,
-                    payment_preimage: preimage,
+                    payment_preimage: preimage.0,
                     extra_tlvs: Default::default(),
                 })])
             },
@@ -332,7 +335,7 @@ impl Channel {
             id: m.id,
             htlc: HtlcInfo {
                 amount_msat: m.amount_msat,
-                payment_hash: m.payment_hash,
+                payment_hash: PaymentHash(m.payment_hash),
                 cltv_expiry: m.cltv_expiry,
             },
             onion: m.onion_routing_packet.clone(),
@@ -340,7 +343,7 @@ impl Channel {
         let lc = st
             .local_commit
             .as_ref()
-            .ok_or(proto("no local commitment".into()))?;
+            .ok_or(internal("no local commitment"))?;
         let mut theirs = st.remote_changes.proposed.clone();
         theirs.push(update.clone());
         let spec = reduce(&lc.spec, &st.local_changes.acked, &theirs).map_err(proto)?;
@@ -387,18 +390,14 @@ impl Channel {
     pub(super) fn on_update_fulfill(&mut self, m: &UpdateFulfillHtlc) -> Result<(), ChannelError> {
         self.check_channel_id(&m.channel_id)?;
         let h = self.settleable_outgoing(m.id)?;
-        if sha256::Hash::hash(&m.payment_preimage).to_byte_array() != h.payment_hash {
+        let preimage = PaymentPreimage(m.payment_preimage);
+        if !preimage.matches(&h.payment_hash) {
             return Err(proto(format!("wrong preimage for htlc {}", m.id)));
         }
-        let update = Update::Fulfill {
-            id: m.id,
-            preimage: m.payment_preimage,
-        };
+        let update = Update::Fulfill { id: m.id, preimage };
         self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))?;
-        self.events.push_back(Event::HtlcFulfilled {
-            id: m.id,
-            preimage: m.payment_preimage,
-        });
+        self.events
+            .push_back(Event::HtlcFulfilled { id: m.id, preimage });
         Ok(())
     }
 
@@ -430,7 +429,7 @@ impl Channel {
                 .state
                 .local_commit
                 .as_ref()
-                .ok_or(proto("no local commitment".into()))?;
+                .ok_or(internal("no local commitment"))?;
             ch.verify_local_commit(lc.number, &lc.spec, &m.signature, &m.htlc_signatures)?;
             // Revoke the previous commitment.
             let revoked = lc.number - 1;
@@ -452,7 +451,7 @@ impl Channel {
         let rc = st
             .remote_commit
             .as_ref()
-            .ok_or(proto("no remote commitment".into()))?;
+            .ok_or(internal("no remote commitment"))?;
         let point = per_commitment_point(&self.secp, &m.per_commitment_secret)
             .map_err(|_| proto("per_commitment_secret is not a valid key".into()))?;
         if point != rc.point {

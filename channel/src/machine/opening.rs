@@ -1,20 +1,35 @@
 //! Opening: `open_channel` / `accept_channel` / `funding_created` / `funding_signed` /
-//! `channel_ready`, funding depth from heights passed in, and the funding timeout.
+//! `channel_ready`, the funding confirmation (its output verified, the short channel id
+//! derived), funding depth from heights passed in, and the funding timeout.
+//!
+//! Funding verification: the caller hands [`Channel::handle_funding_confirmed`] the
+//! confirmed transaction itself with its height and index in the block. The channel checks
+//! the txid is the funding txid (else the call is refused: wrong transaction), then that
+//! the output at the funding index is exactly the 2-of-2 P2WSH of both funding keys for
+//! exactly the capacity. A mismatch fails the channel with
+//! [`super::CloseReason::FundingMismatch`]: an `error` goes to the peer, nothing is
+//! broadcast (no commitment of ours spends anything real). Otherwise the
+//! [`ShortChannelId`] `height x tx_index x vout` is stored in `Record::FundingConfirmed`
+//! and sent in `channel_ready` (TLV 1).
 //!
 //! Must never: sign the peer's first commitment before we hold a valid signature of ours
-//! (acceptor), or report the funding safe to broadcast before `funding_signed` verified.
+//! (acceptor), report the funding safe to broadcast before `funding_signed` verified, or
+//! count a confirmation whose output is not the agreed funding output.
 
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, OutPoint, Txid};
+use bitcoin::{Amount, OutPoint, Transaction, Txid};
 use fulmen_wire::msgs::{
     AcceptChannel, ChannelReady, FundingCreated, FundingSigned, Message, OpenChannel,
 };
+use fulmen_wire::ShortChannelId;
 
+use super::close::CloseReason;
+use super::error::internal;
 use super::params::{check_accept, check_feerate, check_open, FUNDING_TIMEOUT_BLOCKS};
 use super::state::{ChannelState, Phase, Record, Setup};
 use super::{commit, Channel, ChannelConfig, ChannelError, Entropy, Event, FeeEstimator};
 use super::{KeySource, SideParams};
-use crate::funding::funding_output;
+use crate::funding::{check_funding_output, funding_output};
 use crate::keys::ChannelBasepoints;
 
 fn proto(s: &str) -> ChannelError {
@@ -294,7 +309,7 @@ impl Channel {
         } else {
             self.state.remote_commit.as_ref()
         }
-        .ok_or(proto("no remote commitment to sign"))?;
+        .ok_or(internal("no remote commitment to sign"))?;
         let built = commit::build(
             &self.secp,
             &self.state,
@@ -386,14 +401,69 @@ impl Channel {
         Ok(())
     }
 
-    /// The funding transaction confirmed in the block at `height`.
-    pub fn handle_funding_confirmed(&mut self, height: u32) -> Result<(), ChannelError> {
+    /// The funding transaction `tx` confirmed: it is the `tx_index`-th transaction (0 =
+    /// coinbase) of the block at `height`. Call it again (with the new place) if a reorg
+    /// confirms it elsewhere.
+    ///
+    /// The output at the funding outpoint must be exactly the agreed funding output (2-of-2
+    /// P2WSH of both funding keys, the capacity): if it is not, the channel fails with
+    /// [`CloseReason::FundingMismatch`] (an `error` to the peer, nothing to broadcast) and
+    /// the call returns [`ChannelError::Protocol`] (acceptor: the opener named it) or
+    /// [`ChannelError::Internal`] (opener: our own funding). Otherwise the confirmation and
+    /// the [`ShortChannelId`] are recorded and `channel_ready` follows at depth.
+    ///
+    /// Refused with [`ChannelError::Command`], nothing changed: before the funding
+    /// outpoint is known, if `tx` is not the funding transaction (another txid), or if
+    /// `height` or `tx_index` does not fit a short channel id (24 bits each).
+    pub fn handle_funding_confirmed(
+        &mut self,
+        height: u32,
+        tx_index: u32,
+        tx: &Transaction,
+    ) -> Result<(), ChannelError> {
         self.check_open()?;
-        if self.state.funding_outpoint.is_none() {
-            return Err(ChannelError::Command("no funding outpoint yet".into()));
+        let op = self
+            .state
+            .funding_outpoint
+            .ok_or(ChannelError::Command("no funding outpoint yet".into()))?;
+        let txid = tx.compute_txid();
+        if txid != op.txid {
+            return Err(ChannelError::Command(format!(
+                "transaction {txid} is not the funding transaction {}",
+                op.txid
+            )));
         }
-        if self.state.funding_confirmed_height != Some(height) {
-            self.transact(vec![Record::FundingConfirmed(height)], |_| Ok(vec![]))?;
+        // The outpoint came from `funding_created`, whose index is a u16.
+        let vout = u16::try_from(op.vout).map_err(|_| internal("funding vout above u16"))?;
+        let scid = ShortChannelId::new(height, tx_index, vout).ok_or_else(|| {
+            ChannelError::Command(format!(
+                "height {height} / tx index {tx_index} do not fit a short channel id"
+            ))
+        })?;
+        let remote_funding = self.state.remote()?.basepoints.funding_pubkey;
+        let expected = funding_output(
+            &self.local_bp.funding_pubkey,
+            &remote_funding,
+            Amount::from_sat(self.state.setup.funding_sat),
+        );
+        if let Err(mismatch) = check_funding_output(tx, op.vout, &expected) {
+            let reason = CloseReason::FundingMismatch(mismatch);
+            let text = reason.to_string();
+            self.fail_with(reason, false, true);
+            return Err(if self.state.setup.is_opener {
+                ChannelError::Internal(text)
+            } else {
+                ChannelError::Protocol(text)
+            });
+        }
+        if self.state.short_channel_id != Some(scid)
+            || self.state.funding_confirmed_height != Some(height)
+        {
+            let rec = Record::FundingConfirmed {
+                height,
+                short_channel_id: Some(scid),
+            };
+            self.transact(vec![rec], |_| Ok(vec![]))?;
         }
         self.check_ready()
     }
@@ -412,9 +482,11 @@ impl Channel {
                     .created_height
                     .saturating_add(FUNDING_TIMEOUT_BLOCKS)
         {
-            let reason = "funding not confirmed in time".to_string();
-            self.transact(vec![Record::Closed(reason.clone())], |_| Ok(vec![]))?;
-            self.events.push_back(Event::Closed { reason });
+            let reason = CloseReason::FundingTimeout {
+                created_height: st.setup.created_height,
+                height,
+            };
+            self.fail_with(reason, false, false);
             return Ok(());
         }
         self.check_ready()
@@ -436,7 +508,7 @@ impl Channel {
             Ok(vec![Message::ChannelReady(ChannelReady {
                 channel_id: ch.state.channel_id,
                 second_per_commitment_point: ch.our_point(1)?,
-                short_channel_id: None,
+                short_channel_id: ch.state.short_channel_id,
                 extra_tlvs: Default::default(),
             })])
         })?;
@@ -446,6 +518,8 @@ impl Channel {
         Ok(())
     }
 
+    /// The peer's `channel_ready`. Its `short_channel_id` TLV is not used: ours comes from
+    /// the funding output we verified ourselves.
     pub(super) fn on_channel_ready(&mut self, m: &ChannelReady) -> Result<(), ChannelError> {
         if m.channel_id != self.state.channel_id {
             return Err(proto("channel_ready for another channel"));

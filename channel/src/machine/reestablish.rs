@@ -11,8 +11,10 @@ use fulmen_wire::msgs::{
     UpdateFailMalformedHtlc, UpdateFee, UpdateFulfillHtlc,
 };
 
+use super::close::CloseReason;
+use super::error::internal;
 use super::state::{Phase, Record, Update};
-use super::{Channel, ChannelError, Event, Link};
+use super::{Channel, ChannelError, Link};
 
 fn proto(s: String) -> ChannelError {
     ChannelError::Protocol(s)
@@ -49,14 +51,8 @@ impl Channel {
         };
         self.transact(recs, |ch| {
             let st = &ch.state;
-            let lc = st
-                .local_commit
-                .as_ref()
-                .ok_or(proto("no commitment".into()))?;
-            let rc = st
-                .remote_commit
-                .as_ref()
-                .ok_or(proto("no commitment".into()))?;
+            let lc = st.local_commit.as_ref().ok_or(internal("no commitment"))?;
+            let rc = st.remote_commit.as_ref().ok_or(internal("no commitment"))?;
             let last_secret = st
                 .remote_secrets
                 .last_index()
@@ -83,7 +79,7 @@ impl Channel {
                 channel_id,
                 id: *id,
                 amount_msat: htlc.amount_msat,
-                payment_hash: htlc.payment_hash,
+                payment_hash: htlc.payment_hash.0,
                 cltv_expiry: htlc.cltv_expiry,
                 onion_routing_packet: onion.clone(),
                 path_key: None,
@@ -92,7 +88,7 @@ impl Channel {
             Update::Fulfill { id, preimage } => Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
                 channel_id,
                 id: *id,
-                payment_preimage: *preimage,
+                payment_preimage: preimage.0,
                 extra_tlvs,
             }),
             Update::Fail { id, reason } => Message::UpdateFailHtlc(UpdateFailHtlc {
@@ -131,27 +127,19 @@ impl Channel {
             return Err(proto("channel_reestablish for another channel".into()));
         }
         let st = &self.state;
-        let lc = st
-            .local_commit
-            .as_ref()
-            .ok_or(proto("no commitment".into()))?;
-        let rc = st
-            .remote_commit
-            .as_ref()
-            .ok_or(proto("no commitment".into()))?;
+        let lc = st.local_commit.as_ref().ok_or(internal("no commitment"))?;
+        let rc = st.remote_commit.as_ref().ok_or(internal("no commitment"))?;
         let (lcn, rcn) = (lc.number, rc.number);
         // The peer has revocations from us we do not remember: we lost state. Our
         // commitment may be revoked — never broadcast it; ask the peer to close.
         if m.next_revocation_number > lcn || m.next_commitment_number > rcn + 2 {
-            let reason = format!(
-                "we lost state (peer expects revocation {} / commitment {}, we are at {lcn}/{rcn})",
-                m.next_revocation_number, m.next_commitment_number
-            );
-            let err = fulmen_wire::msgs::Error::text(st.channel_id, &reason);
-            self.transact(vec![Record::Closed(reason.clone())], |_| {
-                Ok(vec![Message::Error(err)])
-            })?;
-            self.events.push_back(Event::Closed { reason });
+            let reason = CloseReason::LostState {
+                their_next_commitment: m.next_commitment_number,
+                their_next_revocation: m.next_revocation_number,
+                our_commitment: lcn,
+                their_commitment: rcn,
+            };
+            self.fail_with(reason, false, true);
             return Err(ChannelError::Closed);
         }
         if m.next_revocation_number > 0 {
@@ -185,7 +173,7 @@ impl Channel {
             msgs.push(Message::ChannelReady(ChannelReady {
                 channel_id: st.channel_id,
                 second_per_commitment_point: self.our_point(1)?,
-                short_channel_id: None,
+                short_channel_id: st.short_channel_id,
                 extra_tlvs: Default::default(),
             }));
         }

@@ -10,9 +10,13 @@ use fulmen_htlc::scripts::p2wsh_sighash;
 use fulmen_wire::codec::LenBytes;
 use fulmen_wire::msgs::{ClosingSigned, FeeRange, Message, Shutdown};
 
+use super::close::{Broadcast, BroadcastKind, CloseReason};
+use super::error::internal;
 use super::state::{Phase, Record};
 use super::{Channel, ChannelError, Event};
-use crate::closing::{build_closing_tx, sign_closing, signed_closing_tx, ClosingOutput};
+use crate::closing::{
+    build_closing_tx, sign_closing, signed_closing_tx, ClosingError, ClosingOutput,
+};
 use crate::funding::funding_script;
 
 /// Weight of a closing transaction's witness (2 signatures + the 2-of-2 script), added to
@@ -97,17 +101,19 @@ impl Channel {
             && st.remote_commit.as_ref().is_some_and(|c| empty(&c.spec))
     }
 
-    /// The unsigned closing tx at `fee_sat` (identical on both sides).
-    fn closing_tx(&self, fee_sat: u64) -> Result<Transaction, ChannelError> {
+    /// The unsigned closing tx at `fee_sat` (identical on both sides). The outer error is
+    /// ours (state missing); the inner one says why this fee cannot build a closing
+    /// transaction (the caller decides whose fault the fee is).
+    fn closing_tx(&self, fee_sat: u64) -> Result<Result<Transaction, ClosingError>, ChannelError> {
         let st = &self.state;
         let remote = st.remote()?;
-        let lc = st.local_commit.as_ref().ok_or(proto("no commitment"))?;
+        let lc = st.local_commit.as_ref().ok_or(internal("no commitment"))?;
         let (Some(ls), Some(rs), Some(op)) = (
             st.local_shutdown.clone(),
             st.remote_shutdown.clone(),
             st.funding_outpoint,
         ) else {
-            return Err(proto("closing before shutdown"));
+            return Err(internal("closing before shutdown"));
         };
         let ours = ClosingOutput {
             script_pubkey: ls,
@@ -120,27 +126,32 @@ impl Channel {
             is_funder: !st.setup.is_opener,
         };
         let dust = st.setup.local.dust_limit_sat.max(remote.dust_limit_sat);
-        build_closing_tx(
+        Ok(build_closing_tx(
             op,
             Amount::from_sat(st.setup.funding_sat),
             &ours,
             &theirs,
             Amount::from_sat(fee_sat),
             Amount::from_sat(dust),
-        )
-        .map_err(|e| ChannelError::Protocol(format!("closing tx: {e}")))
+        ))
+    }
+
+    /// The unsigned closing tx at a fee we chose: any failure is ours.
+    fn our_closing_tx(&self, fee_sat: u64) -> Result<Transaction, ChannelError> {
+        self.closing_tx(fee_sat)?
+            .map_err(|e| internal(format!("closing tx: {e}")))
     }
 
     /// Our acceptable closing fee range: half to twice the fee at the commitment feerate,
     /// capped by the funder's balance.
     fn closing_fee_range(&self) -> Result<(u64, u64), ChannelError> {
-        let tx = self.closing_tx(0)?;
+        let tx = self.our_closing_tx(0)?;
         let weight = tx.weight().to_wu() + CLOSING_WITNESS_WEIGHT;
         let lc = self
             .state
             .local_commit
             .as_ref()
-            .ok_or(proto("no commitment"))?;
+            .ok_or(internal("no commitment"))?;
         let fee = u64::from(lc.spec.feerate_per_kw) * weight / 1000;
         let funder_sat = if self.state.setup.is_opener {
             lc.spec.to_us_msat / 1000
@@ -151,7 +162,7 @@ impl Channel {
     }
 
     fn closing_signed(&self, fee: u64, range: (u64, u64)) -> Result<Message, ChannelError> {
-        let tx = self.closing_tx(fee)?;
+        let tx = self.our_closing_tx(fee)?;
         let remote_funding = self.state.remote()?.basepoints.funding_pubkey;
         let sig = sign_closing(
             &self.secp,
@@ -161,7 +172,7 @@ impl Channel {
             Amount::from_sat(self.state.setup.funding_sat),
             &self.secrets.funding_key,
         )
-        .map_err(|e| ChannelError::Protocol(format!("sign closing: {e}")))?;
+        .map_err(|e| internal(format!("sign closing: {e}")))?;
         Ok(Message::ClosingSigned(ClosingSigned {
             channel_id: self.state.channel_id,
             fee_satoshis: fee,
@@ -192,12 +203,14 @@ impl Channel {
         if m.channel_id != self.state.channel_id || !self.ready_to_close() {
             return Err(proto("closing_signed before the channel is drained"));
         }
-        let tx = self.closing_tx(m.fee_satoshis)?;
+        // A fee the closing transaction cannot pay is the peer's proposal: a violation.
+        let tx = self
+            .closing_tx(m.fee_satoshis)?
+            .map_err(|e| ChannelError::Protocol(format!("closing tx at the peer's fee: {e}")))?;
         let remote_funding = self.state.remote()?.basepoints.funding_pubkey;
         let value = Amount::from_sat(self.state.setup.funding_sat);
         let script = funding_script(&self.local_bp.funding_pubkey, &remote_funding);
-        let sighash = p2wsh_sighash(&tx, 0, &script, value)
-            .map_err(|e| ChannelError::Protocol(e.to_string()))?;
+        let sighash = p2wsh_sighash(&tx, 0, &script, value).map_err(internal)?;
         self.secp
             .verify_ecdsa(&sighash, &m.signature, &remote_funding)
             .map_err(|_| proto("invalid closing signature"))?;
@@ -236,7 +249,7 @@ impl Channel {
             value,
             &self.secrets.funding_key,
         )
-        .map_err(|e| ChannelError::Protocol(format!("sign closing: {e}")))?;
+        .map_err(|e| internal(format!("sign closing: {e}")))?;
         let signed = signed_closing_tx(
             &tx,
             &self.local_bp.funding_pubkey,
@@ -244,11 +257,14 @@ impl Channel {
             &remote_funding,
             &m.signature,
         );
-        let reason = format!("mutual close, fee {fee} sat");
+        let reason = CloseReason::MutualClose { fee_sat: fee };
         self.transact(vec![Record::Closed(reason.clone())], |_| {
             Ok(reply.into_iter().collect())
         })?;
-        self.broadcasts.push_back(signed);
+        self.broadcasts.push_back(Broadcast {
+            kind: BroadcastKind::Closing,
+            tx: signed,
+        });
         self.events.push_back(Event::Closed { reason });
         Ok(())
     }

@@ -2,13 +2,15 @@
 //! the only function that mutates it — so replaying the records rebuilds an equal state.
 //!
 //! Persistence format: each [`Record`] is stored as the bytes of [`Record::encode`] (see
-//! [`super::codec`]): one JSON object `{"v":1,"record":...}` where `v` is the format version
-//! (`RECORD_FORMAT_VERSION`, refused if unknown) and `record` the serde encoding of the
-//! record — an externally tagged enum (`{"LocalUpdate":{"Add":{...}}}`, unit variants as
-//! strings), keys and signatures as hex, outpoints as `"txid:vout"`, scripts as hex, the onion
-//! as 2732 hex chars, other byte arrays as number arrays. [`Record::decode`] returns a
-//! `RecordCodecError` on any malformed, truncated or unknown-version input, never panics.
-//! Renaming a field or variant here changes the format: bump the version.
+//! [`super::codec`]): one JSON object `{"v":2,"record":...}` where `v` is the format version
+//! (`RECORD_FORMAT_VERSION`; version 1 is still read, anything else refused) and `record`
+//! the serde encoding of the record — an externally tagged enum
+//! (`{"LocalUpdate":{"Add":{...}}}`, unit variants as strings), keys and signatures as hex,
+//! outpoints as `"txid:vout"`, scripts as hex, the onion as 2732 hex chars, short channel
+//! ids as `"HEIGHTxINDEXxVOUT"`, payment hashes, preimages and other byte arrays as number
+//! arrays. [`Record::decode`] returns a `RecordCodecError` on any malformed, truncated or
+//! unknown-version input, never panics. Renaming a field or variant here (or in
+//! [`super::CloseReason`]) changes the format: bump the version and keep reading the old.
 //!
 //! Must never: validate peer input here (handlers do, before they emit a record); apply a
 //! record that would create or destroy value (balances are checked, not saturated).
@@ -18,9 +20,12 @@ use std::collections::BTreeMap;
 use bitcoin::secp256k1::ecdsa::Signature;
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{OutPoint, ScriptBuf};
+use fulmen_htlc::{PaymentHash, PaymentPreimage};
 use fulmen_wire::msgs::OnionPacket;
+use fulmen_wire::ShortChannelId;
 use serde::{Deserialize, Serialize};
 
+use super::close::CloseReason;
 use super::error::ChannelError;
 use super::params::SideParams;
 use crate::shachain::{SecretStore, MAX_INDEX};
@@ -31,7 +36,7 @@ pub struct HtlcInfo {
     /// Amount.
     pub amount_msat: u64,
     /// Payment hash.
-    pub payment_hash: [u8; 32],
+    pub payment_hash: PaymentHash,
     /// Absolute expiry height.
     pub cltv_expiry: u32,
 }
@@ -87,7 +92,7 @@ pub enum Update {
         /// HTLC id (offered by the other side).
         id: u64,
         /// Its preimage.
-        preimage: [u8; 32],
+        preimage: PaymentPreimage,
     },
     /// Fail an HTLC the other side offered.
     Fail {
@@ -292,8 +297,16 @@ pub enum Record {
     FundingOutpoint(OutPoint),
     /// The peer's valid signature of our commitment 0.
     InitialCommitSigned(Signature),
-    /// The funding transaction confirmed at this height.
-    FundingConfirmed(u32),
+    /// The funding transaction confirmed, at `height`, and its output was checked to be
+    /// the agreed 2-of-2 for the capacity.
+    FundingConfirmed {
+        /// Height of the block holding the funding transaction.
+        height: u32,
+        /// Where the funding output sits (height, tx index, output index). `None` only in
+        /// records of format version 1, written before the funding output was verified.
+        #[serde(with = "super::codec::scid_text")]
+        short_channel_id: Option<ShortChannelId>,
+    },
     /// We sent `channel_ready`.
     ReadySent,
     /// We received `channel_ready` with the peer's second per-commitment point.
@@ -324,8 +337,9 @@ pub enum Record {
     ShutdownReceived(ScriptBuf),
     /// The peer reconnected: its uncommitted updates are forgotten (BOLT 2).
     Reconnected,
-    /// The channel is closed (failure, funding timeout or mutual close).
-    Closed(String),
+    /// The channel is closed (failure, funding timeout or mismatch, lost state, mutual
+    /// close).
+    Closed(CloseReason),
 }
 
 /// Everything that persists about a channel. Equal states mean equal channels.
@@ -341,6 +355,9 @@ pub struct ChannelState {
     pub funding_outpoint: Option<OutPoint>,
     /// Height of the funding confirmation.
     pub funding_confirmed_height: Option<u32>,
+    /// The short channel id, from the verified funding output (`None` before the funding
+    /// confirmed, and for channels confirmed under record format version 1).
+    pub short_channel_id: Option<ShortChannelId>,
     /// `channel_ready` sent.
     pub ready_sent: bool,
     /// Our current commitment.
@@ -369,7 +386,7 @@ pub struct ChannelState {
     /// (the order to retransmit them in).
     pub commit_sent_last: bool,
     /// Why it closed.
-    pub closed_reason: Option<String>,
+    pub closed_reason: Option<CloseReason>,
 }
 
 /// The BOLT 2 channel id: funding txid (internal order) with the output index XORed into
@@ -401,6 +418,7 @@ impl ChannelState {
             phase,
             funding_outpoint: None,
             funding_confirmed_height: None,
+            short_channel_id: None,
             ready_sent: false,
             local_commit: None,
             remote_commit: None,
@@ -440,9 +458,12 @@ impl ChannelState {
         }
     }
 
-    /// The peer's parameters.
+    /// The peer's parameters (an internal failure if asked before they are known).
     pub fn remote(&self) -> Result<&SideParams, ChannelError> {
-        self.setup.remote.as_ref().ok_or(bad("no remote params"))
+        self.setup
+            .remote
+            .as_ref()
+            .ok_or(ChannelError::Internal("no remote parameters yet".into()))
     }
 
     /// Apply one record. Handlers call it after validating; `restore` replays with it.
@@ -461,7 +482,12 @@ impl ChannelState {
                 self.phase = Phase::AwaitingFundingTx;
             }
             Record::FundingOutpoint(op) => {
-                let first = self.remote()?.first_per_commitment_point;
+                let first = self
+                    .setup
+                    .remote
+                    .as_ref()
+                    .ok_or(bad("FundingOutpoint before the remote parameters"))?
+                    .first_per_commitment_point;
                 self.funding_outpoint = Some(*op);
                 self.channel_id = channel_id_from(op);
                 self.remote_commit = Some(RemoteCommit {
@@ -483,7 +509,21 @@ impl ChannelState {
                 });
                 self.phase = Phase::AwaitingReady;
             }
-            Record::FundingConfirmed(h) => self.funding_confirmed_height = Some(*h),
+            Record::FundingConfirmed {
+                height,
+                short_channel_id,
+            } => {
+                let op = self
+                    .funding_outpoint
+                    .ok_or(bad("FundingConfirmed before FundingOutpoint"))?;
+                if let Some(scid) = short_channel_id {
+                    if scid.block_height() != *height || u32::from(scid.output_index()) != op.vout {
+                        return Err(bad("short_channel_id does not match the funding"));
+                    }
+                }
+                self.funding_confirmed_height = Some(*height);
+                self.short_channel_id = *short_channel_id;
+            }
             Record::ReadySent => {
                 self.ready_sent = true;
                 self.maybe_normal();
@@ -598,7 +638,7 @@ mod tests {
             id,
             htlc: HtlcInfo {
                 amount_msat,
-                payment_hash: [id as u8; 32],
+                payment_hash: PaymentHash([id as u8; 32]),
                 cltv_expiry: 100,
             },
             onion: OnionPacket(Box::new([0u8; ONION_PACKET_LEN])),
@@ -621,12 +661,12 @@ mod tests {
             &s1,
             &[Update::Fulfill {
                 id: 0,
-                preimage: [0; 32],
+                preimage: PaymentPreimage([0; 32]),
             }],
             &[
                 Update::Fulfill {
                     id: 0,
-                    preimage: [0; 32],
+                    preimage: PaymentPreimage([0; 32]),
                 },
                 Update::Fail {
                     id: 1,

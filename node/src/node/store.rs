@@ -42,6 +42,8 @@ pub struct WriteBatch {
     pub funding_txs: Vec<(i64, Vec<u8>)>,
     /// Closing transactions: (local channel id, consensus bytes).
     pub closing_txs: Vec<(i64, Vec<u8>)>,
+    /// Force-close commitments: (local channel id, consensus bytes).
+    pub commitment_txs: Vec<(i64, Vec<u8>)>,
     /// Payment upserts: (payment hash hex, JSON).
     pub payments: Vec<(String, String)>,
     /// Invoice upserts: (payment hash hex, JSON).
@@ -65,6 +67,7 @@ impl WriteBatch {
         self.records.extend(other.records);
         self.funding_txs.extend(other.funding_txs);
         self.closing_txs.extend(other.closing_txs);
+        self.commitment_txs.extend(other.commitment_txs);
         self.payments.extend(other.payments);
         self.invoices.extend(other.invoices);
         self.peers.extend(other.peers);
@@ -92,6 +95,11 @@ impl WriteBatch {
             records: w.records.iter().map(|(id, r)| (*id, r.encode())).collect(),
             funding_txs: w.funding_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
             closing_txs: w.closing_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
+            commitment_txs: w
+                .commitment_txs
+                .iter()
+                .map(|(id, t)| (*id, tx(t)))
+                .collect(),
             payments: w
                 .payments
                 .iter()
@@ -127,6 +135,8 @@ pub struct StoredChannelRow {
     pub funding_tx: Option<Vec<u8>>,
     /// Closing transaction, once known.
     pub closing_tx: Option<Vec<u8>>,
+    /// Force-close commitment, if broadcast.
+    pub commitment_tx: Option<Vec<u8>>,
 }
 
 /// Everything loaded at start.
@@ -174,6 +184,7 @@ impl Loaded {
                     .with_context(|| format!("decoding the records of channel {}", c.id))?,
                 funding_tx: tx(&c.funding_tx)?,
                 closing_tx: tx(&c.closing_tx)?,
+                commitment_tx: tx(&c.commitment_tx)?,
             });
         }
         for json in &self.payments {
@@ -254,10 +265,12 @@ impl NodeStore {
         {
             out.wallet.push(r.try_get("data")?);
         }
-        for r in sqlx::query("SELECT id, peer, funding_tx, closing_tx FROM channels ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .context("loading channels")?
+        for r in sqlx::query(
+            "SELECT id, peer, funding_tx, closing_tx, commitment_tx FROM channels ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("loading channels")?
         {
             out.channels.push(StoredChannelRow {
                 id: r.try_get("id")?,
@@ -265,8 +278,15 @@ impl NodeStore {
                 records: Vec::new(),
                 funding_tx: r.try_get("funding_tx")?,
                 closing_tx: r.try_get("closing_tx")?,
+                commitment_tx: r.try_get("commitment_tx")?,
             });
         }
+        let index: std::collections::HashMap<i64, usize> = out
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
         for r in sqlx::query("SELECT channel, data FROM channel_records ORDER BY id")
             .fetch_all(&self.pool)
             .await
@@ -274,12 +294,12 @@ impl NodeStore {
         {
             let ch: i64 = r.try_get("channel")?;
             let data: Vec<u8> = r.try_get("data")?;
-            let c = out
-                .channels
-                .iter_mut()
-                .find(|c| c.id == ch)
+            let i = *index
+                .get(&ch)
                 .with_context(|| format!("record of unknown channel {ch}"))?;
-            c.records.push(data);
+            if let Some(c) = out.channels.get_mut(i) {
+                c.records.push(data);
+            }
         }
         for r in sqlx::query("SELECT data FROM payments ORDER BY seq")
             .fetch_all(&self.pool)
@@ -350,6 +370,14 @@ impl NodeStore {
                 .execute(&mut *tx)
                 .await
                 .context("storing closing tx")?;
+        }
+        for (id, raw) in &batch.commitment_txs {
+            sqlx::query("UPDATE channels SET commitment_tx = ? WHERE id = ?")
+                .bind(raw)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("storing force-close commitment")?;
         }
         for (table, rows) in [("payments", &batch.payments), ("invoices", &batch.invoices)] {
             for (hash, json) in rows {

@@ -183,8 +183,9 @@ wire_message! {
         second_per_commitment_point: PublicKey,
     }
     tlvs {
-        /// `short_channel_id` alias.
-        1 => short_channel_id: u64,
+        /// `short_channel_id` (BOLT 2 names it an alias; Fulmen sends the real one, derived
+        /// from the verified funding output, once the funding confirmed).
+        1 => short_channel_id: crate::scid::ShortChannelId,
     }
 }
 
