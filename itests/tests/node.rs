@@ -311,7 +311,7 @@ fn nodes_killed_mid_stream_lose_nothing_and_pay_nothing_twice() {
     }
     eprintln!("{paid} of {N} paid across two crashes");
     assert_eq!(paid as usize, N, "every invoice is paid exactly once");
-    let expected: u64 = (0..N).map(|i| amount(i)).sum();
+    let expected: u64 = (0..N).map(amount).sum();
     assert_eq!(paid_msat, expected);
     wait_local(&net.alice, &id, 1_000_000_000 - paid_msat);
     wait_local(&net.bob, &id, paid_msat);
