@@ -16,7 +16,7 @@ use super::dust::check_exposure;
 use super::error::internal;
 use super::normal::check_limits;
 use super::params::check_feerate;
-use super::state::{reduce, Record, Update};
+use super::state::{reduce_iter, Record, Update};
 use super::{Channel, ChannelError};
 
 /// BOLT 4 `BADONION` bit of a failure code.
@@ -47,9 +47,8 @@ impl Channel {
             .or(st.remote_commit.as_ref())
             .ok_or(internal("no remote commitment"))?;
         let update = Update::Fee(feerate_per_kw);
-        let mut ours = st.local_changes.proposed.clone();
-        ours.push(update.clone());
-        let spec = reduce(&base.spec, &ours, &st.remote_changes.acked).map_err(cmd)?;
+        let ours = st.local_changes.proposed.iter().chain([&update]);
+        let spec = reduce_iter(&base.spec, ours, st.remote_changes.acked.iter()).map_err(cmd)?;
         check_limits(
             &spec,
             true,
@@ -97,9 +96,8 @@ impl Channel {
             .as_ref()
             .ok_or(internal("no local commitment"))?;
         let update = Update::Fee(m.feerate_per_kw);
-        let mut theirs = st.remote_changes.proposed.clone();
-        theirs.push(update.clone());
-        let spec = reduce(&lc.spec, &st.local_changes.acked, &theirs).map_err(proto)?;
+        let theirs = st.remote_changes.proposed.iter().chain([&update]);
+        let spec = reduce_iter(&lc.spec, st.local_changes.acked.iter(), theirs).map_err(proto)?;
         check_limits(
             &spec,
             false,

@@ -23,7 +23,7 @@ use fulmen_wire::msgs::{
 use super::dust::{check_exposure, over_limit};
 use super::error::internal;
 use super::params::SideParams;
-use super::state::{reduce, HtlcInfo, Phase, Record, Spec, Update};
+use super::state::{reduce_iter, HtlcInfo, Phase, Record, Spec, Update};
 use super::{Channel, ChannelError, Event};
 use crate::commitment::{commitment_fee, CommitmentHtlc};
 use crate::keys::per_commitment_point;
@@ -150,9 +150,8 @@ impl Channel {
             .as_ref()
             .or(st.remote_commit.as_ref())
             .ok_or(internal("no remote commitment"))?;
-        let mut ours = st.local_changes.proposed.clone();
-        ours.push(update.clone());
-        let spec = reduce(&base.spec, &ours, &st.remote_changes.acked).map_err(cmd)?;
+        let ours = st.local_changes.proposed.iter().chain([&update]);
+        let spec = reduce_iter(&base.spec, ours, st.remote_changes.acked.iter()).map_err(cmd)?;
         check_limits(
             &spec,
             true,
@@ -280,6 +279,12 @@ impl Channel {
 
     /// Sign the peer's next commitment with every pending update; queues
     /// `commitment_signed` (released after its batch is persisted).
+    ///
+    /// Unlike other commands, a failure to build or sign that commitment
+    /// ([`ChannelError::Internal`]) fails the channel ([`super::CloseReason::Internal`],
+    /// our latest commitment offered for broadcast, [`Event::Closed`]): nothing that can
+    /// happen later makes the pending updates signable, so leaving the channel open would
+    /// leave [`Channel::can_send_commitment`] true for ever with every attempt failing.
     pub fn send_commitment(&mut self) -> Result<(), ChannelError> {
         self.require_normal()?;
         if self.state.remote_next.is_some() {
@@ -288,7 +293,7 @@ impl Channel {
         if !self.can_send_commitment() {
             return Err(ChannelError::Command("no updates to sign".into()));
         }
-        self.transact(vec![Record::SentCommitment], |ch| {
+        let res = self.transact(vec![Record::SentCommitment], |ch| {
             let (signature, htlc_signatures) = ch.sign_remote_commit(true)?;
             Ok(vec![Message::CommitmentSigned(CommitmentSigned {
                 channel_id: ch.state.channel_id,
@@ -296,7 +301,12 @@ impl Channel {
                 htlc_signatures,
                 extra_tlvs: Default::default(),
             })])
-        })
+        });
+        if let Err(ChannelError::Internal(r)) = &res {
+            let reason = format!("cannot sign the peer's next commitment: {r}");
+            self.fail(super::CloseReason::Internal(reason));
+        }
+        res
     }
 
     pub(super) fn check_channel_id(&self, id: &[u8; 32]) -> Result<(), ChannelError> {
@@ -344,9 +354,8 @@ impl Channel {
             .local_commit
             .as_ref()
             .ok_or(internal("no local commitment"))?;
-        let mut theirs = st.remote_changes.proposed.clone();
-        theirs.push(update.clone());
-        let spec = reduce(&lc.spec, &st.local_changes.acked, &theirs).map_err(proto)?;
+        let theirs = st.remote_changes.proposed.iter().chain([&update]);
+        let spec = reduce_iter(&lc.spec, st.local_changes.acked.iter(), theirs).map_err(proto)?;
         check_limits(
             &spec,
             false,
