@@ -10,7 +10,8 @@
 mod two_party;
 use two_party::*;
 
-use fulmen_wire::msgs::ChannelReestablish;
+use fulmen_channel::machine::Update;
+use fulmen_wire::msgs::{ChannelReestablish, UpdateFee};
 
 /// Pay `amount_msat` from `a` to `b` and settle it, so both commitment numbers move on.
 fn pay(a: &mut Party, b: &mut Party, n: u64, amount_msat: u64) {
@@ -292,4 +293,126 @@ fn unbuildable_commitment_fails_the_channel_instead_of_staying_pending() {
             reason: CloseReason::Internal(_)
         }
     )));
+}
+
+/// The cap on a side's unsigned updates.
+const CAP: usize = fulmen_channel::machine::params::MAX_UNSIGNED_UPDATES;
+
+fn fee_msg(ch: &Channel, feerate_per_kw: u32) -> Message {
+    Message::UpdateFee(UpdateFee {
+        channel_id: ch.channel_id(),
+        feerate_per_kw,
+        extra_tlvs: Default::default(),
+    })
+}
+
+/// Defect 5(a): a funder that floods `update_fee` without signing. The fee updates collapse
+/// (only the last one is kept), so the state stays bounded; the records stay bounded too,
+/// because a flood beyond the cap on unsigned updates fails the channel.
+#[test]
+fn update_fee_flood_is_collapsed_bounded_and_fails_the_channel_past_the_cap() {
+    let (_a, mut b) = open_pair(110, ChannelConfig::default()).unwrap();
+    b.ch.handle_fee_estimate(1000);
+    let records_before = b.log.len();
+    let mut failed_at = None;
+    for i in 0..10_000u32 {
+        let res = b.ch.handle_message(&fee_msg(&b.ch, 1000 + i % 500));
+        b.persist();
+        match res {
+            Ok(()) => {
+                let st = b.ch.state();
+                assert_eq!(st.remote_changes.proposed.len(), 1, "fee updates collapse");
+            }
+            Err(ChannelError::Protocol(e)) => {
+                failed_at.get_or_insert(i);
+                assert!(e.contains("unsigned updates"), "{e}");
+            }
+            Err(ChannelError::Closed) => assert!(failed_at.is_some()),
+            Err(e) => panic!("update_fee {i}: {e:?}"),
+        }
+        // The records written for the flood stay bounded by the cap.
+        assert!(
+            b.log.len() - records_before <= CAP + 1,
+            "{} records after {i} update_fee",
+            b.log.len() - records_before
+        );
+    }
+    assert_eq!(failed_at, Some(CAP as u32), "the update past the cap fails");
+    assert!(matches!(
+        b.ch.close_reason(),
+        Some(CloseReason::ProtocolViolation(_))
+    ));
+    assert!(matches!(
+        b.ch.poll_broadcast().map(|bc| bc.kind),
+        Some(BroadcastKind::Commitment { .. })
+    ));
+    b.assert_restores();
+}
+
+/// Defect 5(a), the honest side of it: many `update_fee` commands before one
+/// `commitment_signed` collapse to the last feerate on both sides, the signatures agree, and
+/// the commitment carries that last feerate.
+#[test]
+fn many_update_fee_before_a_commitment_collapse_and_sign() {
+    let (mut a, mut b) = open_pair(111, ChannelConfig::default()).unwrap();
+    b.ch.handle_fee_estimate(1000);
+    for i in 0..(CAP as u32 - 1) {
+        a.ch.update_fee(1000 + i % 700).unwrap();
+        assert_eq!(a.ch.state().local_changes.proposed.len(), 1);
+    }
+    let last = 1000 + (CAP as u32 - 2) % 700;
+    let msgs = a.outgoing();
+    assert_eq!(msgs.len(), CAP - 1);
+    for m in &msgs {
+        b.ch.handle_message(m).unwrap();
+        assert_eq!(b.ch.state().remote_changes.proposed.len(), 1);
+    }
+    run(&mut a, &mut b);
+    for p in [&a, &b] {
+        let st = p.ch.state();
+        assert_eq!(st.local_commit.as_ref().unwrap().spec.feerate_per_kw, last);
+        assert_eq!(st.remote_commit.as_ref().unwrap().spec.feerate_per_kw, last);
+    }
+    check_mirror(&a, &b);
+    // The cap counts updates since the peer's last commitment_signed: after signing, the
+    // funder may propose again.
+    a.ch.update_fee(1500).unwrap();
+    run(&mut a, &mut b);
+    assert_eq!(
+        b.ch.state()
+            .local_commit
+            .as_ref()
+            .unwrap()
+            .spec
+            .feerate_per_kw,
+        1500
+    );
+}
+
+/// Defect 5(a), across commitments: a funder that signs each `update_fee` while we never
+/// sign back leaves its fee updates waiting in our `remote_changes.acked` (and its own
+/// `local_changes.acked`): they collapse there too, so that list stays bounded as well.
+#[test]
+fn signed_fee_updates_waiting_for_our_signature_collapse_too() {
+    let (mut a, mut b) = open_pair(112, ChannelConfig::default()).unwrap();
+    b.ch.handle_fee_estimate(1000);
+    let mut last = 0;
+    for i in 0..300u32 {
+        last = 1000 + i % 400;
+        a.ch.update_fee(last).unwrap();
+        a.ch.send_commitment().unwrap();
+        assert_eq!(deliver(&mut a, &mut b), 2); // update_fee, commitment_signed
+        assert_eq!(deliver(&mut b, &mut a), 1); // revoke_and_ack; b does not sign
+        assert_eq!(b.ch.state().remote_changes.acked, vec![Update::Fee(last)]);
+        assert_eq!(a.ch.state().local_changes.acked, vec![Update::Fee(last)]);
+    }
+    b.assert_restores();
+    a.assert_restores();
+    run(&mut a, &mut b);
+    for p in [&a, &b] {
+        let st = p.ch.state();
+        assert_eq!(st.local_commit.as_ref().unwrap().spec.feerate_per_kw, last);
+        assert_eq!(st.remote_commit.as_ref().unwrap().spec.feerate_per_kw, last);
+    }
+    check_mirror(&a, &b);
 }

@@ -112,6 +112,22 @@ impl Channel {
         Ok(())
     }
 
+    /// Refuse a command whose update would take our unsigned updates past
+    /// [`super::params::MAX_UNSIGNED_UPDATES`] (a fee update right after another replaces
+    /// it, so it always fits).
+    pub(super) fn check_local_room(&self, u: &Update) -> Result<(), ChannelError> {
+        let proposed = &self.state.local_changes.proposed;
+        let collapses =
+            matches!(u, Update::Fee(_)) && matches!(proposed.last(), Some(Update::Fee(_)));
+        if !collapses && proposed.len() >= super::params::MAX_UNSIGNED_UPDATES {
+            return Err(ChannelError::Command(format!(
+                "{} unsigned updates: send a commitment first",
+                proposed.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Offer an HTLC; queues `update_add_htlc` and returns its id. Refused (nothing
     /// changes) if it breaks the peer's limits or our reserve.
     pub fn add_htlc(
@@ -144,6 +160,7 @@ impl Channel {
             htlc,
             onion: onion.clone(),
         };
+        self.check_local_room(&update)?;
         let st = &self.state;
         let base = st
             .remote_next
@@ -231,18 +248,17 @@ impl Channel {
         if !preimage.matches(&h.payment_hash) {
             return Err(ChannelError::Command("preimage does not match".into()));
         }
+        let update = Update::Fulfill { id, preimage };
+        self.check_local_room(&update)?;
         let channel_id = self.state.channel_id;
-        self.transact(
-            vec![Record::LocalUpdate(Update::Fulfill { id, preimage })],
-            |_| {
-                Ok(vec![Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
-                    channel_id,
-                    id,
-                    payment_preimage: preimage.0,
-                    extra_tlvs: Default::default(),
-                })])
-            },
-        )
+        self.transact(vec![Record::LocalUpdate(update)], |_| {
+            Ok(vec![Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+                channel_id,
+                id,
+                payment_preimage: preimage.0,
+                extra_tlvs: Default::default(),
+            })])
+        })
     }
 
     /// Fail an HTLC the peer offered; queues `update_fail_htlc`.
@@ -252,19 +268,18 @@ impl Channel {
         if reason.len() > usize::from(u16::MAX) {
             return Err(ChannelError::Command("failure reason too long".into()));
         }
-        let channel_id = self.state.channel_id;
         let r2 = reason.clone();
-        self.transact(
-            vec![Record::LocalUpdate(Update::Fail { id, reason })],
-            |_| {
-                Ok(vec![Message::UpdateFailHtlc(UpdateFailHtlc {
-                    channel_id,
-                    id,
-                    reason: LenBytes(r2),
-                    extra_tlvs: Default::default(),
-                })])
-            },
-        )
+        let update = Update::Fail { id, reason };
+        self.check_local_room(&update)?;
+        let channel_id = self.state.channel_id;
+        self.transact(vec![Record::LocalUpdate(update)], |_| {
+            Ok(vec![Message::UpdateFailHtlc(UpdateFailHtlc {
+                channel_id,
+                id,
+                reason: LenBytes(r2),
+                extra_tlvs: Default::default(),
+            })])
+        })
     }
 
     /// Whether [`Channel::send_commitment`] would do something: updates to sign and no

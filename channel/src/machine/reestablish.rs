@@ -75,6 +75,8 @@ impl Channel {
             })])
         })?;
         self.link = Link::Reestablishing;
+        // The peer's unsigned updates are forgotten (Reconnected).
+        self.remote_unsigned = 0;
         Ok(())
     }
 

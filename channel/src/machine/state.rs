@@ -179,6 +179,17 @@ fn settle_updates<'a>(
     Ok(())
 }
 
+/// Append `u` to one side's list of updates; a fee update replaces a fee update right
+/// before it (only the last feerate counts, see [`reduce`]), so a flood of `update_fee`
+/// leaves one entry. Only consecutive ones collapse: an HTLC update between two fee updates
+/// was checked at the feerate before it, and is retransmitted after it.
+fn push_update(list: &mut Vec<Update>, u: Update) {
+    if matches!(u, Update::Fee(_)) && matches!(list.last(), Some(Update::Fee(_))) {
+        list.pop();
+    }
+    list.push(u);
+}
+
 /// `spec` after our `ours` and their `theirs` updates: settlements first, then adds (as
 /// lnd does), then the last fee update.
 ///
@@ -337,9 +348,10 @@ pub enum Record {
     ReadySent,
     /// We received `channel_ready` with the peer's second per-commitment point.
     ReadyReceived(PublicKey),
-    /// We sent an update.
+    /// We sent an update (a fee update right after another replaces it in the state).
     LocalUpdate(Update),
-    /// We received an update (checked).
+    /// We received an update (checked; a fee update right after another replaces it in
+    /// the state).
     RemoteUpdate(Update),
     /// We signed the peer's next commitment.
     SentCommitment,
@@ -565,7 +577,7 @@ impl ChannelState {
                     }
                     self.next_local_htlc_id += 1;
                 }
-                self.local_changes.proposed.push(u.clone());
+                push_update(&mut self.local_changes.proposed, u.clone());
             }
             Record::RemoteUpdate(u) => {
                 if let Update::Add { id, .. } = u {
@@ -574,7 +586,7 @@ impl ChannelState {
                     }
                     self.next_remote_htlc_id += 1;
                 }
-                self.remote_changes.proposed.push(u.clone());
+                push_update(&mut self.remote_changes.proposed, u.clone());
             }
             Record::SentCommitment => {
                 let rc = self.remote_commit.as_ref().ok_or(bad("no remote commit"))?;
@@ -614,7 +626,9 @@ impl ChannelState {
                 self.commit_sent_last = false;
                 self.local_changes.acked.clear();
                 let proposed = std::mem::take(&mut self.remote_changes.proposed);
-                self.remote_changes.acked.extend(proposed);
+                for u in proposed {
+                    push_update(&mut self.remote_changes.acked, u);
+                }
             }
             Record::ReceivedRevocation { secret, next_point } => {
                 let rc = self.remote_commit.as_ref().ok_or(bad("no remote commit"))?;
@@ -625,7 +639,9 @@ impl ChannelState {
                 self.remote_commit = Some(next);
                 self.remote_next_point = Some(*next_point);
                 let signed = std::mem::take(&mut self.local_changes.signed);
-                self.local_changes.acked.extend(signed);
+                for u in signed {
+                    push_update(&mut self.local_changes.acked, u);
+                }
                 self.remote_changes.signed.clear();
             }
             Record::Reconnected => {
@@ -745,6 +761,33 @@ mod tests {
         assert_eq!(s1.total_msat(), 1000);
         assert!(s1.offered_by_us.is_empty());
         assert_eq!(s1.offered_by_them.len(), 1);
+    }
+
+    #[test]
+    fn consecutive_fee_updates_collapse_others_do_not() {
+        let mut l = Vec::new();
+        for f in [300, 400, 500] {
+            push_update(&mut l, Update::Fee(f));
+        }
+        assert_eq!(l, vec![Update::Fee(500)]);
+        push_update(&mut l, add(0, 10));
+        push_update(&mut l, Update::Fee(600));
+        push_update(&mut l, Update::Fee(700));
+        assert_eq!(l, vec![Update::Fee(500), add(0, 10), Update::Fee(700)]);
+        // The reduced spec is the same as without collapsing.
+        let s0 = Spec {
+            to_us_msat: 100,
+            feerate_per_kw: 253,
+            ..Spec::default()
+        };
+        let all = [
+            Update::Fee(300),
+            Update::Fee(500),
+            add(0, 10),
+            Update::Fee(600),
+            Update::Fee(700),
+        ];
+        assert_eq!(reduce(&s0, &all, &[]), reduce(&s0, &l, &[]));
     }
 
     #[test]
