@@ -157,9 +157,9 @@ impl Channel {
                 &m.your_last_per_commitment_secret,
             ) {
                 return Err(proto(format!(
-                    "peer claims revocation {} of ours (we are at commitment {lcn}) without \
-                     proving it: your_last_per_commitment_secret is wrong",
-                    m.next_revocation_number
+                    "peer claims we revoked commitment {} (we are at commitment {lcn}) \
+                     without proving it: your_last_per_commitment_secret is wrong",
+                    m.next_revocation_number - 1
                 )));
             }
             let reason = CloseReason::LostState {
