@@ -62,7 +62,7 @@ fn decode_ns(ns: &str, bytes: &[u8]) -> Result<Vec<Rec>, Failure> {
     for r in &s.records {
         let v = &r.value[..];
         let rec = (|| {
-            Ok(match (ns, r.typ) {
+            Ok(Some(match (ns, r.typ) {
                 ("n1", 1) | ("n2", 0) => Rec::Amount(Tu64::from_value(v)?.0),
                 ("n1", 2) => Rec::Scid(u64::from_value(v)?),
                 ("n1", 3) => {
@@ -80,8 +80,7 @@ fn decode_ns(ns: &str, bytes: &[u8]) -> Result<Vec<Rec>, Failure> {
                 }
                 ("n2", 11) => Rec::CltvExpiry(decode_truncated(v, 4)? as u32),
                 _ => return Ok(None), // unknown odd: ignored
-            })
-            .map(Some)
+            }))
         })()
         .map_err(|e: DecodeError| Failure::Value(r.typ, e))?;
         out.extend(rec);
