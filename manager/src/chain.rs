@@ -65,6 +65,7 @@ impl Manager {
             if e.closing_height.is_none() {
                 if let Some(tx) = spends.get(&op) {
                     e.closing_height = Some(height);
+                    self.pending.closing_heights.push((e.id, height));
                     if e.closing_tx.is_none() {
                         e.closing_tx = Some((*tx).clone());
                         self.pending.closing_txs.push((e.id, (*tx).clone()));

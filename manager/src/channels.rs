@@ -340,6 +340,7 @@ impl Manager {
         e.funding_tx = stored.funding_tx.clone();
         e.closing_tx = stored.closing_tx.clone();
         e.force_close_tx = stored.commitment_tx.clone();
+        e.closing_height = stored.closing_height;
         // Re-broadcast until the funding is seen spent (the chain follower drops what
         // confirms).
         for tx in e.closing_tx.iter().chain(&e.force_close_tx) {
