@@ -104,6 +104,19 @@ impl Manager {
         Ok(())
     }
 
+    /// The chain refused a transaction we broadcast, for a reason other than knowing it
+    /// already (its inputs are spent, it is invalid): the wallet stops counting it and it
+    /// is not broadcast again. An opening whose funding it was times out later (2016
+    /// blocks) like any funding that never confirms.
+    pub fn handle_broadcast_refused(&mut self, now: u64, txid: Txid, reason: &str) {
+        self.now = now;
+        if self.unconfirmed.remove(&txid).is_none() {
+            return;
+        }
+        tracing::warn!(%txid, %reason, "broadcast refused: the wallet forgets it");
+        self.wallet.evict_tx(txid, now);
+    }
+
     /// Broadcasts our unconfirmed transactions again (after a restart or a reorg).
     pub fn rebroadcast(&mut self) {
         let mut txs: Vec<(Txid, Transaction)> = self

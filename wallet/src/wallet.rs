@@ -296,6 +296,13 @@ impl Wallet {
         self.absorb();
     }
 
+    /// The chain refused (or dropped) the unconfirmed transaction `txid` we applied: it no
+    /// longer counts, its inputs are spendable again.
+    pub fn evict_tx(&mut self, txid: Txid, now: u64) {
+        self.inner.apply_evicted_txs([(txid, now)]);
+        self.absorb();
+    }
+
     /// Feed the complete mempool at time `now`: its relevant transactions are (re)marked as seen,
     /// and every unconfirmed wallet transaction missing from it is marked evicted (it no longer
     /// counts). Use after reorgs and restarts, or periodically. The snapshot must be taken after
