@@ -2,7 +2,9 @@
 //! sans-IO state machine (`fulmen_channel::machine`), then print the final balances.
 //!
 //! Run: `cargo run -p fulmen-channel --example two_party`. Owns nothing but this demo; must
-//! never do network or disk I/O (records are "persisted" into a Vec).
+//! never do network or disk I/O (records are "persisted" into a Vec). The pair here is
+//! inline on purpose, for a newcomer to read; the tests use the shared deterministic harness
+//! in `fulmen-tests` (`tests/src/pair.rs`: seeded scheduler, crashes, invariant checks).
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};

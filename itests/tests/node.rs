@@ -1,7 +1,9 @@
 //! End-to-end tests of the node daemon (`fulmen node run`) driven through the CLI: open,
-//! 100 micropayments and a cooperative close with balances checked to the sat; payee and
-//! then payer killed with SIGKILL in the middle of a concurrent payment stream and
-//! restarted, with nothing lost or paid twice; and a peer sending garbage after the handshake, disconnected while the
+//! 100 payments (half dust micropayments of 1 sat, half real HTLCs of 2,000 sat, above the
+//! ≈ 877-sat trim threshold at 500 sat/kw, so HTLC outputs and HTLC signatures cross between
+//! the daemons) and a cooperative close with balances checked to the sat; payee and then
+//! payer killed with SIGKILL while an HTLC is in flight in a concurrent stream of real-HTLC
+//! and dust payments, and restarted, with nothing lost or paid twice; and a peer sending garbage after the handshake, disconnected while the
 //! node keeps serving its other peers; a closed channel still closed after a restart.
 
 use std::collections::HashMap;
@@ -111,6 +113,11 @@ fn wait_local(node: &NodeDaemon, id: &str, msat: u64) -> Value {
     )
 }
 
+/// A real HTLC: above the trim threshold (dust limit + HTLC-tx fee ≈ 877 sat at 500 sat/kw).
+const REAL_MSAT: u64 = 2_000_000;
+/// A micropayment: below the trim threshold (no HTLC output).
+const DUST_MSAT: u64 = 1_000;
+
 fn invoice(node: &NodeDaemon, msat: u64) -> String {
     s(&node.ok(&["invoice", &msat.to_string()])["bolt11"])
 }
@@ -128,14 +135,20 @@ fn open_pay_100_and_close_balances_to_the_sat() {
     // Alice's wallet had one coin of FUND sat: the funding fee is what the outputs miss.
     let funding_fee = FUND - funding.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
 
-    for _ in 0..100 {
-        let inv = invoice(&net.bob, 1_000);
+    // Alternately a real HTLC and a dust micropayment: 50 × 2,000 sat + 50 × 1 sat.
+    let mut moved_msat = 0;
+    for i in 0..100 {
+        let msat = if i % 2 == 0 { REAL_MSAT } else { DUST_MSAT };
+        let inv = invoice(&net.bob, msat);
         let p = net.alice.ok(&["pay", &inv]);
         assert_eq!(p["status"], "succeeded", "{p}");
-        assert_eq!(p["amount_msat"], 1_000);
+        assert_eq!(p["amount_msat"], msat);
+        moved_msat += msat;
     }
-    wait_local(&net.alice, &id, (CAP - PUSH_SAT) * 1000 - 100_000);
-    wait_local(&net.bob, &id, PUSH_SAT * 1000 + 100_000);
+    let moved_sat = moved_msat / 1000;
+    assert_eq!(moved_sat, 100_050);
+    wait_local(&net.alice, &id, (CAP - PUSH_SAT) * 1000 - moved_msat);
+    wait_local(&net.bob, &id, PUSH_SAT * 1000 + moved_msat);
     let paid = net.alice.ok(&["payments"])["payments"]
         .as_array()
         .map(|p| p.iter().filter(|p| p["status"] == "succeeded").count());
@@ -151,12 +164,12 @@ fn open_pay_100_and_close_balances_to_the_sat() {
     net.mine(1);
     net.alice.wait_channel_state(&id, "closed");
     net.bob.wait_channel_state(&id, "closed");
-    // The opener pays both fees; 100 payments of 1 sat moved to bob.
+    // The opener pays both fees; the 100 payments moved `moved_sat` to bob.
     assert_eq!(
         net.alice.onchain_sat(),
-        FUND - funding_fee - closing_fee - PUSH_SAT - 100
+        FUND - funding_fee - closing_fee - PUSH_SAT - moved_sat
     );
-    assert_eq!(net.bob.onchain_sat(), PUSH_SAT + 100);
+    assert_eq!(net.bob.onchain_sat(), PUSH_SAT + moved_sat);
     let bal = net.alice.ok(&["balance"]);
     assert_eq!(bal["total_sat"], bal["onchain"]["total_sat"], "{bal}");
 }
@@ -200,6 +213,35 @@ fn pay_stream(
         .collect()
 }
 
+/// HTLCs in `node`'s current commitment of channel `id`.
+fn pending_htlcs(node: &NodeDaemon, id: &str) -> Option<u64> {
+    let out = node.cli(&["channels"]);
+    let chans = out.stdout["channels"].as_array()?.clone();
+    chans
+        .iter()
+        .find(|c| c["channel_id"] == id)?
+        .get("pending_htlcs")?
+        .as_u64()
+}
+
+/// Kills `victim` with SIGKILL at a moment its peer `witness` still holds an HTLC in its
+/// commitment after the kill — so an HTLC was in flight when the SIGKILL landed (the dead
+/// side cannot settle anything). Retries (restarting the victim) if a kill fell between
+/// payments; returns the number of HTLCs the witness held.
+fn crash_with_htlc_in_flight(victim: &mut NodeDaemon, witness: &NodeDaemon, id: &str) -> u64 {
+    for _ in 0..20 {
+        wait_until("an HTLC in flight", PAY_TIMEOUT, || {
+            (pending_htlcs(witness, id)? > 0).then_some(())
+        });
+        victim.crash();
+        if let Some(n @ 1..) = pending_htlcs(witness, id) {
+            return n;
+        }
+        victim.restart();
+    }
+    panic!("no SIGKILL landed while an HTLC was in flight in 20 tries");
+}
+
 fn paid_count(node: &NodeDaemon) -> Option<usize> {
     let out = node.cli(&["invoices"]);
     let invs = out.stdout["invoices"].as_array()?.clone();
@@ -211,19 +253,23 @@ fn nodes_killed_mid_stream_lose_nothing_and_pay_nothing_twice() {
     const N: usize = 60;
     let mut net = Net::new(2_000_000);
     let (id, _) = net.open(1_000_000, 0);
-    let invoices: Vec<String> = (0..N).map(|_| invoice(&net.bob, 1_000)).collect();
+    // Three real HTLCs for every dust payment.
+    let amount = |i: usize| if i % 4 == 3 { DUST_MSAT } else { REAL_MSAT };
+    let invoices: Vec<String> = (0..N).map(|i| invoice(&net.bob, amount(i))).collect();
     let alice_dir = net.alice.datadir().to_str().expect("utf-8").to_owned();
     let payers = pay_stream(alice_dir, invoices, 4);
-    // Crash the payee while payments are flowing, then the payer.
+    // Crash the payee while an HTLC is in flight, then the payer.
     wait_until("10 payments", PAY_TIMEOUT, || {
         (paid_count(&net.bob)? >= 10).then_some(())
     });
-    net.bob.crash();
+    let held = crash_with_htlc_in_flight(&mut net.bob, &net.alice, &id);
+    eprintln!("payee killed with {held} HTLC(s) in flight");
     net.bob.restart();
     wait_until("30 payments", PAY_TIMEOUT, || {
         (paid_count(&net.bob)? >= 30).then_some(())
     });
-    net.alice.crash();
+    let held = crash_with_htlc_in_flight(&mut net.alice, &net.bob, &id);
+    eprintln!("payer killed with {held} HTLC(s) in flight");
     net.alice.restart();
     for p in payers {
         p.join().expect("payer thread");
@@ -246,6 +292,7 @@ fn nodes_killed_mid_stream_lose_nothing_and_pay_nothing_twice() {
         .unwrap_or_default();
     assert_eq!(invs.len(), N);
     let mut paid = 0u64;
+    let mut paid_msat = 0u64;
     for inv in &invs {
         let hash = s(&inv["payment_hash"]);
         let received = inv["status"] == "paid";
@@ -258,13 +305,16 @@ fn nodes_killed_mid_stream_lose_nothing_and_pay_nothing_twice() {
         );
         if received {
             paid += 1;
-            assert_eq!(inv["received_msat"], 1_000);
+            assert_eq!(inv["received_msat"], inv["amount_msat"], "{inv}");
+            paid_msat += inv["amount_msat"].as_u64().unwrap_or(0);
         }
     }
     eprintln!("{paid} of {N} paid across two crashes");
     assert_eq!(paid as usize, N, "every invoice is paid exactly once");
-    wait_local(&net.alice, &id, 1_000_000_000 - paid * 1_000);
-    wait_local(&net.bob, &id, paid * 1_000);
+    let expected: u64 = (0..N).map(amount).sum();
+    assert_eq!(paid_msat, expected);
+    wait_local(&net.alice, &id, 1_000_000_000 - paid_msat);
+    wait_local(&net.bob, &id, paid_msat);
 }
 
 #[test]

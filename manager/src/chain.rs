@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use bitcoin::{Block, BlockHash, OutPoint, Transaction, Txid};
 
+use crate::api::CloseResult;
 use crate::manager::{After, Manager};
-use crate::types::ManagerError;
+use crate::types::{ManagerError, Response};
 
 impl Manager {
     /// The block at `height` (which must be our height + 1) joined the best chain.
@@ -49,6 +50,7 @@ impl Manager {
             .iter()
             .flat_map(|tx| tx.input.iter().map(move |i| (i.previous_output, tx)))
             .collect();
+        let mut answers = Vec::new();
         for e in &mut self.channels {
             let Some(op) = e.ch.state().funding_outpoint else {
                 continue;
@@ -61,17 +63,30 @@ impl Manager {
                     }
                 }
             }
-            // The funding spent: our closing transaction, or one we did not broadcast.
+            // The funding spent: our closing transaction, or one we did not broadcast (a
+            // channel still open here closes; whoever waits on a close is answered).
             if e.closing_height.is_none() {
                 if let Some(tx) = spends.get(&op) {
+                    let txid = tx.compute_txid();
                     e.closing_height = Some(height);
                     self.pending.closing_heights.push((e.id, height));
                     if e.closing_tx.is_none() {
                         e.closing_tx = Some((*tx).clone());
                         self.pending.closing_txs.push((e.id, (*tx).clone()));
                     }
+                    e.ch.handle_funding_spent(txid);
+                    let res = CloseResult {
+                        channel_id: hex::encode(e.ch.channel_id()),
+                        closing_txid: txid.to_string(),
+                    };
+                    for w in std::mem::take(&mut e.close_waiters) {
+                        answers.push((w, res.clone()));
+                    }
                 }
             }
+        }
+        for (w, res) in answers {
+            self.reply(w, Ok(Response::Closed(res)));
         }
         for e in &mut self.channels {
             if e.is_closed() {

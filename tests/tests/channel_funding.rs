@@ -6,8 +6,15 @@
 //!
 //! Must never: depend on timing or an unseeded RNG.
 
-mod two_party;
-use two_party::*;
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, ScriptBuf, Transaction};
+use fulmen_channel::machine::{
+    BroadcastKind, Channel, ChannelConfig, ChannelError, CloseReason, Event, FundingMismatch,
+    Phase, Record,
+};
+use fulmen_tests::pair::*;
+use fulmen_wire::msgs::Message;
+use fulmen_wire::ShortChannelId;
 
 fn expected_scid() -> ShortChannelId {
     ShortChannelId::new(FUNDING_HEIGHT, FUNDING_TX_INDEX, FUNDING_VOUT as u16).unwrap()
@@ -25,83 +32,85 @@ fn readies(msgs: &[Message]) -> Vec<fulmen_wire::msgs::ChannelReady> {
 
 #[test]
 fn confirmation_derives_stores_and_sends_the_short_channel_id() {
-    let (mut a, mut b, tx) = open_funded(
+    let (mut p, tx) = open_funded(
         20,
         ChannelConfig::default(),
         ChannelConfig::default(),
         funding_tx,
     )
     .unwrap();
-    assert_eq!(a.ch.short_channel_id(), None);
-    for p in [&mut a, &mut b] {
-        p.ch.handle_funding_confirmed(FUNDING_HEIGHT, FUNDING_TX_INDEX, &tx)
+    assert_eq!(p.a.ch.short_channel_id(), None);
+    for e in [&mut p.a, &mut p.b] {
+        e.ch.handle_funding_confirmed(FUNDING_HEIGHT, FUNDING_TX_INDEX, &tx)
             .unwrap();
-        p.ch.handle_block(FUNDING_HEIGHT + 2).unwrap();
+        e.ch.handle_block(FUNDING_HEIGHT + 2).unwrap();
     }
     let scid = expected_scid();
     assert_eq!(scid.to_string(), "110x3x1");
     // channel_ready carries it (TLV 1), both ways.
-    let from_a = a.outgoing();
-    let from_b = b.outgoing();
+    let from_a = p.a.outgoing();
+    let from_b = p.b.outgoing();
     for msgs in [&from_a, &from_b] {
         let r = readies(msgs);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].short_channel_id, Some(scid));
     }
     for m in &from_a {
-        b.ch.handle_message(m).unwrap();
+        p.b.ch.handle_message(m).unwrap();
     }
     for m in &from_b {
-        a.ch.handle_message(m).unwrap();
+        p.a.ch.handle_message(m).unwrap();
     }
-    run(&mut a, &mut b);
-    assert_eq!(a.ch.state().phase, Phase::Normal);
-    for p in [&mut a, &mut b] {
-        assert_eq!(p.ch.short_channel_id(), Some(scid));
+    p.run();
+    assert_eq!(p.a.ch.state().phase, Phase::Normal);
+    for e in [&mut p.a, &mut p.b] {
+        assert_eq!(e.ch.short_channel_id(), Some(scid));
         // Stored in the confirmation record ...
-        assert!(p.log.contains(&Record::FundingConfirmed {
+        assert!(e.log().contains(&Record::FundingConfirmed {
             height: FUNDING_HEIGHT,
             short_channel_id: Some(scid),
         }));
         // ... so it survives a restart (also through the persistence format).
-        p.assert_restores();
-        let r = Channel::restore(&p.keys, ChannelConfig::default(), &p.log).unwrap();
+        e.assert_restores();
+        let r = Channel::restore(&e.keys, ChannelConfig::default(), e.log()).unwrap();
         assert_eq!(r.short_channel_id(), Some(scid));
     }
     // A retransmitted channel_ready (reconnection before any update) carries it too.
-    for p in [&mut a, &mut b] {
-        p.ch.handle_disconnect();
-        p.ch.handle_reconnect().unwrap();
+    for e in [&mut p.a, &mut p.b] {
+        e.ch.handle_disconnect();
+        e.ch.handle_reconnect().unwrap();
     }
-    let (ra, rb) = (a.outgoing(), b.outgoing());
+    let (ra, rb) = (p.a.outgoing(), p.b.outgoing());
     for m in &ra {
-        b.ch.handle_message(m).unwrap();
+        p.b.ch.handle_message(m).unwrap();
     }
     for m in &rb {
-        a.ch.handle_message(m).unwrap();
+        p.a.ch.handle_message(m).unwrap();
     }
-    let again = readies(&a.outgoing());
+    let again = readies(&p.a.outgoing());
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].short_channel_id, Some(scid));
-    run(&mut a, &mut b);
+    p.run();
     // A reorg confirming it elsewhere moves the short channel id.
-    a.ch.handle_funding_confirmed(FUNDING_HEIGHT + 5, 0, &tx)
+    p.a.ch
+        .handle_funding_confirmed(FUNDING_HEIGHT + 5, 0, &tx)
         .unwrap();
     let moved = ShortChannelId::new(FUNDING_HEIGHT + 5, 0, FUNDING_VOUT as u16);
-    assert_eq!(a.ch.short_channel_id(), moved);
-    a.assert_restores();
+    assert_eq!(p.a.ch.short_channel_id(), moved);
+    p.a.assert_restores();
     // Payments flow as usual.
-    a.ch.add_htlc(2_000_000, hash_of(&preimage(1)), 501, onion())
+    p.a.ch
+        .add_htlc(2_000_000, hash_of(&preimage(1)), 501, onion())
         .unwrap();
-    run(&mut a, &mut b);
-    fulfill_received(&mut b);
-    run(&mut a, &mut b);
-    check_mirror(&a, &b);
+    p.run();
+    fulfill_received(&mut p.b);
+    p.run();
+    p.check_mirror();
 }
 
 #[test]
 fn another_transaction_is_refused_and_changes_nothing() {
-    let (mut a, mut b, tx) = open_funded(
+    let (mut p, tx) = open_funded(
         21,
         ChannelConfig::default(),
         ChannelConfig::default(),
@@ -110,22 +119,22 @@ fn another_transaction_is_refused_and_changes_nothing() {
     .unwrap();
     let mut other = tx.clone();
     other.lock_time = bitcoin::absolute::LockTime::from_height(1).unwrap();
-    for p in [&mut a, &mut b] {
-        let before = p.ch.state().clone();
+    for e in [&mut p.a, &mut p.b] {
+        let before = e.ch.state().clone();
         let err =
-            p.ch.handle_funding_confirmed(FUNDING_HEIGHT, FUNDING_TX_INDEX, &other)
+            e.ch.handle_funding_confirmed(FUNDING_HEIGHT, FUNDING_TX_INDEX, &other)
                 .unwrap_err();
         assert!(matches!(err, ChannelError::Command(ref e) if e.contains("not the funding")));
         // A place that does not fit a short channel id (24-bit height / index).
-        let err = p.ch.handle_funding_confirmed(1 << 24, 0, &tx).unwrap_err();
+        let err = e.ch.handle_funding_confirmed(1 << 24, 0, &tx).unwrap_err();
         assert!(matches!(err, ChannelError::Command(_)), "{err}");
         let err =
-            p.ch.handle_funding_confirmed(FUNDING_HEIGHT, 1 << 24, &tx)
+            e.ch.handle_funding_confirmed(FUNDING_HEIGHT, 1 << 24, &tx)
                 .unwrap_err();
         assert!(matches!(err, ChannelError::Command(_)), "{err}");
-        assert_eq!(p.ch.state(), &before);
-        assert!(p.outgoing().is_empty());
-        assert!(p.ch.poll_persist().is_none());
+        assert_eq!(e.ch.state(), &before);
+        assert!(e.outgoing().is_empty());
+        assert!(e.ch.poll_persist().is_none());
     }
 }
 
@@ -138,14 +147,14 @@ fn mismatch_fails_both_sides(
     make_tx: impl FnOnce(ScriptBuf, Amount) -> Transaction,
     expected: impl Fn(&ScriptBuf) -> FundingMismatch,
 ) {
-    let (mut a, mut b, tx) = open_funded(
+    let (mut p, tx) = open_funded(
         seed,
         ChannelConfig::default(),
         ChannelConfig::default(),
         make_tx,
     )
     .unwrap();
-    let st = a.ch.state();
+    let st = p.a.ch.state();
     let funding_script = fulmen_channel::funding::funding_output(
         &st.setup.local.basepoints.funding_pubkey,
         &st.setup.remote.unwrap().basepoints.funding_pubkey,
@@ -153,9 +162,9 @@ fn mismatch_fails_both_sides(
     )
     .script_pubkey;
     let reason = CloseReason::FundingMismatch(expected(&funding_script));
-    for (p, is_opener) in [(&mut a, true), (&mut b, false)] {
+    for (e, is_opener) in [(&mut p.a, true), (&mut p.b, false)] {
         let err =
-            p.ch.handle_funding_confirmed(FUNDING_HEIGHT, FUNDING_TX_INDEX, &tx)
+            e.ch.handle_funding_confirmed(FUNDING_HEIGHT, FUNDING_TX_INDEX, &tx)
                 .unwrap_err();
         let text = reason.to_string();
         assert!(text.starts_with("funding output mismatch: "), "{text}");
@@ -164,30 +173,30 @@ fn mismatch_fails_both_sides(
         } else {
             assert_eq!(err, ChannelError::Protocol(text));
         }
-        assert_eq!(p.ch.state().phase, Phase::Closed);
-        assert_eq!(p.ch.close_reason(), Some(&reason));
-        assert_eq!(p.ch.short_channel_id(), None);
-        assert_eq!(p.ch.state().funding_confirmed_height, None);
+        assert_eq!(e.ch.state().phase, Phase::Closed);
+        assert_eq!(e.ch.close_reason(), Some(&reason));
+        assert_eq!(e.ch.short_channel_id(), None);
+        assert_eq!(e.ch.state().funding_confirmed_height, None);
         assert!(
-            p.ch.poll_broadcast().is_none(),
+            e.ch.poll_broadcast().is_none(),
             "nothing of ours to broadcast"
         );
-        let out = p.outgoing();
+        let out = e.outgoing();
         assert!(
             matches!(out.as_slice(), [Message::Error(e)] if e.data.0 == reason.to_string().into_bytes()),
             "{out:?}"
         );
-        assert!(p.events.contains(&Event::Closed {
+        assert!(e.events.contains(&Event::Closed {
             reason: reason.clone()
         }));
-        assert!(p.log.contains(&Record::Closed(reason.clone())));
-        p.assert_restores();
+        assert!(e.log().contains(&Record::Closed(reason.clone())));
+        e.assert_restores();
         assert!(matches!(
-            p.ch.handle_block(FUNDING_HEIGHT + 10),
+            e.ch.handle_block(FUNDING_HEIGHT + 10),
             Err(ChannelError::Closed)
         ));
         assert!(matches!(
-            p.ch.add_htlc(1000, hash_of(&preimage(1)), 501, onion()),
+            e.ch.add_htlc(1000, hash_of(&preimage(1)), 501, onion()),
             Err(ChannelError::Closed)
         ));
     }
@@ -240,13 +249,13 @@ fn funding_transaction_without_the_output_fails_the_channel() {
 
 #[test]
 fn peer_error_closes_with_its_text_and_offers_our_commitment() {
-    let (mut a, mut b) = open_pair(25, ChannelConfig::default()).unwrap();
+    let mut p = open_pair(25, ChannelConfig::default()).unwrap();
     let long = format!("boom {}", "x".repeat(1000));
-    let err_msg = fulmen_wire::msgs::Error::text(b.ch.channel_id(), &long);
-    let err = b.ch.handle_message(&Message::Error(err_msg)).unwrap_err();
+    let err_msg = fulmen_wire::msgs::Error::text(p.b.ch.channel_id(), &long);
+    let err = p.b.ch.handle_message(&Message::Error(err_msg)).unwrap_err();
     assert!(matches!(err, ChannelError::Protocol(ref e) if e.contains("peer sent error: boom")));
-    let Some(CloseReason::PeerError(text)) = b.ch.close_reason().cloned() else {
-        panic!("{:?}", b.ch.close_reason())
+    let Some(CloseReason::PeerError(text)) = p.b.ch.close_reason().cloned() else {
+        panic!("{:?}", p.b.ch.close_reason())
     };
     // The peer's text is kept, bounded.
     assert!(
@@ -254,15 +263,14 @@ fn peer_error_closes_with_its_text_and_offers_our_commitment() {
         "{}",
         text.len()
     );
-    let bc = b.ch.poll_broadcast().expect("our commitment");
+    let bc = p.b.ch.poll_broadcast().expect("our commitment");
     assert_eq!(bc.kind, BroadcastKind::Commitment { number: 0 });
-    assert!(b.outgoing().is_empty(), "no error sent back for an error");
-    assert!(b.events.iter().any(|e| matches!(
+    assert!(p.b.outgoing().is_empty(), "no error sent back for an error");
+    assert!(p.b.events.iter().any(|e| matches!(
         e,
         Event::Closed {
             reason: CloseReason::PeerError(_)
         }
     )));
-    b.assert_restores();
-    let _ = &mut a;
+    p.b.assert_restores();
 }

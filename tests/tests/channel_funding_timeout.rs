@@ -5,33 +5,33 @@
 //!
 //! Must never: depend on timing or an unseeded RNG.
 
-mod two_party;
-use two_party::*;
+use fulmen_channel::machine::{ChannelConfig, CloseReason, Event, Phase};
+use fulmen_tests::pair::*;
 
 #[test]
 fn unconfirmed_funding_times_out_for_the_opener() {
-    let (mut a, _b, _tx) = open_funded(
+    let (mut p, _tx) = open_funded(
         41,
         ChannelConfig::default(),
         ChannelConfig::default(),
         funding_tx,
     )
     .unwrap();
-    assert_eq!(a.ch.state().phase, Phase::AwaitingReady);
+    assert_eq!(p.a.ch.state().phase, Phase::AwaitingReady);
     // Created at height 100: still waiting 2015 blocks later.
-    a.ch.handle_block(2115).unwrap();
-    assert_eq!(a.ch.state().phase, Phase::AwaitingReady);
-    a.ch.handle_block(2116).unwrap();
-    a.persist();
-    assert_eq!(a.ch.state().phase, Phase::Closed);
+    p.a.ch.handle_block(2115).unwrap();
+    assert_eq!(p.a.ch.state().phase, Phase::AwaitingReady);
+    p.a.ch.handle_block(2116).unwrap();
+    p.a.persist();
+    assert_eq!(p.a.ch.state().phase, Phase::Closed);
     let timeout = CloseReason::FundingTimeout {
         created_height: 100,
         height: 2116,
     };
-    assert!(a.events.contains(&Event::Closed {
+    assert!(p.a.events.contains(&Event::Closed {
         reason: timeout.clone()
     }));
-    assert!(a.ch.poll_broadcast().is_none());
-    assert!(a.outgoing().is_empty());
-    a.assert_restores();
+    assert!(p.a.ch.poll_broadcast().is_none());
+    assert!(p.a.outgoing().is_empty());
+    p.a.assert_restores();
 }

@@ -5,92 +5,79 @@
 //!
 //! Must never: depend on timing or an unseeded RNG.
 
-mod two_party;
-use two_party::*;
+use fulmen_channel::machine::{ChannelConfig, Event};
+use fulmen_tests::pair::*;
 
 /// a offers an HTLC; it is irrevocably committed on b (b holds `HtlcReceived`) and the link
 /// drops before b has settled it.
-fn committed_then_disconnected(seed: u64) -> (Party, Party, u64) {
-    let (mut a, mut b) = open_pair(seed, ChannelConfig::default()).unwrap();
+fn committed_then_disconnected(seed: u64) -> (Pair, u64) {
+    let mut p = open_pair(seed, ChannelConfig::default()).unwrap();
     let id =
-        a.ch.add_htlc(3_000_000, hash_of(&preimage(1)), 501, onion())
+        p.a.ch
+            .add_htlc(3_000_000, hash_of(&preimage(1)), 501, onion())
             .unwrap();
-    run(&mut a, &mut b);
-    assert!(b
+    p.run();
+    assert!(p
+        .b
         .events
         .iter()
         .any(|e| matches!(e, Event::HtlcReceived { .. })));
-    for p in [&mut a, &mut b] {
-        p.ch.handle_disconnect();
-    }
-    (a, b, id)
+    p.disconnect();
+    (p, id)
 }
 
-fn fulfilled(a: &Party, id: u64) -> usize {
-    a.events
-        .iter()
-        .filter(|e| matches!(e, Event::HtlcFulfilled { id: i, .. } if *i == id))
-        .count()
+fn count(a: &Endpoint, f: impl Fn(&Event) -> bool) -> usize {
+    a.events.iter().filter(|e| f(e)).count()
 }
 
-fn reconnect_and_finish(a: &mut Party, b: &mut Party, id: u64) {
-    for p in [&mut *a, &mut *b] {
-        p.ch.handle_reconnect().unwrap();
-    }
-    run(a, b);
-    assert_eq!(fulfilled(a, id), 1, "the payment completes exactly once");
-    check_mirror(a, b);
-    assert_eq!(b.ch.balances_msat().unwrap().0, PUSH_MSAT + 3_000_000);
-    assert!(b
-        .ch
-        .state()
-        .local_commit
-        .as_ref()
-        .unwrap()
-        .spec
-        .offered_by_them
-        .is_empty());
+fn reconnect_and_finish(p: &mut Pair, id: u64) {
+    p.reconnect();
+    p.run();
+    let done = count(
+        &p.a,
+        |e| matches!(e, Event::HtlcFulfilled { id: i, .. } if *i == id),
+    );
+    assert_eq!(done, 1, "the payment completes exactly once");
+    p.check_mirror();
+    assert_eq!(p.b.ch.balances_msat().unwrap().0, PUSH_MSAT + 3_000_000);
 }
 
 #[test]
 fn htlc_fulfilled_while_disconnected_goes_out_at_reestablish() {
-    let (mut a, mut b, id) = committed_then_disconnected(301);
+    let (mut p, id) = committed_then_disconnected(301);
     // Same turn as the disconnect: the settlement must not be refused.
-    fulfill_received(&mut b);
-    reconnect_and_finish(&mut a, &mut b, id);
+    fulfill_received(&mut p.b);
+    p.flush(1);
+    reconnect_and_finish(&mut p, id);
 }
 
 #[test]
 fn htlc_fulfilled_while_disconnected_survives_a_restart() {
-    let (mut a, mut b, id) = committed_then_disconnected(302);
-    fulfill_received(&mut b);
-    b.persist();
-    let ch = Channel::restore(&b.keys, ChannelConfig::default(), &b.log).unwrap();
-    b.ch = ch;
-    reconnect_and_finish(&mut a, &mut b, id);
+    let (mut p, id) = committed_then_disconnected(302);
+    fulfill_received(&mut p.b);
+    p.flush(1);
+    p.b.restart(false);
+    reconnect_and_finish(&mut p, id);
 }
 
 #[test]
 fn htlc_failed_while_disconnected_goes_out_at_reestablish() {
-    let (mut a, mut b, id) = committed_then_disconnected(303);
-    let evs = std::mem::take(&mut b.events);
+    let (mut p, id) = committed_then_disconnected(303);
+    let evs = std::mem::take(&mut p.b.events);
     let Some(Event::HtlcReceived { id: rid, .. }) = evs
         .into_iter()
         .find(|e| matches!(e, Event::HtlcReceived { .. }))
     else {
         panic!("no HtlcReceived")
     };
-    b.ch.fail_htlc(rid, vec![0u8; 32]).unwrap();
-    for p in [&mut a, &mut b] {
-        p.ch.handle_reconnect().unwrap();
-    }
-    run(&mut a, &mut b);
-    assert_eq!(
-        a.events
-            .iter()
-            .filter(|e| matches!(e, Event::HtlcFailed { id: i, .. } if *i == id))
-            .count(),
-        1
+    p.b.ch.fail_htlc(rid, vec![0u8; 32]).unwrap();
+    p.flush(1);
+    p.reconnect();
+    p.run();
+    let failed = count(
+        &p.a,
+        |e| matches!(e, Event::HtlcFailed { id: i, .. } if *i == id),
     );
-    check_mirror(&a, &b);
+    assert_eq!(failed, 1);
+    p.check_mirror();
 }

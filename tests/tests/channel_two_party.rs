@@ -7,27 +7,31 @@
 //!
 //! Must never: depend on timing or an unseeded RNG.
 
-mod two_party;
-use two_party::*;
+use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::{Message as SecpMsg, Secp256k1, SecretKey};
+use bitcoin::{OutPoint, Txid};
+use fulmen_channel::machine::SeedKeySource;
+use fulmen_channel::machine::{
+    BroadcastKind, Channel, ChannelConfig, ChannelError, CloseReason, Event, Phase, Record,
+};
+use fulmen_tests::pair::*;
+use fulmen_tests::sim::{FixedFees, SimRng};
+use fulmen_wire::msgs::Message;
 
 #[test]
 fn open_pay_both_ways_balances_conserved() {
-    let (mut a, mut b) = open_pair(7, ChannelConfig::default()).unwrap();
+    let mut p = open_pair(7, ChannelConfig::default()).unwrap();
     let mut expected_a = FUNDING_SAT * 1000 - PUSH_MSAT;
     let mut n = 0u64;
     // Rounds: a pays b k times (one commitment for all), then b pays a.
     for round in 0..4u64 {
         for (payer_is_a, k) in [(true, 1 + round), (false, 2 + round)] {
-            let (payer, payee) = if payer_is_a {
-                (&mut a, &mut b)
-            } else {
-                (&mut b, &mut a)
-            };
+            let (payer, payee) = if payer_is_a { (0, 1) } else { (1, 0) };
             for _ in 0..k {
                 n += 1;
                 let amt = 1_000_000 + n * 12_345;
                 let pre = preimage(n);
-                payer
+                p.end(payer)
                     .ch
                     .add_htlc(amt, hash_of(&pre), 500 + n as u32, onion())
                     .unwrap();
@@ -37,45 +41,46 @@ fn open_pay_both_ways_balances_conserved() {
                     expected_a += amt;
                 }
             }
-            run(payer, payee);
-            fulfill_received(payee);
-            run(payer, payee);
-            let fulfilled = payer
+            p.run();
+            fulfill_received(p.end(payee));
+            p.run();
+            let fulfilled = p
+                .end(payer)
                 .events
                 .iter()
                 .filter(|e| matches!(e, Event::HtlcFulfilled { .. }))
                 .count();
             assert!(fulfilled as u64 >= k);
-            payer.events.clear();
+            p.end(payer).events.clear();
         }
-        check_mirror(&a, &b);
-        assert_eq!(a.ch.balances_msat().unwrap().0, expected_a);
+        p.check_mirror();
+        assert_eq!(p.a.ch.balances_msat().unwrap().0, expected_a);
     }
     // Several adds per commitment really happened: fewer SentCommitment records than adds.
-    let adds = a
-        .log
-        .iter()
-        .filter(|r| matches!(r, Record::LocalUpdate(_)))
-        .count();
-    let commits = a
-        .log
-        .iter()
-        .filter(|r| matches!(r, Record::SentCommitment))
-        .count();
+    let adds =
+        p.a.log()
+            .iter()
+            .filter(|r| matches!(r, Record::LocalUpdate(_)))
+            .count();
+    let commits =
+        p.a.log()
+            .iter()
+            .filter(|r| matches!(r, Record::SentCommitment))
+            .count();
     assert!(
         commits < adds,
         "{commits} commitments for {adds} local updates"
     );
     // Both sides agree on both commitments once quiet.
     assert_eq!(
-        a.ch.state().local_commit.as_ref().unwrap().number,
-        b.ch.state().remote_commit.as_ref().unwrap().number
+        p.a.ch.state().local_commit.as_ref().unwrap().number,
+        p.b.ch.state().remote_commit.as_ref().unwrap().number
     );
     // The latest commitment is fully signed and spends the funding outpoint.
-    let tx = a.ch.signed_local_commitment().unwrap();
+    let tx = p.a.ch.signed_local_commitment().unwrap();
     assert_eq!(tx.input[0].witness.len(), 4);
     // libbitcoinconsensus accepts both funding signatures.
-    let st = a.ch.state();
+    let st = p.a.ch.state();
     let funding = fulmen_channel::funding::funding_output(
         &st.setup.local.basepoints.funding_pubkey,
         &st.setup.remote.unwrap().basepoints.funding_pubkey,
@@ -89,60 +94,62 @@ fn open_pay_both_ways_balances_conserved() {
 
 #[test]
 fn htlc_failed_returns_the_amount() {
-    let (mut a, mut b) = open_pair(8, ChannelConfig::default()).unwrap();
-    let before = a.ch.balances_msat().unwrap();
+    let mut p = open_pair(8, ChannelConfig::default()).unwrap();
+    let before = p.a.ch.balances_msat().unwrap();
     let id =
-        a.ch.add_htlc(5_000_000, hash_of(&preimage(1)), 501, onion())
+        p.a.ch
+            .add_htlc(5_000_000, hash_of(&preimage(1)), 501, onion())
             .unwrap();
-    run(&mut a, &mut b);
-    let Some(Event::HtlcReceived { id: bid, .. }) = b.events.pop() else {
+    p.run();
+    let Some(Event::HtlcReceived { id: bid, .. }) = p.b.events.pop() else {
         panic!("no htlc received")
     };
     assert_eq!(bid, id);
-    b.ch.fail_htlc(bid, vec![1, 2, 3]).unwrap();
-    run(&mut a, &mut b);
-    assert!(a.events.contains(&Event::HtlcFailed {
+    p.b.ch.fail_htlc(bid, vec![1, 2, 3]).unwrap();
+    p.run();
+    assert!(p.a.events.contains(&Event::HtlcFailed {
         id,
         reason: vec![1, 2, 3]
     }));
-    assert_eq!(a.ch.balances_msat().unwrap(), before);
-    check_mirror(&a, &b);
+    assert_eq!(p.a.ch.balances_msat().unwrap(), before);
+    p.check_mirror();
 }
 
 #[test]
 fn messages_wait_for_persistence() {
-    let (mut a, mut b) = open_pair(9, ChannelConfig::default()).unwrap();
-    a.ch.add_htlc(2_000_000, hash_of(&preimage(1)), 501, onion())
+    let mut p = open_pair(9, ChannelConfig::default()).unwrap();
+    p.a.ch
+        .add_htlc(2_000_000, hash_of(&preimage(1)), 501, onion())
         .unwrap();
-    a.ch.send_commitment().unwrap();
-    assert!(a.ch.poll_message().is_none(), "released before persisted");
-    let b1 = a.ch.poll_persist().unwrap();
-    let b2 = a.ch.poll_persist().unwrap();
+    p.a.ch.send_commitment().unwrap();
+    assert!(p.a.ch.poll_message().is_none(), "released before persisted");
+    let b1 = p.a.ch.poll_persist().unwrap();
+    let b2 = p.a.ch.poll_persist().unwrap();
     // Acknowledging the later batch alone releases nothing (order is kept).
-    a.ch.persisted(b2.id).unwrap();
-    assert!(a.ch.poll_message().is_none());
-    a.ch.persisted(b1.id).unwrap();
+    p.a.ch.persisted(b2.id).unwrap();
+    assert!(p.a.ch.poll_message().is_none());
+    p.a.ch.persisted(b1.id).unwrap();
     assert!(matches!(
-        a.ch.poll_message(),
+        p.a.ch.poll_message(),
         Some(Message::UpdateAddHtlc(_))
     ));
     assert!(matches!(
-        a.ch.poll_message(),
+        p.a.ch.poll_message(),
         Some(Message::CommitmentSigned(_))
     ));
-    a.log.extend(b1.records);
-    a.log.extend(b2.records);
-    assert!(a.ch.persisted(99).is_err());
-    let _ = &mut b;
+    p.a.store.write(&b1.records);
+    p.a.store.write(&b2.records);
+    assert!(p.a.ch.persisted(99).is_err());
 }
 
 #[test]
 fn bad_commitment_signature_fails_channel_and_offers_commitment() {
-    let (mut a, mut b) = open_pair(10, ChannelConfig::default()).unwrap();
-    a.ch.add_htlc(3_000_000, hash_of(&preimage(1)), 501, onion())
+    let mut p = open_pair(10, ChannelConfig::default()).unwrap();
+    p.a.ch
+        .add_htlc(3_000_000, hash_of(&preimage(1)), 501, onion())
         .unwrap();
-    a.ch.send_commitment().unwrap();
-    let msgs = a.outgoing();
+    p.a.ch.send_commitment().unwrap();
+    let msgs = p.a.outgoing();
     let secp = Secp256k1::new();
     let k = SecretKey::from_slice(&[5u8; 32]).unwrap();
     let forged = secp.sign_ecdsa(&SecpMsg::from_digest([1u8; 32]), &k);
@@ -151,54 +158,60 @@ fn bad_commitment_signature_fails_channel_and_offers_commitment() {
             Message::CommitmentSigned(mut cs) => {
                 cs.signature = forged;
                 let err =
-                    b.ch.handle_message(&Message::CommitmentSigned(cs))
+                    p.b.ch
+                        .handle_message(&Message::CommitmentSigned(cs))
                         .unwrap_err();
                 assert!(matches!(err, ChannelError::Protocol(_)), "{err}");
             }
-            other => b.ch.handle_message(&other).unwrap(),
+            other => p.b.ch.handle_message(&other).unwrap(),
         }
     }
-    assert_eq!(b.ch.state().phase, Phase::Closed);
-    let out = b.outgoing();
+    assert_eq!(p.b.ch.state().phase, Phase::Closed);
+    let out = p.b.outgoing();
     assert!(matches!(out.last(), Some(Message::Error(_))));
-    let bc = b.ch.poll_broadcast().expect("latest commitment offered");
+    let bc = p.b.ch.poll_broadcast().expect("latest commitment offered");
     // A force close with our current commitment, never called a closing transaction.
-    let number = b.ch.state().local_commit.as_ref().unwrap().number;
+    let number = p.b.ch.state().local_commit.as_ref().unwrap().number;
     assert_eq!(bc.kind, BroadcastKind::Commitment { number });
     let tx = bc.tx;
     assert_eq!(
         tx.input[0].previous_output,
-        b.ch.state().funding_outpoint.unwrap()
+        p.b.ch.state().funding_outpoint.unwrap()
     );
-    assert!(b.events.iter().any(|e| matches!(
+    assert!(p.b.events.iter().any(|e| matches!(
         e,
         Event::Closed {
             reason: CloseReason::ProtocolViolation(r)
         } if r.contains("invalid commitment signature")
     )));
-    assert!(matches!(b.ch.handle_block(500), Err(ChannelError::Closed)));
-    b.assert_restores();
+    assert!(matches!(
+        p.b.ch.handle_block(500),
+        Err(ChannelError::Closed)
+    ));
+    p.b.assert_restores();
 }
 
 #[test]
 fn bad_htlc_signature_refused() {
-    let (mut a, mut b) = open_pair(11, ChannelConfig::default()).unwrap();
-    a.ch.add_htlc(30_000_000, hash_of(&preimage(1)), 501, onion())
+    let mut p = open_pair(11, ChannelConfig::default()).unwrap();
+    p.a.ch
+        .add_htlc(30_000_000, hash_of(&preimage(1)), 501, onion())
         .unwrap();
-    a.ch.send_commitment().unwrap();
+    p.a.ch.send_commitment().unwrap();
     let mut saw = false;
-    for m in a.outgoing() {
+    for m in p.a.outgoing() {
         match m {
             Message::CommitmentSigned(mut cs) => {
                 assert_eq!(cs.htlc_signatures.len(), 1, "one untrimmed htlc");
                 cs.htlc_signatures[0] = cs.signature;
                 let err =
-                    b.ch.handle_message(&Message::CommitmentSigned(cs))
+                    p.b.ch
+                        .handle_message(&Message::CommitmentSigned(cs))
                         .unwrap_err();
                 assert!(err.to_string().contains("htlc signature"), "{err}");
                 saw = true;
             }
-            other => b.ch.handle_message(&other).unwrap(),
+            other => p.b.ch.handle_message(&other).unwrap(),
         }
     }
     assert!(saw);
@@ -206,44 +219,50 @@ fn bad_htlc_signature_refused() {
 
 #[test]
 fn wrong_preimage_refused() {
-    let (mut a, mut b) = open_pair(12, ChannelConfig::default()).unwrap();
+    let mut p = open_pair(12, ChannelConfig::default()).unwrap();
     let id =
-        a.ch.add_htlc(4_000_000, hash_of(&preimage(1)), 501, onion())
+        p.a.ch
+            .add_htlc(4_000_000, hash_of(&preimage(1)), 501, onion())
             .unwrap();
-    run(&mut a, &mut b);
+    p.run();
     // The command is refused without changing anything.
     assert!(matches!(
-        b.ch.fulfill_htlc(id, preimage(2)),
+        p.b.ch.fulfill_htlc(id, preimage(2)),
         Err(ChannelError::Command(_))
     ));
     // A peer sending a wrong preimage fails the channel.
     let m = fulmen_wire::msgs::UpdateFulfillHtlc {
-        channel_id: a.ch.channel_id(),
+        channel_id: p.a.ch.channel_id(),
         id,
         payment_preimage: preimage(2).0,
         extra_tlvs: Default::default(),
     };
     let err =
-        a.ch.handle_message(&Message::UpdateFulfillHtlc(m))
+        p.a.ch
+            .handle_message(&Message::UpdateFulfillHtlc(m))
             .unwrap_err();
     assert!(err.to_string().contains("wrong preimage"), "{err}");
-    assert_eq!(a.ch.state().phase, Phase::Closed);
+    assert_eq!(p.a.ch.state().phase, Phase::Closed);
 }
 
 #[test]
 fn bad_revocation_secret_refused() {
-    let (mut a, mut b) = open_pair(13, ChannelConfig::default()).unwrap();
-    a.ch.add_htlc(4_000_000, hash_of(&preimage(1)), 501, onion())
+    let mut p = open_pair(13, ChannelConfig::default()).unwrap();
+    p.a.ch
+        .add_htlc(4_000_000, hash_of(&preimage(1)), 501, onion())
         .unwrap();
-    a.ch.send_commitment().unwrap();
-    for m in a.outgoing() {
-        b.ch.handle_message(&m).unwrap();
+    p.a.ch.send_commitment().unwrap();
+    for m in p.a.outgoing() {
+        p.b.ch.handle_message(&m).unwrap();
     }
     let mut saw = false;
-    for m in b.outgoing() {
+    for m in p.b.outgoing() {
         if let Message::RevokeAndAck(mut r) = m {
             r.per_commitment_secret[0] ^= 1;
-            let err = a.ch.handle_message(&Message::RevokeAndAck(r)).unwrap_err();
+            let err =
+                p.a.ch
+                    .handle_message(&Message::RevokeAndAck(r))
+                    .unwrap_err();
             assert!(err.to_string().contains("does not match"), "{err}");
             saw = true;
         }
@@ -253,20 +272,21 @@ fn bad_revocation_secret_refused() {
 
 #[test]
 fn unexpected_and_out_of_order_messages_refused() {
-    let (mut a, mut b) = open_pair(14, ChannelConfig::default()).unwrap();
+    let mut p = open_pair(14, ChannelConfig::default()).unwrap();
     // HTLC id must be the next one.
-    a.ch.add_htlc(4_000_000, hash_of(&preimage(1)), 501, onion())
+    p.a.ch
+        .add_htlc(4_000_000, hash_of(&preimage(1)), 501, onion())
         .unwrap();
-    let mut msgs = a.outgoing();
+    let mut msgs = p.a.outgoing();
     let Some(Message::UpdateAddHtlc(mut add)) = msgs.pop() else {
         panic!()
     };
     add.id = 5;
-    assert!(b.ch.handle_message(&Message::UpdateAddHtlc(add)).is_err());
+    assert!(p.b.ch.handle_message(&Message::UpdateAddHtlc(add)).is_err());
     // commitment_signed with no updates.
-    let (mut c, _d) = open_pair(15, ChannelConfig::default()).unwrap();
+    let mut q = open_pair(15, ChannelConfig::default()).unwrap();
     let cs = fulmen_wire::msgs::CommitmentSigned {
-        channel_id: c.ch.channel_id(),
+        channel_id: q.a.ch.channel_id(),
         signature: Secp256k1::new().sign_ecdsa(
             &SecpMsg::from_digest([1u8; 32]),
             &SecretKey::from_slice(&[3u8; 32]).unwrap(),
@@ -274,8 +294,12 @@ fn unexpected_and_out_of_order_messages_refused() {
         htlc_signatures: vec![],
         extra_tlvs: Default::default(),
     };
-    assert!(c.ch.handle_message(&Message::CommitmentSigned(cs)).is_err());
-    let _ = c.outgoing();
+    assert!(q
+        .a
+        .ch
+        .handle_message(&Message::CommitmentSigned(cs))
+        .is_err());
+    let _ = q.a.outgoing();
 }
 
 #[test]
@@ -285,46 +309,53 @@ fn sender_limits_refuse_commands() {
         htlc_minimum_msat: 1000,
         ..ChannelConfig::default()
     };
-    let (mut a, mut b) = open_pair(16, cfg_b).unwrap();
+    let mut p = open_pair(16, cfg_b).unwrap();
     assert!(matches!(
-        a.ch.add_htlc(999, hash_of(&preimage(1)), 501, onion()),
+        p.a.ch.add_htlc(999, hash_of(&preimage(1)), 501, onion()),
         Err(ChannelError::Command(_))
     ));
-    assert!(a
+    assert!(p
+        .a
         .ch
         .add_htlc(0, hash_of(&preimage(1)), 501, onion())
         .is_err());
-    assert!(a
+    assert!(p
+        .a
         .ch
         .add_htlc(1000, hash_of(&preimage(1)), 500_000_000, onion())
         .is_err());
-    a.ch.add_htlc(1000, hash_of(&preimage(1)), 501, onion())
+    p.a.ch
+        .add_htlc(1000, hash_of(&preimage(1)), 501, onion())
         .unwrap();
-    a.ch.add_htlc(1000, hash_of(&preimage(2)), 502, onion())
+    p.a.ch
+        .add_htlc(1000, hash_of(&preimage(2)), 502, onion())
         .unwrap();
-    assert!(a
+    assert!(p
+        .a
         .ch
         .add_htlc(1000, hash_of(&preimage(3)), 503, onion())
         .is_err());
     // b has 100_000 sat and must keep a 10_000 sat reserve.
-    assert!(b
+    assert!(p
+        .b
         .ch
         .add_htlc(90_000_001, hash_of(&preimage(4)), 504, onion())
         .is_err());
-    b.ch.add_htlc(90_000_000, hash_of(&preimage(4)), 504, onion())
+    p.b.ch
+        .add_htlc(90_000_000, hash_of(&preimage(4)), 504, onion())
         .unwrap();
     // A refused command changed nothing: ids continue from 2.
-    assert_eq!(a.ch.state().next_local_htlc_id, 2);
-    run(&mut a, &mut b);
+    assert_eq!(p.a.ch.state().next_local_htlc_id, 2);
+    p.run();
 }
 
-fn open_msg(seed: u64) -> (SeedKeySource, Rng, fulmen_wire::msgs::OpenChannel) {
-    let mut rng = Rng(ChaCha20Rng::seed_from_u64(seed));
+fn open_msg(seed: u64) -> (SeedKeySource, SimRng, fulmen_wire::msgs::OpenChannel) {
+    let mut rng = SimRng::new(seed);
     let ka = SeedKeySource::new([1u8; 32]);
     let mut a = Channel::new_outbound(
         &ka,
         &mut rng,
-        &Fees(1000),
+        &FixedFees(1000),
         ChannelConfig::default(),
         CHAIN,
         FUNDING_SAT,
@@ -368,7 +399,7 @@ fn open_channel_parameter_checks() {
         let r = Channel::new_inbound(
             &kb,
             &mut rng,
-            &Fees(1000),
+            &FixedFees(1000),
             ChannelConfig::default(),
             CHAIN,
             &o,
@@ -383,7 +414,7 @@ fn open_channel_parameter_checks() {
     assert!(Channel::new_inbound(
         &kb,
         &mut rng,
-        &Fees(1000),
+        &FixedFees(1000),
         ChannelConfig::default(),
         CHAIN,
         &o,
@@ -395,12 +426,12 @@ fn open_channel_parameter_checks() {
 #[test]
 fn accept_channel_parameter_checks() {
     for bad in 0..3 {
-        let mut rng = Rng(ChaCha20Rng::seed_from_u64(30));
+        let mut rng = SimRng::new(30);
         let ka = SeedKeySource::new([1u8; 32]);
         let mut a = Channel::new_outbound(
             &ka,
             &mut rng,
-            &Fees(1000),
+            &FixedFees(1000),
             ChannelConfig::default(),
             CHAIN,
             FUNDING_SAT,
@@ -416,7 +447,7 @@ fn accept_channel_parameter_checks() {
         let mut b = Channel::new_inbound(
             &SeedKeySource::new([2u8; 32]),
             &mut rng,
-            &Fees(1000),
+            &FixedFees(1000),
             ChannelConfig::default(),
             CHAIN,
             &o,
@@ -443,65 +474,59 @@ fn accept_channel_parameter_checks() {
 
 #[test]
 fn unconfirmed_funding_times_out_for_the_acceptor() {
-    let mut rng = Rng(ChaCha20Rng::seed_from_u64(40));
+    let mut rng = SimRng::new(40);
     let ka = SeedKeySource::new([1u8; 32]);
     let kb = SeedKeySource::new([2u8; 32]);
-    let mut a = Party {
-        ch: Channel::new_outbound(
-            &ka,
-            &mut rng,
-            &Fees(1000),
-            ChannelConfig::default(),
-            CHAIN,
-            FUNDING_SAT,
-            0,
-            100,
-        )
-        .unwrap(),
-        keys: ka,
-        log: vec![],
-        events: vec![],
-    };
+    let ch = Channel::new_outbound(
+        &ka,
+        &mut rng,
+        &FixedFees(1000),
+        ChannelConfig::default(),
+        CHAIN,
+        FUNDING_SAT,
+        0,
+        100,
+    )
+    .unwrap();
+    let mut a = Endpoint::new("a", ch, ka, ChannelConfig::default());
     let Some(Message::OpenChannel(o)) = a.outgoing().pop() else {
         panic!()
     };
-    let mut b = Party {
-        ch: Channel::new_inbound(
-            &kb,
-            &mut rng,
-            &Fees(1000),
-            ChannelConfig::default(),
-            CHAIN,
-            &o,
-            100,
-        )
-        .unwrap(),
-        keys: kb,
-        log: vec![],
-        events: vec![],
-    };
-    run(&mut a, &mut b);
-    a.ch.handle_funding_tx(OutPoint {
-        txid: Txid::from_byte_array([3u8; 32]),
-        vout: 0,
-    })
+    let ch = Channel::new_inbound(
+        &kb,
+        &mut rng,
+        &FixedFees(1000),
+        ChannelConfig::default(),
+        CHAIN,
+        &o,
+        100,
+    )
     .unwrap();
-    run(&mut a, &mut b);
-    b.ch.handle_block(2115).unwrap();
-    assert_eq!(b.ch.state().phase, Phase::AwaitingReady);
-    b.ch.handle_block(2116).unwrap();
-    b.persist();
-    assert_eq!(b.ch.state().phase, Phase::Closed);
+    let b = Endpoint::new("b", ch, kb, ChannelConfig::default());
+    let mut p = Pair::new(a, b, 40);
+    p.run();
+    p.a.ch
+        .handle_funding_tx(OutPoint {
+            txid: Txid::from_byte_array([3u8; 32]),
+            vout: 0,
+        })
+        .unwrap();
+    p.run();
+    p.b.ch.handle_block(2115).unwrap();
+    assert_eq!(p.b.ch.state().phase, Phase::AwaitingReady);
+    p.b.ch.handle_block(2116).unwrap();
+    p.b.persist();
+    assert_eq!(p.b.ch.state().phase, Phase::Closed);
     let timeout = CloseReason::FundingTimeout {
         created_height: 100,
         height: 2116,
     };
-    assert!(b.events.contains(&Event::Closed {
+    assert!(p.b.events.contains(&Event::Closed {
         reason: timeout.clone()
     }));
-    assert_eq!(b.ch.close_reason(), Some(&timeout));
+    assert_eq!(p.b.ch.close_reason(), Some(&timeout));
     // Nothing of ours is at stake: nothing to broadcast, nothing to tell the peer.
-    assert!(b.ch.poll_broadcast().is_none());
-    assert!(b.outgoing().is_empty());
-    b.assert_restores();
+    assert!(p.b.ch.poll_broadcast().is_none());
+    assert!(p.b.outgoing().is_empty());
+    p.b.assert_restores();
 }

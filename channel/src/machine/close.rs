@@ -75,6 +75,13 @@ pub enum CloseReason {
         /// The agreed fee.
         fee_sat: u64,
     },
+    /// The funding output was spent on chain by this transaction while the channel was
+    /// still open here (e.g. the peer completed a mutual close whose record we lost in a
+    /// crash); nothing is broadcast: the funds already left the channel.
+    FundingSpent {
+        /// The spending transaction.
+        txid: bitcoin::Txid,
+    },
     /// A reason stored as free text by record format version 1.
     Legacy(String),
 }
@@ -105,6 +112,9 @@ impl fmt::Display for CloseReason {
                  {their_next_commitment}, we are at {our_commitment}/{their_commitment})"
             ),
             CloseReason::MutualClose { fee_sat } => write!(f, "mutual close, fee {fee_sat} sat"),
+            CloseReason::FundingSpent { txid } => {
+                write!(f, "the funding output was spent on chain by {txid}")
+            }
             CloseReason::Legacy(s) => f.write_str(s),
         }
     }

@@ -7,6 +7,11 @@
 //! is harsher than the risk): the HTLCs already committed stay, new ones past the limit are
 //! still refused / reported as `HtlcMustFail`.
 //!
+//! Floods: consecutive fee updates collapse into the last one in the state (see
+//! `state::push_update`), and every `update_fee` counts towards
+//! [`super::params::MAX_UNSIGNED_UPDATES`] until the funder signs, so a funder that never
+//! signs can neither grow the state nor write more than that many records.
+//!
 //! Must never: accept `update_fee` from the non-funder or a feerate the funder cannot pay
 //! while keeping its reserve; accept a malformed-failure code without the BADONION bit.
 
@@ -16,7 +21,7 @@ use super::dust::check_exposure;
 use super::error::internal;
 use super::normal::check_limits;
 use super::params::check_feerate;
-use super::state::{reduce, Record, Update};
+use super::state::{reduce_iter, Record, Update};
 use super::{Channel, ChannelError};
 
 /// BOLT 4 `BADONION` bit of a failure code.
@@ -47,9 +52,9 @@ impl Channel {
             .or(st.remote_commit.as_ref())
             .ok_or(internal("no remote commitment"))?;
         let update = Update::Fee(feerate_per_kw);
-        let mut ours = st.local_changes.proposed.clone();
-        ours.push(update.clone());
-        let spec = reduce(&base.spec, &ours, &st.remote_changes.acked).map_err(cmd)?;
+        self.check_local_room(&update)?;
+        let ours = st.local_changes.proposed.iter().chain([&update]);
+        let spec = reduce_iter(&base.spec, ours, st.remote_changes.acked.iter()).map_err(cmd)?;
         check_limits(
             &spec,
             true,
@@ -97,9 +102,8 @@ impl Channel {
             .as_ref()
             .ok_or(internal("no local commitment"))?;
         let update = Update::Fee(m.feerate_per_kw);
-        let mut theirs = st.remote_changes.proposed.clone();
-        theirs.push(update.clone());
-        let spec = reduce(&lc.spec, &st.local_changes.acked, &theirs).map_err(proto)?;
+        let theirs = st.remote_changes.proposed.iter().chain([&update]);
+        let spec = reduce_iter(&lc.spec, st.local_changes.acked.iter(), theirs).map_err(proto)?;
         check_limits(
             &spec,
             false,
@@ -132,6 +136,7 @@ impl Channel {
             sha256_of_onion,
             failure_code,
         };
+        self.check_local_room(&update)?;
         self.transact(vec![Record::LocalUpdate(update)], |_| {
             Ok(link_up
                 .then_some(Message::UpdateFailMalformedHtlc(UpdateFailMalformedHtlc {

@@ -188,7 +188,10 @@ struct Batch {
 /// A peer message we cannot answer because of our own failure returns
 /// [`ChannelError::Internal`] and fails the channel the same way. A refused command returns
 /// [`ChannelError::Command`] (or [`ChannelError::Internal`] if we failed) and changes
-/// nothing.
+/// nothing — except [`Channel::send_commitment`], whose `Internal` failure (a commitment we
+/// cannot build can never be sent) fails the channel. Each side may have at most
+/// [`params::MAX_UNSIGNED_UPDATES`] updates outstanding before its `commitment_signed`: a
+/// peer past it breaks the protocol, our commands past it are refused.
 ///
 /// Records are increments (one per state change, never a snapshot); `restore` replays them
 /// and yields a [`ChannelState`] equal to the original's.
@@ -211,6 +214,10 @@ pub struct Channel {
     link: Link,
     /// Latest fee estimate ([`Channel::handle_fee_estimate`]), to judge `update_fee`.
     fee_estimate: u32,
+    /// Updates accepted from the peer since its last `commitment_signed`, collapsed fee
+    /// updates included; capped at [`params::MAX_UNSIGNED_UPDATES`]. Not persisted: the
+    /// updates it counts are forgotten at the next reestablish anyway.
+    remote_unsigned: usize,
 }
 
 impl std::fmt::Debug for Channel {
@@ -241,6 +248,7 @@ impl Channel {
             broadcasts: VecDeque::new(),
             closing_sent_fee: None,
             link: Link::Up,
+            remote_unsigned: 0,
         }
     }
 
@@ -458,6 +466,32 @@ impl Channel {
     }
 
     fn dispatch(&mut self, msg: &Message) -> Result<(), ChannelError> {
+        let is_update = matches!(
+            msg,
+            Message::UpdateAddHtlc(_)
+                | Message::UpdateFulfillHtlc(_)
+                | Message::UpdateFailHtlc(_)
+                | Message::UpdateFailMalformedHtlc(_)
+                | Message::UpdateFee(_)
+        );
+        if is_update && self.remote_unsigned >= params::MAX_UNSIGNED_UPDATES {
+            return Err(ChannelError::Protocol(format!(
+                "more than {} unsigned updates before commitment_signed",
+                params::MAX_UNSIGNED_UPDATES
+            )));
+        }
+        let res = self.dispatch_inner(msg);
+        if res.is_ok() {
+            if is_update {
+                self.remote_unsigned += 1;
+            } else if matches!(msg, Message::CommitmentSigned(_)) {
+                self.remote_unsigned = 0;
+            }
+        }
+        res
+    }
+
+    fn dispatch_inner(&mut self, msg: &Message) -> Result<(), ChannelError> {
         match msg {
             Message::AcceptChannel(m) => self.on_accept_channel(m),
             Message::FundingCreated(m) => self.on_funding_created(m),

@@ -23,7 +23,7 @@ use fulmen_wire::msgs::{
 use super::dust::{check_exposure, over_limit};
 use super::error::internal;
 use super::params::SideParams;
-use super::state::{reduce, HtlcInfo, Phase, Record, Spec, Update};
+use super::state::{reduce_iter, HtlcInfo, Phase, Record, Spec, Update};
 use super::{Channel, ChannelError, Event};
 use crate::commitment::{commitment_fee, CommitmentHtlc};
 use crate::keys::per_commitment_point;
@@ -124,6 +124,22 @@ impl Channel {
         Ok(self.link == super::Link::Up)
     }
 
+    /// Refuse a command whose update would take our unsigned updates past
+    /// [`super::params::MAX_UNSIGNED_UPDATES`] (a fee update right after another replaces
+    /// it, so it always fits).
+    pub(super) fn check_local_room(&self, u: &Update) -> Result<(), ChannelError> {
+        let proposed = &self.state.local_changes.proposed;
+        let collapses =
+            matches!(u, Update::Fee(_)) && matches!(proposed.last(), Some(Update::Fee(_)));
+        if !collapses && proposed.len() >= super::params::MAX_UNSIGNED_UPDATES {
+            return Err(ChannelError::Command(format!(
+                "{} unsigned updates: send a commitment first",
+                proposed.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Offer an HTLC; queues `update_add_htlc` and returns its id. Refused (nothing
     /// changes) if it breaks the peer's limits or our reserve.
     pub fn add_htlc(
@@ -156,15 +172,15 @@ impl Channel {
             htlc,
             onion: onion.clone(),
         };
+        self.check_local_room(&update)?;
         let st = &self.state;
         let base = st
             .remote_next
             .as_ref()
             .or(st.remote_commit.as_ref())
             .ok_or(internal("no remote commitment"))?;
-        let mut ours = st.local_changes.proposed.clone();
-        ours.push(update.clone());
-        let spec = reduce(&base.spec, &ours, &st.remote_changes.acked).map_err(cmd)?;
+        let ours = st.local_changes.proposed.iter().chain([&update]);
+        let spec = reduce_iter(&base.spec, ours, st.remote_changes.acked.iter()).map_err(cmd)?;
         check_limits(
             &spec,
             true,
@@ -245,21 +261,20 @@ impl Channel {
         if !preimage.matches(&h.payment_hash) {
             return Err(ChannelError::Command("preimage does not match".into()));
         }
+        let update = Update::Fulfill { id, preimage };
+        self.check_local_room(&update)?;
         let channel_id = self.state.channel_id;
-        self.transact(
-            vec![Record::LocalUpdate(Update::Fulfill { id, preimage })],
-            |_| {
-                Ok(link_up
-                    .then_some(Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
-                        channel_id,
-                        id,
-                        payment_preimage: preimage.0,
-                        extra_tlvs: Default::default(),
-                    }))
-                    .into_iter()
-                    .collect())
-            },
-        )
+        self.transact(vec![Record::LocalUpdate(update)], |_| {
+            Ok(link_up
+                .then_some(Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+                    channel_id,
+                    id,
+                    payment_preimage: preimage.0,
+                    extra_tlvs: Default::default(),
+                }))
+                .into_iter()
+                .collect())
+        })
     }
 
     /// Fail an HTLC the peer offered; queues `update_fail_htlc`. Allowed while the peer
@@ -270,22 +285,21 @@ impl Channel {
         if reason.len() > usize::from(u16::MAX) {
             return Err(ChannelError::Command("failure reason too long".into()));
         }
-        let channel_id = self.state.channel_id;
         let r2 = reason.clone();
-        self.transact(
-            vec![Record::LocalUpdate(Update::Fail { id, reason })],
-            |_| {
-                Ok(link_up
-                    .then_some(Message::UpdateFailHtlc(UpdateFailHtlc {
-                        channel_id,
-                        id,
-                        reason: LenBytes(r2),
-                        extra_tlvs: Default::default(),
-                    }))
-                    .into_iter()
-                    .collect())
-            },
-        )
+        let update = Update::Fail { id, reason };
+        self.check_local_room(&update)?;
+        let channel_id = self.state.channel_id;
+        self.transact(vec![Record::LocalUpdate(update)], |_| {
+            Ok(link_up
+                .then_some(Message::UpdateFailHtlc(UpdateFailHtlc {
+                    channel_id,
+                    id,
+                    reason: LenBytes(r2),
+                    extra_tlvs: Default::default(),
+                }))
+                .into_iter()
+                .collect())
+        })
     }
 
     /// Whether [`Channel::send_commitment`] would do something: updates to sign and no
@@ -300,6 +314,12 @@ impl Channel {
 
     /// Sign the peer's next commitment with every pending update; queues
     /// `commitment_signed` (released after its batch is persisted).
+    ///
+    /// Unlike other commands, a failure to build or sign that commitment
+    /// ([`ChannelError::Internal`]) fails the channel ([`super::CloseReason::Internal`],
+    /// our latest commitment offered for broadcast, [`Event::Closed`]): nothing that can
+    /// happen later makes the pending updates signable, so leaving the channel open would
+    /// leave [`Channel::can_send_commitment`] true for ever with every attempt failing.
     pub fn send_commitment(&mut self) -> Result<(), ChannelError> {
         self.require_normal()?;
         if self.state.remote_next.is_some() {
@@ -308,7 +328,7 @@ impl Channel {
         if !self.can_send_commitment() {
             return Err(ChannelError::Command("no updates to sign".into()));
         }
-        self.transact(vec![Record::SentCommitment], |ch| {
+        let res = self.transact(vec![Record::SentCommitment], |ch| {
             let (signature, htlc_signatures) = ch.sign_remote_commit(true)?;
             Ok(vec![Message::CommitmentSigned(CommitmentSigned {
                 channel_id: ch.state.channel_id,
@@ -316,7 +336,12 @@ impl Channel {
                 htlc_signatures,
                 extra_tlvs: Default::default(),
             })])
-        })
+        });
+        if let Err(ChannelError::Internal(r)) = &res {
+            let reason = format!("cannot sign the peer's next commitment: {r}");
+            self.fail(super::CloseReason::Internal(reason));
+        }
+        res
     }
 
     pub(super) fn check_channel_id(&self, id: &[u8; 32]) -> Result<(), ChannelError> {
@@ -364,9 +389,8 @@ impl Channel {
             .local_commit
             .as_ref()
             .ok_or(internal("no local commitment"))?;
-        let mut theirs = st.remote_changes.proposed.clone();
-        theirs.push(update.clone());
-        let spec = reduce(&lc.spec, &st.local_changes.acked, &theirs).map_err(proto)?;
+        let theirs = st.remote_changes.proposed.iter().chain([&update]);
+        let spec = reduce_iter(&lc.spec, st.local_changes.acked.iter(), theirs).map_err(proto)?;
         check_limits(
             &spec,
             false,

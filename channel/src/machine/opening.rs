@@ -468,6 +468,17 @@ impl Channel {
         self.check_ready()
     }
 
+    /// The funding output was spent on chain by `txid` (the caller saw it in a block). A
+    /// channel still open here closes with [`CloseReason::FundingSpent`] — without
+    /// broadcasting (the funds already left) or messaging the peer. A closed channel ignores
+    /// it.
+    pub fn handle_funding_spent(&mut self, txid: bitcoin::Txid) {
+        if self.state.phase == Phase::Closed {
+            return;
+        }
+        self.fail_with(CloseReason::FundingSpent { txid }, false, false);
+    }
+
     /// The chain tip is now `height`: sends `channel_ready` at depth, times out a funding
     /// that never confirmed (after 2016 blocks; the opener too — its funding transaction
     /// was refused or evicted, and the caller returns its coins to the wallet).

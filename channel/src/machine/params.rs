@@ -19,6 +19,15 @@ pub const MIN_FEERATE_PER_KW: u32 = 253;
 pub const MAX_FUNDING_SAT: u64 = 1 << 24;
 /// Blocks a non-funder waits for the funding to confirm before forgetting the channel.
 pub const FUNDING_TIMEOUT_BLOCKS: u32 = 2016;
+/// Most updates one side may propose without signing (BOLT 2 sets no total; this cap
+/// bounds the records and the work a peer can cause between two `commitment_signed`).
+///
+/// An honest side needs at most 483 adds (`max_accepted_htlcs`) plus 483 settlements (the
+/// other side's HTLCs) plus a few fee updates; consecutive fee updates collapse into one in
+/// the state, but each `update_fee` received still counts here (each was persisted). A peer
+/// sending more updates before its `commitment_signed` breaks the protocol; our own commands
+/// are refused past it.
+pub const MAX_UNSIGNED_UPDATES: usize = 1000;
 
 /// What we announce and what we tolerate from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]

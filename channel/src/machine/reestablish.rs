@@ -2,8 +2,15 @@
 //! retransmit what the peer missed (our updates, `commitment_signed`, `revoke_and_ack`, in
 //! their original order; `channel_ready`), and detect lost state on either side.
 //!
+//! Lost state: a peer that says we are behind must prove it with
+//! `your_last_per_commitment_secret` (our own secret for the number it claims). Proven: we
+//! close without broadcasting ([`super::CloseReason::LostState`]). Not proven: a protocol
+//! violation — `error` sent, our latest commitment (not revoked) offered for broadcast.
+//!
 //! Must never: broadcast our commitment when the peer proves we lost state (it may be
-//! revoked); release a retransmission before the peer's `channel_reestablish` arrived.
+//! revoked); close without broadcasting on a claim the peer did not prove (any peer could
+//! lock our balance so); release a retransmission before the peer's `channel_reestablish`
+//! arrived.
 
 use fulmen_wire::codec::LenBytes;
 use fulmen_wire::msgs::{
@@ -68,6 +75,8 @@ impl Channel {
             })])
         })?;
         self.link = Link::Reestablishing;
+        // The peer's unsigned updates are forgotten (Reconnected).
+        self.remote_unsigned = 0;
         Ok(())
     }
 
@@ -116,6 +125,12 @@ impl Channel {
         }
     }
 
+    /// True if `secret` is our per-commitment secret for commitment `number` (false for a
+    /// number beyond the shachain, which no secret can prove).
+    fn proves_secret(&self, number: u64, secret: &[u8; 32]) -> bool {
+        self.our_secret(number).is_ok_and(|ours| ours == *secret)
+    }
+
     pub(super) fn on_channel_reestablish(
         &mut self,
         m: &ChannelReestablish,
@@ -130,9 +145,23 @@ impl Channel {
         let lc = st.local_commit.as_ref().ok_or(internal("no commitment"))?;
         let rc = st.remote_commit.as_ref().ok_or(internal("no commitment"))?;
         let (lcn, rcn) = (lc.number, rc.number);
-        // The peer has revocations from us we do not remember: we lost state. Our
-        // commitment may be revoked — never broadcast it; ask the peer to close.
-        if m.next_revocation_number > lcn || m.next_commitment_number > rcn + 2 {
+        // The peer claims revocations from us we do not remember. Only its
+        // `your_last_per_commitment_secret` can prove it: our secret for the claimed
+        // number, which nobody but us could have made. Proven, we lost state: our
+        // commitment may be revoked — never broadcast it; ask the peer to close. Not
+        // proven, the claim is a lie (BOLT 2: fail the channel); our latest commitment is
+        // not revoked (the peer holds no revocation of it), so failing broadcasts it.
+        if m.next_revocation_number > lcn {
+            if !self.proves_secret(
+                m.next_revocation_number - 1,
+                &m.your_last_per_commitment_secret,
+            ) {
+                return Err(proto(format!(
+                    "peer claims we revoked commitment {} (we are at commitment {lcn}) \
+                     without proving it: your_last_per_commitment_secret is wrong",
+                    m.next_revocation_number - 1
+                )));
+            }
             let reason = CloseReason::LostState {
                 their_next_commitment: m.next_commitment_number,
                 their_next_revocation: m.next_revocation_number,
@@ -142,11 +171,23 @@ impl Channel {
             self.fail_with(reason, false, true);
             return Err(ChannelError::Closed);
         }
-        if m.next_revocation_number > 0 {
-            let expected = self.our_secret(m.next_revocation_number - 1)?;
-            if m.your_last_per_commitment_secret != expected {
-                return Err(proto("your_last_per_commitment_secret is wrong".into()));
-            }
+        if m.next_revocation_number > 0
+            && !self.proves_secret(
+                m.next_revocation_number - 1,
+                &m.your_last_per_commitment_secret,
+            )
+        {
+            return Err(proto("your_last_per_commitment_secret is wrong".into()));
+        }
+        // Signatures of ours we do not remember: nothing proves that claim (the secret
+        // above is one we revealed already), and our commitment is not revoked: a
+        // protocol violation, like any other commitment number we did not sign.
+        if m.next_commitment_number > rcn + 2 {
+            return Err(proto(format!(
+                "peer claims commitment {} signed by us, we signed up to {}",
+                m.next_commitment_number.saturating_sub(1),
+                st.remote_next.as_ref().map_or(rcn, |n| n.number)
+            )));
         }
         if m.next_revocation_number + 1 < lcn {
             return Err(proto(format!(

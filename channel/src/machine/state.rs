@@ -126,7 +126,11 @@ impl Update {
     }
 }
 
-fn apply_updates(spec: &mut Spec, updates: &[Update], by_us: bool) -> Result<(), String> {
+fn apply_updates<'a>(
+    spec: &mut Spec,
+    updates: impl Iterator<Item = &'a Update>,
+    by_us: bool,
+) -> Result<(), String> {
     for u in updates {
         if let Update::Add { id, htlc, .. } = u {
             let (bal, map) = if by_us {
@@ -145,7 +149,11 @@ fn apply_updates(spec: &mut Spec, updates: &[Update], by_us: bool) -> Result<(),
     Ok(())
 }
 
-fn settle_updates(spec: &mut Spec, updates: &[Update], by_us: bool) -> Result<(), String> {
+fn settle_updates<'a>(
+    spec: &mut Spec,
+    updates: impl Iterator<Item = &'a Update>,
+    by_us: bool,
+) -> Result<(), String> {
     for u in updates {
         let (id, fulfilled) = match u {
             Update::Add { .. } | Update::Fee(_) => continue,
@@ -171,15 +179,44 @@ fn settle_updates(spec: &mut Spec, updates: &[Update], by_us: bool) -> Result<()
     Ok(())
 }
 
-/// `spec` after our `ours` and their `theirs` updates (adds first, then settlements).
+/// Append `u` to one side's list of updates; a fee update replaces a fee update right
+/// before it (only the last feerate counts, see [`reduce`]), so a flood of `update_fee`
+/// leaves one entry. Only consecutive ones collapse: an HTLC update between two fee updates
+/// was checked at the feerate before it, and is retransmitted after it.
+fn push_update(list: &mut Vec<Update>, u: Update) {
+    if matches!(u, Update::Fee(_)) && matches!(list.last(), Some(Update::Fee(_))) {
+        list.pop();
+    }
+    list.push(u);
+}
+
+/// `spec` after our `ours` and their `theirs` updates: settlements first, then adds (as
+/// lnd does), then the last fee update.
+///
+/// Settlements go first because an add may be funded by a settlement that travels with it:
+/// the peer fulfills our HTLC, then offers one that only the fulfilled amount pays for.
+/// Our view of its commitment checked that add with the credit; when both updates wait
+/// together for our next signature of its *older* commitment, the credit must be applied
+/// before the add or that commitment cannot be built (and the channel is stuck). The
+/// result does not depend on the order, only whether it can be reached does; a settlement
+/// can only name an HTLC already in `spec` (settled HTLCs are irrevocably committed).
 pub fn reduce(spec: &Spec, ours: &[Update], theirs: &[Update]) -> Result<Spec, String> {
+    reduce_iter(spec, ours.iter(), theirs.iter())
+}
+
+/// [`reduce`] over iterators, so a caller can check one more update without cloning a list.
+pub fn reduce_iter<'a, O, T>(spec: &Spec, ours: O, theirs: T) -> Result<Spec, String>
+where
+    O: Iterator<Item = &'a Update> + Clone,
+    T: Iterator<Item = &'a Update> + Clone,
+{
     let mut s = spec.clone();
-    apply_updates(&mut s, ours, true)?;
-    apply_updates(&mut s, theirs, false)?;
-    settle_updates(&mut s, ours, true)?;
-    settle_updates(&mut s, theirs, false)?;
+    settle_updates(&mut s, ours.clone(), true)?;
+    settle_updates(&mut s, theirs.clone(), false)?;
+    apply_updates(&mut s, ours.clone(), true)?;
+    apply_updates(&mut s, theirs.clone(), false)?;
     // Only the funder sends update_fee (checked by the handlers); the last one wins.
-    for u in ours.iter().chain(theirs) {
+    for u in ours.chain(theirs) {
         if let Update::Fee(f) = u {
             s.feerate_per_kw = *f;
         }
@@ -311,9 +348,10 @@ pub enum Record {
     ReadySent,
     /// We received `channel_ready` with the peer's second per-commitment point.
     ReadyReceived(PublicKey),
-    /// We sent an update.
+    /// We sent an update (a fee update right after another replaces it in the state).
     LocalUpdate(Update),
-    /// We received an update (checked).
+    /// We received an update (checked; a fee update right after another replaces it in
+    /// the state).
     RemoteUpdate(Update),
     /// We signed the peer's next commitment.
     SentCommitment,
@@ -539,7 +577,7 @@ impl ChannelState {
                     }
                     self.next_local_htlc_id += 1;
                 }
-                self.local_changes.proposed.push(u.clone());
+                push_update(&mut self.local_changes.proposed, u.clone());
             }
             Record::RemoteUpdate(u) => {
                 if let Update::Add { id, .. } = u {
@@ -548,7 +586,7 @@ impl ChannelState {
                     }
                     self.next_remote_htlc_id += 1;
                 }
-                self.remote_changes.proposed.push(u.clone());
+                push_update(&mut self.remote_changes.proposed, u.clone());
             }
             Record::SentCommitment => {
                 let rc = self.remote_commit.as_ref().ok_or(bad("no remote commit"))?;
@@ -588,7 +626,9 @@ impl ChannelState {
                 self.commit_sent_last = false;
                 self.local_changes.acked.clear();
                 let proposed = std::mem::take(&mut self.remote_changes.proposed);
-                self.remote_changes.acked.extend(proposed);
+                for u in proposed {
+                    push_update(&mut self.remote_changes.acked, u);
+                }
             }
             Record::ReceivedRevocation { secret, next_point } => {
                 let rc = self.remote_commit.as_ref().ok_or(bad("no remote commit"))?;
@@ -599,7 +639,9 @@ impl ChannelState {
                 self.remote_commit = Some(next);
                 self.remote_next_point = Some(*next_point);
                 let signed = std::mem::take(&mut self.local_changes.signed);
-                self.local_changes.acked.extend(signed);
+                for u in signed {
+                    push_update(&mut self.local_changes.acked, u);
+                }
                 self.remote_changes.signed.clear();
             }
             Record::Reconnected => {
@@ -696,6 +738,56 @@ mod tests {
             reason: vec![],
         };
         assert!(reduce(&s0, &[], &[fail]).is_err());
+    }
+
+    #[test]
+    fn reduce_applies_settlements_before_adds() {
+        // Our htlc 0 (500) is in flight; they fulfill it, then add 300 they could only
+        // afford with the credit. Both wait together for one commitment: it must build.
+        let mut s0 = Spec {
+            to_us_msat: 400,
+            to_them_msat: 100,
+            ..Spec::default()
+        };
+        if let Update::Add { htlc, .. } = add(0, 500) {
+            s0.offered_by_us.insert(0, htlc);
+        }
+        let fulfill = Update::Fulfill {
+            id: 0,
+            preimage: PaymentPreimage([0; 32]),
+        };
+        let s1 = reduce(&s0, &[], &[fulfill, add(0, 300)]).unwrap();
+        assert_eq!((s1.to_us_msat, s1.to_them_msat), (400, 300));
+        assert_eq!(s1.total_msat(), 1000);
+        assert!(s1.offered_by_us.is_empty());
+        assert_eq!(s1.offered_by_them.len(), 1);
+    }
+
+    #[test]
+    fn consecutive_fee_updates_collapse_others_do_not() {
+        let mut l = Vec::new();
+        for f in [300, 400, 500] {
+            push_update(&mut l, Update::Fee(f));
+        }
+        assert_eq!(l, vec![Update::Fee(500)]);
+        push_update(&mut l, add(0, 10));
+        push_update(&mut l, Update::Fee(600));
+        push_update(&mut l, Update::Fee(700));
+        assert_eq!(l, vec![Update::Fee(500), add(0, 10), Update::Fee(700)]);
+        // The reduced spec is the same as without collapsing.
+        let s0 = Spec {
+            to_us_msat: 100,
+            feerate_per_kw: 253,
+            ..Spec::default()
+        };
+        let all = [
+            Update::Fee(300),
+            Update::Fee(500),
+            add(0, 10),
+            Update::Fee(600),
+            Update::Fee(700),
+        ];
+        assert_eq!(reduce(&s0, &all, &[]), reduce(&s0, &l, &[]));
     }
 
     #[test]

@@ -1,0 +1,631 @@
+//! The manager network: N `fulmen_manager::Manager`s on one in-memory `fulmen_chain::Chain`,
+//! a virtual clock, and the seeded delivery scheduler of [`crate::sim`] between them — the
+//! in-process shell that the node daemon is for real processes.
+//!
+//! Each node's turn follows the manager's call order: inputs, then `poll_persist` → the batch
+//! is handed to the node's [`DurableLog`] → acknowledged → `persisted` → outputs drained,
+//! until nothing is left. A node armed with [`Network::arm_crash`] crashes at its next
+//! handed-out batch: the batch is lost (nothing of it has left the node) and the node is
+//! rebuilt with `Manager::new` from its durable [`Stored`] only. Outputs become actions:
+//! `Send` → the link's FIFO (encoded bytes; dropped if that connection is gone), `Broadcast`
+//! → the chain's mempool, `Reply`/`Event` → collected per node, `Connect` → an in-process
+//! dial (refused across a [`Network::partition`]), `Disconnect` → both sides told. Blocks
+//! are mined by the test and fed to every node in order. Every delivery, reply, event,
+//! broadcast, block, connection and crash goes into the transcript hash.
+//!
+//! Invariants: after every delivery, value is conserved in every commitment of every
+//! channel; at every quiescent point (nothing in flight, every channel idle) both ends of
+//! every channel agree ([`crate::pair::check_channel_views`]) and every channel rebuilt from
+//! its node's durable records equals the live one. Helpers (funding, opening, invoices,
+//! payments, closing) are in `ops`.
+//!
+//! Must never: read the wall clock, sleep, or use an unseeded RNG.
+
+mod ops;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+use fulmen_chain::{Chain, ChainParams};
+use fulmen_channel::machine::{Channel, ChannelConfig, Phase, SeedKeySource};
+use fulmen_manager::{
+    CmdError, Command, Manager, ManagerConfig, NodeEvent, NodeSecrets, Output, PeerAccept,
+    RequestId, Response, Stored, Writes,
+};
+use fulmen_wallet::{mnemonic_from_entropy, Seed};
+use fulmen_wire::Message;
+
+use crate::pair::check_channel_views;
+use crate::sim::{Clock, DurableLog, Links, SimRng, Store, Transcript};
+
+/// Virtual time at the start of a run (UNIX seconds).
+pub const START_TIME: u64 = 1_700_000_000;
+
+impl Store for Stored {
+    type Batch = Writes;
+    fn apply(&mut self, batch: &Writes) {
+        Stored::apply(self, batch);
+    }
+}
+
+/// One node: its manager, durable storage, and what it answered and reported.
+pub struct Node {
+    /// Its name (alias).
+    pub name: String,
+    /// The manager (rebuilt on restart).
+    pub m: Manager,
+    /// Node id.
+    pub id: PublicKey,
+    /// The address peers dial.
+    pub address: String,
+    /// Durable and handed-out writes.
+    pub store: DurableLog<Stored>,
+    /// Command replies by request id.
+    pub replies: BTreeMap<RequestId, Result<Response, CmdError>>,
+    /// Events, oldest first.
+    pub events: Vec<NodeEvent>,
+    /// Broadcasts the chain refused (txid and reason).
+    pub rejected: Vec<String>,
+    /// Restarts (clean or crash) and batches lost in crashes.
+    pub restarts: u64,
+    /// Batches lost in crashes.
+    pub lost_batches: u64,
+    /// Live connection numbers (the manager's), by peer index.
+    conns: BTreeMap<usize, u64>,
+    node_secret: SecretKey,
+    channel_seed: [u8; 32],
+    wallet_seed: Seed,
+    incarnation: u64,
+    crash_armed: bool,
+}
+
+impl Node {
+    fn secrets(&self) -> NodeSecrets {
+        NodeSecrets {
+            node_secret: self.node_secret,
+            channel_seed: self.channel_seed,
+            wallet_seed: self.wallet_seed.clone(),
+        }
+    }
+
+    /// The key source of this node's channels (to rebuild them from records).
+    pub fn key_source(&self) -> SeedKeySource {
+        SeedKeySource::new(self.channel_seed)
+    }
+}
+
+/// Work the network still has to do, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// End node k's turn.
+    Turn(usize),
+    /// Node `from` dials `to` (its manager asked with `Output::Connect`).
+    Dial { from: usize, to: usize },
+}
+
+/// N managers, one chain, one clock, the links between them, one transcript.
+pub struct Network {
+    /// The nodes, by index.
+    pub nodes: Vec<Node>,
+    /// The shared chain.
+    pub chain: Chain,
+    /// Virtual time.
+    pub clock: Clock,
+    /// Messages in flight.
+    pub links: Links,
+    /// The scheduler's randomness.
+    pub rng: SimRng,
+    /// Everything that happened.
+    pub transcript: Transcript,
+    /// Every node's settings (the alias is the node's name).
+    pub config: ManagerConfig,
+    /// Quiescent points at which the views were compared.
+    pub quiet_checks: u64,
+    seed: u64,
+    next_request: RequestId,
+    work: VecDeque<Work>,
+    partitions: BTreeSet<(usize, usize)>,
+}
+
+fn secret_key(rng: &mut SimRng) -> SecretKey {
+    loop {
+        if let Ok(k) = SecretKey::from_slice(&rng.bytes32()) {
+            return k;
+        }
+    }
+}
+
+fn pair_key(i: usize, j: usize) -> (usize, usize) {
+    (i.min(j), i.max(j))
+}
+
+impl Network {
+    /// Nodes named `names`, every secret and entropy stream derived from `seed`; the chain
+    /// has 101 blocks (a mature faucet coin) that every node has seen. Messages get a delay
+    /// of 0..=2 seconds.
+    pub fn new(seed: u64, names: &[&str]) -> Network {
+        let mut keys = SimRng::derive(seed, "network keys");
+        let chain = Chain::new(ChainParams::default(), secret_key(&mut keys));
+        let config = ManagerConfig {
+            alias: String::new(),
+            listen: None,
+            dev: true,
+            channel_config: ChannelConfig::default(),
+            funding_sat_per_vb: 2,
+        };
+        let mut net = Network {
+            nodes: Vec::new(),
+            chain,
+            clock: Clock::new(START_TIME),
+            links: Links::new(2),
+            rng: SimRng::derive(seed, "network scheduler"),
+            transcript: Transcript::new(),
+            config,
+            quiet_checks: 0,
+            seed,
+            next_request: 1,
+            work: VecDeque::new(),
+            partitions: BTreeSet::new(),
+        };
+        for (k, name) in names.iter().enumerate() {
+            let mut r = SimRng::derive(seed, &format!("{name} secrets"));
+            let node_secret = secret_key(&mut r);
+            let channel_seed = r.bytes32();
+            let wallet_seed = mnemonic_from_entropy(&r.bytes32()).expect("32 bytes of entropy");
+            let address = format!("10.0.0.{}:9735", k + 1);
+            let secrets = NodeSecrets {
+                node_secret,
+                channel_seed,
+                wallet_seed: wallet_seed.clone(),
+            };
+            let m = Manager::new(
+                net.node_config(name, &address),
+                secrets,
+                Box::new(SimRng::derive(seed, &format!("{name} entropy 0"))),
+                Stored::default(),
+                net.clock.now(),
+            )
+            .expect("new node");
+            net.nodes.push(Node {
+                name: name.to_string(),
+                id: m.node_id(),
+                m,
+                address,
+                store: DurableLog::new(),
+                replies: BTreeMap::new(),
+                events: Vec::new(),
+                rejected: Vec::new(),
+                restarts: 0,
+                lost_batches: 0,
+                conns: BTreeMap::new(),
+                node_secret,
+                channel_seed,
+                wallet_seed,
+                incarnation: 0,
+                crash_armed: false,
+            });
+            net.queue(Work::Turn(k));
+        }
+        net.mine(101);
+        net
+    }
+
+    fn node_config(&self, name: &str, address: &str) -> ManagerConfig {
+        ManagerConfig {
+            alias: name.to_string(),
+            listen: Some(address.to_string()),
+            ..self.config.clone()
+        }
+    }
+
+    /// The index of the node named `name`.
+    pub fn idx(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// The index of the node with id `id`.
+    pub fn index_of(&self, id: &PublicKey) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.id == *id)
+            .expect("a node of this network")
+    }
+
+    /// The hash of everything that happened so far.
+    pub fn transcript_hash(&self) -> [u8; 32] {
+        self.transcript.hash()
+    }
+
+    fn note(&mut self, kind: &str, data: &[u8]) {
+        self.transcript.record(kind, data);
+    }
+
+    fn queue(&mut self, w: Work) {
+        if !self.work.contains(&w) {
+            self.work.push_back(w);
+        }
+    }
+
+    /// Do all outstanding work: turns (and what they cause) and dials, in order.
+    pub fn settle(&mut self) {
+        while let Some(w) = self.work.pop_front() {
+            match w {
+                Work::Turn(k) => self.turn(k),
+                Work::Dial { from, to } => self.dial(from, to),
+            }
+        }
+    }
+
+    /// End node `k`'s turn: each batch handed out is made durable (or lost, if a crash is
+    /// armed) and acknowledged, then its outputs are acted on, until nothing is left.
+    fn turn(&mut self, k: usize) {
+        while let Some(b) = self.nodes[k].m.poll_persist() {
+            let node = &mut self.nodes[k];
+            node.store.hand_out(b.id, b.writes);
+            if node.crash_armed {
+                node.crash_armed = false;
+                self.restart(k, true);
+                return;
+            }
+            node.store.ack_next();
+            node.m.persisted(b.id);
+            self.drain(k);
+        }
+        self.drain(k);
+    }
+
+    fn drain(&mut self, k: usize) {
+        while let Some(o) = self.nodes[k].m.poll_output() {
+            self.dispatch(k, o);
+        }
+    }
+
+    fn dispatch(&mut self, k: usize, o: Output) {
+        let name = self.nodes[k].name.clone();
+        match o {
+            Output::Send { node_id, conn, msg } => {
+                let j = self.index_of(&node_id);
+                if self.nodes[k].conns.get(&j) == Some(&conn) {
+                    let now = self.clock.now();
+                    self.links.send(k, j, msg.encode(), now, &mut self.rng);
+                }
+            }
+            Output::Disconnect { node_id, conn, .. } => {
+                let j = self.index_of(&node_id);
+                if self.nodes[k].conns.get(&j) == Some(&conn) {
+                    self.drop_connection(k, j, "disconnect requested");
+                }
+            }
+            Output::Broadcast(tx) => {
+                let txid = tx.compute_txid();
+                match self.chain.submit_transaction(tx) {
+                    Ok(_) => self.note(&format!("{name} broadcast"), txid.as_ref()),
+                    Err(e) => {
+                        self.note(&format!("{name} broadcast refused"), txid.as_ref());
+                        self.nodes[k].rejected.push(format!("{txid}: {e}"));
+                    }
+                }
+            }
+            Output::Reply { request, result } => {
+                let d = format!("{request} {result:?}");
+                self.note(&format!("{name} reply"), d.as_bytes());
+                self.nodes[k].replies.insert(request, result);
+            }
+            Output::Event(ev) => {
+                self.note(&format!("{name} event"), format!("{ev:?}").as_bytes());
+                self.nodes[k].events.push(ev);
+            }
+            Output::Connect { node_id, .. } => {
+                let to = self.index_of(&node_id);
+                self.queue(Work::Dial { from: k, to });
+            }
+        }
+    }
+
+    /// Node `from`'s redial of `to` ends: connected unless partitioned (or already).
+    fn dial(&mut self, from: usize, to: usize) {
+        let id = self.nodes[to].id;
+        self.nodes[from].m.handle_reconnect_ended(id);
+        self.queue(Work::Turn(from));
+        self.connect(from, to);
+    }
+
+    /// True if `i` and `j` have a live connection.
+    pub fn connected(&self, i: usize, j: usize) -> bool {
+        self.nodes[i].conns.contains_key(&j)
+    }
+
+    /// `i` dials `j` (handshake done at once): both managers take the connection. False if
+    /// they are connected already or partitioned.
+    pub fn connect(&mut self, i: usize, j: usize) -> bool {
+        if i == j || self.connected(i, j) || self.partitions.contains(&pair_key(i, j)) {
+            return false;
+        }
+        let (id_i, id_j) = (self.nodes[i].id, self.nodes[j].id);
+        let addr = self.nodes[j].address.clone();
+        let acc_j = self.nodes[j].m.handle_peer_connected(None, id_i, None);
+        let acc_i = self.nodes[i]
+            .m
+            .handle_peer_connected(None, id_j, Some(addr));
+        let (PeerAccept::Accepted { conn: ci }, PeerAccept::Accepted { conn: cj }) = (acc_i, acc_j)
+        else {
+            panic!("a manager holds a connection the network does not know");
+        };
+        self.nodes[i].conns.insert(j, ci);
+        self.nodes[j].conns.insert(i, cj);
+        let d = [i as u8, j as u8];
+        self.note("connect", &d);
+        self.queue(Work::Turn(j));
+        self.queue(Work::Turn(i));
+        self.settle();
+        true
+    }
+
+    fn drop_connection(&mut self, i: usize, j: usize, reason: &str) {
+        let n = self.links.disconnect(i, j);
+        self.note("disconnect", &[i as u8, j as u8, n as u8]);
+        for (a, b) in [(i, j), (j, i)] {
+            if let Some(c) = self.nodes[a].conns.remove(&b) {
+                let id = self.nodes[b].id;
+                self.nodes[a].m.handle_peer_disconnected(id, c, reason);
+                self.queue(Work::Turn(a));
+            }
+        }
+    }
+
+    /// Drop the connection between `i` and `j` (everything in flight is lost both ways);
+    /// the managers may redial at once.
+    pub fn disconnect(&mut self, i: usize, j: usize) {
+        self.drop_connection(i, j, "link dropped");
+        self.settle();
+    }
+
+    /// Cut `i` from `j`: the connection drops and dials between them fail until
+    /// [`Network::heal`].
+    pub fn partition(&mut self, i: usize, j: usize) {
+        self.partitions.insert(pair_key(i, j));
+        self.disconnect(i, j);
+    }
+
+    /// End a partition; `i` dials `j`.
+    pub fn heal(&mut self, i: usize, j: usize) {
+        self.partitions.remove(&pair_key(i, j));
+        self.connect(i, j);
+    }
+
+    /// Node `k`'s next handed-out batch is lost: the node crashes there and restarts.
+    pub fn arm_crash(&mut self, k: usize) {
+        self.nodes[k].crash_armed = true;
+    }
+
+    /// Cancel every armed crash; returns the nodes that had one.
+    pub fn disarm(&mut self) -> Vec<usize> {
+        let mut armed = Vec::new();
+        for (k, n) in self.nodes.iter_mut().enumerate() {
+            if std::mem::take(&mut n.crash_armed) {
+                armed.push(k);
+            }
+        }
+        armed
+    }
+
+    /// Restart node `k` from its durable [`Stored`] (`crash`: losing the batch handed out
+    /// and not acknowledged, if any): its connections drop, the manager is rebuilt with
+    /// fresh entropy, catches up with the chain and redials.
+    pub fn restart(&mut self, k: usize, crash: bool) {
+        let lost = if crash {
+            self.nodes[k].store.crash().len()
+        } else {
+            assert_eq!(self.nodes[k].store.pending_len(), 0, "clean restart");
+            0
+        };
+        let peers: Vec<usize> = self.nodes[k].conns.keys().copied().collect();
+        for j in peers {
+            self.drop_connection(k, j, "peer restarted");
+        }
+        let now = self.clock.now();
+        let node = &mut self.nodes[k];
+        node.incarnation += 1;
+        node.restarts += 1;
+        node.lost_batches += lost as u64;
+        let entropy = SimRng::derive(
+            self.seed,
+            &format!("{} entropy {}", node.name, node.incarnation),
+        );
+        let config = ManagerConfig {
+            alias: node.name.clone(),
+            listen: Some(node.address.clone()),
+            ..self.config.clone()
+        };
+        node.m = Manager::new(
+            config,
+            node.secrets(),
+            Box::new(entropy),
+            node.store.durable().clone(),
+            now,
+        )
+        .expect("restart from the durable records");
+        let kind = if crash { "crash" } else { "restart" };
+        let d = [k as u8, lost as u8];
+        self.note(kind, &d);
+        self.sync_chain(k);
+        self.queue(Work::Turn(k));
+    }
+
+    /// Feed node `k` every block it has not seen yet.
+    fn sync_chain(&mut self, k: usize) {
+        let now = self.clock.now();
+        while self.nodes[k].m.height() < self.chain.height() {
+            let h = self.nodes[k].m.height() + 1;
+            let block = self
+                .chain
+                .block_at(h)
+                .expect("a block below the tip")
+                .clone();
+            self.nodes[k]
+                .m
+                .handle_block_connected(now, &block, h)
+                .expect("the next block");
+        }
+        self.queue(Work::Turn(k));
+    }
+
+    /// Mine `n` blocks (one second apart) and feed them to every node.
+    pub fn mine(&mut self, n: u32) {
+        for _ in 0..n {
+            self.clock.advance(1);
+            let t = u32::try_from(self.clock.now()).unwrap_or(u32::MAX);
+            for b in self.chain.mine(1, None, t) {
+                self.note("block", b.block_hash().as_ref());
+            }
+            for k in 0..self.nodes.len() {
+                self.sync_chain(k);
+            }
+            self.settle();
+        }
+    }
+
+    /// Send node `k` a command; its turn runs at once. Returns the request id.
+    pub fn command(&mut self, k: usize, cmd: Command) -> RequestId {
+        let r = self.next_request;
+        self.next_request += 1;
+        let d = format!("{} {r} {cmd:?}", self.nodes[k].name);
+        self.note("command", d.as_bytes());
+        let now = self.clock.now();
+        self.nodes[k].m.handle_command(now, r, cmd);
+        self.queue(Work::Turn(k));
+        self.settle();
+        r
+    }
+
+    /// The reply to request `r` of node `k`, if it arrived (taken).
+    pub fn take_reply(&mut self, k: usize, r: RequestId) -> Option<Result<Response, CmdError>> {
+        self.nodes[k].replies.remove(&r)
+    }
+
+    /// A command, run until quiet, and its reply (which must have arrived).
+    pub fn call(&mut self, k: usize, cmd: Command) -> Result<Response, CmdError> {
+        let r = self.command(k, cmd);
+        self.run_until_quiet();
+        self.take_reply(k, r)
+            .unwrap_or_else(|| panic!("no reply to request {r}"))
+    }
+
+    /// Deliver one message: a random link among those whose head is due (the clock jumps to
+    /// the next due time if none is). False when nothing is in flight.
+    pub fn step(&mut self) -> bool {
+        self.settle();
+        if self.links.is_empty() {
+            return false;
+        }
+        let now = self.clock.now();
+        let d = match self.links.pop_random(now, &mut self.rng) {
+            Some(d) => d,
+            None => {
+                let t = self.links.next_due().expect("something in flight");
+                self.clock.advance_to(t);
+                let now = self.clock.now();
+                self.links
+                    .pop_random(now, &mut self.rng)
+                    .expect("a due message")
+            }
+        };
+        let label = format!("{}>{}", self.nodes[d.from].name, self.nodes[d.to].name);
+        self.note(&label, &d.bytes);
+        let msg = Message::decode(&d.bytes).expect("a delivered message decodes");
+        let conn = self.nodes[d.to].conns[&d.from];
+        let from_id = self.nodes[d.from].id;
+        let now = self.clock.now();
+        self.nodes[d.to]
+            .m
+            .handle_peer_message(now, from_id, conn, msg);
+        self.queue(Work::Turn(d.to));
+        self.settle();
+        self.check_step();
+        if self.links.is_empty() {
+            self.check_if_quiet();
+        }
+        true
+    }
+
+    /// Deliver until nothing is in flight (every channel's views are compared whenever the
+    /// network goes quiet).
+    pub fn run_until_quiet(&mut self) {
+        for _ in 0..200_000 {
+            if !self.step() {
+                self.check_if_quiet();
+                return;
+            }
+        }
+        panic!("the network did not quiesce");
+    }
+
+    /// Value is conserved in every commitment of every channel of every node.
+    pub fn check_step(&self) {
+        for n in &self.nodes {
+            for e in n.m.channels() {
+                let st = e.ch.state();
+                let cap = st.setup.funding_sat * 1000;
+                let specs = [
+                    st.local_commit.as_ref().map(|c| &c.spec),
+                    st.remote_commit.as_ref().map(|c| &c.spec),
+                    st.remote_next.as_ref().map(|c| &c.spec),
+                ];
+                for spec in specs.into_iter().flatten() {
+                    assert_eq!(spec.total_msat(), cap, "{}: value in a commitment", n.name);
+                }
+            }
+        }
+    }
+
+    /// Nothing in flight, no work left, every channel idle.
+    pub fn is_quiet(&self) -> bool {
+        self.links.is_empty()
+            && self.work.is_empty()
+            && self
+                .nodes
+                .iter()
+                .all(|n| n.m.channels().all(|e| e.ch.is_quiescent()))
+    }
+
+    /// [`Network::check_views`] if the network is quiet.
+    pub fn check_if_quiet(&mut self) {
+        if self.is_quiet() {
+            self.check_views();
+            self.quiet_checks += 1;
+        }
+    }
+
+    /// Both ends of every channel in normal operation agree, and every channel rebuilt from
+    /// its node's durable records equals the live one.
+    pub fn check_views(&self) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            for e in n.m.channels() {
+                let stored = n.store.durable().channels.iter().find(|c| c.id == e.id);
+                if let Some(c) = stored.filter(|c| !c.records.is_empty()) {
+                    let r = Channel::restore(
+                        &n.key_source(),
+                        self.config.channel_config.clone(),
+                        &c.records,
+                    )
+                    .expect("stored records replay");
+                    assert_eq!(r.state(), e.ch.state(), "{}: restored differs", n.name);
+                }
+                let j = self.index_of(&e.peer);
+                if j < i || e.ch.state().phase != Phase::Normal {
+                    continue;
+                }
+                let other = self.nodes[j]
+                    .m
+                    .channels()
+                    .find(|f| f.ch.channel_id() == e.ch.channel_id());
+                if let Some(f) = other.filter(|f| f.ch.state().phase == Phase::Normal) {
+                    check_channel_views(&e.ch, &f.ch);
+                }
+            }
+        }
+    }
+}

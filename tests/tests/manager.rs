@@ -1,0 +1,425 @@
+//! `fulmen-manager` driven through the in-process network harness (`fulmen_tests::network`),
+//! one behaviour per test: opening (funding confirmed, both ends ready, balances), paying
+//! (exact amounts, invoice and payment rows), closing cooperatively (each side paid on
+//! chain), restarting in the middle of a payment (clean, and a crash that loses the batch
+//! handed out), every view unchanged by a restart, and refused commands (unknown channel,
+//! paying our own invoice, opening without the funds or without a connection, paying while
+//! the peer is disconnected, paying twice, a malformed invoice).
+//!
+//! Must never: use an unseeded RNG or the wall clock.
+
+use fulmen_manager::api::{InvoiceStatus, PaymentStatus};
+use fulmen_manager::{CmdError, Command, NodeEvent, Response};
+use fulmen_tests::network::Network;
+
+const A: usize = 0;
+const B: usize = 1;
+
+/// alice and bob, alice funded with 2,000,000 sat.
+fn pair(seed: u64) -> Network {
+    let mut net = Network::new(seed, &["alice", "bob"]);
+    net.fund(A, 2_000_000);
+    net
+}
+
+fn refused(res: Result<Response, CmdError>) -> CmdError {
+    match res {
+        Err(e) => e,
+        Ok(r) => panic!("accepted: {r:?}"),
+    }
+}
+
+fn channels(net: &mut Network, k: usize) -> Vec<fulmen_manager::api::ChannelInfo> {
+    match net.call(k, Command::ListChannels) {
+        Ok(Response::Channels(c)) => c.channels,
+        other => panic!("listchannels: {other:?}"),
+    }
+}
+
+#[test]
+fn open_confirms_the_funding_and_readies_both_ends() {
+    let mut net = pair(1);
+    let before = net.balance(A).onchain.confirmed_sat;
+    let id = net.open_channel(A, B, 500_000, 20_000_000);
+    let (a, b) = (channels(&mut net, A), channels(&mut net, B));
+    assert_eq!((a.len(), b.len()), (1, 1));
+    assert_eq!(a[0].channel_id, b[0].channel_id);
+    assert_eq!(hex::decode(&a[0].channel_id).unwrap(), id.to_vec());
+    assert!(a[0].initiator && !b[0].initiator);
+    assert_eq!(
+        (a[0].state.as_str(), b[0].state.as_str()),
+        ("active", "active")
+    );
+    assert_eq!(a[0].local_msat, 500_000_000 - 20_000_000);
+    assert_eq!(b[0].local_msat, 20_000_000);
+    // The funding transaction is on chain with the channel's output.
+    let txid = a[0].funding_txid.clone().unwrap().parse().unwrap();
+    let tx = net.chain.transaction(&txid).expect("funding on chain");
+    assert!(tx.confirmations >= 3);
+    let vout = a[0].funding_output.unwrap() as usize;
+    assert_eq!(tx.tx.output[vout].value.to_sat(), 500_000);
+    // The opener paid the capacity plus a fee from its wallet.
+    let after = net.balance(A);
+    let spent = before - after.onchain.confirmed_sat;
+    assert!(spent > 500_000 && spent < 502_000, "spent {spent}");
+    assert_eq!(after.channels_local_msat, 480_000_000);
+}
+
+#[test]
+fn pay_moves_the_exact_amount_and_records_both_rows() {
+    let mut net = pair(2);
+    let id = net.open_channel(A, B, 1_000_000, 0);
+    for (n, amount) in [2_000_000u64, 31_337, 5_000_000].into_iter().enumerate() {
+        let inv = net.invoice(B, amount, &format!("item {n}"));
+        let p = net.pay_ok(A, &inv.bolt11);
+        assert_eq!(p.amount_msat, amount);
+        let pre = hex::decode(p.preimage.unwrap()).unwrap();
+        use bitcoin::hashes::{sha256, Hash};
+        assert_eq!(
+            hex::encode(sha256::Hash::hash(&pre).to_byte_array()),
+            inv.payment_hash
+        );
+        assert!(net.nodes[B]
+            .events
+            .iter()
+            .any(|e| matches!(e, NodeEvent::InvoicePaid(i) if i.payment_hash == inv.payment_hash)));
+    }
+    let total = 2_000_000 + 31_337 + 5_000_000;
+    assert_eq!(net.channel_balances(A, &id), (1_000_000_000 - total, total));
+    assert_eq!(net.channel_balances(B, &id), (total, 1_000_000_000 - total));
+    let Ok(Response::Invoices(inv)) = net.call(B, Command::ListInvoices) else {
+        panic!()
+    };
+    assert!(inv.invoices.iter().all(|i| i.status == InvoiceStatus::Paid));
+    let Ok(Response::Payments(ps)) = net.call(A, Command::ListPayments) else {
+        panic!()
+    };
+    assert_eq!(ps.payments.len(), 3);
+    assert!(ps
+        .payments
+        .iter()
+        .all(|p| p.status == PaymentStatus::Succeeded));
+}
+
+#[test]
+fn cooperative_close_pays_each_side_its_balance_on_chain() {
+    let mut net = pair(3);
+    let id = net.open_channel(A, B, 800_000, 0);
+    let inv = net.invoice(B, 123_456_789, "big");
+    net.pay_ok(A, &inv.bolt11);
+    let (a_msat, b_msat) = net.channel_balances(A, &id);
+    let txid = net.close(B, &id);
+    let tx = net.chain.transaction(&txid).unwrap().tx;
+    let paid: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+    // bob (not the funder) gets exactly his balance; alice pays the fee.
+    assert_eq!(net.balance(B).onchain.confirmed_sat, b_msat / 1000);
+    assert_eq!(tx.output.len(), 2);
+    assert!(tx.output.iter().any(|o| o.value.to_sat() == b_msat / 1000));
+    let fee = a_msat / 1000 - (paid - b_msat / 1000);
+    assert!(fee > 0 && fee < 2_000, "fee {fee}");
+    for k in [A, B] {
+        assert_eq!(channels(&mut net, k)[0].state, "closed");
+        assert!(net.nodes[k].events.iter().any(
+            |e| matches!(e, NodeEvent::ChannelClosed { channel_id, .. } if *channel_id == id)
+        ));
+    }
+}
+
+/// Deliver `n` messages, then let `victim` restart (`crash`: at its next handed-out batch,
+/// losing it) and finish: the payment still succeeds exactly once.
+fn restart_mid_payment(seed: u64, victim: usize, crash: bool, n: u32) {
+    let mut net = pair(seed);
+    let id = net.open_channel(A, B, 1_000_000, 0);
+    let inv = net.invoice(B, 3_000_000, "mid-payment");
+    let r = net.command(
+        A,
+        Command::Pay {
+            invoice: inv.bolt11.clone(),
+        },
+    );
+    for _ in 0..n {
+        net.step();
+    }
+    let lost = net.nodes[victim].lost_batches;
+    if crash {
+        net.arm_crash(victim);
+    } else {
+        net.restart(victim, false);
+    }
+    net.run_until_quiet();
+    assert!(net.disarm().is_empty(), "the crash did not happen");
+    if crash {
+        assert!(net.nodes[victim].lost_batches > lost, "nothing lost");
+    }
+    assert!(matches!(
+        net.take_reply(A, r),
+        Some(Ok(Response::PaymentStarted(_)))
+    ));
+    let outcomes = net.payment_outcomes(A, &inv.payment_hash);
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].status, PaymentStatus::Succeeded);
+    assert_eq!(
+        net.channel_balances(A, &id),
+        (1_000_000_000 - 3_000_000, 3_000_000)
+    );
+    let paid = net.nodes[B]
+        .events
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::InvoicePaid(_)))
+        .count();
+    assert_eq!(paid, 1);
+}
+
+#[test]
+fn clean_restart_mid_payment_resumes() {
+    for n in 0..6 {
+        restart_mid_payment(10 + u64::from(n), A, false, n);
+        restart_mid_payment(20 + u64::from(n), B, false, n);
+    }
+}
+
+#[test]
+fn crash_mid_payment_loses_a_batch_and_resumes() {
+    for n in 0..6 {
+        restart_mid_payment(30 + u64::from(n), A, true, n);
+        restart_mid_payment(40 + u64::from(n), B, true, n);
+    }
+}
+
+#[test]
+fn restart_changes_no_view() {
+    let mut net = pair(5);
+    net.open_channel(A, B, 600_000, 1_000_000);
+    let inv = net.invoice(B, 4_000_000, "x");
+    net.pay_ok(A, &inv.bolt11);
+    net.invoice(B, 5_000, "unpaid");
+    let views = |net: &mut Network, k: usize| {
+        [
+            Command::ListChannels,
+            Command::ListInvoices,
+            Command::ListPayments,
+            Command::Balance,
+        ]
+        .into_iter()
+        .map(|c| net.call(k, c))
+        .collect::<Vec<_>>()
+    };
+    for k in [A, B] {
+        let before = views(&mut net, k);
+        net.restart(k, false);
+        net.run_until_quiet();
+        assert_eq!(views(&mut net, k), before, "{} changed", net.nodes[k].name);
+    }
+}
+
+#[test]
+fn refused_commands_change_nothing() {
+    let mut net = pair(6);
+    let bob = net.nodes[B].id;
+    // Opening to a peer we are not connected to.
+    let e = refused(net.call(
+        A,
+        Command::Open {
+            node_id: bob,
+            sats: 100_000,
+            push_msat: 0,
+        },
+    ));
+    assert!(e.message.contains("not connected"), "{e}");
+    net.connect(A, B);
+    net.run_until_quiet();
+    // Opening with more than the wallet holds.
+    let e = refused(net.call(
+        A,
+        Command::Open {
+            node_id: bob,
+            sats: 5_000_000,
+            push_msat: 0,
+        },
+    ));
+    assert!(e.message.contains("insufficient on-chain funds"), "{e}");
+    assert!(channels(&mut net, A).is_empty());
+    let id = net.open_channel(A, B, 1_000_000, 0);
+    // Closing an unknown channel.
+    let e = refused(net.call(
+        A,
+        Command::Close {
+            channel_id: [7; 32],
+        },
+    ));
+    assert_eq!(e.code, -32602);
+    assert!(e.message.contains("unknown channel"), "{e}");
+    // Paying our own invoice.
+    let own = net.invoice(A, 10_000, "own");
+    let e = refused(net.call(
+        A,
+        Command::Pay {
+            invoice: own.bolt11,
+        },
+    ));
+    assert!(e.message.contains("own invoice"), "{e}");
+    // A malformed invoice.
+    let e = refused(net.call(
+        A,
+        Command::Pay {
+            invoice: "lnbcrt1nonsense".into(),
+        },
+    ));
+    assert!(e.message.contains("bad invoice"), "{e}");
+    // Paying while the peer is disconnected.
+    let inv = net.invoice(B, 2_000_000, "later");
+    net.partition(A, B);
+    let e = refused(net.call(
+        A,
+        Command::Pay {
+            invoice: inv.bolt11.clone(),
+        },
+    ));
+    assert!(e.message.contains("not connected"), "{e}");
+    assert_eq!(net.channel_balances(A, &id), (1_000_000_000, 0));
+    // Once reconnected it pays; paying it again is refused.
+    net.heal(A, B);
+    net.run_until_quiet();
+    net.pay_ok(A, &inv.bolt11);
+    let e = refused(net.call(
+        A,
+        Command::Pay {
+            invoice: inv.bolt11,
+        },
+    ));
+    assert!(e.message.contains("already paid"), "{e}");
+    assert_eq!(
+        net.channel_balances(A, &id),
+        (1_000_000_000 - 2_000_000, 2_000_000)
+    );
+}
+
+/// alice opens to bob and `victim` crashes after `n` deliveries, losing a batch; whatever
+/// the opening became, a retry gives exactly one channel and alice's wallet pays for one
+/// funding transaction only.
+fn crash_during_open(seed: u64, victim: usize, n: u32) {
+    let mut net = pair(seed);
+    net.connect(A, B);
+    net.run_until_quiet();
+    let before = net.balance(A).onchain.confirmed_sat;
+    let bob = net.nodes[B].id;
+    let open = Command::Open {
+        node_id: bob,
+        sats: 400_000,
+        push_msat: 0,
+    };
+    let r = net.command(A, open.clone());
+    for _ in 0..n {
+        net.step();
+    }
+    net.arm_crash(victim);
+    net.run_until_quiet();
+    net.disarm();
+    let opened = match net.take_reply(A, r) {
+        Some(Ok(Response::Opened(o))) => Some(o),
+        _ => None,
+    };
+    let id = match opened {
+        Some(o) => hex::decode(&o.channel_id).unwrap().try_into().unwrap(),
+        None => {
+            // Lost or abandoned: nothing was broadcast; open again.
+            net.mine(1);
+            net.run_until_quiet();
+            let o = match net.call(A, open) {
+                Ok(Response::Opened(o)) => o,
+                other => panic!("second open: {other:?}"),
+            };
+            hex::decode(&o.channel_id).unwrap().try_into().unwrap()
+        }
+    };
+    for _ in 0..5 {
+        net.mine(1);
+        net.run_until_quiet();
+    }
+    for k in [A, B] {
+        let normal = net.nodes[k]
+            .m
+            .channels()
+            .filter(|e| e.ch.state().phase == fulmen_channel::machine::Phase::Normal)
+            .count();
+        assert_eq!(normal, 1, "{} normal channels", net.nodes[k].name);
+        assert!(net.channel(k, &id).is_some());
+    }
+    let spent = before - net.balance(A).onchain.confirmed_sat;
+    assert!(spent > 400_000 && spent < 402_000, "alice spent {spent}");
+}
+
+#[test]
+fn crash_during_open_opens_exactly_one_channel() {
+    for n in 0..8 {
+        crash_during_open(50 + u64::from(n), A, n);
+        crash_during_open(60 + u64::from(n), B, n);
+    }
+}
+
+/// `closer` closes and `victim` crashes after `n` deliveries, losing a batch; closing
+/// again if the answer was lost. The closing transaction confirms, both ends know it, and
+/// bob (who funded nothing) has exactly his balance on chain. Returns whether both channel
+/// machines ended closed and the close was answered.
+fn crash_during_close(seed: u64, closer: usize, victim: usize, n: u32) -> bool {
+    let mut net = pair(seed);
+    let id = net.open_channel(A, B, 300_000, 50_000_000);
+    let r = net.command(closer, Command::Close { channel_id: id });
+    for _ in 0..n {
+        net.step();
+    }
+    net.arm_crash(victim);
+    net.run_until_quiet();
+    net.disarm();
+    let first = matches!(net.take_reply(closer, r), Some(Ok(Response::Closed(_))));
+    // A close whose record was lost is answered at the latest when the closing transaction
+    // (which the peer broadcast) confirms and spends the funding.
+    let again = (!first).then(|| net.command(closer, Command::Close { channel_id: id }));
+    net.run_until_quiet();
+    net.mine(1);
+    net.run_until_quiet();
+    let answered = first
+        || again
+            .is_some_and(|r| matches!(net.take_reply(closer, r), Some(Ok(Response::Closed(_)))));
+    let mut closed = answered;
+    for k in [A, B] {
+        let e = net.channel(k, &id).expect("known");
+        closed &= e.ch.state().phase == fulmen_channel::machine::Phase::Closed;
+        let txid = e.closing_tx.as_ref().expect("closing tx").compute_txid();
+        assert!(
+            net.chain
+                .transaction(&txid)
+                .expect("on chain")
+                .confirmations
+                >= 1
+        );
+    }
+    assert_eq!(net.balance(B).onchain.confirmed_sat, 50_000);
+    closed
+}
+
+#[test]
+fn crash_during_close_still_closes_on_chain() {
+    for n in 0..10 {
+        crash_during_close(70 + u64::from(n), A, A, n);
+        crash_during_close(80 + u64::from(n), A, B, n);
+        crash_during_close(90 + u64::from(n), B, A, n);
+        crash_during_close(100 + u64::from(n), B, B, n);
+    }
+}
+
+/// When one side crashes losing the batch that records the mutual close after the peer
+/// completed it, its channel stays `Normal` until the closing transaction (broadcast by the
+/// peer) confirms: the funding spend then closes the channel machine
+/// (`CloseReason::FundingSpent`) and answers the `close` that waits.
+#[test]
+fn crash_losing_the_mutual_close_record_still_closes_both_ends() {
+    for n in 0..10 {
+        for (seed, closer, victim) in [(70, A, A), (80, A, B), (90, B, A), (100, B, B)] {
+            assert!(
+                crash_during_close(seed + u64::from(n), closer, victim, n),
+                "closer {closer}, victim {victim}, {n} deliveries: not closed at both ends"
+            );
+        }
+    }
+}
