@@ -423,3 +423,41 @@ fn crash_losing_the_mutual_close_record_still_closes_both_ends() {
         }
     }
 }
+
+/// [harden] 6(a): the harness checks at every broadcast that a transaction spending a
+/// channel's funding is already durable in that channel's row; a cooperative close by
+/// either side, and after a restart (which broadcasts the stored closing tx again), passes.
+#[test]
+fn closing_tx_is_durable_before_it_is_broadcast() {
+    for closer in [A, B] {
+        let mut net = pair(20 + closer as u64);
+        let id = net.open_channel(A, B, 300_000, 50_000_000);
+        let txid = net.close(closer, &id);
+        for k in [A, B] {
+            let e = net.channel(k, &id).expect("known");
+            let stored = net.nodes[k]
+                .store
+                .durable()
+                .channels
+                .iter()
+                .find(|c| c.id == e.id);
+            assert_eq!(
+                stored
+                    .and_then(|c| c.closing_tx.as_ref())
+                    .map(|t| t.compute_txid()),
+                Some(txid)
+            );
+        }
+        net.restart(closer, false);
+        net.run_until_quiet();
+        net.mine(1);
+        net.run_until_quiet();
+        assert!(
+            net.chain
+                .transaction(&txid)
+                .expect("on chain")
+                .confirmations
+                >= 1
+        );
+    }
+}

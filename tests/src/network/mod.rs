@@ -300,6 +300,7 @@ impl Network {
                 }
             }
             Output::Broadcast(tx) => {
+                self.check_broadcast_is_durable(k, &tx);
                 let txid = tx.compute_txid();
                 match self.chain.submit_transaction(tx) {
                     Ok(_) => self.note(&format!("{name} broadcast"), txid.as_ref()),
@@ -322,6 +323,32 @@ impl Network {
                 let to = self.index_of(&node_id);
                 self.queue(Work::Dial { from: k, to });
             }
+        }
+    }
+
+    /// Invariant ([harden] 6a): a transaction that spends a channel's funding (a
+    /// cooperative closing transaction, or our commitment in a force close) leaves node `k`
+    /// only once it is durable in that channel's stored row.
+    fn check_broadcast_is_durable(&self, k: usize, tx: &bitcoin::Transaction) {
+        let node = &self.nodes[k];
+        for e in node.m.channels() {
+            let Some(op) = e.ch.state().funding_outpoint else {
+                continue;
+            };
+            if !tx.input.iter().any(|i| i.previous_output == op) {
+                continue;
+            }
+            let stored = node.store.durable().channels.iter().find(|c| c.id == e.id);
+            let durable = stored.is_some_and(|c| {
+                c.closing_tx.as_ref() == Some(tx) || c.commitment_tx.as_ref() == Some(tx)
+            });
+            assert!(
+                durable,
+                "{} broadcast {} spending the funding of channel {} before persisting it",
+                node.name,
+                tx.compute_txid(),
+                e.id
+            );
         }
     }
 
