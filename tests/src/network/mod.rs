@@ -125,6 +125,7 @@ pub struct Network {
     next_request: RequestId,
     work: VecDeque<Work>,
     partitions: BTreeSet<(usize, usize)>,
+    drop_after_next_delivery: bool,
 }
 
 fn secret_key(rng: &mut SimRng) -> SecretKey {
@@ -162,6 +163,7 @@ impl Network {
             transcript: Transcript::new(),
             config,
             quiet_checks: 0,
+            drop_after_next_delivery: false,
             seed,
             next_request: 1,
             work: VecDeque::new(),
@@ -569,6 +571,11 @@ impl Network {
         self.nodes[d.to]
             .m
             .handle_peer_message(now, from_id, conn, msg);
+        if self.drop_after_next_delivery {
+            // The link drops in the same turn as this delivery.
+            self.drop_after_next_delivery = false;
+            self.drop_connection(d.from, d.to, "dropped with the last delivery");
+        }
         self.queue(Work::Turn(d.to));
         self.settle();
         self.check_step();
@@ -576,6 +583,15 @@ impl Network {
             self.check_if_quiet();
         }
         true
+    }
+
+    /// Deliver one message (as [`Network::step`]) and drop that link in the same turn,
+    /// before the receiver's writes are handed out.
+    pub fn step_and_drop(&mut self) -> bool {
+        self.drop_after_next_delivery = true;
+        let delivered = self.step();
+        self.drop_after_next_delivery = false;
+        delivered
     }
 
     /// Deliver until nothing is in flight (every channel's views are compared whenever the
