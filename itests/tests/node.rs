@@ -4,7 +4,7 @@
 //! the daemons) and a cooperative close with balances checked to the sat; payee and then
 //! payer killed with SIGKILL while an HTLC is in flight in a concurrent stream of real-HTLC
 //! and dust payments, and restarted, with nothing lost or paid twice; and a peer sending garbage after the handshake, disconnected while the
-//! node keeps serving its other peers.
+//! node keeps serving its other peers; a closed channel still closed after a restart.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -454,4 +454,24 @@ fn payment_failures_are_reported_precisely() {
     // Only the one successful payment moved money.
     wait_local(&net.alice, &id, 1_000_000_000 - 1_000);
     wait_local(&net.bob, &id, 1_000);
+}
+
+#[test]
+fn a_closed_channel_is_still_closed_after_a_restart() {
+    let mut net = Net::new(2_000_000);
+    let (id, _) = net.open(1_000_000, 0);
+    net.alice.ok(&["close", &id]);
+    net.mine(1);
+    net.alice.wait_channel_state(&id, "closed");
+    let h = net.height();
+    assert_eq!(net.alice.stop(), Some(0));
+    net.alice.restart();
+    net.alice.wait_height(h);
+    // No new block: the closing height must come from the store, not from the chain again.
+    let chans = net.alice.ok(&["channels"]);
+    let state = chans["channels"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["channel_id"] == id.as_str()))
+        .map(|c| c["state"].clone());
+    assert_eq!(state, Some(Value::from("closed")), "{chans}");
 }

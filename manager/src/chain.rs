@@ -69,6 +69,7 @@ impl Manager {
                 if let Some(tx) = spends.get(&op) {
                     let txid = tx.compute_txid();
                     e.closing_height = Some(height);
+                    self.pending.closing_heights.push((e.id, height));
                     if e.closing_tx.is_none() {
                         e.closing_tx = Some((*tx).clone());
                         self.pending.closing_txs.push((e.id, (*tx).clone()));
@@ -116,6 +117,19 @@ impl Manager {
         self.wallet.disconnect_blocks(stale)?;
         self.height = fork_height;
         Ok(())
+    }
+
+    /// The chain refused a transaction we broadcast, for a reason other than knowing it
+    /// already (its inputs are spent, it is invalid): the wallet stops counting it and it
+    /// is not broadcast again. An opening whose funding it was times out later (2016
+    /// blocks) like any funding that never confirms.
+    pub fn handle_broadcast_refused(&mut self, now: u64, txid: Txid, reason: &str) {
+        self.now = now;
+        if self.unconfirmed.remove(&txid).is_none() {
+            return;
+        }
+        tracing::warn!(%txid, %reason, "broadcast refused: the wallet forgets it");
+        self.wallet.evict_tx(txid, now);
     }
 
     /// Broadcasts our unconfirmed transactions again (after a restart or a reorg).

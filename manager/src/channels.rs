@@ -9,7 +9,7 @@
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, OutPoint, ScriptBuf};
-use fulmen_channel::machine::{Broadcast, BroadcastKind, Channel, Event};
+use fulmen_channel::machine::{Broadcast, BroadcastKind, Channel, CloseReason, Event};
 
 use crate::api::{CloseResult, OpenResult};
 use crate::manager::{After, ChannelEntry, Manager};
@@ -217,6 +217,12 @@ impl Manager {
                 };
                 tracing::info!(channel = %hex::encode(e.ch.channel_id()), %reason, "channel closed");
                 e.close_reason = Some(reason.to_string());
+                if let (CloseReason::FundingTimeout { .. }, Some(tx)) = (&reason, &e.funding_tx) {
+                    // Our funding never confirmed: stop broadcasting it, take the coins back.
+                    let txid = tx.compute_txid();
+                    self.unconfirmed.remove(&txid);
+                    self.wallet.evict_tx(txid, self.now);
+                }
                 let waiter = e.open_waiter.take();
                 let ev = NodeEvent::ChannelClosed {
                     channel_id: e.ch.channel_id(),
@@ -340,6 +346,7 @@ impl Manager {
         e.funding_tx = stored.funding_tx.clone();
         e.closing_tx = stored.closing_tx.clone();
         e.force_close_tx = stored.commitment_tx.clone();
+        e.closing_height = stored.closing_height;
         // Re-broadcast until the funding is seen spent (the chain follower drops what
         // confirms).
         for tx in e.closing_tx.iter().chain(&e.force_close_tx) {

@@ -24,7 +24,7 @@ mod views;
 
 pub use channels::FixedFee;
 pub use manager::{ChannelEntry, Manager};
-pub use payments::MIN_FINAL_CLTV;
+pub use payments::{MAX_TOTAL_CLTV_DELTA, MIN_FINAL_CLTV};
 pub use peers::message_channel_id;
 pub use types::{
     CmdError, Command, InvoiceRecord, ManagerConfig, ManagerError, NodeEvent, NodeSecrets, Output,

@@ -27,6 +27,9 @@ use crate::types::{CmdError, InvoiceRecord, NodeEvent, PaymentRecord, RequestId,
 pub const MIN_FINAL_CLTV: u32 = 18;
 /// Blocks added to the final CLTV so a payee a block or two ahead still accepts.
 const CLTV_SLACK: u32 = 3;
+/// Most blocks our funds may be locked up by one payment: the payer refuses an invoice
+/// whose final CLTV (with the slack) asks for more (2016 blocks, as other implementations).
+pub const MAX_TOTAL_CLTV_DELTA: u32 = 2016;
 
 /// What to do with an HTLC that reached us.
 enum Settle {
@@ -172,6 +175,13 @@ impl Manager {
         let final_cltv = u32::try_from(inv.min_final_cltv_expiry_delta())
             .unwrap_or(u32::MAX / 2)
             .saturating_add(CLTV_SLACK);
+        if final_cltv > MAX_TOTAL_CLTV_DELTA {
+            return Err(CmdError::invalid(format!(
+                "the invoice's min_final_cltv_expiry_delta {} would lock the payment for more \
+                 than {MAX_TOTAL_CLTV_DELTA} blocks",
+                inv.min_final_cltv_expiry_delta()
+            )));
+        }
         let cltv = self.height.saturating_add(final_cltv);
         let session_key = SecretKey::from_slice(&self.random32())
             .map_err(|e| CmdError::failed(format!("session key: {e}")))?;

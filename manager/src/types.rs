@@ -261,6 +261,8 @@ pub struct Writes {
     pub closing_txs: Vec<(i64, Transaction)>,
     /// Our commitments broadcast after a channel failed: (local channel id, tx).
     pub commitment_txs: Vec<(i64, Transaction)>,
+    /// Heights at which a channel's funding was spent: (local channel id, height).
+    pub closing_heights: Vec<(i64, u32)>,
     /// Payment upserts (by payment hash).
     pub payments: Vec<PaymentRecord>,
     /// Invoice upserts (by payment hash).
@@ -300,6 +302,8 @@ pub struct StoredChannel {
     pub closing_tx: Option<Transaction>,
     /// Our commitment broadcast after it failed (a force close), if any.
     pub commitment_tx: Option<Transaction>,
+    /// Height at which the funding was spent (the channel is closed on chain), if seen.
+    pub closing_height: Option<u32>,
 }
 
 /// Everything persisted so far: what [`crate::Manager::new`] restarts from.
@@ -332,6 +336,7 @@ impl Stored {
                 funding_tx: None,
                 closing_tx: None,
                 commitment_tx: None,
+                closing_height: None,
             });
         }
         for (id, r) in &w.records {
@@ -352,6 +357,11 @@ impl Stored {
         for (id, tx) in &w.commitment_txs {
             if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
                 c.commitment_tx = Some(tx.clone());
+            }
+        }
+        for (id, h) in &w.closing_heights {
+            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+                c.closing_height = Some(*h);
             }
         }
         for p in &w.payments {

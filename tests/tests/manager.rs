@@ -423,3 +423,78 @@ fn crash_losing_the_mutual_close_record_still_closes_both_ends() {
         }
     }
 }
+
+/// [harden] 6(a): the harness checks at every broadcast that a transaction spending a
+/// channel's funding is already durable in that channel's row; a cooperative close by
+/// either side, and after a restart (which broadcasts the stored closing tx again), passes.
+#[test]
+fn closing_tx_is_durable_before_it_is_broadcast() {
+    for closer in [A, B] {
+        let mut net = pair(20 + closer as u64);
+        let id = net.open_channel(A, B, 300_000, 50_000_000);
+        let txid = net.close(closer, &id);
+        for k in [A, B] {
+            let e = net.channel(k, &id).expect("known");
+            let stored = net.nodes[k]
+                .store
+                .durable()
+                .channels
+                .iter()
+                .find(|c| c.id == e.id);
+            assert_eq!(
+                stored
+                    .and_then(|c| c.closing_tx.as_ref())
+                    .map(|t| t.compute_txid()),
+                Some(txid)
+            );
+        }
+        net.restart(closer, false);
+        net.run_until_quiet();
+        net.mine(1);
+        net.run_until_quiet();
+        assert!(
+            net.chain
+                .transaction(&txid)
+                .expect("on chain")
+                .confirmations
+                >= 1
+        );
+    }
+}
+
+/// [harden] 3: whichever message of a payment arrives in the same turn as the link drops
+/// (the `revoke_and_ack` that commits the HTLC on the payee among them), the payment
+/// completes exactly once after the reconnection — also with a restart of the payee.
+#[test]
+fn payment_completes_once_whatever_delivery_the_link_drops_with() {
+    for restart in [false, true] {
+        for n in 0..12 {
+            let mut net = pair(40 + n);
+            net.open_channel(A, B, 500_000, 0);
+            let inv = net.invoice(B, 5_000_000, "drop");
+            net.command(
+                A,
+                Command::Pay {
+                    invoice: inv.bolt11.clone(),
+                },
+            );
+            for _ in 0..n {
+                net.step();
+            }
+            net.step_and_drop();
+            if restart {
+                net.restart(B, false);
+            }
+            net.run_until_quiet();
+            let outcomes = net.payment_outcomes(A, &inv.payment_hash);
+            assert_eq!(outcomes.len(), 1, "n = {n}: {outcomes:?}");
+            assert_eq!(outcomes[0].status, PaymentStatus::Succeeded, "n = {n}");
+            let paid = net.nodes[B]
+                .events
+                .iter()
+                .filter(|e| matches!(e, NodeEvent::InvoicePaid(i) if i.payment_hash == inv.payment_hash))
+                .count();
+            assert_eq!(paid, 1, "n = {n}");
+        }
+    }
+}

@@ -70,8 +70,9 @@ impl Wallet {
     /// Build and sign a transaction with one output of `amount` to `script` (e.g. a channel's
     /// 2-of-2 P2WSH funding script) plus change, at `sat_per_vb`. `output_index` in the result
     /// is the funding output's index. Not broadcast, not applied (see [`BuiltTx`]); call
-    /// [`Wallet::cancel_tx`] if it will never be broadcast. `aux_rand` as in
-    /// [`Wallet::pay_to_address`].
+    /// [`Wallet::cancel_tx`] if it will never be broadcast. Its coins stay locked — no other
+    /// build chooses them — until it is applied ([`Wallet::apply_mempool_txs`]) or cancelled.
+    /// `aux_rand` as in [`Wallet::pay_to_address`].
     pub fn fund_script(
         &mut self,
         script: ScriptBuf,
@@ -91,6 +92,8 @@ impl Wallet {
         // Building may reveal a change address; keep that change even on failure.
         self.absorb();
         let (tx, fee) = result?;
+        self.locked
+            .extend(tx.input.iter().map(|i| i.previous_output));
         let output_index = tx
             .output
             .iter()
@@ -188,6 +191,8 @@ impl Wallet {
     ) -> Result<(bitcoin::Transaction, Amount), WalletError> {
         let mut rng = ChaCha20Rng::from_seed(aux_rand);
         let mut builder = self.inner.build_tx();
+        // Coins promised to a built, not yet broadcast transaction (a funding in progress).
+        builder.unspendable(self.locked.iter().copied().collect());
         match target {
             Target::Pay(script, amount) => builder.add_recipient(script.clone(), *amount),
             Target::Drain(script) => builder.drain_wallet().drain_to(script.clone()),
@@ -216,8 +221,11 @@ impl Wallet {
     }
 
     /// Give up on a built, never-broadcast transaction: its change address may be reused by
-    /// the next build. (Its inputs were never marked spent, so nothing else changes.)
+    /// the next build and its coins are unlocked. (Its inputs were never marked spent.)
     pub fn cancel_tx(&mut self, tx: &bitcoin::Transaction) {
+        for i in &tx.input {
+            self.locked.remove(&i.previous_output);
+        }
         self.inner.cancel_tx(tx);
         self.absorb();
     }

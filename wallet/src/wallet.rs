@@ -50,6 +50,10 @@ pub struct Wallet {
     /// Changes not yet taken by the caller (BDK's own stage is drained into this after every
     /// mutation, so rebuilding `inner` never loses them).
     stage: ChangeSet,
+    /// Coins chosen by a built transaction that is neither broadcast (applied) nor
+    /// cancelled yet: never chosen again meanwhile (in memory only — a restart abandons
+    /// such builds).
+    pub(crate) locked: std::collections::BTreeSet<bitcoin::OutPoint>,
 }
 
 impl fmt::Debug for Wallet {
@@ -86,6 +90,7 @@ impl Wallet {
             seed: seed.clone(),
             params,
             stage: ChangeSet::default(),
+            locked: Default::default(),
         };
         wallet.absorb();
         Ok(wallet)
@@ -105,6 +110,7 @@ impl Wallet {
             seed: seed.clone(),
             params,
             stage: ChangeSet::default(),
+            locked: Default::default(),
         })
     }
 
@@ -279,8 +285,21 @@ impl Wallet {
     /// Irrelevant transactions are ignored. Among conflicting unconfirmed transactions the one
     /// seen last wins.
     pub fn apply_mempool_txs(&mut self, txs: impl IntoIterator<Item = Transaction>, seen_at: u64) {
+        let txs: Vec<Transaction> = txs.into_iter().collect();
+        for tx in &txs {
+            for i in &tx.input {
+                self.locked.remove(&i.previous_output);
+            }
+        }
         self.inner
             .apply_unconfirmed_txs(txs.into_iter().map(|tx| (tx, seen_at)));
+        self.absorb();
+    }
+
+    /// The chain refused (or dropped) the unconfirmed transaction `txid` we applied: it no
+    /// longer counts, its inputs are spendable again.
+    pub fn evict_tx(&mut self, txid: Txid, now: u64) {
+        self.inner.apply_evicted_txs([(txid, now)]);
         self.absorb();
     }
 

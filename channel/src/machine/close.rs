@@ -46,8 +46,9 @@ pub enum CloseReason {
     /// Our own failure while answering a peer's message; our latest commitment was offered
     /// for broadcast and an `error` sent.
     Internal(String),
-    /// Acceptor: the funding did not confirm within `FUNDING_TIMEOUT_BLOCKS` of the
-    /// channel's creation; the channel is forgotten (nothing of ours is at stake).
+    /// The funding did not confirm within `FUNDING_TIMEOUT_BLOCKS` of the channel's
+    /// creation; the channel is forgotten (the acceptor has nothing at stake; the opener
+    /// takes its funding coins back).
     FundingTimeout {
         /// Height the channel was created at.
         created_height: u32,

@@ -117,14 +117,15 @@ impl Channel {
     }
 
     /// Fail an HTLC the peer offered whose onion we could not parse; queues
-    /// `update_fail_malformed_htlc`. `failure_code` must have the BADONION bit.
+    /// `update_fail_malformed_htlc`. `failure_code` must have the BADONION bit. Allowed
+    /// while the peer is disconnected: the update is sent at reestablish.
     pub fn fail_malformed_htlc(
         &mut self,
         id: u64,
         sha256_of_onion: [u8; 32],
         failure_code: u16,
     ) -> Result<(), ChannelError> {
-        self.require_normal()?;
+        let link_up = self.require_settleable()?;
         if failure_code & BADONION == 0 {
             return Err(ChannelError::Command("failure_code lacks BADONION".into()));
         }
@@ -137,15 +138,16 @@ impl Channel {
         };
         self.check_local_room(&update)?;
         self.transact(vec![Record::LocalUpdate(update)], |_| {
-            Ok(vec![Message::UpdateFailMalformedHtlc(
-                UpdateFailMalformedHtlc {
+            Ok(link_up
+                .then_some(Message::UpdateFailMalformedHtlc(UpdateFailMalformedHtlc {
                     channel_id,
                     id,
                     sha256_of_onion,
                     failure_code,
                     extra_tlvs: Default::default(),
-                },
-            )])
+                }))
+                .into_iter()
+                .collect())
         })
     }
 

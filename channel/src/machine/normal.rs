@@ -112,6 +112,18 @@ impl Channel {
         Ok(())
     }
 
+    /// Like [`Channel::require_normal`] but for settling an HTLC the peer offered, which
+    /// is allowed while the peer is away: the update is recorded now and goes out when the
+    /// link is back (reestablish resends every update not yet covered by a
+    /// `commitment_signed`). Returns whether the update message may be sent at once.
+    pub(super) fn require_settleable(&self) -> Result<bool, ChannelError> {
+        self.check_open()?;
+        if self.state.phase != Phase::Normal {
+            return Err(ChannelError::Command("channel is not ready".into()));
+        }
+        Ok(self.link == super::Link::Up)
+    }
+
     /// Refuse a command whose update would take our unsigned updates past
     /// [`super::params::MAX_UNSIGNED_UPDATES`] (a fee update right after another replaces
     /// it, so it always fits).
@@ -241,9 +253,10 @@ impl Channel {
     }
 
     /// Fulfill an HTLC the peer offered; queues `update_fulfill_htlc`. Refused if
-    /// `preimage` does not hash to the HTLC's payment hash.
+    /// `preimage` does not hash to the HTLC's payment hash. Allowed while the peer is
+    /// disconnected: the update is sent at reestablish.
     pub fn fulfill_htlc(&mut self, id: u64, preimage: PaymentPreimage) -> Result<(), ChannelError> {
-        self.require_normal()?;
+        let link_up = self.require_settleable()?;
         let h = self.settleable_incoming(id)?;
         if !preimage.matches(&h.payment_hash) {
             return Err(ChannelError::Command("preimage does not match".into()));
@@ -252,18 +265,22 @@ impl Channel {
         self.check_local_room(&update)?;
         let channel_id = self.state.channel_id;
         self.transact(vec![Record::LocalUpdate(update)], |_| {
-            Ok(vec![Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
-                channel_id,
-                id,
-                payment_preimage: preimage.0,
-                extra_tlvs: Default::default(),
-            })])
+            Ok(link_up
+                .then_some(Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
+                    channel_id,
+                    id,
+                    payment_preimage: preimage.0,
+                    extra_tlvs: Default::default(),
+                }))
+                .into_iter()
+                .collect())
         })
     }
 
-    /// Fail an HTLC the peer offered; queues `update_fail_htlc`.
+    /// Fail an HTLC the peer offered; queues `update_fail_htlc`. Allowed while the peer
+    /// is disconnected: the update is sent at reestablish.
     pub fn fail_htlc(&mut self, id: u64, reason: Vec<u8>) -> Result<(), ChannelError> {
-        self.require_normal()?;
+        let link_up = self.require_settleable()?;
         self.settleable_incoming(id)?;
         if reason.len() > usize::from(u16::MAX) {
             return Err(ChannelError::Command("failure reason too long".into()));
@@ -273,12 +290,15 @@ impl Channel {
         self.check_local_room(&update)?;
         let channel_id = self.state.channel_id;
         self.transact(vec![Record::LocalUpdate(update)], |_| {
-            Ok(vec![Message::UpdateFailHtlc(UpdateFailHtlc {
-                channel_id,
-                id,
-                reason: LenBytes(r2),
-                extra_tlvs: Default::default(),
-            })])
+            Ok(link_up
+                .then_some(Message::UpdateFailHtlc(UpdateFailHtlc {
+                    channel_id,
+                    id,
+                    reason: LenBytes(r2),
+                    extra_tlvs: Default::default(),
+                }))
+                .into_iter()
+                .collect())
         })
     }
 

@@ -480,13 +480,13 @@ impl Channel {
     }
 
     /// The chain tip is now `height`: sends `channel_ready` at depth, times out a funding
-    /// that never confirmed (non-opener, after 2016 blocks).
+    /// that never confirmed (after 2016 blocks; the opener too — its funding transaction
+    /// was refused or evicted, and the caller returns its coins to the wallet).
     pub fn handle_block(&mut self, height: u32) -> Result<(), ChannelError> {
         self.check_open()?;
         self.best_height = height;
         let st = &self.state;
-        if !st.setup.is_opener
-            && st.funding_confirmed_height.is_none()
+        if st.funding_confirmed_height.is_none()
             && height
                 >= st
                     .setup

@@ -61,13 +61,25 @@ impl NodeKeys {
         })
     }
 
-    /// Reads `DIR/mnemonic`, or creates it (mode 0600) from 32 bytes of OS entropy.
+    /// Reads `DIR/mnemonic`, or creates it (mode 0600) from 32 bytes of OS entropy. Refuses
+    /// to create one beside an existing store (`node.sqlite`): the store's channels and
+    /// wallet belong to the lost mnemonic, and a new one could never spend them.
     pub fn load_or_create(datadir: &Path) -> anyhow::Result<NodeKeys> {
         let path = datadir.join(MNEMONIC_FILE);
         let seed = match std::fs::read_to_string(&path) {
             Ok(text) => Seed::from_phrase(text.trim())
                 .with_context(|| format!("{} does not hold a valid mnemonic", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let db = datadir.join(super::store::DB_FILE);
+                if db.exists() {
+                    anyhow::bail!(
+                        "{} is missing but {} exists: its channels and wallet belong to that \
+                         mnemonic, so no new one is created; restore the mnemonic file (or move \
+                         the store away to start a new node)",
+                        path.display(),
+                        db.display()
+                    );
+                }
                 let entropy: [u8; 32] = rand::random();
                 let seed = fulmen_wallet::mnemonic_from_entropy(&entropy)
                     .context("creating a mnemonic")?;
@@ -81,5 +93,31 @@ impl NodeKeys {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         NodeKeys::derive(seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_new_mnemonic_beside_an_existing_store() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(super::super::store::DB_FILE), b"").unwrap();
+        let err = NodeKeys::load_or_create(dir.path()).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("mnemonic is missing"), "{msg}");
+        assert!(
+            !dir.path().join(MNEMONIC_FILE).exists(),
+            "no mnemonic created"
+        );
+    }
+
+    #[test]
+    fn creates_then_reads_the_same_mnemonic_in_a_new_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = NodeKeys::load_or_create(dir.path()).unwrap();
+        let b = NodeKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.node_id, b.node_id);
     }
 }

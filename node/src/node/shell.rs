@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::store::{NodeStore, WriteBatch};
 use crate::chain::api::ChainClient;
 use crate::peer::{Backoff, Peer, PeerConfig, PeerEvent, PeerSender};
+use crate::rpc_client::RpcClientError;
 
 /// Where a command's answer goes.
 pub type Reply = oneshot::Sender<Result<Response, CmdError>>;
@@ -75,6 +76,19 @@ pub enum Input {
     Reorg(u32),
     /// Stop the daemon.
     Stop,
+}
+
+/// True when the chain refused a transaction by a rule that waiting cannot change (its
+/// inputs are spent or conflict, it is invalid) — not when it already has it, or when it is
+/// merely early (time locks, maturity) or cheap.
+fn refused_for_good(data: Option<&serde_json::Value>) -> bool {
+    let Some(rule) = data.and_then(|d| d.get("rule")).and_then(|r| r.as_str()) else {
+        return false;
+    };
+    !matches!(
+        rule,
+        "already_known" | "locktime" | "bip68_immature" | "coinbase_immature" | "fee_too_low"
+    )
 }
 
 /// Current UNIX time in seconds.
@@ -229,18 +243,25 @@ impl Shell {
     /// The end of a turn: each batch of writes made durable, then its outputs acted on,
     /// until the manager has nothing left.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
-        while let Some(batch) = self.m.poll_persist() {
-            self.store
-                .write(&WriteBatch::from_writes(&batch.writes)?)
-                .await?;
-            self.m.persisted(batch.id);
-            self.act().await;
+        loop {
+            let batch = self.m.poll_persist();
+            if let Some(batch) = &batch {
+                self.store
+                    .write(&WriteBatch::from_writes(&batch.writes)?)
+                    .await?;
+                self.m.persisted(batch.id);
+            }
+            // Acting can feed the manager (a refused broadcast): go round until quiet.
+            let fed = self.act().await;
+            if batch.is_none() && !fed {
+                return Ok(());
+            }
         }
-        self.act().await;
-        Ok(())
     }
 
-    async fn act(&mut self) {
+    /// Acts on every released output; true if that fed the manager an input.
+    async fn act(&mut self) -> bool {
+        let mut fed = false;
         while let Some(o) = self.m.poll_output() {
             match o {
                 Output::Send { node_id, conn, msg } => match self.links.get(&node_id) {
@@ -271,7 +292,14 @@ impl Shell {
                     let hex = bitcoin::consensus::encode::serialize_hex(&tx);
                     match self.chain.send_raw_transaction(&hex).await {
                         Ok(_) => tracing::info!(%txid, "broadcast"),
-                        Err(e) => tracing::debug!(%txid, error = %e, "broadcast refused"),
+                        Err(RpcClientError::Rpc { message, data, .. })
+                            if refused_for_good(data.as_ref()) =>
+                        {
+                            // Refused for good: only accepted transactions count.
+                            self.m.handle_broadcast_refused(now_secs(), txid, &message);
+                            fed = true;
+                        }
+                        Err(e) => tracing::debug!(%txid, error = %e, "broadcast not sent"),
                     }
                 }
                 Output::Reply { request, result } => {
@@ -303,6 +331,7 @@ impl Shell {
                 Output::Connect { node_id, address } => self.redial(node_id, address),
             }
         }
+        fed
     }
 
     fn redial(&self, node_id: PublicKey, address: String) {
@@ -344,5 +373,27 @@ impl Shell {
         for (_, (_, s)) in self.links.drain() {
             s.disconnect(reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_for_good;
+    use serde_json::json;
+
+    #[test]
+    fn only_final_refusals_make_the_wallet_forget_a_broadcast() {
+        for rule in [
+            "mempool_conflict",
+            "missing_or_spent",
+            "already_spent",
+            "script",
+        ] {
+            assert!(refused_for_good(Some(&json!({ "rule": rule }))), "{rule}");
+        }
+        for rule in ["already_known", "locktime", "bip68_immature", "fee_too_low"] {
+            assert!(!refused_for_good(Some(&json!({ "rule": rule }))), "{rule}");
+        }
+        assert!(!refused_for_good(None));
     }
 }

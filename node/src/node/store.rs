@@ -44,6 +44,8 @@ pub struct WriteBatch {
     pub closing_txs: Vec<(i64, Vec<u8>)>,
     /// Force-close commitments: (local channel id, consensus bytes).
     pub commitment_txs: Vec<(i64, Vec<u8>)>,
+    /// Heights at which a channel's funding was spent: (local channel id, height).
+    pub closing_heights: Vec<(i64, u32)>,
     /// Payment upserts: (payment hash hex, JSON).
     pub payments: Vec<(String, String)>,
     /// Invoice upserts: (payment hash hex, JSON).
@@ -68,6 +70,7 @@ impl WriteBatch {
         self.funding_txs.extend(other.funding_txs);
         self.closing_txs.extend(other.closing_txs);
         self.commitment_txs.extend(other.commitment_txs);
+        self.closing_heights.extend(other.closing_heights);
         self.payments.extend(other.payments);
         self.invoices.extend(other.invoices);
         self.peers.extend(other.peers);
@@ -100,6 +103,7 @@ impl WriteBatch {
                 .iter()
                 .map(|(id, t)| (*id, tx(t)))
                 .collect(),
+            closing_heights: w.closing_heights.clone(),
             payments: w
                 .payments
                 .iter()
@@ -137,6 +141,8 @@ pub struct StoredChannelRow {
     pub closing_tx: Option<Vec<u8>>,
     /// Force-close commitment, if broadcast.
     pub commitment_tx: Option<Vec<u8>>,
+    /// Height at which the funding was spent, if seen.
+    pub closing_height: Option<u32>,
 }
 
 /// Everything loaded at start.
@@ -185,6 +191,7 @@ impl Loaded {
                 funding_tx: tx(&c.funding_tx)?,
                 closing_tx: tx(&c.closing_tx)?,
                 commitment_tx: tx(&c.commitment_tx)?,
+                closing_height: c.closing_height,
             });
         }
         for json in &self.payments {
@@ -266,7 +273,8 @@ impl NodeStore {
             out.wallet.push(r.try_get("data")?);
         }
         for r in sqlx::query(
-            "SELECT id, peer, funding_tx, closing_tx, commitment_tx FROM channels ORDER BY id",
+            "SELECT id, peer, funding_tx, closing_tx, commitment_tx, closing_height FROM channels \
+             ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
@@ -279,6 +287,9 @@ impl NodeStore {
                 funding_tx: r.try_get("funding_tx")?,
                 closing_tx: r.try_get("closing_tx")?,
                 commitment_tx: r.try_get("commitment_tx")?,
+                closing_height: r
+                    .try_get::<Option<i64>, _>("closing_height")?
+                    .and_then(|h| u32::try_from(h).ok()),
             });
         }
         let index: std::collections::HashMap<i64, usize> = out
@@ -379,6 +390,14 @@ impl NodeStore {
                 .await
                 .context("storing force-close commitment")?;
         }
+        for (id, height) in &batch.closing_heights {
+            sqlx::query("UPDATE channels SET closing_height = ? WHERE id = ?")
+                .bind(i64::from(*height))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("storing closing height")?;
+        }
         for (table, rows) in [("payments", &batch.payments), ("invoices", &batch.invoices)] {
             for (hash, json) in rows {
                 let sql = format!(
@@ -444,6 +463,7 @@ mod tests {
             wallet: vec![b"w2".to_vec()],
             records: vec![(1, b"r3".to_vec())],
             funding_txs: vec![(1, b"tx".to_vec())],
+            closing_heights: vec![(1, 321)],
             payments: vec![("h1".into(), "{\"a\":2}".into())],
             peers: vec![("02aa".into(), None)],
             ..Default::default()
@@ -457,6 +477,7 @@ mod tests {
         assert_eq!(l.channels[0].records.len(), 3);
         assert_eq!(l.channels[0].records[2], b"r3".to_vec());
         assert_eq!(l.channels[0].funding_tx.as_deref(), Some(&b"tx"[..]));
+        assert_eq!(l.channels[0].closing_height, Some(321));
         assert_eq!(l.payments, vec!["{\"a\":2}".to_string()]);
         assert_eq!(l.peers, vec![("02aa".into(), Some("127.0.0.1:1".into()))]);
     }

@@ -125,6 +125,7 @@ pub struct Network {
     next_request: RequestId,
     work: VecDeque<Work>,
     partitions: BTreeSet<(usize, usize)>,
+    drop_after_next_delivery: bool,
 }
 
 fn secret_key(rng: &mut SimRng) -> SecretKey {
@@ -162,6 +163,7 @@ impl Network {
             transcript: Transcript::new(),
             config,
             quiet_checks: 0,
+            drop_after_next_delivery: false,
             seed,
             next_request: 1,
             work: VecDeque::new(),
@@ -300,6 +302,7 @@ impl Network {
                 }
             }
             Output::Broadcast(tx) => {
+                self.check_broadcast_is_durable(k, &tx);
                 let txid = tx.compute_txid();
                 match self.chain.submit_transaction(tx) {
                     Ok(_) => self.note(&format!("{name} broadcast"), txid.as_ref()),
@@ -322,6 +325,32 @@ impl Network {
                 let to = self.index_of(&node_id);
                 self.queue(Work::Dial { from: k, to });
             }
+        }
+    }
+
+    /// Invariant ([harden] 6a): a transaction that spends a channel's funding (a
+    /// cooperative closing transaction, or our commitment in a force close) leaves node `k`
+    /// only once it is durable in that channel's stored row.
+    fn check_broadcast_is_durable(&self, k: usize, tx: &bitcoin::Transaction) {
+        let node = &self.nodes[k];
+        for e in node.m.channels() {
+            let Some(op) = e.ch.state().funding_outpoint else {
+                continue;
+            };
+            if !tx.input.iter().any(|i| i.previous_output == op) {
+                continue;
+            }
+            let stored = node.store.durable().channels.iter().find(|c| c.id == e.id);
+            let durable = stored.is_some_and(|c| {
+                c.closing_tx.as_ref() == Some(tx) || c.commitment_tx.as_ref() == Some(tx)
+            });
+            assert!(
+                durable,
+                "{} broadcast {} spending the funding of channel {} before persisting it",
+                node.name,
+                tx.compute_txid(),
+                e.id
+            );
         }
     }
 
@@ -542,6 +571,11 @@ impl Network {
         self.nodes[d.to]
             .m
             .handle_peer_message(now, from_id, conn, msg);
+        if self.drop_after_next_delivery {
+            // The link drops in the same turn as this delivery.
+            self.drop_after_next_delivery = false;
+            self.drop_connection(d.from, d.to, "dropped with the last delivery");
+        }
         self.queue(Work::Turn(d.to));
         self.settle();
         self.check_step();
@@ -549,6 +583,15 @@ impl Network {
             self.check_if_quiet();
         }
         true
+    }
+
+    /// Deliver one message (as [`Network::step`]) and drop that link in the same turn,
+    /// before the receiver's writes are handed out.
+    pub fn step_and_drop(&mut self) -> bool {
+        self.drop_after_next_delivery = true;
+        let delivered = self.step();
+        self.drop_after_next_delivery = false;
+        delivered
     }
 
     /// Deliver until nothing is in flight (every channel's views are compared whenever the
