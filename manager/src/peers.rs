@@ -62,7 +62,12 @@ impl Manager {
         if dialled.is_some() {
             slot.address = dialled.clone();
         }
-        self.pending.peers.push((node_id, dialled));
+        // Only peers we dialled get a durable row (their address, to redial): node ids are
+        // free, so an inbound connection must not make us store anything. A peer we have a
+        // channel with is known from the channel's row.
+        if dialled.is_some() {
+            self.pending.peers.push((node_id, dialled));
+        }
         tracing::info!(%node_id, conn, "peer connected");
         for e in self.channels.iter_mut().filter(|e| e.peer == node_id) {
             if e.is_closed() {

@@ -498,3 +498,25 @@ fn payment_completes_once_whatever_delivery_the_link_drops_with() {
         }
     }
 }
+
+/// [harden] 5(c): an inbound connection leaves no durable trace (node ids are free); the side
+/// that dialled keeps the address to redial.
+#[test]
+fn only_dialled_peers_are_stored() {
+    let mut net = pair(41);
+    assert!(net.connect(A, B), "alice dials bob");
+    net.run_until_quiet();
+    let (a_id, b_id) = (net.nodes[A].id, net.nodes[B].id);
+    let a_peers = &net.nodes[A].store.durable().peers;
+    let b_peers = &net.nodes[B].store.durable().peers;
+    assert!(
+        a_peers
+            .iter()
+            .any(|(id, addr)| *id == b_id && addr.is_some()),
+        "the dialler stores the address: {a_peers:?}"
+    );
+    assert!(
+        b_peers.iter().all(|(id, _)| *id != a_id),
+        "an inbound peer without channels is not stored: {b_peers:?}"
+    );
+}
