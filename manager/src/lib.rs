@@ -29,4 +29,5 @@ pub use peers::message_channel_id;
 pub use types::{
     CmdError, Command, InvoiceRecord, ManagerConfig, ManagerError, NodeEvent, NodeSecrets, Output,
     PaymentRecord, PeerAccept, PersistBatch, RequestId, Response, Stored, StoredChannel, Writes,
+    MAX_PENDING_INBOUND_OPENS,
 };

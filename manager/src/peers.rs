@@ -216,11 +216,24 @@ impl Manager {
                 e.peer == node_id && !matches!(e.ch.state().phase, Phase::Normal | Phase::Closed)
             })
             .count();
-        if pending >= MAX_PENDING_INBOUND_PER_PEER {
-            let err = fulmen_wire::msgs::Error::text(
-                open.temporary_channel_id,
-                "too many pending channels",
-            );
+        let pending_all = self
+            .channels
+            .iter()
+            .filter(|e| {
+                !e.ch.state().setup.is_opener
+                    && e.close_reason.is_none()
+                    && !matches!(e.ch.state().phase, Phase::Normal | Phase::Closed)
+            })
+            .count();
+        let refusal = if pending >= MAX_PENDING_INBOUND_PER_PEER {
+            Some("too many pending channels")
+        } else if pending_all >= self.config.max_pending_inbound_opens {
+            Some("too many pending channels on this node")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            let err = fulmen_wire::msgs::Error::text(open.temporary_channel_id, why);
             self.send_after(node_id, Message::Error(err));
             return;
         }

@@ -410,7 +410,13 @@ pub struct ManagerConfig {
     pub channel_config: ChannelConfig,
     /// Funding feerate, sat/vB (commitments use the same rate, at least 253 sat/kw).
     pub funding_sat_per_vb: u64,
+    /// Most channels peers may have pending (opened by them, not yet usable) with us at
+    /// once, over all peers: node ids are free, so a per-peer limit alone bounds nothing.
+    pub max_pending_inbound_opens: usize,
 }
+
+/// The node's default for [`ManagerConfig::max_pending_inbound_opens`].
+pub const MAX_PENDING_INBOUND_OPENS: usize = 64;
 
 /// The node's secrets.
 pub struct NodeSecrets {

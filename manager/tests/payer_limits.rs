@@ -31,6 +31,7 @@ fn manager() -> Manager {
         dev: false,
         channel_config: ChannelConfig::default(),
         funding_sat_per_vb: 2,
+        max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
     };
     let secrets = NodeSecrets {
         node_secret: SecretKey::from_slice(&[0x11; 32]).unwrap(),

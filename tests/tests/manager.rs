@@ -520,3 +520,37 @@ fn only_dialled_peers_are_stored() {
         "an inbound peer without channels is not stored: {b_peers:?}"
     );
 }
+
+/// [harden] 5(d): pending inbound opens are capped over all peers (node ids are free, so the
+/// per-peer limit alone bounds nothing).
+#[test]
+fn pending_inbound_opens_are_capped_over_all_peers() {
+    let mut net = Network::new(43, &["alice", "bob", "carol"]);
+    net.fund(1, 2_000_000);
+    net.fund(2, 2_000_000);
+    net.config.max_pending_inbound_opens = 1;
+    net.restart(A, false);
+    let alice = net.nodes[A].id;
+    for k in [1, 2] {
+        assert!(net.connect(k, A));
+    }
+    net.run_until_quiet();
+    let open = |sats| Command::Open {
+        node_id: alice,
+        sats,
+        push_msat: 0,
+    };
+    // Bob's channel is signed but not confirmed: pending at alice.
+    let res = net.call(1, open(300_000));
+    assert!(matches!(res, Ok(Response::Opened(_))), "{res:?}");
+    let e = refused(net.call(2, open(300_000)));
+    assert!(
+        e.message.contains("too many pending channels on this node"),
+        "{e:?}"
+    );
+    // Once bob's channel is usable, carol may open.
+    net.mine(3);
+    net.run_until_quiet();
+    let res = net.call(2, open(300_000));
+    assert!(matches!(res, Ok(Response::Opened(_))), "{res:?}");
+}

@@ -153,6 +153,7 @@ impl Network {
             dev: true,
             channel_config: ChannelConfig::default(),
             funding_sat_per_vb: 2,
+            max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
         };
         let mut net = Network {
             nodes: Vec::new(),
