@@ -554,3 +554,51 @@ fn pending_inbound_opens_are_capped_over_all_peers() {
     let res = net.call(2, open(300_000));
     assert!(matches!(res, Ok(Response::Opened(_))), "{res:?}");
 }
+
+/// [harden] 4: five `open`s from one wallet in the same turn pick disjoint coins (locked until
+/// broadcast or cancel): every funding is accepted by the chain and every channel opens.
+#[test]
+fn five_concurrent_opens_from_one_wallet_all_confirm() {
+    let mut net = Network::new(44, &["alice", "bob"]);
+    for _ in 0..5 {
+        net.fund(A, 400_000);
+    }
+    assert!(net.connect(A, B));
+    net.run_until_quiet();
+    let bob = net.nodes[B].id;
+    let requests: Vec<_> = (0..5)
+        .map(|_| {
+            net.command(
+                A,
+                Command::Open {
+                    node_id: bob,
+                    sats: 300_000,
+                    push_msat: 0,
+                },
+            )
+        })
+        .collect();
+    net.run_until_quiet();
+    let mut txids = std::collections::BTreeSet::new();
+    for r in requests {
+        match net.take_reply(A, r) {
+            Some(Ok(Response::Opened(o))) => {
+                txids.insert(o.funding_txid);
+            }
+            other => panic!("open not answered with success: {other:?}"),
+        }
+    }
+    assert_eq!(txids.len(), 5, "five distinct funding transactions");
+    net.mine(3);
+    net.run_until_quiet();
+    for txid in &txids {
+        let txid: bitcoin::Txid = txid.parse().expect("txid");
+        let status = net.chain.transaction(&txid).expect("funding on chain");
+        assert!(status.confirmations >= 1, "{txid} unconfirmed");
+    }
+    let Ok(Response::Channels(c)) = net.call(A, Command::ListChannels) else {
+        panic!("listchannels")
+    };
+    let active = c.channels.iter().filter(|c| c.state == "active").count();
+    assert_eq!(active, 5, "{:?}", c.channels);
+}
