@@ -178,8 +178,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     .await?;
     tracing::info!(node_id = %node.m.node_id(), rpc = %server.local_addr(), listen = ?listen, height = node.m.height(), "node daemon ready");
 
-    let accept_task =
-        listener.map(|l| spawn_acceptor(l, identity.clone(), peer_config.clone(), inputs.clone()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_PEERS));
+    let accept_task = listener.map(|l| {
+        spawn_acceptor(
+            l,
+            identity.clone(),
+            peer_config.clone(),
+            inputs.clone(),
+            slots,
+        )
+    });
     let follow_task = spawn_follower(chain.clone(), inputs.clone(), followed);
     let signal_task = {
         let inputs = inputs.clone();
@@ -236,11 +244,18 @@ impl fulmen_channel::machine::Entropy for OsEntropy {
     }
 }
 
-fn spawn_acceptor(
+/// Most inbound peer connections at once (handshakes included): node ids are free, so the
+/// per-peer limits alone bound nothing.
+pub const MAX_INBOUND_PEERS: usize = 512;
+
+/// Accepts inbound peers: each connection takes one of `slots` before its handshake (a
+/// connection beyond them is closed at once) and holds it until the connection ends.
+pub fn spawn_acceptor(
     listener: PeerListener,
     identity: Arc<NoiseIdentity>,
     cfg: PeerConfig,
     inputs: mpsc::UnboundedSender<Input>,
+    slots: Arc<tokio::sync::Semaphore>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -252,6 +267,11 @@ fn spawn_acceptor(
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(%addr, "too many inbound peers: connection refused");
+                drop(stream);
+                continue;
+            };
             let identity = identity.clone();
             let cfg = cfg.clone();
             let inputs = inputs.clone();
@@ -262,6 +282,7 @@ fn spawn_acceptor(
                             peer: Box::new(peer),
                             dialled: None,
                             reply: None,
+                            slot: Some(slot),
                         });
                     }
                     Err(e) => tracing::info!(%addr, error = %e, "inbound connection failed"),
@@ -269,4 +290,55 @@ fn spawn_acceptor(
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::secp256k1::SecretKey;
+    use std::time::Duration;
+
+    fn ident(n: u8) -> Arc<NoiseIdentity> {
+        let secp = Secp256k1::new();
+        let sk = SecretKey::from_slice(&[n; 32]).expect("key");
+        Arc::new(NoiseIdentity::new(&secp, &sk, [n ^ 0x55; 32]))
+    }
+
+    fn cfg() -> PeerConfig {
+        PeerConfig {
+            handshake_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(3600),
+            ..PeerConfig::default()
+        }
+    }
+
+    /// [harden] 5(d): inbound connections beyond the node's slots are closed at once; a
+    /// slot comes back when its connection's input is done with.
+    #[tokio::test]
+    async fn inbound_peers_beyond_the_slots_are_refused() {
+        let us = ident(1);
+        let listener = PeerListener::bind("127.0.0.1:0".parse().expect("addr"), us.clone(), cfg())
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let task = spawn_acceptor(listener, us.clone(), cfg(), tx, slots.clone());
+        let first = crate::peer::connect(ident(2), us.node_id(), addr, cfg())
+            .await
+            .expect("the first peer connects");
+        let held = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("in time")
+            .expect("an input");
+        assert!(matches!(held, Input::Connected { slot: Some(_), .. }));
+        let second = crate::peer::connect(ident(3), us.node_id(), addr, cfg()).await;
+        assert!(second.is_err(), "a second inbound peer beyond one slot");
+        drop(held);
+        assert_eq!(slots.available_permits(), 1);
+        let third = crate::peer::connect(ident(4), us.node_id(), addr, cfg()).await;
+        assert!(third.is_ok(), "the slot came back");
+        drop(first);
+        task.abort();
+    }
 }

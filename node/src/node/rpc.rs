@@ -127,6 +127,7 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
             peer: Box::new(connected),
             dialled: Some(addr.host_port.clone()),
             reply: Some(reply),
+            slot: None,
         })
         .await?;
         match answer {

@@ -19,7 +19,7 @@ use fulmen_manager::{
 };
 use fulmen_wire::transport::NoiseIdentity;
 use fulmen_wire::Message;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::store::{NodeStore, WriteBatch};
 use crate::chain::api::ChainClient;
@@ -49,6 +49,8 @@ pub enum Input {
         dialled: Option<String>,
         /// Answer for `connect`.
         reply: Option<Reply>,
+        /// The inbound connection slot it holds (returned when the connection ends).
+        slot: Option<OwnedSemaphorePermit>,
     },
     /// A message from a peer.
     PeerMessage {
@@ -58,6 +60,10 @@ pub enum Input {
         conn: u64,
         /// The message.
         msg: Box<Message>,
+        /// One of the node's [`MAX_QUEUED_PEER_MESSAGES`] credits, returned when the input
+        /// is dropped (handled): peer readers wait for a credit, so a node that falls
+        /// behind pushes back on its peers (TCP) instead of queueing without bound.
+        credit: Option<OwnedSemaphorePermit>,
     },
     /// A peer connection ended.
     Disconnected {
@@ -91,6 +97,56 @@ fn refused_for_good(data: Option<&serde_json::Value>) -> bool {
     )
 }
 
+/// Most peer messages queued for the node task at once, over all peers.
+pub const MAX_QUEUED_PEER_MESSAGES: usize = 4096;
+
+/// Where a peer reader takes its events from (a live [`Peer`], or a test's script).
+pub trait PeerEvents {
+    /// The next event; `None` once the connection is gone.
+    fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send;
+}
+
+impl PeerEvents for Peer {
+    fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send {
+        self.recv()
+    }
+}
+
+/// A peer reader: forwards `events` of connection `conn` to the node task as inputs. Each
+/// message first takes a credit from `credits` (waiting while the node is
+/// [`MAX_QUEUED_PEER_MESSAGES`] behind); the disconnection is forwarded without one.
+pub async fn forward_peer_events<E: PeerEvents>(
+    events: &mut E,
+    node_id: PublicKey,
+    conn: u64,
+    inputs: &mpsc::UnboundedSender<Input>,
+    credits: &Arc<Semaphore>,
+) {
+    while let Some(ev) = events.next_event().await {
+        let input = match ev {
+            PeerEvent::Message(msg) => {
+                let Ok(credit) = credits.clone().acquire_owned().await else {
+                    return;
+                };
+                Input::PeerMessage {
+                    node_id,
+                    conn,
+                    msg,
+                    credit: Some(credit),
+                }
+            }
+            PeerEvent::Disconnected(r) => Input::Disconnected {
+                node_id,
+                conn,
+                reason: r.to_string(),
+            },
+        };
+        if inputs.send(input).is_err() {
+            return;
+        }
+    }
+}
+
 /// Current UNIX time in seconds.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -120,6 +176,8 @@ pub struct Shell {
     /// `pay` callers waiting for an outcome, by payment hash.
     pay_waiters: HashMap<String, Vec<oneshot::Sender<PaymentInfo>>>,
     next_request: RequestId,
+    /// Credits of queued peer messages (see [`MAX_QUEUED_PEER_MESSAGES`]).
+    peer_credits: Arc<Semaphore>,
     /// Sender for inputs (given to spawned tasks).
     pub inputs: mpsc::UnboundedSender<Input>,
     /// Set when the daemon should stop.
@@ -147,6 +205,7 @@ impl Shell {
             pay_requests: HashMap::new(),
             pay_waiters: HashMap::new(),
             next_request: 0,
+            peer_credits: Arc::new(Semaphore::new(MAX_QUEUED_PEER_MESSAGES)),
             inputs,
             stopping: false,
         }
@@ -179,9 +238,16 @@ impl Shell {
                 peer,
                 dialled,
                 reply,
-            } => self.on_connected(peer, dialled, reply),
-            Input::PeerMessage { node_id, conn, msg } => {
-                self.m.handle_peer_message(now, node_id, conn, *msg)
+                slot,
+            } => self.on_connected(peer, dialled, reply, slot),
+            Input::PeerMessage {
+                node_id,
+                conn,
+                msg,
+                credit,
+            } => {
+                self.m.handle_peer_message(now, node_id, conn, *msg);
+                drop(credit);
             }
             Input::Disconnected {
                 node_id,
@@ -209,7 +275,13 @@ impl Shell {
         }
     }
 
-    fn on_connected(&mut self, peer: Box<Peer>, dialled: Option<String>, reply: Option<Reply>) {
+    fn on_connected(
+        &mut self,
+        peer: Box<Peer>,
+        dialled: Option<String>,
+        reply: Option<Reply>,
+        slot: Option<OwnedSemaphorePermit>,
+    ) {
         let node_id = peer.remote_node_id;
         let request = reply.map(|r| self.request_id(Some(r)));
         match self.m.handle_peer_connected(request, node_id, dialled) {
@@ -220,21 +292,12 @@ impl Shell {
                 tracing::info!(%node_id, addr = %peer.remote_addr, "peer connected");
                 self.links.insert(node_id, (conn, peer.sender()));
                 let inputs = self.inputs.clone();
+                let credits = self.peer_credits.clone();
                 let mut peer = peer;
                 tokio::spawn(async move {
-                    while let Some(ev) = peer.recv().await {
-                        let input = match ev {
-                            PeerEvent::Message(msg) => Input::PeerMessage { node_id, conn, msg },
-                            PeerEvent::Disconnected(r) => Input::Disconnected {
-                                node_id,
-                                conn,
-                                reason: r.to_string(),
-                            },
-                        };
-                        if inputs.send(input).is_err() {
-                            break;
-                        }
-                    }
+                    forward_peer_events(&mut *peer, node_id, conn, &inputs, &credits).await;
+                    // The connection slot (inbound) is returned when the reader ends.
+                    drop(slot);
                 });
             }
         }
@@ -361,6 +424,7 @@ impl Shell {
                         peer: Box::new(peer),
                         dialled: Some(address),
                         reply: None,
+                        slot: None,
                     });
                 }
                 Err(e) => tracing::warn!(%node_id, error = %e, "reconnect gave up"),
@@ -378,8 +442,66 @@ impl Shell {
 
 #[cfg(test)]
 mod tests {
-    use super::refused_for_good;
+    use super::{forward_peer_events, refused_for_good, Input, PeerEvents};
+    use crate::peer::PeerEvent;
+    use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    use fulmen_wire::Message;
     use serde_json::json;
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use tokio::sync::{mpsc, Semaphore};
+
+    /// A scripted peer: its events, then the end of the connection.
+    struct Script(VecDeque<PeerEvent>);
+
+    impl PeerEvents for Script {
+        fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send {
+            let ev = self.0.pop_front();
+            async move { ev }
+        }
+    }
+
+    /// [harden] 5(b): a node that falls behind pushes back on its peer readers instead of
+    /// queueing their messages without bound.
+    #[tokio::test(flavor = "current_thread")]
+    async fn peer_readers_wait_for_credits_when_the_node_falls_behind() {
+        let secp = Secp256k1::new();
+        let sk = SecretKey::from_slice(&[7; 32]).expect("key");
+        let node_id = PublicKey::from_secret_key(&secp, &sk);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let credits = Arc::new(Semaphore::new(2));
+        let msg = || {
+            let e = fulmen_wire::msgs::Error::text([0; 32], "x");
+            PeerEvent::Message(Box::new(Message::Error(e)))
+        };
+        let mut script = Script((0..5).map(|_| msg()).collect());
+        let c = credits.clone();
+        let reader =
+            tokio::spawn(
+                async move { forward_peer_events(&mut script, node_id, 1, &tx, &c).await },
+            );
+        // Let the reader run as far as it can (one thread: it runs only when we yield).
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        let first = rx.try_recv().expect("first message queued");
+        let second = rx.try_recv().expect("second message queued");
+        assert!(
+            rx.try_recv().is_err(),
+            "a third message queued without a credit"
+        );
+        assert!(!reader.is_finished(), "the reader waits for a credit");
+        // The node handles them: their credits come back and the reader goes on.
+        drop((first, second));
+        let mut rest = 0;
+        while let Some(i) = rx.recv().await {
+            assert!(matches!(i, Input::PeerMessage { .. }));
+            rest += 1;
+        }
+        assert_eq!(rest, 3);
+        reader.await.expect("reader ends");
+        assert_eq!(credits.available_permits(), 2);
+    }
 
     #[test]
     fn only_final_refusals_make_the_wallet_forget_a_broadcast() {
