@@ -798,3 +798,39 @@ fn to_remote_swept_at_once_by_static_remote_key() {
         1
     );
 }
+
+/// [harden] 8: the `to_self_delay` of `to_local` is enforced by the script's
+/// `OP_CHECKSEQUENCEVERIFY`, not only by the chain's BIP68 rule: a sweep whose nSequence is
+/// delay − 1, submitted once the output is old enough for that, is refused by the script.
+#[test]
+fn to_local_with_a_shorter_sequence_is_refused_by_the_script() {
+    let mut w = World::new(9);
+    let hc = w.confirm_commitment();
+    let short = w.sweep(
+        &[w.to_local_input(
+            SpendPath::Delayed {
+                to_self_delay: TO_SELF_DELAY - 1,
+            },
+            w.a_delayed_secret(),
+        )],
+        w.dest_a(),
+    );
+    // Old enough for delay − 1 (BIP68 is satisfied), so only the script can refuse it.
+    w.mine_to(hc + u32::from(TO_SELF_DELAY) - 2);
+    w.refuse(&short, "script");
+    w.mine(10);
+    w.refuse(&short, "script");
+}
+
+/// [harden] 8: the CLTV of an offered HTLC is enforced by the counter-signed HTLC-timeout's
+/// nLockTime: lowering it breaks the signatures, even once the lowered locktime is final.
+#[test]
+fn htlc_timeout_with_a_lowered_locktime_breaks_the_signatures() {
+    let mut w = World::new(10);
+    w.confirm_commitment();
+    let mut tx = w.second_stage(0, None, &w.b_htlc_secret());
+    tx.lock_time = bitcoin::absolute::LockTime::from_consensus(w.offered_cltv - 1);
+    // Final by its lowered locktime in the next block, so only the signatures refuse it.
+    w.mine_to(w.offered_cltv - 1);
+    w.refuse(&tx, "script");
+}
