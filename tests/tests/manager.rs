@@ -602,3 +602,50 @@ fn five_concurrent_opens_from_one_wallet_all_confirm() {
     let active = c.channels.iter().filter(|c| c.state == "active").count();
     assert_eq!(active, 5, "{:?}", c.channels);
 }
+
+/// [harden] 4: a broadcast the chain refuses for good (the shell classifies the refusal) is
+/// forgotten by the wallet — its coins count again — and never broadcast again.
+#[test]
+fn a_refused_funding_is_forgotten_and_not_rebroadcast() {
+    let mut net = pair(45);
+    assert!(net.connect(A, B));
+    net.run_until_quiet();
+    let node_id = net.nodes[B].id;
+    let res = net.call(
+        A,
+        Command::Open {
+            node_id,
+            sats: 300_000,
+            push_msat: 0,
+        },
+    );
+    let Ok(Response::Opened(o)) = res else {
+        panic!("open failed: {res:?}")
+    };
+    assert_eq!(net.balance(A).onchain.confirmed_sat, 0, "the coin is spent");
+    let txid: bitcoin::Txid = o.funding_txid.parse().expect("txid");
+    let now = net.clock.now();
+    net.nodes[A]
+        .m
+        .handle_broadcast_refused(now, txid, "missing_or_spent");
+    net.run_until_quiet();
+    assert_eq!(
+        net.balance(A).onchain.confirmed_sat,
+        2_000_000,
+        "the refused funding's coin counts again"
+    );
+    let m = &mut net.nodes[A].m;
+    m.rebroadcast();
+    while let Some(b) = m.poll_persist() {
+        m.persisted(b.id);
+    }
+    while let Some(out) = m.poll_output() {
+        if let fulmen_manager::Output::Broadcast(tx) = out {
+            assert_ne!(
+                tx.compute_txid(),
+                txid,
+                "a refused funding was broadcast again"
+            );
+        }
+    }
+}
