@@ -119,7 +119,7 @@ impl Manager {
     pub(crate) fn drive_channels(&mut self) {
         // Bounded: every pass either handles events or signs a commitment, and a channel
         // that failed to sign is skipped for the rest of the turn.
-        let mut stuck = vec![false; self.channels.len()];
+        let mut stuck = std::collections::HashSet::new();
         loop {
             let mut busy = false;
             for i in 0..self.channels.len() {
@@ -127,18 +127,15 @@ impl Manager {
                     busy = true;
                     self.on_channel_event(i, ev);
                 }
-                if stuck.len() < self.channels.len() {
-                    stuck.resize(self.channels.len(), false);
-                }
                 let Some(e) = self.channels.get_mut(i) else {
                     continue;
                 };
-                if !stuck[i] && e.ch.can_send_commitment() {
+                if !stuck.contains(&i) && e.ch.can_send_commitment() {
                     match e.ch.send_commitment() {
                         Ok(()) => busy = true,
                         Err(err) => {
                             tracing::warn!(channel = e.id, error = %err, "send_commitment");
-                            stuck[i] = true;
+                            stuck.insert(i);
                         }
                     }
                 }

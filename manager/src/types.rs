@@ -327,6 +327,7 @@ impl Stored {
     /// sets and records, insert channels, set transactions, upsert payments, invoices and
     /// peers (a `None` address keeps the known one).
     pub fn apply(&mut self, w: &Writes) {
+        // (Channels are few and ids ascend: a linear search per write is fine here.)
         self.wallet.extend(w.wallet.iter().cloned());
         for (id, peer) in &w.new_channels {
             self.channels.push(StoredChannel {
@@ -340,50 +341,32 @@ impl Stored {
             });
         }
         for (id, r) in &w.records {
-            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+            if let Some(c) = self.channel_mut(*id) {
                 c.records.push(r.clone());
             }
         }
         for (id, tx) in &w.funding_txs {
-            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+            if let Some(c) = self.channel_mut(*id) {
                 c.funding_tx = Some(tx.clone());
             }
         }
         for (id, tx) in &w.closing_txs {
-            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+            if let Some(c) = self.channel_mut(*id) {
                 c.closing_tx = Some(tx.clone());
             }
         }
         for (id, tx) in &w.commitment_txs {
-            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+            if let Some(c) = self.channel_mut(*id) {
                 c.commitment_tx = Some(tx.clone());
             }
         }
         for (id, h) in &w.closing_heights {
-            if let Some(c) = self.channels.iter_mut().find(|c| c.id == *id) {
+            if let Some(c) = self.channel_mut(*id) {
                 c.closing_height = Some(*h);
             }
         }
-        for p in &w.payments {
-            match self
-                .payments
-                .iter_mut()
-                .find(|q| q.info.payment_hash == p.info.payment_hash)
-            {
-                Some(q) => *q = p.clone(),
-                None => self.payments.push(p.clone()),
-            }
-        }
-        for i in &w.invoices {
-            match self
-                .invoices
-                .iter_mut()
-                .find(|q| q.info.payment_hash == i.info.payment_hash)
-            {
-                Some(q) => *q = i.clone(),
-                None => self.invoices.push(i.clone()),
-            }
-        }
+        upsert(&mut self.payments, &w.payments, |p| &p.info.payment_hash);
+        upsert(&mut self.invoices, &w.invoices, |i| &i.info.payment_hash);
         for (id, addr) in &w.peers {
             match self.peers.iter_mut().find(|(p, _)| p == id) {
                 Some((_, a)) => {
@@ -393,6 +376,20 @@ impl Stored {
                 }
                 None => self.peers.push((*id, addr.clone())),
             }
+        }
+    }
+
+    fn channel_mut(&mut self, id: i64) -> Option<&mut StoredChannel> {
+        self.channels.iter_mut().find(|c| c.id == id)
+    }
+}
+
+/// Replaces the row of `rows` with the key of each of `new` (appending unknown ones), in order.
+fn upsert<T: Clone>(rows: &mut Vec<T>, new: &[T], key: impl Fn(&T) -> &String) {
+    for n in new {
+        match rows.iter_mut().find(|r| key(r) == key(n)) {
+            Some(r) => *r = n.clone(),
+            None => rows.push(n.clone()),
         }
     }
 }

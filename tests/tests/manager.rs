@@ -22,6 +22,15 @@ fn pair(seed: u64) -> Network {
     net
 }
 
+/// `openchannel` of `sats` to `node_id`, nothing pushed.
+fn open_cmd(node_id: bitcoin::secp256k1::PublicKey, sats: u64) -> Command {
+    Command::Open {
+        node_id,
+        sats,
+        push_msat: 0,
+    }
+}
+
 fn refused(res: Result<Response, CmdError>) -> CmdError {
     match res {
         Err(e) => e,
@@ -217,26 +226,12 @@ fn refused_commands_change_nothing() {
     let mut net = pair(6);
     let bob = net.nodes[B].id;
     // Opening to a peer we are not connected to.
-    let e = refused(net.call(
-        A,
-        Command::Open {
-            node_id: bob,
-            sats: 100_000,
-            push_msat: 0,
-        },
-    ));
+    let e = refused(net.call(A, open_cmd(bob, 100_000)));
     assert!(e.message.contains("not connected"), "{e}");
     net.connect(A, B);
     net.run_until_quiet();
     // Opening with more than the wallet holds.
-    let e = refused(net.call(
-        A,
-        Command::Open {
-            node_id: bob,
-            sats: 5_000_000,
-            push_msat: 0,
-        },
-    ));
+    let e = refused(net.call(A, open_cmd(bob, 5_000_000)));
     assert!(e.message.contains("insufficient on-chain funds"), "{e}");
     assert!(channels(&mut net, A).is_empty());
     let id = net.open_channel(A, B, 1_000_000, 0);
@@ -303,11 +298,7 @@ fn crash_during_open(seed: u64, victim: usize, n: u32) {
     net.run_until_quiet();
     let before = net.balance(A).onchain.confirmed_sat;
     let bob = net.nodes[B].id;
-    let open = Command::Open {
-        node_id: bob,
-        sats: 400_000,
-        push_msat: 0,
-    };
+    let open = open_cmd(bob, 400_000);
     let r = net.command(A, open.clone());
     for _ in 0..n {
         net.step();
@@ -535,11 +526,7 @@ fn pending_inbound_opens_are_capped_over_all_peers() {
         assert!(net.connect(k, A));
     }
     net.run_until_quiet();
-    let open = |sats| Command::Open {
-        node_id: alice,
-        sats,
-        push_msat: 0,
-    };
+    let open = |sats| open_cmd(alice, sats);
     // Bob's channel is signed but not confirmed: pending at alice.
     let res = net.call(1, open(300_000));
     assert!(matches!(res, Ok(Response::Opened(_))), "{res:?}");
@@ -567,16 +554,7 @@ fn five_concurrent_opens_from_one_wallet_all_confirm() {
     net.run_until_quiet();
     let bob = net.nodes[B].id;
     let requests: Vec<_> = (0..5)
-        .map(|_| {
-            net.command(
-                A,
-                Command::Open {
-                    node_id: bob,
-                    sats: 300_000,
-                    push_msat: 0,
-                },
-            )
-        })
+        .map(|_| net.command(A, open_cmd(bob, 300_000)))
         .collect();
     net.run_until_quiet();
     let mut txids = std::collections::BTreeSet::new();
@@ -611,14 +589,7 @@ fn a_refused_funding_is_forgotten_and_not_rebroadcast() {
     assert!(net.connect(A, B));
     net.run_until_quiet();
     let node_id = net.nodes[B].id;
-    let res = net.call(
-        A,
-        Command::Open {
-            node_id,
-            sats: 300_000,
-            push_msat: 0,
-        },
-    );
+    let res = net.call(A, open_cmd(node_id, 300_000));
     let Ok(Response::Opened(o)) = res else {
         panic!("open failed: {res:?}")
     };

@@ -295,22 +295,8 @@ pub fn spawn_acceptor(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::secp256k1::SecretKey;
+    use crate::peer::tests::{cfg, ident};
     use std::time::Duration;
-
-    fn ident(n: u8) -> Arc<NoiseIdentity> {
-        let secp = Secp256k1::new();
-        let sk = SecretKey::from_slice(&[n; 32]).expect("key");
-        Arc::new(NoiseIdentity::new(&secp, &sk, [n ^ 0x55; 32]))
-    }
-
-    fn cfg() -> PeerConfig {
-        PeerConfig {
-            handshake_timeout: Duration::from_secs(5),
-            ping_interval: Duration::from_secs(3600),
-            ..PeerConfig::default()
-        }
-    }
 
     /// [harden] 5(d): inbound connections beyond the node's slots are closed at once; a
     /// slot comes back when its connection's input is done with.

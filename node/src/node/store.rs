@@ -61,21 +61,6 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self == &WriteBatch::default()
     }
-
-    /// Appends `other` after this batch's contents.
-    pub fn append(&mut self, other: WriteBatch) {
-        self.wallet.extend(other.wallet);
-        self.new_channels.extend(other.new_channels);
-        self.records.extend(other.records);
-        self.funding_txs.extend(other.funding_txs);
-        self.closing_txs.extend(other.closing_txs);
-        self.commitment_txs.extend(other.commitment_txs);
-        self.closing_heights.extend(other.closing_heights);
-        self.payments.extend(other.payments);
-        self.invoices.extend(other.invoices);
-        self.peers.extend(other.peers);
-        self.meta.extend(other.meta);
-    }
 }
 
 impl WriteBatch {

@@ -12,7 +12,7 @@
 mod backoff;
 mod conn;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::SocketAddr;
 use std::str::FromStr;

@@ -12,13 +12,15 @@ use fulmen_wire::Message;
 
 use super::*;
 
-fn ident(n: u8) -> Arc<NoiseIdentity> {
+/// A test identity derived from `n`.
+pub(crate) fn ident(n: u8) -> Arc<NoiseIdentity> {
     let secp = Secp256k1::new();
     let sk = SecretKey::from_slice(&[n; 32]).unwrap();
     Arc::new(NoiseIdentity::new(&secp, &sk, [n ^ 0x55; 32]))
 }
 
-fn cfg() -> PeerConfig {
+/// Peer settings for tests: short handshake, no pings.
+pub(crate) fn cfg() -> PeerConfig {
     PeerConfig {
         handshake_timeout: Duration::from_secs(5),
         ping_interval: Duration::from_secs(3600),
