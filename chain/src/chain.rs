@@ -550,6 +550,13 @@ impl Chain {
         self.spent.get(outpoint).copied()
     }
 
+    /// Forget every unconfirmed transaction (as a chain whose nodes all restarted without
+    /// their mempools): tests use it after a reorg to check that whoever needs a
+    /// transaction broadcasts it again. Returns what was dropped.
+    pub fn clear_mempool(&mut self) -> Vec<Transaction> {
+        self.mempool.drain()
+    }
+
     /// Mempool transactions in insertion (topological) order.
     pub fn mempool(&self) -> Vec<Transaction> {
         self.mempool.transactions()

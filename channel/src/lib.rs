@@ -16,5 +16,6 @@ pub mod funding;
 pub mod justice;
 pub mod keys;
 pub mod machine;
+pub mod monitor;
 pub mod shachain;
 pub mod sweep;

@@ -197,6 +197,106 @@ pub struct ChannelInfo {
     pub closing_txid: Option<String>,
     /// Why it closed, if it did.
     pub close_reason: Option<String>,
+    /// Once the funding output is spent on chain: the kind of close and every output.
+    #[serde(default)]
+    pub closing: Option<ClosingInfo>,
+}
+
+/// How a closed channel's funds stand on chain.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClosingInfo {
+    /// `cooperative`, `local_commitment(N)`, `remote_commitment(N)`,
+    /// `remote_next_commitment(N)`, `revoked_remote_commitment(N)` (a breach we punish),
+    /// `our_revoked_commitment(N)` (dev: we cheated) or `unknown(...)`.
+    pub kind: String,
+    /// The transaction that spent the funding output.
+    pub commitment_txid: String,
+    /// Its height.
+    pub height: u32,
+    /// Every output of it (and of our second-stage HTLC transactions).
+    pub outputs: Vec<ClosingOutput>,
+    /// Fees paid by our confirmed claims, sat.
+    pub claim_fees_sat: u64,
+    /// True when every output is resolved.
+    pub resolved: bool,
+}
+
+/// One output of a closing.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClosingOutput {
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// Value, sat.
+    pub amount_sat: u64,
+    /// `to_local`, `to_remote`, `offered_htlc`, `received_htlc`, `second_stage`, `revoked`
+    /// or `peer`.
+    pub kind: String,
+    /// `waiting`, `needs_preimage`, `claim_broadcast`, `swept`, `spent_by_peer`,
+    /// `not_ours` or `uneconomical`.
+    pub state: String,
+    /// While waiting: the height from which our claim is valid, and the blocks left.
+    pub spendable_at: Option<u32>,
+    /// While waiting: blocks until `spendable_at`.
+    pub blocks_left: Option<u32>,
+    /// The claim or spending transaction.
+    pub txid: Option<String>,
+    /// Height of the spend.
+    pub spent_height: Option<u32>,
+}
+
+/// `balance --detail`: every sat the node has, by where it is.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BalanceDetailResult {
+    /// On-chain wallet.
+    pub onchain: OnchainBalance,
+    /// Our balances in open channels, msat (HTLCs excluded).
+    pub channels_local_msat: u64,
+    /// HTLCs we offered in open channels, msat (in flight).
+    pub in_flight_out_msat: u64,
+    /// HTLCs offered to us in open channels, msat (in flight).
+    pub in_flight_in_msat: u64,
+    /// Openings not yet usable, sat.
+    pub pending_open_sat: u64,
+    /// Outputs of closings that are ours and not yet in the wallet, one per output.
+    pub closing_outputs: Vec<LimboOutput>,
+    /// Sum of `closing_outputs`, sat.
+    pub in_limbo_sat: u64,
+    /// Part of it our claims can take now (claim broadcast or valid at the next block).
+    pub claimable_now_sat: u64,
+    /// Fees our confirmed on-chain claims paid, sat.
+    pub claim_fees_sat: u64,
+    /// on chain total + channels + in flight out + pending open + in limbo, sat.
+    pub total_sat: u64,
+}
+
+/// One output of a closing that is ours and not yet swept to the wallet.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LimboOutput {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// Value, sat (before the claim's fee).
+    pub amount_sat: u64,
+    /// As in [`ClosingOutput::kind`].
+    pub kind: String,
+    /// As in [`ClosingOutput::state`].
+    pub state: String,
+    /// Height from which it can be claimed (`None`: now, or it needs a preimage).
+    pub spendable_at: Option<u32>,
+}
+
+/// `dev broadcast-revoked` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DevBroadcastResult {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// The revoked commitment's number.
+    pub commitment_number: u64,
+    /// Its txid.
+    pub txid: String,
+    /// Our balance in it, sat.
+    pub to_us_sat: u64,
 }
 
 /// `listchannels` result.

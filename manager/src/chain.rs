@@ -88,6 +88,7 @@ impl Manager {
         for (w, res) in answers {
             self.reply(w, Ok(Response::Closed(res)));
         }
+        self.monitors_block_connected(block, height);
         for e in &mut self.channels {
             if e.is_closed() {
                 continue;
@@ -116,6 +117,7 @@ impl Manager {
         );
         self.wallet.disconnect_blocks(stale)?;
         self.height = fork_height;
+        self.monitors_blocks_disconnected(fork_height);
         Ok(())
     }
 

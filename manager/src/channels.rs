@@ -303,12 +303,13 @@ impl Manager {
             self.pending.commitment_txs.push((id, tx.clone()));
             e.force_close_tx = Some(tx.clone());
             let waiters = std::mem::take(&mut e.close_waiters);
-            self.after.push(After::Broadcast(tx));
+            self.after.push(After::Broadcast(tx.clone()));
             for w in waiters {
                 let why =
                     format!("the channel failed; our commitment {number} was broadcast ({txid})");
                 self.reply(w, Err(CmdError::failed(why)));
             }
+            self.monitor_force_closed(id, &tx);
             return;
         }
         self.pending.closing_txs.push((id, tx.clone()));
@@ -344,6 +345,17 @@ impl Manager {
         e.closing_tx = stored.closing_tx.clone();
         e.force_close_tx = stored.commitment_tx.clone();
         e.closing_height = stored.closing_height;
+        if !stored.monitor_records.is_empty() {
+            match fulmen_channel::monitor::ChannelMonitor::restore(
+                &self.key_source,
+                &stored.monitor_records,
+            ) {
+                Ok(m) => e.monitor = Some(m),
+                Err(err) => {
+                    tracing::error!(channel = stored.id, error = %err, "monitor does not restore")
+                }
+            }
+        }
         // Re-broadcast until the funding is seen spent (the chain follower drops what
         // confirms).
         for tx in e.closing_tx.iter().chain(&e.force_close_tx) {

@@ -17,6 +17,7 @@ pub mod api;
 mod chain;
 mod channels;
 mod manager;
+mod onchain;
 mod payments;
 mod peers;
 pub mod types;

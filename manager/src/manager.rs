@@ -42,6 +42,10 @@ pub struct ChannelEntry {
     pub(crate) open_waiter: Option<RequestId>,
     /// `closechannel` requests waiting for the closing broadcast.
     pub(crate) close_waiters: Vec<RequestId>,
+    /// `closechannel --force` requests waiting for our commitment's broadcast.
+    pub(crate) force_close_waiters: Vec<RequestId>,
+    /// The channel's on-chain monitor (once both commitments 0 are signed).
+    pub monitor: Option<fulmen_channel::monitor::ChannelMonitor>,
 }
 
 impl ChannelEntry {
@@ -57,6 +61,8 @@ impl ChannelEntry {
             close_reason: None,
             open_waiter: None,
             close_waiters: Vec::new(),
+            force_close_waiters: Vec::new(),
+            monitor: None,
         }
     }
 
@@ -161,6 +167,10 @@ pub struct Manager {
     pub(crate) height: u32,
     pub(crate) unconfirmed: HashMap<Txid, Transaction>,
     pub(crate) now: u64,
+    /// `dev hold-htlcs on`: incoming HTLCs are kept unsettled.
+    pub(crate) hold_htlcs: bool,
+    /// The HTLCs kept so.
+    pub(crate) held: Vec<crate::onchain::HeldHtlc>,
     /// Writes of the current turn.
     pub(crate) pending: Writes,
     /// Side effects of the current turn.
@@ -224,6 +234,8 @@ impl Manager {
             height,
             unconfirmed: HashMap::new(),
             now,
+            hold_htlcs: false,
+            held: Vec::new(),
             pending: Writes::default(),
             after: Vec::new(),
             handed_out: None,
@@ -262,6 +274,8 @@ impl Manager {
                 }
             }
         }
+        // Monitors hand out every claim still needed.
+        m.monitors_rebroadcast();
         // Redial every peer we have open channels with.
         let peers: Vec<PublicKey> = m.peers.keys().copied().collect();
         for p in peers {
@@ -354,6 +368,10 @@ impl Manager {
         if self.handed_out.is_some() {
             return None;
         }
+        self.drive_channels();
+        self.feed_invoice_preimages();
+        self.sync_monitors();
+        // A monitor event may have settled a payment that frees a channel's commitment.
         self.drive_channels();
         if let Some(cs) = self.wallet.take_staged() {
             self.pending.wallet.push(cs);

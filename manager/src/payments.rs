@@ -41,7 +41,7 @@ enum Settle {
     Malformed(u16, [u8; 32]),
 }
 
-fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     let v = hex::decode(s).ok()?;
     v.try_into().ok()
 }
@@ -102,7 +102,7 @@ impl Manager {
         self.reply(request, Ok(Response::Invoice(info)));
     }
 
-    fn save_invoice(&mut self, rec: InvoiceRecord) {
+    pub(crate) fn save_invoice(&mut self, rec: InvoiceRecord) {
         let key = rec.info.payment_hash.clone();
         self.pending.invoices.push(rec.clone());
         if !self.invoices.contains_key(&key) {
@@ -289,6 +289,9 @@ impl Manager {
         onion: OnionPacket,
         must_fail: bool,
     ) {
+        if self.maybe_hold(i, id, htlc, &onion, must_fail) {
+            return;
+        }
         let hash = htlc.payment_hash;
         let processed = process_onion(&self.secp, &self.node_secret, &onion.0[..], &hash);
         let now = self.now;

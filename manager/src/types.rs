@@ -8,12 +8,14 @@
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use bitcoin::Transaction;
 use fulmen_channel::machine::{ChannelConfig, Record};
+use fulmen_channel::monitor::MonitorRecord;
 use fulmen_wire::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
-    AddressResult, BalanceResult, ChannelsResult, CloseResult, InvoiceInfo, InvoicesResult,
-    NodeInfo, OpenResult, PaymentInfo, PaymentStatus, PaymentsResult, PeerInfo, PeersResult,
+    AddressResult, BalanceDetailResult, BalanceResult, ChannelsResult, CloseResult,
+    DevBroadcastResult, InvoiceInfo, InvoicesResult, NodeInfo, OpenResult, PaymentInfo,
+    PaymentStatus, PaymentsResult, PeerInfo, PeersResult,
 };
 
 /// A caller-chosen id that ties a [`Command`] to its [`Output::Reply`].
@@ -70,6 +72,26 @@ pub enum Command {
         /// Channel id.
         channel_id: [u8; 32],
     },
+    /// `closechannel --force`: broadcast our latest commitment now; answered once it is
+    /// broadcast.
+    ForceClose {
+        /// Channel id.
+        channel_id: [u8; 32],
+    },
+    /// `balance --detail`: every sat, on chain, in channels, in flight, in closing outputs.
+    BalanceDetail,
+    /// Dev only: broadcast one of our own revoked commitments (a breach, for tests).
+    DevBroadcastRevoked {
+        /// Channel id.
+        channel_id: [u8; 32],
+        /// Which commitment (default: the oldest where our balance was highest).
+        number: Option<u64>,
+    },
+    /// Dev only: keep incoming HTLCs without settling them (`true`), or settle them again.
+    DevHoldHtlcs {
+        /// Hold or release.
+        on: bool,
+    },
 }
 
 /// A successful answer to a [`Command`] (or to a `connect`).
@@ -101,6 +123,12 @@ pub enum Response {
     Payments(PaymentsResult),
     /// `closechannel`.
     Closed(CloseResult),
+    /// `balance --detail`.
+    BalanceDetail(BalanceDetailResult),
+    /// `dev broadcast-revoked`.
+    DevBroadcast(DevBroadcastResult),
+    /// `dev hold-htlcs`: whether HTLCs are now held.
+    HoldHtlcs(bool),
 }
 
 /// A refused or failed command: a JSON-RPC error code and a message for the user.
@@ -261,6 +289,8 @@ pub struct Writes {
     pub closing_txs: Vec<(i64, Transaction)>,
     /// Our commitments broadcast after a channel failed: (local channel id, tx).
     pub commitment_txs: Vec<(i64, Transaction)>,
+    /// Monitor records to append: (local channel id, record), in order.
+    pub monitor_records: Vec<(i64, MonitorRecord)>,
     /// Heights at which a channel's funding was spent: (local channel id, height).
     pub closing_heights: Vec<(i64, u32)>,
     /// Payment upserts (by payment hash).
@@ -304,6 +334,8 @@ pub struct StoredChannel {
     pub commitment_tx: Option<Transaction>,
     /// Height at which the funding was spent (the channel is closed on chain), if seen.
     pub closing_height: Option<u32>,
+    /// Its on-chain monitor's records, in order (empty before the monitor exists).
+    pub monitor_records: Vec<MonitorRecord>,
 }
 
 /// Everything persisted so far: what [`crate::Manager::new`] restarts from.
@@ -338,11 +370,17 @@ impl Stored {
                 closing_tx: None,
                 commitment_tx: None,
                 closing_height: None,
+                monitor_records: Vec::new(),
             });
         }
         for (id, r) in &w.records {
             if let Some(c) = self.channel_mut(*id) {
                 c.records.push(r.clone());
+            }
+        }
+        for (id, r) in &w.monitor_records {
+            if let Some(c) = self.channel_mut(*id) {
+                c.monitor_records.push(r.clone());
             }
         }
         for (id, tx) in &w.funding_txs {

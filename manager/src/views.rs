@@ -74,6 +74,15 @@ impl Manager {
                 self.reply(request, Ok(Response::Payments(PaymentsResult { payments })));
             }
             Command::Close { channel_id } => self.close(request, channel_id),
+            Command::ForceClose { channel_id } => self.force_close(request, channel_id),
+            Command::BalanceDetail => {
+                let b = self.balance_detail();
+                self.reply(request, Ok(Response::BalanceDetail(b)));
+            }
+            Command::DevBroadcastRevoked { channel_id, number } => {
+                self.dev_broadcast_revoked(request, channel_id, number)
+            }
+            Command::DevHoldHtlcs { on } => self.dev_hold_htlcs(request, on),
         }
     }
 
@@ -129,13 +138,12 @@ impl Manager {
     pub(crate) fn channel_state_name(&self, e: &ChannelEntry) -> &'static str {
         let st = e.ch.state();
         match st.phase {
-            Phase::Closed => {
-                if e.leaving_tx().is_some() && e.closing_height.is_none() {
-                    "closing"
-                } else {
-                    "closed"
-                }
-            }
+            Phase::Closed => match e.monitor.as_ref().and_then(|m| m.resolution()) {
+                Some(r) if !r.is_final() => "closing",
+                Some(_) => "closed",
+                None if e.leaving_tx().is_some() => "closing",
+                None => "closed",
+            },
             Phase::Normal => {
                 if st.local_shutdown.is_some() || st.remote_shutdown.is_some() {
                     "shutting_down"
@@ -172,6 +180,7 @@ impl Manager {
             short_channel_id: e.ch.short_channel_id().map(|s| s.to_string()),
             closing_txid: e.leaving_tx().map(|t| t.compute_txid().to_string()),
             close_reason: e.close_reason.clone(),
+            closing: self.closing_info(e),
         }
     }
 

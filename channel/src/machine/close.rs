@@ -82,6 +82,20 @@ pub enum CloseReason {
         /// The spending transaction.
         txid: bitcoin::Txid,
     },
+    /// We force-closed (`close --force`): our latest commitment was broadcast and an
+    /// `error` sent.
+    ForceClosed,
+    /// An HTLC deadline (BOLT 2/5) passed: an HTLC we offered is past its expiry plus a
+    /// grace, or one we can fulfill is about to expire; our latest commitment was broadcast
+    /// so the HTLC resolves on chain.
+    HtlcDeadline {
+        /// The HTLC's expiry.
+        cltv_expiry: u32,
+        /// The height at which we closed.
+        height: u32,
+        /// True if we offered it (we time it out), false if we hold its preimage.
+        offered: bool,
+    },
     /// A reason stored as free text by record format version 1.
     Legacy(String),
 }
@@ -114,6 +128,18 @@ impl fmt::Display for CloseReason {
             CloseReason::MutualClose { fee_sat } => write!(f, "mutual close, fee {fee_sat} sat"),
             CloseReason::FundingSpent { txid } => {
                 write!(f, "the funding output was spent on chain by {txid}")
+            }
+            CloseReason::ForceClosed => f.write_str("force-closed by us"),
+            CloseReason::HtlcDeadline {
+                cltv_expiry,
+                height,
+                offered,
+            } => {
+                if *offered {
+                    write!(f, "an HTLC we offered expired at {cltv_expiry} and the peer did not remove it (height {height}): force-closed")
+                } else {
+                    write!(f, "an HTLC we can fulfill expires at {cltv_expiry} and the peer did not take the preimage off chain (height {height}): force-closed")
+                }
             }
             CloseReason::Legacy(s) => f.write_str(s),
         }

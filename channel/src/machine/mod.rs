@@ -18,7 +18,7 @@
 
 pub mod close;
 pub mod codec;
-mod commit;
+pub(crate) mod commit;
 mod dust;
 pub mod error;
 mod fee;
@@ -545,6 +545,20 @@ impl Channel {
         };
         self.queue(vec![rec], msgs);
         self.events.push_back(Event::Closed { reason });
+    }
+
+    /// Force-close: record the close, queue an `error` for the peer and offer our latest
+    /// signed commitment for broadcast ([`BroadcastKind::Commitment`]). Refused before
+    /// both commitments 0 are signed (there is nothing to broadcast) and once closed.
+    pub fn force_close(&mut self) -> Result<(), ChannelError> {
+        self.check_open()?;
+        if self.state.local_commit.is_none() {
+            return Err(ChannelError::Command(
+                "no signed commitment yet: nothing to broadcast".into(),
+            ));
+        }
+        self.fail_with(CloseReason::ForceClosed, true, true);
+        Ok(())
     }
 
     /// Our latest commitment, fully signed (both funding signatures), ready to broadcast.

@@ -25,8 +25,9 @@ use fulmen_wire::ShortChannelId;
 
 use super::close::CloseReason;
 use super::error::internal;
+use super::params;
 use super::params::{check_accept, check_feerate, check_open, FUNDING_TIMEOUT_BLOCKS};
-use super::state::{ChannelState, Phase, Record, Setup};
+use super::state::{ChannelState, Phase, Record, Setup, Update};
 use super::{commit, Channel, ChannelConfig, ChannelError, Entropy, Event, FeeEstimator};
 use super::{KeySource, SideParams};
 use crate::funding::{check_funding_output, funding_output};
@@ -500,7 +501,64 @@ impl Channel {
             self.fail_with(reason, false, false);
             return Ok(());
         }
+        if let Some(reason) = self.htlc_deadline(height) {
+            self.fail_with(reason, true, true);
+            return Ok(());
+        }
         self.check_ready()
+    }
+
+    /// BOLT 2 / BOLT 5 deadlines: an HTLC we offered still in a commitment
+    /// [`params::OFFERED_HTLC_GRACE_BLOCKS`] after its expiry (the peer neither fulfilled nor
+    /// failed it: time it out on chain before an upstream deadline), or an HTLC we fulfilled
+    /// that the peer has not removed [`params::FULFILLED_HTLC_DEADLINE_BLOCKS`] before its
+    /// expiry (claim it on chain with the preimage before the peer can time it out).
+    fn htlc_deadline(&self, height: u32) -> Option<CloseReason> {
+        let st = &self.state;
+        let commits = st
+            .local_commit
+            .iter()
+            .map(|c| &c.spec)
+            .chain(st.remote_commit.iter().map(|c| &c.spec))
+            .chain(st.remote_next.iter().map(|c| &c.spec));
+        let fulfilled: std::collections::HashSet<u64> = st
+            .local_changes
+            .proposed
+            .iter()
+            .chain(&st.local_changes.signed)
+            .chain(&st.local_changes.acked)
+            .filter_map(|u| match u {
+                Update::Fulfill { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for spec in commits {
+            for h in spec.offered_by_us.values() {
+                if height
+                    >= h.cltv_expiry
+                        .saturating_add(params::OFFERED_HTLC_GRACE_BLOCKS)
+                {
+                    return Some(CloseReason::HtlcDeadline {
+                        cltv_expiry: h.cltv_expiry,
+                        height,
+                        offered: true,
+                    });
+                }
+            }
+            for (id, h) in &spec.offered_by_them {
+                if fulfilled.contains(id)
+                    && height.saturating_add(params::FULFILLED_HTLC_DEADLINE_BLOCKS)
+                        >= h.cltv_expiry
+                {
+                    return Some(CloseReason::HtlcDeadline {
+                        cltv_expiry: h.cltv_expiry,
+                        height,
+                        offered: false,
+                    });
+                }
+            }
+        }
+        None
     }
 
     fn check_ready(&mut self) -> Result<(), ChannelError> {

@@ -29,6 +29,15 @@ pub const FUNDING_TIMEOUT_BLOCKS: u32 = 2016;
 /// are refused past it.
 pub const MAX_UNSIGNED_UPDATES: usize = 1000;
 
+/// Blocks past an offered HTLC's expiry after which, if the peer still has not removed it,
+/// the channel force-closes to time it out on chain (BOLT 2: "some grace period").
+pub const OFFERED_HTLC_GRACE_BLOCKS: u32 = 3;
+
+/// Blocks before a fulfilled HTLC's expiry at which, if the peer still has not removed it,
+/// the channel force-closes to claim it on chain with the preimage (BOLT 5's deadline for
+/// received HTLCs, with room for the claim to confirm).
+pub const FULFILLED_HTLC_DEADLINE_BLOCKS: u32 = 6;
+
 /// What we announce and what we tolerate from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelConfig {

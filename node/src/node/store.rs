@@ -1,5 +1,5 @@
-//! The node daemon's sqlite store (sqlx): wallet change sets, channel update records,
-//! channel transactions, payments, invoices and peers.
+//! The node daemon's sqlite store (sqlx): wallet change sets, channel update records, channel
+//! monitor records, channel transactions, payments, invoices and peers.
 //!
 //! Owns: opening `DIR/node.sqlite` (WAL, `synchronous=FULL`, exclusive locking so two
 //! daemons cannot share a data directory), the checked-in migrations in
@@ -11,6 +11,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use fulmen_channel::machine::Record;
+use fulmen_channel::monitor::MonitorRecord;
 use fulmen_manager::{InvoiceRecord, PaymentRecord, Stored, StoredChannel, Writes};
 use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 use sqlx::Row;
@@ -38,6 +39,8 @@ pub struct WriteBatch {
     pub new_channels: Vec<(i64, String)>,
     /// Channel records: (local channel id, encoded record), in order.
     pub records: Vec<(i64, Vec<u8>)>,
+    /// Monitor records: (local channel id, encoded record), in order.
+    pub monitor_records: Vec<(i64, Vec<u8>)>,
     /// Funding transactions: (local channel id, consensus bytes).
     pub funding_txs: Vec<(i64, Vec<u8>)>,
     /// Closing transactions: (local channel id, consensus bytes).
@@ -81,6 +84,11 @@ impl WriteBatch {
                 .map(|(id, p)| (*id, p.to_string()))
                 .collect(),
             records: w.records.iter().map(|(id, r)| (*id, r.encode())).collect(),
+            monitor_records: w
+                .monitor_records
+                .iter()
+                .map(|(id, r)| (*id, r.encode()))
+                .collect(),
             funding_txs: w.funding_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
             closing_txs: w.closing_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
             commitment_txs: w
@@ -120,6 +128,8 @@ pub struct StoredChannelRow {
     pub peer: String,
     /// Encoded records, in order.
     pub records: Vec<Vec<u8>>,
+    /// Encoded monitor records, in order.
+    pub monitor_records: Vec<Vec<u8>>,
     /// Funding transaction, if we built it.
     pub funding_tx: Option<Vec<u8>>,
     /// Closing transaction, once known.
@@ -177,6 +187,12 @@ impl Loaded {
                 closing_tx: tx(&c.closing_tx)?,
                 commitment_tx: tx(&c.commitment_tx)?,
                 closing_height: c.closing_height,
+                monitor_records: c
+                    .monitor_records
+                    .iter()
+                    .map(|r| MonitorRecord::decode(r))
+                    .collect::<Result<_, _>>()
+                    .with_context(|| format!("decoding the monitor records of channel {}", c.id))?,
             });
         }
         for json in &self.payments {
@@ -269,6 +285,7 @@ impl NodeStore {
                 id: r.try_get("id")?,
                 peer: r.try_get("peer")?,
                 records: Vec::new(),
+                monitor_records: Vec::new(),
                 funding_tx: r.try_get("funding_tx")?,
                 closing_tx: r.try_get("closing_tx")?,
                 commitment_tx: r.try_get("commitment_tx")?,
@@ -295,6 +312,20 @@ impl NodeStore {
                 .with_context(|| format!("record of unknown channel {ch}"))?;
             if let Some(c) = out.channels.get_mut(i) {
                 c.records.push(data);
+            }
+        }
+        for r in sqlx::query("SELECT channel, data FROM monitor_records ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading monitor records")?
+        {
+            let ch: i64 = r.try_get("channel")?;
+            let data: Vec<u8> = r.try_get("data")?;
+            let i = *index
+                .get(&ch)
+                .with_context(|| format!("monitor record of unknown channel {ch}"))?;
+            if let Some(c) = out.channels.get_mut(i) {
+                c.monitor_records.push(data);
             }
         }
         for r in sqlx::query("SELECT data FROM payments ORDER BY seq")
@@ -350,6 +381,14 @@ impl NodeStore {
                 .execute(&mut *tx)
                 .await
                 .context("storing channel record")?;
+        }
+        for (id, data) in &batch.monitor_records {
+            sqlx::query("INSERT INTO monitor_records (channel, data) VALUES (?, ?)")
+                .bind(id)
+                .bind(data)
+                .execute(&mut *tx)
+                .await
+                .context("storing monitor record")?;
         }
         for (id, raw) in &batch.funding_txs {
             sqlx::query("UPDATE channels SET funding_tx = ? WHERE id = ?")
@@ -447,6 +486,7 @@ mod tests {
         b = WriteBatch {
             wallet: vec![b"w2".to_vec()],
             records: vec![(1, b"r3".to_vec())],
+            monitor_records: vec![(1, b"m1".to_vec())],
             funding_txs: vec![(1, b"tx".to_vec())],
             closing_heights: vec![(1, 321)],
             payments: vec![("h1".into(), "{\"a\":2}".into())],
@@ -461,6 +501,7 @@ mod tests {
         assert_eq!(l.channels.len(), 1);
         assert_eq!(l.channels[0].records.len(), 3);
         assert_eq!(l.channels[0].records[2], b"r3".to_vec());
+        assert_eq!(l.channels[0].monitor_records, vec![b"m1".to_vec()]);
         assert_eq!(l.channels[0].funding_tx.as_deref(), Some(&b"tx"[..]));
         assert_eq!(l.channels[0].closing_height, Some(321));
         assert_eq!(l.payments, vec!["{\"a\":2}".to_string()]);

@@ -17,11 +17,15 @@
 //! channel; at every quiescent point (nothing in flight, every channel idle) both ends of
 //! every channel agree ([`crate::pair::check_channel_views`]) and every channel rebuilt from
 //! its node's durable records equals the live one. Helpers (funding, opening, invoices,
-//! payments, closing) are in `ops`.
+//! payments, closing, force closes, dev breaches) are in `ops`; the accounting of a channel's
+//! end on chain ([`Settlement`]) in `closing`.
 //!
 //! Must never: read the wall clock, sleep, or use an unseeded RNG.
 
+mod closing;
 mod ops;
+
+pub use closing::Settlement;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -37,6 +41,7 @@ use fulmen_wire::Message;
 
 use crate::pair::check_channel_views;
 use crate::sim::{Clock, DurableLog, Links, SimRng, Store, Transcript};
+use fulmen_channel::monitor::MonitorRecord;
 
 /// Virtual time at the start of a run (UNIX seconds).
 pub const START_TIME: u64 = 1_700_000_000;
@@ -342,8 +347,13 @@ impl Network {
                 continue;
             }
             let stored = node.store.durable().channels.iter().find(|c| c.id == e.id);
+            // A dev node's revoked commitment is durable in its monitor's records.
             let durable = stored.is_some_and(|c| {
-                c.closing_tx.as_ref() == Some(tx) || c.commitment_tx.as_ref() == Some(tx)
+                c.closing_tx.as_ref() == Some(tx)
+                    || c.commitment_tx.as_ref() == Some(tx)
+                    || c.monitor_records.iter().any(
+                        |r| matches!(r, MonitorRecord::OldLocalCommitment { tx: t, .. } if t == tx),
+                    )
             });
             assert!(
                 durable,
@@ -501,6 +511,26 @@ impl Network {
                 .expect("the next block");
         }
         self.queue(Work::Turn(k));
+    }
+
+    /// Disconnect the top `n` blocks (their transactions go back to the mempool, unless
+    /// `forget_mempool`: then nobody has them and only a rebroadcast brings them back) and
+    /// tell every node; the next [`Network::mine`] builds the new branch.
+    pub fn reorg(&mut self, n: u32, forget_mempool: bool) {
+        self.chain.reorg(n).expect("reorg within the chain");
+        if forget_mempool {
+            self.chain.clear_mempool();
+        }
+        let fork = self.chain.height();
+        self.note("reorg", &fork.to_be_bytes());
+        for k in 0..self.nodes.len() {
+            self.nodes[k]
+                .m
+                .handle_blocks_disconnected(fork)
+                .expect("the node follows the reorg");
+            self.queue(Work::Turn(k));
+        }
+        self.settle();
     }
 
     /// Mine `n` blocks (one second apart) and feed them to every node.

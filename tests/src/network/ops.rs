@@ -8,7 +8,10 @@
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::{Address, Amount, Txid};
 use fulmen_channel::machine::Phase;
-use fulmen_manager::api::{BalanceResult, InvoiceInfo, PaymentInfo, PaymentStatus};
+use fulmen_manager::api::{
+    BalanceDetailResult, BalanceResult, ChannelInfo, ClosingInfo, DevBroadcastResult, InvoiceInfo,
+    PaymentInfo, PaymentStatus,
+};
 use fulmen_manager::{ChannelEntry, Command, NodeEvent, Response};
 
 use super::Network;
@@ -168,5 +171,85 @@ impl Network {
             assert_eq!(e.closing_tx.as_ref().map(|t| t.compute_txid()), Some(txid));
         }
         txid
+    }
+
+    /// Node `k` force-closes channel `id` (its commitment is broadcast, not mined).
+    pub fn force_close(&mut self, k: usize, id: &[u8; 32]) -> Txid {
+        match self.call(k, Command::ForceClose { channel_id: *id }) {
+            Ok(Response::Closed(c)) => c.closing_txid.parse().expect("a txid"),
+            other => panic!("force close: {other:?}"),
+        }
+    }
+
+    /// Dev node `k` broadcasts its revoked commitment `number` (default: the one where it
+    /// held the most) of channel `id`.
+    pub fn dev_breach(
+        &mut self,
+        k: usize,
+        id: &[u8; 32],
+        number: Option<u64>,
+    ) -> DevBroadcastResult {
+        let cmd = Command::DevBroadcastRevoked {
+            channel_id: *id,
+            number,
+        };
+        match self.call(k, cmd) {
+            Ok(Response::DevBroadcast(b)) => b,
+            other => panic!("dev broadcast-revoked: {other:?}"),
+        }
+    }
+
+    /// Dev node `k` holds incoming HTLCs (`on`) or settles them again.
+    pub fn hold_htlcs(&mut self, k: usize, on: bool) {
+        match self.call(k, Command::DevHoldHtlcs { on }) {
+            Ok(Response::HoldHtlcs(b)) => assert_eq!(b, on),
+            other => panic!("dev hold-htlcs: {other:?}"),
+        }
+    }
+
+    /// Node `k` starts paying `bolt11`; returns the payment as it starts (pending) without
+    /// requiring an outcome.
+    pub fn start_pay(&mut self, k: usize, bolt11: &str) -> PaymentInfo {
+        let res = self.call(
+            k,
+            Command::Pay {
+                invoice: bolt11.to_string(),
+            },
+        );
+        match res {
+            Ok(Response::PaymentStarted(p)) => p,
+            other => panic!("pay refused: {other:?}"),
+        }
+    }
+
+    /// Node `k`'s `balance --detail`.
+    pub fn balance_detail(&mut self, k: usize) -> BalanceDetailResult {
+        match self.call(k, Command::BalanceDetail) {
+            Ok(Response::BalanceDetail(b)) => b,
+            other => panic!("balance --detail: {other:?}"),
+        }
+    }
+
+    /// Node `k`'s `listchannels` entry for channel `id`.
+    pub fn channel_info(&mut self, k: usize, id: &[u8; 32]) -> ChannelInfo {
+        let hex_id = hex::encode(id);
+        match self.call(k, Command::ListChannels) {
+            Ok(Response::Channels(c)) => c
+                .channels
+                .into_iter()
+                .find(|c| c.channel_id == hex_id)
+                .expect("the channel is listed"),
+            other => panic!("listchannels: {other:?}"),
+        }
+    }
+
+    /// Node `k`'s view of how channel `id`'s funds stand on chain, once its funding is spent.
+    pub fn closing(&mut self, k: usize, id: &[u8; 32]) -> Option<ClosingInfo> {
+        self.channel_info(k, id).closing
+    }
+
+    /// Node `k`'s latest outcome of payment `hash` (hex), if any.
+    pub fn payment_status(&self, k: usize, hash: &str) -> Option<PaymentStatus> {
+        self.payment_outcomes(k, hash).last().map(|p| p.status)
     }
 }

@@ -1,0 +1,262 @@
+//! What a [`super::ChannelMonitor`] persists: [`MonitorRecord`]s, their bytes
+//! ([`MonitorRecord::encode`] / [`MonitorRecord::decode`]) and the compact shapes they carry
+//! ([`MonitorSetup`], [`MonitorHtlc`], [`CommitmentSummary`]).
+//!
+//! Format: one UTF-8 JSON object `{"v":1,"record":<record>}` (serde, externally tagged);
+//! transactions as consensus hex, keys and signatures as hex, payment hashes and preimages
+//! as arrays of numbers. Version 1 is the only one; anything else is refused.
+//!
+//! Must never: panic on garbage bytes (a stored file may be corrupt), or hold a field a
+//! justice transaction or a claim does not need.
+
+use bitcoin::consensus::encode;
+use bitcoin::secp256k1::ecdsa::Signature;
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::{OutPoint, ScriptBuf, Transaction};
+use fulmen_htlc::{PaymentHash, PaymentPreimage};
+use serde::{Deserialize, Serialize};
+
+use crate::machine::state::{HtlcInfo, Setup, Spec};
+
+/// Current version of the monitor record format.
+pub const MONITOR_FORMAT_VERSION: u32 = 1;
+
+/// Everything about a channel that never changes and that the monitor needs: the channel's
+/// setup (both sides' parameters), where the funding output is, and where claims pay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorSetup {
+    /// The channel's setup, with the peer's parameters filled in.
+    pub channel: Setup,
+    /// The funding outpoint.
+    pub funding_outpoint: OutPoint,
+    /// Every claim and justice transaction pays here (an address of our wallet).
+    pub sweep_script: ScriptBuf,
+    /// Feerate of claims and justice transactions (sat per 1000 weight).
+    pub claim_feerate_per_kw: u32,
+    /// Dev mode: keep our own old commitments, fully signed, so that a test can broadcast a
+    /// revoked one (never on a real node).
+    pub keep_old_commitments: bool,
+}
+
+/// One HTLC of a commitment, as the monitor keeps it (45 bytes of payload: id, amount,
+/// expiry, hash, direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorHtlc {
+    /// HTLC id (per direction).
+    pub id: u64,
+    /// True if we offered it.
+    pub offered_by_us: bool,
+    /// Amount, msat.
+    pub amount_msat: u64,
+    /// Absolute expiry height.
+    pub cltv_expiry: u32,
+    /// Payment hash.
+    pub payment_hash: PaymentHash,
+}
+
+/// A commitment's content from our point of view (balances, feerate, HTLCs): enough to
+/// rebuild the transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentSummary {
+    /// Our balance, msat.
+    pub to_us_msat: u64,
+    /// Their balance, msat.
+    pub to_them_msat: u64,
+    /// Feerate (sat per 1000 weight).
+    pub feerate_per_kw: u32,
+    /// Every HTLC, both directions.
+    pub htlcs: Vec<MonitorHtlc>,
+}
+
+impl CommitmentSummary {
+    /// The summary of a channel [`Spec`].
+    pub fn of(spec: &Spec) -> CommitmentSummary {
+        let mk = |offered_by_us: bool, (id, h): (&u64, &HtlcInfo)| MonitorHtlc {
+            id: *id,
+            offered_by_us,
+            amount_msat: h.amount_msat,
+            cltv_expiry: h.cltv_expiry,
+            payment_hash: h.payment_hash,
+        };
+        CommitmentSummary {
+            to_us_msat: spec.to_us_msat,
+            to_them_msat: spec.to_them_msat,
+            feerate_per_kw: spec.feerate_per_kw,
+            htlcs: spec
+                .offered_by_us
+                .iter()
+                .map(|e| mk(true, e))
+                .chain(spec.offered_by_them.iter().map(|e| mk(false, e)))
+                .collect(),
+        }
+    }
+
+    /// The channel [`Spec`] this summary came from.
+    pub fn spec(&self) -> Spec {
+        let mut s = Spec {
+            to_us_msat: self.to_us_msat,
+            to_them_msat: self.to_them_msat,
+            feerate_per_kw: self.feerate_per_kw,
+            ..Spec::default()
+        };
+        for h in &self.htlcs {
+            let info = HtlcInfo {
+                amount_msat: h.amount_msat,
+                payment_hash: h.payment_hash,
+                cltv_expiry: h.cltv_expiry,
+            };
+            if h.offered_by_us {
+                s.offered_by_us.insert(h.id, info);
+            } else {
+                s.offered_by_them.insert(h.id, info);
+            }
+        }
+        s
+    }
+}
+
+/// One increment of a monitor's state. Persist in order; rebuild with
+/// [`super::ChannelMonitor::restore`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MonitorRecord {
+    /// The first record.
+    Setup(Box<MonitorSetup>),
+    /// A commitment of the peer's that we signed (its current or its next).
+    CounterpartyCommitment {
+        /// Its number.
+        number: u64,
+        /// The peer's per-commitment point for it.
+        point: PublicKey,
+        /// Its content.
+        summary: CommitmentSummary,
+    },
+    /// The peer revoked commitment `number`: its secret. The monitor then keeps only that
+    /// commitment's HTLC hashes, expiries and directions.
+    Revoked {
+        /// The revoked commitment's number.
+        number: u64,
+        /// Its per-commitment secret.
+        secret: [u8; 32],
+    },
+    /// Our latest commitment, with the peer's signatures.
+    LocalCommitment {
+        /// Its number.
+        number: u64,
+        /// Its content.
+        summary: CommitmentSummary,
+        /// The peer's signature of the funding input.
+        remote_sig: Signature,
+        /// The peer's signatures of our second-stage HTLC transactions, in output order.
+        htlc_sigs: Vec<Signature>,
+    },
+    /// Dev mode only: one of our commitments, fully signed, kept after it was revoked.
+    OldLocalCommitment {
+        /// Its number.
+        number: u64,
+        /// Our balance in it, msat.
+        to_us_msat: u64,
+        /// The signed transaction.
+        #[serde(with = "tx_hex")]
+        tx: Transaction,
+    },
+    /// A payment preimage we know (learned off chain, on chain or from an invoice).
+    Preimage(PaymentPreimage),
+    /// We broadcast our latest commitment (a force close): keep broadcasting it until the
+    /// funding output is spent.
+    ForceClosed,
+    /// A transaction that concerns the channel (spends the funding output, an output of the
+    /// commitment that did, or of a second-stage transaction) confirmed at `height`.
+    Confirmed {
+        /// The block height.
+        height: u32,
+        /// The transaction.
+        #[serde(with = "tx_hex")]
+        tx: Transaction,
+    },
+    /// Every block above `fork_height` left the best chain.
+    Disconnected {
+        /// The last height still on the best chain.
+        fork_height: u32,
+    },
+}
+
+/// Why stored monitor record bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MonitorCodecError {
+    /// Not a well-formed record document.
+    #[error("malformed monitor record: {0}")]
+    Malformed(String),
+    /// Written by an unknown version of the format.
+    #[error("unsupported monitor record format version {0}")]
+    UnsupportedVersion(u32),
+}
+
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    v: u32,
+    record: &'a MonitorRecord,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    v: u32,
+    record: serde_json::Value,
+}
+
+impl MonitorRecord {
+    /// The record's bytes (see the module doc).
+    pub fn encode(&self) -> Vec<u8> {
+        let env = EnvelopeRef {
+            v: MONITOR_FORMAT_VERSION,
+            record: self,
+        };
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec(&env).unwrap_or_default()
+    }
+
+    /// Decode bytes written by [`MonitorRecord::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<MonitorRecord, MonitorCodecError> {
+        let env: Envelope = serde_json::from_slice(bytes)
+            .map_err(|e| MonitorCodecError::Malformed(e.to_string()))?;
+        if env.v != MONITOR_FORMAT_VERSION {
+            return Err(MonitorCodecError::UnsupportedVersion(env.v));
+        }
+        serde_json::from_value(env.record).map_err(|e| MonitorCodecError::Malformed(e.to_string()))
+    }
+}
+
+/// Transactions as consensus-encoded hex strings.
+mod tx_hex {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(tx: &Transaction, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode::serialize_hex(tx))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Transaction, D::Error> {
+        let s = String::deserialize(d)?;
+        encode::deserialize_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_refused_not_panicked_on() {
+        for bytes in [
+            &b""[..],
+            b"{",
+            b"{\"v\":1}",
+            b"{\"v\":2,\"record\":\"ForceClosed\"}",
+            b"{\"v\":1,\"record\":{\"Confirmed\":{\"height\":1,\"tx\":\"zz\"}}}",
+        ] {
+            assert!(MonitorRecord::decode(bytes).is_err());
+        }
+        let r = MonitorRecord::Disconnected { fork_height: 7 };
+        assert_eq!(MonitorRecord::decode(&r.encode()), Ok(r));
+    }
+}

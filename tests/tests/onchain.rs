@@ -1,0 +1,357 @@
+//! Channels ending on chain, in-process (`fulmen_tests::network`, one in-memory chain that
+//! checks every script with libbitcoinconsensus): a breach punished (without HTLCs, with
+//! HTLCs in flight both ways, with the victim restarted after the breach), force closes by
+//! each side with HTLCs in flight both ways resolved by timeout and by preimage, an HTLC
+//! deadline that force-closes by itself, reorgs that remove the force-close transaction or
+//! a claim. Every test ends with every output of the closing resolved, every sat accounted
+//! for (wallets + fees = capacity) and nothing left in `balance --detail`'s limbo.
+//!
+//! Amounts: real HTLCs (20,000 sat, above the ≈ 877-sat trim threshold at the network's
+//! 500 sat/kw) unless a test names a dust one.
+//!
+//! Must never: use an unseeded RNG or the wall clock.
+
+use bitcoin::OutPoint;
+use fulmen_manager::api::PaymentStatus;
+use fulmen_tests::network::Network;
+
+const ALICE: usize = 0;
+const BOB: usize = 1;
+const CAPACITY_SAT: u64 = 1_000_000;
+const HTLC_MSAT: u64 = 20_000_000;
+const DUST_MSAT: u64 = 500_000;
+/// `to_self_delay` of the default channel config.
+const DELAY: u32 = 144;
+
+struct Setup {
+    net: Network,
+    id: [u8; 32],
+    funding: OutPoint,
+    /// Each node's on-chain total right after the channel opened.
+    start: [u64; 2],
+}
+
+fn setup(seed: u64, push_msat: u64) -> Setup {
+    let mut net = Network::new(seed, &["alice", "bob"]);
+    net.fund(ALICE, 3_000_000);
+    let id = net.open_channel(ALICE, BOB, CAPACITY_SAT, push_msat);
+    let funding = net
+        .channel(ALICE, &id)
+        .and_then(|e| e.ch.state().funding_outpoint)
+        .expect("funded");
+    let start = [
+        net.balance(ALICE).onchain.total_sat,
+        net.balance(BOB).onchain.total_sat,
+    ];
+    Setup {
+        net,
+        id,
+        funding,
+        start,
+    }
+}
+
+impl Setup {
+    fn gain(&mut self, k: usize) -> u64 {
+        self.net.balance(k).onchain.total_sat - self.start[k]
+    }
+
+    /// `k` pays `amount_msat` to the other node and the payment succeeds.
+    fn pay(&mut self, k: usize, amount_msat: u64) {
+        let inv = self.net.invoice(1 - k, amount_msat, "p");
+        self.net.pay_ok(k, &inv.bolt11);
+    }
+
+    /// `k` starts paying the other node (who holds HTLCs); returns the payment hash.
+    fn pay_held(&mut self, k: usize, amount_msat: u64) -> String {
+        let inv = self.net.invoice(1 - k, amount_msat, "held");
+        self.net.start_pay(k, &inv.bolt11).payment_hash
+    }
+
+    /// Mine until every output of the closing is resolved on both sides (at most `max`
+    /// blocks), then check the accounting: every sat of the capacity is in a wallet or in
+    /// fees, each wallet gained exactly what the chain paid it, nothing in limbo.
+    fn finish(&mut self, max: u32) -> fulmen_tests::network::Settlement {
+        for _ in 0..max {
+            let done = [ALICE, BOB]
+                .iter()
+                .all(|&k| self.net.closing(k, &self.id).is_some_and(|c| c.resolved));
+            if done {
+                break;
+            }
+            self.net.mine(1);
+        }
+        // One more block so nothing is left in a mempool.
+        self.net.mine(1);
+        for k in [ALICE, BOB] {
+            let c = self.net.closing(k, &self.id).expect("closing known");
+            assert!(c.resolved, "node {k}: closing not resolved: {c:#?}");
+            let d = self.net.balance_detail(k);
+            assert_eq!(d.in_limbo_sat, 0, "node {k}: in limbo: {d:#?}");
+            assert!(d.closing_outputs.is_empty());
+            assert_eq!(d.onchain.unconfirmed_sat, 0, "node {k}: unconfirmed");
+        }
+        let s = self.net.settlement(self.funding);
+        assert!(s.unresolved.is_empty(), "unresolved: {:?}", s.unresolved);
+        assert_eq!(s.total(), CAPACITY_SAT, "every sat accounted for");
+        for k in [ALICE, BOB] {
+            let chain_paid = s.to_wallet.get(&k).copied().unwrap_or(0);
+            assert_eq!(self.gain(k), chain_paid, "node {k}: wallet gain");
+        }
+        s
+    }
+}
+
+#[test]
+fn breach_without_htlcs_is_punished_to_the_sat() {
+    let mut s = setup(1, 0);
+    for _ in 0..4 {
+        s.pay(ALICE, 50_000_000);
+    }
+    let b = s.net.dev_breach(ALICE, &s.id, None);
+    assert_eq!(
+        b.commitment_number, 0,
+        "the state where alice held everything"
+    );
+    s.net.mine(1);
+    let c = s.net.closing(BOB, &s.id).expect("bob sees the breach");
+    assert_eq!(c.kind, "revoked_remote_commitment(0)");
+    let st = s.finish(10);
+    // Bob takes the whole capacity less the commitment's fee and the justice fee; alice
+    // gets nothing from the channel.
+    let revoked_fee = CAPACITY_SAT
+        - s.net
+            .chain
+            .transaction(&b.txid.parse().expect("txid"))
+            .expect("the breach is on chain")
+            .tx
+            .output
+            .iter()
+            .map(|o| o.value.to_sat())
+            .sum::<u64>();
+    assert_eq!(st.to_wallet.get(&ALICE), None);
+    assert_eq!(
+        st.to_wallet.get(&BOB).copied().unwrap_or(0),
+        CAPACITY_SAT - st.fees
+    );
+    assert!(st.fees > revoked_fee, "justice paid a fee");
+    assert_eq!(st.txs.len(), 2, "the breach and one justice transaction");
+}
+
+#[test]
+fn breach_with_htlcs_in_flight_both_ways_is_punished() {
+    let mut s = setup(2, 300_000_000);
+    s.pay(ALICE, 30_000_000);
+    s.net.hold_htlcs(ALICE, true);
+    s.net.hold_htlcs(BOB, true);
+    let to_bob = s.pay_held(ALICE, HTLC_MSAT);
+    let to_alice = s.pay_held(BOB, HTLC_MSAT + 1_000_000);
+    let dust = s.pay_held(ALICE, DUST_MSAT);
+    s.net.run_until_quiet();
+    let number = s
+        .net
+        .channel(ALICE, &s.id)
+        .and_then(|e| {
+            e.ch.state().local_commit.as_ref().map(|c| {
+                assert_eq!(c.spec.offered_by_us.len(), 2);
+                assert_eq!(c.spec.offered_by_them.len(), 1);
+                c.number
+            })
+        })
+        .expect("alice's commitment with the HTLCs");
+    // The HTLCs settle; alice's commitment with them is revoked.
+    s.net.hold_htlcs(ALICE, false);
+    s.net.hold_htlcs(BOB, false);
+    s.net.run_until_quiet();
+    for (k, h) in [(ALICE, &to_bob), (BOB, &to_alice), (ALICE, &dust)] {
+        assert_eq!(s.net.payment_status(k, h), Some(PaymentStatus::Succeeded));
+    }
+    s.pay(BOB, 10_000_000);
+    let b = s.net.dev_breach(ALICE, &s.id, Some(number));
+    assert_eq!(b.commitment_number, number);
+    s.net.mine(1);
+    let c = s.net.closing(BOB, &s.id).expect("bob sees the breach");
+    assert_eq!(c.kind, format!("revoked_remote_commitment({number})"));
+    let htlc_outputs = c.outputs.iter().filter(|o| o.kind == "revoked").count();
+    assert_eq!(
+        htlc_outputs, 3,
+        "to_local and two HTLC outputs taken by justice"
+    );
+    let st = s.finish(10);
+    assert_eq!(st.to_wallet.get(&ALICE), None, "the cheater gets nothing");
+    assert_eq!(
+        st.to_wallet.get(&BOB).copied().unwrap_or(0),
+        CAPACITY_SAT - st.fees
+    );
+}
+
+#[test]
+fn a_victim_restarted_after_the_breach_still_punishes() {
+    let mut s = setup(3, 0);
+    s.pay(ALICE, 100_000_000);
+    s.pay(ALICE, 100_000_000);
+    // Bob crashes (losing nothing durable) while the breach confirms, and comes back later
+    // inside the dispute window.
+    let b = s.net.dev_breach(ALICE, &s.id, None);
+    s.net.mine(1);
+    s.net.restart(BOB, true);
+    s.net.mine(5);
+    let c = s.net.closing(BOB, &s.id).expect("bob sees the breach");
+    assert!(c.kind.starts_with("revoked_remote_commitment"), "{c:?}");
+    let st = s.finish(10);
+    assert_eq!(st.to_wallet.get(&ALICE), None);
+    assert_eq!(
+        st.to_wallet.get(&BOB).copied().unwrap_or(0),
+        CAPACITY_SAT - st.fees
+    );
+    assert!(!b.txid.is_empty());
+}
+
+/// `closer` force-closes with HTLCs in flight both ways (and a dust one): the HTLC alice
+/// offered is held by bob and times out; the one bob offered is released by alice, who
+/// claims it with the preimage on chain, and bob learns the preimage from the chain.
+fn force_close_with_htlcs_both_ways(seed: u64, closer: usize) {
+    let mut s = setup(seed, 400_000_000);
+    s.net.hold_htlcs(ALICE, true);
+    s.net.hold_htlcs(BOB, true);
+    let timeout_hash = s.pay_held(ALICE, HTLC_MSAT);
+    let preimage_hash = s.pay_held(BOB, HTLC_MSAT + 2_000_000);
+    let dust_hash = s.pay_held(ALICE, DUST_MSAT);
+    s.net.run_until_quiet();
+    let txid = s.net.force_close(closer, &s.id);
+    s.net.mine(1);
+    let want = if closer == ALICE {
+        "local_commitment"
+    } else {
+        "remote_commitment"
+    };
+    let c = s.net.closing(ALICE, &s.id).expect("alice sees the close");
+    assert!(c.kind.starts_with(want), "{c:?}");
+    assert_eq!(c.commitment_txid, txid.to_string());
+    // Alice releases her held HTLC: her monitor has the invoice's preimage and claims it.
+    s.net.hold_htlcs(ALICE, false);
+    let st = s.finish(DELAY + 60);
+    assert_eq!(
+        s.net.payment_status(ALICE, &timeout_hash),
+        Some(PaymentStatus::Failed),
+        "alice's HTLC timed out on chain"
+    );
+    assert_eq!(
+        s.net.payment_status(BOB, &preimage_hash),
+        Some(PaymentStatus::Succeeded),
+        "bob learned the preimage on chain"
+    );
+    assert_eq!(
+        s.net.payment_status(ALICE, &dust_hash),
+        Some(PaymentStatus::Failed),
+        "the dust HTLC has no output: failed"
+    );
+    // Alice (the funder, 600,000 sat before the HTLCs) gets her balance less the dust HTLC
+    // (trimmed: it went to fees), her timed-out HTLC back and the one she claimed with the
+    // preimage, less fees; bob his 400,000 less the HTLC alice claimed, less fees.
+    let alice = st.to_wallet.get(&ALICE).copied().unwrap_or(0);
+    let bob = st.to_wallet.get(&BOB).copied().unwrap_or(0);
+    assert_eq!(alice + bob + st.fees, CAPACITY_SAT);
+    let expect_alice = 600_000 - DUST_MSAT / 1000 + (HTLC_MSAT + 2_000_000) / 1000;
+    assert!(
+        alice < expect_alice && alice > expect_alice - 10_000,
+        "alice got {alice}, expected about {expect_alice}"
+    );
+    let expect_bob = 400_000 - (HTLC_MSAT + 2_000_000) / 1000;
+    assert!(
+        bob < expect_bob && bob > expect_bob - 1_000,
+        "bob got {bob}, expected about {expect_bob}"
+    );
+}
+
+#[test]
+fn force_close_by_the_funder_with_htlcs_both_ways_sweeps_every_output() {
+    force_close_with_htlcs_both_ways(4, ALICE);
+}
+
+#[test]
+fn force_close_by_the_acceptor_with_htlcs_both_ways_sweeps_every_output() {
+    force_close_with_htlcs_both_ways(5, BOB);
+}
+
+#[test]
+fn an_htlc_past_its_deadline_force_closes_and_times_out_on_chain() {
+    let mut s = setup(6, 0);
+    s.net.hold_htlcs(BOB, true);
+    let hash = s.pay_held(ALICE, HTLC_MSAT);
+    s.net.run_until_quiet();
+    let expiry = s
+        .net
+        .channel(ALICE, &s.id)
+        .and_then(|e| {
+            e.ch.state()
+                .local_commit
+                .as_ref()
+                .and_then(|c| c.spec.offered_by_us.values().next().map(|h| h.cltv_expiry))
+        })
+        .expect("the HTLC is in alice's commitment");
+    while s.net.chain.height() < expiry + 2 {
+        s.net.mine(1);
+    }
+    assert!(s.net.channel(ALICE, &s.id).is_some_and(|e| !e.is_closed()));
+    s.net.mine(1);
+    let e = s.net.channel(ALICE, &s.id).expect("channel");
+    assert!(e.is_closed(), "alice force-closed by herself at expiry + 3");
+    assert!(
+        e.close_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("expired")),
+        "{:?}",
+        e.close_reason
+    );
+    s.finish(DELAY + 30);
+    assert_eq!(
+        s.net.payment_status(ALICE, &hash),
+        Some(PaymentStatus::Failed)
+    );
+}
+
+#[test]
+fn a_reorg_that_removes_the_force_close_gets_it_broadcast_again() {
+    let mut s = setup(7, 200_000_000);
+    let txid = s.net.force_close(ALICE, &s.id);
+    s.net.mine(1);
+    assert!(s.net.closing(ALICE, &s.id).is_some());
+    // The block with the commitment leaves the chain and nobody's mempool keeps it.
+    s.net.reorg(1, true);
+    assert!(s.net.closing(ALICE, &s.id).is_none(), "un-classified");
+    assert!(
+        s.net
+            .chain
+            .mempool()
+            .iter()
+            .any(|t| t.compute_txid() == txid),
+        "alice's monitor broadcast her commitment again"
+    );
+    s.net.mine(1);
+    let c = s.net.closing(ALICE, &s.id).expect("classified again");
+    assert_eq!(c.commitment_txid, txid.to_string());
+    s.finish(DELAY + 10);
+}
+
+#[test]
+fn a_reorg_that_removes_a_claim_gets_it_broadcast_again() {
+    let mut s = setup(8, 200_000_000);
+    s.net.force_close(ALICE, &s.id);
+    s.net.mine(1);
+    // Bob's to_remote sweep is out; mine it, then reorg it out and forget it.
+    s.net.mine(1);
+    let swept = |net: &mut Network| {
+        net.closing(BOB, &s.id)
+            .is_some_and(|c| c.outputs.iter().any(|o| o.state == "swept"))
+    };
+    assert!(swept(&mut s.net), "bob's sweep confirmed");
+    s.net.reorg(1, true);
+    assert!(!swept(&mut s.net), "the sweep left the chain");
+    s.net.mine(1);
+    assert!(
+        swept(&mut s.net),
+        "the sweep was broadcast again and confirmed"
+    );
+    s.finish(DELAY + 10);
+}
