@@ -242,7 +242,10 @@ fn make_pairs(args: &Args, n_pairs: usize, keys: &[PublicKey], rows: &[Row]) -> 
         made += 1;
     }
     fs::write(out, text).map_err(|e| format!("{out}: {e}"))?;
-    eprintln!("wrote {made} connected pairs ({tries} drawn) to {out}, seed {}", args.seed);
+    eprintln!(
+        "wrote {made} connected pairs ({tries} drawn) to {out}, seed {}",
+        args.seed
+    );
     Ok(())
 }
 
@@ -252,11 +255,15 @@ fn run() -> Result<(), String> {
     let keys = load_nodes(&args.nodes)?;
     let rows = load_rows(&args.graph)?;
     let graph = build_graph(&keys, &rows)?;
+    graph.prepare_search();
     let load = t0.elapsed();
     if let Some(n) = args.make_pairs {
         return make_pairs(&args, n, &keys, &rows);
     }
-    let pairs_path = args.pairs.as_ref().ok_or("--pairs or --make-pairs is required")?;
+    let pairs_path = args
+        .pairs
+        .as_ref()
+        .ok_or("--pairs or --make-pairs is required")?;
     let text = fs::read_to_string(pairs_path).map_err(|e| format!("{pairs_path}: {e}"))?;
     let mut pairs = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
@@ -319,7 +326,13 @@ fn run() -> Result<(), String> {
     }
     let mut sorted = times.clone();
     sorted.sort_unstable();
-    let mean = |sum: u128| if ok_count == 0 { 0.0 } else { sum as f64 / ok_count as f64 };
+    let mean = |sum: u128| {
+        if ok_count == 0 {
+            0.0
+        } else {
+            sum as f64 / ok_count as f64
+        }
+    };
     eprintln!(
         "graph: {} nodes, {} channels, loaded in {:.0} ms; VmRSS after load {} KiB, at end {} KiB",
         graph.node_count(),

@@ -18,6 +18,7 @@
 //! 54,000-channel benchmark graph that is ≈ 9 MB for channels and ≈ 3 MB for nodes.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use bitcoin::secp256k1::PublicKey;
 use fulmen_wire::scid::ShortChannelId;
@@ -26,6 +27,7 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
 use crate::change::{ChannelDirection, DirectedPolicy, GraphChange};
+use crate::search_index::SearchIndex;
 
 /// A node of the graph: its id and, once announced, its alias.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +116,9 @@ pub struct NetworkGraph {
     graph: StableDiGraph<NodeEntry, DirectedChannel, u32>,
     nodes: HashMap<PublicKey, NodeIndex<u32>>,
     channels: HashMap<ShortChannelId, (EdgeIndex<u32>, EdgeIndex<u32>)>,
+    /// The searches' compact copy of the edges: built on first use, patched in place by
+    /// policy updates, dropped when channels come or go.
+    index: OnceLock<SearchIndex>,
 }
 
 /// The direction of the channel edge going from `from` to `to` (node 1 is the lesser id,
@@ -206,6 +211,7 @@ impl NetworkGraph {
             .graph
             .add_edge(b, a, weight(ChannelDirection::FromNode2));
         self.channels.insert(scid, (e1, e2));
+        self.index = OnceLock::new();
         Ok(())
     }
 
@@ -228,6 +234,10 @@ impl NetworkGraph {
             }
         }
         weight.policy = Some(policy);
+        let weight = *weight;
+        if let Some(index) = self.index.get_mut() {
+            index.update(edge, &weight);
+        }
         Ok(())
     }
 
@@ -239,6 +249,7 @@ impl NetworkGraph {
         let ends = self.graph.edge_endpoints(e1);
         self.graph.remove_edge(e1);
         self.graph.remove_edge(e2);
+        self.index = OnceLock::new();
         if let Some((a, b)) = ends {
             for ix in [a, b] {
                 let orphan = self
@@ -352,6 +363,16 @@ impl NetworkGraph {
                 Some((e.weight().short_channel_id, peer))
             })
             .collect()
+    }
+
+    /// Build the searches' compact edge index now rather than on the first query after a
+    /// channel was added or removed (policy updates keep it current). O(nodes + channels).
+    pub fn prepare_search(&self) {
+        self.search_index();
+    }
+
+    pub(crate) fn search_index(&self) -> &SearchIndex {
+        self.index.get_or_init(|| SearchIndex::build(&self.graph))
     }
 
     /// The petgraph graph itself (read only), for searches.

@@ -15,6 +15,7 @@ pub mod change;
 pub mod graph;
 pub mod pathfind;
 pub mod scorer;
+mod search_index;
 
 pub use change::{ChannelDirection, DirectedPolicy, GraphChange};
 pub use graph::{ChannelInfo, DirectedChannel, GraphError, NetworkGraph, NodeEntry};

@@ -21,8 +21,7 @@ use std::collections::BinaryHeap;
 use bitcoin::secp256k1::PublicKey;
 use fulmen_wire::scid::ShortChannelId;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
-use petgraph::visit::{EdgeRef, NodeIndexable};
-use petgraph::Direction;
+use petgraph::visit::NodeIndexable;
 
 use crate::change::ChannelDirection;
 use crate::graph::{direction_between, NetworkGraph};
@@ -564,26 +563,22 @@ impl PathFinder {
         let pg = q.graph.petgraph();
         let own_first_hops = q.params.first_hops.is_some();
         if (v as usize) < pg.node_bound() {
-            for e in pg.edges_directed(NodeIndex::new(v as usize), Direction::Incoming) {
-                let from = e.source().index() as u32;
-                if own_first_hops && from == q.payer {
+            let index = q.graph.search_index();
+            for e in index.incoming(v as usize) {
+                if !e.usable || (own_first_hops && e.from == q.payer) {
                     continue;
                 }
-                let w = e.weight();
-                let Some(policy) = w.usable_policy() else {
-                    continue;
-                };
                 let cand = Candidate {
-                    from,
-                    via: e.id().index() as u32,
-                    short_channel_id: w.short_channel_id,
-                    direction: w.direction,
-                    fee_base_msat: policy.fee_base_msat,
-                    fee_ppm: policy.fee_proportional_millionths,
-                    cltv_delta: u32::from(policy.cltv_expiry_delta),
-                    htlc_min: policy.htlc_minimum_msat,
-                    htlc_max: policy.htlc_maximum_msat,
-                    capacity_msat: Some(w.capacity_msat()),
+                    from: e.from,
+                    via: e.edge,
+                    short_channel_id: e.short_channel_id,
+                    direction: e.direction,
+                    fee_base_msat: e.fee_base_msat,
+                    fee_ppm: e.fee_ppm,
+                    cltv_delta: u32::from(e.cltv_delta),
+                    htlc_min: e.htlc_min,
+                    htlc_max: e.htlc_max,
+                    capacity_msat: Some(e.capacity_msat),
                 };
                 self.relax(q, v, &lv, &cand);
             }

@@ -509,6 +509,48 @@ fn excluded_channels_and_nodes() {
 }
 
 #[test]
+fn graph_changes_after_a_query_are_seen() {
+    let mut g = diamond(pol(1, 1, 10), 1_000_000);
+    let p = RouteParams::new(key(0), key(3), 1000, 0);
+    let mut pf = PathFinder::new();
+    assert_eq!(
+        scids(&pf.find_route(&g, &scorer(), &p).unwrap()),
+        vec![1, 3]
+    );
+    // A policy update patches the search index in place.
+    g.apply(&GraphChange::PolicyUpdated {
+        short_channel_id: scid(3),
+        direction: direction_between(&key(1), &key(3)),
+        policy: DirectedPolicy {
+            enabled: false,
+            timestamp: 2,
+            ..pol(1, 1, 10)
+        },
+    })
+    .unwrap();
+    assert_eq!(
+        scids(&pf.find_route(&g, &scorer(), &p).unwrap()),
+        vec![2, 4]
+    );
+    // Removing and adding channels rebuilds it.
+    g.apply(&GraphChange::ChannelRemoved {
+        short_channel_id: scid(4),
+    })
+    .unwrap();
+    assert!(pf.find_route(&g, &scorer(), &p).is_err());
+    chan(
+        &mut g,
+        5,
+        key(0),
+        key(3),
+        1_000_000,
+        Some(pol(0, 0, 10)),
+        None,
+    );
+    assert_eq!(scids(&pf.find_route(&g, &scorer(), &p).unwrap()), vec![5]);
+}
+
+#[test]
 fn trivial_refusals() {
     let g = line5();
     let s = scorer();
