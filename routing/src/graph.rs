@@ -8,14 +8,16 @@
 //!
 //! # Memory
 //!
-//! Measured with `size_of` on x86-64 (see the `memory_per_channel` test): the edge weight
-//! ([`DirectedChannel`]) is 56 bytes and a petgraph `StableGraph` edge slot around it 72
-//! bytes, two per channel (144 bytes); the `ShortChannelId → (EdgeIndex, EdgeIndex)` map
-//! entry is 16 bytes plus about 2 bytes of hashbrown control and slack at 7/8 load, so
-//! **about 165 bytes per channel** in the graph proper, before allocator rounding. A node
-//! costs its slot (node entry plus two edge-list heads, about 104 bytes) and its
-//! `PublicKey → NodeIndex` map entry (68 bytes plus control). On the 17,000-node /
-//! 54,000-channel benchmark graph that is ≈ 9 MB for channels and ≈ 3 MB for nodes.
+//! Measured with `size_of` on x86-64 (the `memory_per_channel` test pins the figures): the
+//! edge weight ([`DirectedChannel`]) is 56 bytes, a petgraph `StableGraph` edge slot around
+//! it 72 bytes, two per channel (144 bytes); the `ShortChannelId → (EdgeIndex, EdgeIndex)`
+//! map entry is 16 bytes plus a control byte at ≤ 7/8 load (≈ 20 bytes); the search's
+//! compact edge index adds 2 × 56 bytes of rows and 2 × 4 bytes of slot map. In all
+//! **≈ 285 bytes per channel** (≈ 165 for the graph proper, ≈ 120 for the search index),
+//! before `Vec`/`HashMap` growth slack. A node costs its slot (112 bytes: entry with its
+//! optional alias plus two edge-list heads), its `PublicKey → NodeIndex` map entry (68 bytes
+//! plus control, ≈ 80) and 4 bytes of index, ≈ 195 bytes. On the 17,000-node /
+//! 54,000-channel benchmark graph: ≈ 15 MB for channels, ≈ 3.3 MB for nodes.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -740,7 +740,7 @@ impl PathFinder {
         Ok(Route {
             payer: q.params.payer,
             total_amount_msat: first.amount_msat,
-            total_fee_msat: first.amount_msat - q.params.amount_msat,
+            total_fee_msat: first.amount_msat.saturating_sub(q.params.amount_msat),
             total_cltv_delta: first.expiry_delta,
             success_probability: probability,
             hops,

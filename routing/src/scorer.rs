@@ -229,8 +229,11 @@ impl ProbabilisticScorer {
     }
 
     /// A payment along `route` failed at hop `failed_hop` (index into `route.hops`): the
-    /// hops before it carried their amounts, that hop could not. A `failed_hop` past the
-    /// end (a failure at the payee) teaches only the successes.
+    /// hops before it carried their amounts, that hop could not. When the error onion comes
+    /// from `route.hops[i].node_id` with a channel failure (e.g. `temporary_channel_failure`),
+    /// the channel it could not forward over is `route.hops[i + 1]`, so `failed_hop = i + 1`
+    /// (and `0` when the payer's own first hop failed). A `failed_hop` past the end (a
+    /// failure at the payee) teaches only the successes.
     pub fn payment_path_failed(&mut self, route: &Route, failed_hop: usize, now: u64) {
         for (i, hop) in route.hops.iter().enumerate() {
             if i < failed_hop {
