@@ -99,14 +99,12 @@ fn check_route(g: &NetworkGraph, p: &RouteParams, r: &Route) {
         seen.push(hop.node_id);
         assert!(!p.excluded_channels.contains(&hop.short_channel_id));
         assert_eq!(hop.direction, direction_between(&prev, &hop.node_id));
-        let (from, to, w) = g
-            .directed_channel(hop.short_channel_id, hop.direction)
-            .expect("hop over a graph channel");
-        assert_eq!((from, to), (prev, hop.node_id));
-        let policy = w.usable_policy().expect("usable policy");
+        if i + 1 < r.hops.len() {
+            assert!(!p.excluded_nodes.contains(&hop.node_id));
+        }
+        let policy = hop_policy(g, p, prev, hop);
         assert!(hop.amount_msat >= policy.htlc_minimum_msat);
         assert!(hop.amount_msat <= policy.htlc_maximum_msat);
-        assert!(hop.amount_msat <= w.capacity_msat());
         if i > 0 {
             let before = &r.hops[i - 1];
             let fee = forwarding_fee_msat(
@@ -124,6 +122,59 @@ fn check_route(g: &NetworkGraph, p: &RouteParams, r: &Route) {
         }
         prev = hop.node_id;
     }
+}
+
+/// The terms of the channel a hop crossed: the payer's first hop (its balance as maximum),
+/// a graph direction (capacity folded into the maximum), or a hint hop.
+fn hop_policy(
+    g: &NetworkGraph,
+    p: &RouteParams,
+    prev: PublicKey,
+    hop: &RouteHop,
+) -> DirectedPolicy {
+    if let (true, Some(first_hops)) = (prev == p.payer, &p.first_hops) {
+        let fh = first_hops
+            .iter()
+            .find(|f| f.short_channel_id == hop.short_channel_id && f.peer == hop.node_id)
+            .expect("a listed first hop");
+        return DirectedPolicy {
+            htlc_minimum_msat: fh.htlc_minimum_msat.unwrap_or(0),
+            htlc_maximum_msat: fh.spendable_msat,
+            ..pol(0, 0, 0)
+        };
+    }
+    if let Some((from, to, w)) = g.directed_channel(hop.short_channel_id, hop.direction) {
+        if (from, to) == (prev, hop.node_id) {
+            let policy = w.usable_policy().expect("usable policy");
+            return DirectedPolicy {
+                htlc_maximum_msat: policy.htlc_maximum_msat.min(w.capacity_msat()),
+                ..*policy
+            };
+        }
+    }
+    for hint in &p.route_hints {
+        for (k, h) in hint.0.iter().enumerate() {
+            let target = hint.0.get(k + 1).map_or(p.payee, |n| n.src_node_id);
+            if h.src_node_id == prev
+                && h.short_channel_id == hop.short_channel_id
+                && target == hop.node_id
+            {
+                return DirectedPolicy {
+                    fee_base_msat: h.fee_base_msat,
+                    fee_proportional_millionths: h.fee_proportional_millionths,
+                    cltv_expiry_delta: h.cltv_expiry_delta,
+                    htlc_minimum_msat: h.htlc_minimum_msat.unwrap_or(0),
+                    htlc_maximum_msat: h.htlc_maximum_msat.unwrap_or(u64::MAX),
+                    enabled: true,
+                    timestamp: 0,
+                };
+            }
+        }
+    }
+    panic!(
+        "hop {} from {prev} matches no channel",
+        hop.short_channel_id
+    );
 }
 
 /// A line 0 - 1 - 2 - 3 - 4 with distinct policies on the forward direction.
@@ -673,6 +724,52 @@ proptest! {
         prop_assert_eq!(found.is_ok(), reachable(&g, key(from), key(to), amt));
         if let Ok(r) = found {
             check_route(&g, &p, &r);
+        }
+    }
+
+    #[test]
+    fn routes_with_first_hops_hints_and_exclusions_are_valid(
+        spec in arb_graph(7, false),
+        amt in 1..1_000_000u64,
+        from in 0..8u8,
+        private_payee in prop::bool::ANY,
+        to in 0..7u8,
+        first_hops in prop::option::of(prop::collection::vec((0..8u8, 0..2_000_000u64, prop::option::of(0..1000u64)), 0..4)),
+        hint in prop::collection::vec((0..9u8, 0..3000u32, 0..5000u32, 0..200u16, prop::option::of(0..2_000_000u64)), 0..3),
+        excluded_channel in 0..40u64,
+        excluded_node in 0..8u8,
+    ) {
+        let g = build(&spec);
+        // Node 7 is never in the graph (a private payer); 8 is a private hint node; 9 a
+        // private payee.
+        let payee = if private_payee { key(9) } else { key(to) };
+        prop_assume!(key(from) != payee);
+        let p = RouteParams {
+            first_hops: first_hops.map(|v| v.into_iter().enumerate().map(|(i, (peer, spendable, min))| FirstHop {
+                short_channel_id: scid(2000 + i as u64),
+                peer: key(peer),
+                spendable_msat: spendable,
+                htlc_minimum_msat: min,
+            }).filter(|f| f.peer != key(from)).collect()),
+            route_hints: vec![RouteHint(hint.into_iter().enumerate().map(|(i, (src, base, ppm, cltv, max))| RouteHintHop {
+                src_node_id: key(src),
+                short_channel_id: scid(1000 + i as u64),
+                fee_base_msat: base,
+                fee_proportional_millionths: ppm,
+                cltv_expiry_delta: cltv,
+                htlc_minimum_msat: None,
+                htlc_maximum_msat: max,
+            }).collect())],
+            excluded_channels: vec![scid(excluded_channel)],
+            excluded_nodes: vec![key(excluded_node)],
+            max_total_cltv: 500,
+            ..RouteParams::new(key(from), payee, amt, 0)
+        };
+        match find_route(&g, &scorer(), &p) {
+            Ok(r) => check_route(&g, &p, &r),
+            Err(RouteError::UnknownPayer) => prop_assert!(p.first_hops.is_none() && g.node(&key(from)).is_none()),
+            Err(RouteError::UnknownPayee) => prop_assert!(g.node(&payee).is_none()),
+            Err(_) => {}
         }
     }
 }
