@@ -115,11 +115,17 @@ fn build_graph(keys: &[PublicKey], rows: &[Row]) -> Result<NetworkGraph, String>
     Ok(g)
 }
 
-/// Adjacency over enabled directions, by node index.
-fn enabled_adjacency(n: usize, rows: &[Row]) -> Vec<Vec<u32>> {
+/// Adjacency over enabled directions that can carry `amount_msat` (htlc minimum and
+/// maximum, capacity; fees ignored), by node index. `amount_msat = None`: any amount.
+fn enabled_adjacency(n: usize, rows: &[Row], amount_msat: Option<u64>) -> Vec<Vec<u32>> {
     let mut adj = vec![Vec::new(); n];
     for r in rows {
-        if r.policy.enabled {
+        let carries = amount_msat.is_none_or(|a| {
+            a >= r.policy.htlc_minimum_msat
+                && a <= r.policy.htlc_maximum_msat
+                && a <= r.capacity_sat.saturating_mul(1000)
+        });
+        if r.policy.enabled && carries {
             if let Some(list) = adj.get_mut(r.from) {
                 list.push(r.to as u32);
             }
@@ -224,7 +230,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn make_pairs(args: &Args, n_pairs: usize, keys: &[PublicKey], rows: &[Row]) -> Result<(), String> {
     let out = args.out.as_ref().ok_or("--make-pairs needs --out")?;
-    let adj = enabled_adjacency(keys.len(), rows);
+    let adj = enabled_adjacency(keys.len(), rows, None);
     let mut rng = SplitMix(args.seed);
     let mut text = String::from("idx,source,destination\n");
     let (mut made, mut tries) = (0, 0);
@@ -313,15 +319,27 @@ fn run() -> Result<(), String> {
     print!("{out}");
 
     // Connectivity over enabled directions (outside the timed part).
-    let adj = enabled_adjacency(keys.len(), &rows);
+    let adj = enabled_adjacency(keys.len(), &rows, None);
+    let adj_amount = enabled_adjacency(keys.len(), &rows, Some(args.amount_msat));
     let mut connected = 0usize;
     let mut found_of_connected = 0usize;
+    let mut missed_without_carrying_path = 0usize;
     for (&(idx, s, d), ok) in pairs.iter().zip(&results) {
         let c = reachable_from(&adj, s).get(d).copied().unwrap_or(false);
         connected += usize::from(c);
         found_of_connected += usize::from(c && *ok);
         if c && !*ok {
-            eprintln!("pair {idx} ({s} -> {d}) connected but no route");
+            let carries = reachable_from(&adj_amount, s)
+                .get(d)
+                .copied()
+                .unwrap_or(false);
+            missed_without_carrying_path += usize::from(!carries);
+            eprintln!(
+                "pair {idx} ({s} -> {d}) connected but no route; a path of directions that each \
+                 accept {} msat (fees ignored): {}",
+                args.amount_msat,
+                if carries { "exists" } else { "none" }
+            );
         }
     }
     let mut sorted = times.clone();
@@ -346,6 +364,9 @@ fn run() -> Result<(), String> {
         args.amount_msat,
         pairs.len(),
         if connected == 0 { 0.0 } else { 100.0 * found_of_connected as f64 / connected as f64 }
+    );
+    eprintln!(
+        "misses with no path of directions accepting the amount (fees ignored): {missed_without_carrying_path}"
     );
     eprintln!(
         "micros: p50 {} p90 {} p99 {} max {} mean {:.0}; mean fee {:.1} msat, mean hops {:.2}",
