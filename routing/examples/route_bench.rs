@@ -260,9 +260,11 @@ fn run() -> Result<(), String> {
     let t0 = Instant::now();
     let keys = load_nodes(&args.nodes)?;
     let rows = load_rows(&args.graph)?;
+    let rss_before_graph = rss_kib();
     let graph = build_graph(&keys, &rows)?;
     graph.prepare_search();
     let load = t0.elapsed();
+    let rss_graph = rss_kib();
     if let Some(n) = args.make_pairs {
         return make_pairs(&args, n, &keys, &rows);
     }
@@ -358,6 +360,12 @@ fn run() -> Result<(), String> {
         load.as_secs_f64() * 1000.0,
         rss_loaded.unwrap_or(0),
         rss_kib().unwrap_or(0)
+    );
+    eprintln!(
+        "VmRSS growth while building the graph and its search index: {} KiB",
+        rss_graph
+            .unwrap_or(0)
+            .saturating_sub(rss_before_graph.unwrap_or(0))
     );
     eprintln!(
         "amount {} msat: {ok_count}/{} routes found; {connected} pairs connected over enabled directions, {found_of_connected} of them found ({:.2} %)",

@@ -640,7 +640,7 @@ impl PathFinder {
         let Some(amount) = amt.checked_add(fee) else {
             return;
         };
-        if amount - q.params.amount_msat > q.max_fee {
+        if amount.saturating_sub(q.params.amount_msat) > q.max_fee {
             q.cut_fee = true;
             return;
         }

@@ -112,7 +112,8 @@ impl ProbabilisticScorer {
         };
         let lo = ((b.min_msat.min(top) as f64) * self.decay_factor(b.min_at, now)) as u64;
         let hi = b.max_msat.min(top);
-        let hi = top - (((top - hi) as f64) * self.decay_factor(b.max_at, now)) as u64;
+        let gap = (((top - hi) as f64) * self.decay_factor(b.max_at, now)) as u64;
+        let hi = top.saturating_sub(gap);
         if lo > hi {
             (hi, hi)
         } else {
