@@ -5,13 +5,15 @@
 //! binary: it may read files, the clock and `/proc/self/status`; the library may not.
 //!
 //! ```text
-//! route_bench --graph G.csv --nodes N.csv --pairs P.csv --amount-msat A
+//! route_bench --graph G.csv --nodes N.csv --pairs P.csv --amount-msat A [--learned K --seed S]
 //! route_bench --graph G.csv --nodes N.csv --make-pairs N --seed S --out P.csv
 //! ```
 //!
 //! The first form prints `idx,ok,hops,fee_msat,cltv,micros` per query on stdout and a
 //! summary on stderr; the second writes `idx,source,destination` pairs (node indexes) drawn
-//! with a splitmix64 generator among pairs connected over enabled directions.
+//! with a splitmix64 generator among pairs connected over enabled directions. `--learned K`
+//! first teaches the scorer K bounds on random directions (half failures at a random share
+//! of the capacity, half successes), to time queries against a scorer that knows something.
 
 use std::collections::VecDeque;
 use std::fs;
@@ -192,6 +194,7 @@ struct Args {
     pairs: Option<String>,
     amount_msat: u64,
     make_pairs: Option<usize>,
+    learned: usize,
     seed: u64,
     out: Option<String>,
 }
@@ -203,6 +206,7 @@ fn parse_args() -> Result<Args, String> {
         pairs: None,
         amount_msat: 100_000,
         make_pairs: None,
+        learned: 0,
         seed: 1,
         out: None,
     };
@@ -218,6 +222,7 @@ fn parse_args() -> Result<Args, String> {
             "--amount-msat" => a.amount_msat = num(val)?,
             "--make-pairs" => a.make_pairs = Some(num(val)? as usize),
             "--seed" => a.seed = num(val)?,
+            "--learned" => a.learned = num(val)? as usize,
             "--out" => a.out = Some(val.clone()),
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -286,7 +291,26 @@ fn run() -> Result<(), String> {
     }
     let rss_loaded = rss_kib();
 
-    let scorer = ProbabilisticScorer::new(ScorerParams::default());
+    let now = 1_700_000_000;
+    let mut scorer = ProbabilisticScorer::new(ScorerParams::default());
+    let mut rng = SplitMix(args.seed);
+    for i in 0..args.learned {
+        let Some(r) = rows.get(rng.below(rows.len().max(1))) else {
+            break;
+        };
+        let (Some(a), Some(b)) = (keys.get(r.from), keys.get(r.to)) else {
+            continue;
+        };
+        let scid = ShortChannelId::from_u64(r.scid);
+        let dir = direction_between(a, b);
+        let amount = r.capacity_sat.saturating_mul(1000) / 100 * (1 + rng.below(99) as u64);
+        let at = now - rng.below(24 * 3600) as u64;
+        if i % 2 == 0 {
+            scorer.payment_failed_at(scid, dir, amount, at);
+        } else {
+            scorer.channel_succeeded(scid, dir, amount, at);
+        }
+    }
     let mut finder = PathFinder::new();
     let mut times = Vec::with_capacity(pairs.len());
     let mut ok_count = 0usize;
@@ -297,7 +321,7 @@ fn run() -> Result<(), String> {
         let (Some(payer), Some(payee)) = (keys.get(s), keys.get(d)) else {
             continue;
         };
-        let params = RouteParams::new(*payer, *payee, args.amount_msat, 1_700_000_000);
+        let params = RouteParams::new(*payer, *payee, args.amount_msat, now);
         let t = Instant::now();
         let res = finder.find_route(&graph, &scorer, &params);
         let micros = t.elapsed().as_micros();

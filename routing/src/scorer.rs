@@ -13,8 +13,14 @@
 //! `P = (hi - amt) / (hi - lo)` clamped to `[0, 1]` (1 when `amt <= lo`, 0 when `amt >= hi`).
 //! The penalty is `base + (-log2 P) * (multiplier + amt * amount_multiplier / 2^20)`, with
 //! `-log2 P` capped at [`MAX_LOG2_PENALTY`] so a failed channel stays usable as a last resort.
+//!
+//! The search asks for a penalty on every edge it relaxes, so lookups are cheap: the keys are
+//! hashed with one fixed mixing function (they come from the node's own payment attempts,
+//! not from peers, so no keyed hash is needed), and a 128 KiB bit filter answers "nothing
+//! learned" for most directions without touching the map.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use fulmen_wire::scid::ShortChannelId;
 
@@ -62,11 +68,67 @@ pub struct LiquidityBounds {
     pub max_at: u64,
 }
 
+/// Bits in the "maybe learned" filter (2^20 bits, 128 KiB).
+const FILTER_BITS_LOG2: u32 = 20;
+
+/// A channel direction as a map key, hashed once by [`key_hash`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirKey {
+    scid: u64,
+    forward: bool,
+}
+
+impl DirKey {
+    fn new(scid: ShortChannelId, direction: ChannelDirection) -> DirKey {
+        DirKey {
+            scid: scid.to_u64(),
+            forward: direction == ChannelDirection::FromNode1,
+        }
+    }
+}
+
+/// splitmix64's finalizer over the scid and the direction bit.
+fn key_hash(k: DirKey) -> u64 {
+    let mut z = k.scid ^ if k.forward { 0 } else { 0x9e37_79b9_7f4a_7c15 };
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Hash for DirKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(key_hash(*self));
+    }
+}
+
+/// Passes the already mixed `u64` through.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// The probabilistic liquidity scorer.
 #[derive(Debug, Clone, Default)]
 pub struct ProbabilisticScorer {
     params: ScorerParams,
-    bounds: HashMap<(ShortChannelId, ChannelDirection), LiquidityBounds>,
+    bounds: HashMap<DirKey, LiquidityBounds, BuildHasherDefault<PassThrough>>,
+    /// Bit `key_hash >> (64 - FILTER_BITS_LOG2)` is set for every key in `bounds` (and
+    /// possibly for forgotten ones); empty until something is learned.
+    filter: Vec<u64>,
 }
 
 impl ProbabilisticScorer {
@@ -74,7 +136,8 @@ impl ProbabilisticScorer {
     pub fn new(params: ScorerParams) -> ProbabilisticScorer {
         ProbabilisticScorer {
             params,
-            bounds: HashMap::new(),
+            bounds: HashMap::default(),
+            filter: Vec::new(),
         }
     }
 
@@ -94,7 +157,20 @@ impl ProbabilisticScorer {
         scid: ShortChannelId,
         direction: ChannelDirection,
     ) -> Option<&LiquidityBounds> {
-        self.bounds.get(&(scid, direction))
+        self.lookup(DirKey::new(scid, direction))
+    }
+
+    fn filter_slot(k: DirKey) -> (usize, u64) {
+        let bit = key_hash(k) >> (64 - FILTER_BITS_LOG2);
+        ((bit >> 6) as usize, 1u64 << (bit & 63))
+    }
+
+    fn lookup(&self, k: DirKey) -> Option<&LiquidityBounds> {
+        let (word, mask) = Self::filter_slot(k);
+        if self.filter.get(word).is_none_or(|w| w & mask == 0) {
+            return None;
+        }
+        self.bounds.get(&k)
     }
 
     /// The bounds at `now` after decay, for a direction of capacity `capacity_msat`
@@ -107,7 +183,7 @@ impl ProbabilisticScorer {
         now: u64,
     ) -> (u64, u64) {
         let top = capacity_msat.unwrap_or(u64::MAX);
-        let Some(b) = self.bounds.get(&(scid, direction)) else {
+        let Some(b) = self.lookup(DirKey::new(scid, direction)) else {
             return (0, top);
         };
         let lo = ((b.min_msat.min(top) as f64) * self.decay_factor(b.min_at, now)) as u64;
@@ -179,14 +255,20 @@ impl ProbabilisticScorer {
     }
 
     fn entry(&mut self, scid: ShortChannelId, direction: ChannelDirection) -> &mut LiquidityBounds {
-        self.bounds
-            .entry((scid, direction))
-            .or_insert(LiquidityBounds {
-                min_msat: 0,
-                min_at: 0,
-                max_msat: u64::MAX,
-                max_at: 0,
-            })
+        let k = DirKey::new(scid, direction);
+        if self.filter.is_empty() {
+            self.filter = vec![0; 1 << (FILTER_BITS_LOG2 - 6)];
+        }
+        let (word, mask) = Self::filter_slot(k);
+        if let Some(w) = self.filter.get_mut(word) {
+            *w |= mask;
+        }
+        self.bounds.entry(k).or_insert(LiquidityBounds {
+            min_msat: 0,
+            min_at: 0,
+            max_msat: u64::MAX,
+            max_at: 0,
+        })
     }
 
     /// The direction failed to forward `amount_msat` (a `temporary_channel_failure` at
@@ -259,8 +341,12 @@ impl ProbabilisticScorer {
 
     /// Forget everything learned about a channel (both directions), e.g. once it closed.
     pub fn forget_channel(&mut self, scid: ShortChannelId) {
-        self.bounds.remove(&(scid, ChannelDirection::FromNode1));
-        self.bounds.remove(&(scid, ChannelDirection::FromNode2));
+        for direction in [ChannelDirection::FromNode1, ChannelDirection::FromNode2] {
+            self.bounds.remove(&DirKey::new(scid, direction));
+        }
+        if self.bounds.is_empty() {
+            self.filter.clear();
+        }
     }
 }
 
@@ -339,6 +425,26 @@ mod tests {
         assert_eq!(s.effective_bounds(scid(), D, Some(1000), 0), (250, 1000));
         s.forget_channel(scid());
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn many_keys_and_forgetting() {
+        let mut s = ProbabilisticScorer::new(ScorerParams::default());
+        for i in 0..5000u64 {
+            let d = if i % 3 == 0 { D } else { D.reverse() };
+            s.payment_failed_at(ShortChannelId::from_u64(i << 20), d, 1000 + i, 0);
+        }
+        for i in 0..5000u64 {
+            let d = if i % 3 == 0 { D } else { D.reverse() };
+            let id = ShortChannelId::from_u64(i << 20);
+            assert_eq!(s.bounds(id, d).map(|b| b.max_msat), Some(1000 + i));
+            assert_eq!(s.bounds(id, d.reverse()), None);
+            if i % 2 == 0 {
+                s.forget_channel(id);
+                assert_eq!(s.bounds(id, d), None);
+            }
+        }
+        assert_eq!(s.bounds.len(), 2500);
     }
 
     #[test]
