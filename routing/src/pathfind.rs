@@ -241,7 +241,8 @@ pub enum RouteError {
     /// The amount is zero.
     #[error("amount must be positive")]
     ZeroAmount,
-    /// The payer has no channel in the graph and no first hops were given.
+    /// The payer has no channel in the graph, no first hops were given and no route hint
+    /// starts at it.
     #[error("payer unknown to the graph and no first hops given")]
     UnknownPayer,
     /// The payee is not in the graph and no route hint leads to it.
@@ -414,7 +415,12 @@ impl PathFinder {
         if graph.node_index(&params.payee).is_none() && !hinted {
             return Err(RouteError::UnknownPayee);
         }
-        if graph.node_index(&params.payer).is_none() && params.first_hops.is_none() {
+        let payer_hints = params
+            .route_hints
+            .iter()
+            .any(|h| h.0.iter().any(|hop| hop.src_node_id == params.payer));
+        if graph.node_index(&params.payer).is_none() && params.first_hops.is_none() && !payer_hints
+        {
             return Err(RouteError::UnknownPayer);
         }
 

@@ -494,6 +494,16 @@ fn route_hints_reach_a_private_payee() {
     assert_eq!(r.hops[5].node_id, private);
     let expiries: Vec<u32> = r.hops.iter().map(|h| h.expiry_delta).collect();
     assert_eq!(expiries[3..], [68, 38, 18]);
+    // A payer known only from the hint (its private channel to the payee) pays no fee.
+    let direct = RouteParams {
+        route_hints: vec![RouteHint(vec![RouteHintHop {
+            src_node_id: key(62),
+            ..hint.0[1]
+        }])],
+        ..RouteParams::new(key(62), private, 1000, 0)
+    };
+    let r = find_route(&g, &scorer(), &direct).unwrap();
+    assert_eq!((scids(&r), r.total_fee_msat), (vec![71], 0));
     // The hint's htlc_maximum is honoured.
     let p = RouteParams {
         amount_msat: 2_000_001,
