@@ -167,6 +167,10 @@ pub struct ChannelMonitor {
     pub(crate) local: Option<LocalCommitment>,
     /// Dev mode: our revoked commitments, signed, with our balance in each.
     pub(crate) old_local: BTreeMap<u64, (u64, Transaction)>,
+    /// Dev mode: our revoked commitments with the peer's signatures, so that a dev node
+    /// that broadcast one also tries to claim its outputs as a real cheater would (and the
+    /// victim's monitor must win the race).
+    pub(crate) old_local_full: BTreeMap<u64, LocalCommitment>,
     pub(crate) preimages: HashMap<PaymentHash, PaymentPreimage>,
     pub(crate) force_closed: bool,
     /// Transactions that concern the channel, with their heights, in order.
@@ -264,6 +268,7 @@ impl ChannelMonitor {
             their_secrets: SecretStore::new(),
             local: None,
             old_local: BTreeMap::new(),
+            old_local_full: BTreeMap::new(),
             preimages: HashMap::new(),
             force_closed: false,
             confirmed: Vec::new(),
@@ -344,12 +349,15 @@ impl ChannelMonitor {
                 remote_sig,
                 htlc_sigs,
             } => {
-                self.local = Some(LocalCommitment {
+                let old = self.local.replace(LocalCommitment {
                     number: *number,
                     summary: summary.clone(),
                     remote_sig: *remote_sig,
                     htlc_sigs: htlc_sigs.clone(),
                 });
+                if let (Some(old), true) = (old, self.setup.keep_old_commitments) {
+                    self.old_local_full.insert(old.number, old);
+                }
             }
             MonitorRecord::OldLocalCommitment {
                 number,
@@ -514,13 +522,21 @@ impl ChannelMonitor {
         }
     }
 
+    /// Numbers of our revoked commitments kept signed (dev mode), ascending.
+    pub fn revoked_local_numbers(&self) -> Vec<u64> {
+        self.old_local.keys().copied().collect()
+    }
+
     /// Our balance in revoked commitment `number` (dev mode keeps them), msat.
     pub fn revoked_balance_msat(&self, number: u64) -> Option<u64> {
         self.old_local.get(&number).map(|(b, _)| *b)
     }
 
     /// The block at `height` joined the best chain.
+    /// Every claim still needed is handed out again at each block until it confirms (a claim
+    /// refused for a conflict that has since been resolved goes out again).
     pub fn block_connected(&mut self, height: u32, txdata: &[Transaction]) {
+        self.handed_out.clear();
         let mut watched: HashSet<OutPoint> = self.watched_outpoints();
         for tx in txdata {
             if tx

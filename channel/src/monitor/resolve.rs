@@ -187,6 +187,8 @@ struct Acc {
     outcomes: Vec<(bool, u64, PaymentHash, HtlcOutcome)>,
     preimages: Vec<PaymentPreimage>,
     height: u32,
+    /// Ids of our offered HTLCs with an output in a revoked commitment of the peer's.
+    revoked_offered: HashSet<u64>,
 }
 
 impl Acc {
@@ -325,6 +327,7 @@ impl ChannelMonitor {
             outcomes: Vec::new(),
             preimages: Vec::new(),
             height: self.height,
+            revoked_offered: HashSet::new(),
         };
         // Preimages revealed by any confirmed spend of the commitment's outputs.
         let hashes = self.known_hashes();
@@ -352,6 +355,14 @@ impl ChannelMonitor {
             SpendKind::Revoked { number } => {
                 self.resolve_revoked(*number, spend, height, &spends, &mut acc)
             }
+            SpendKind::LocalRevoked { number } if self.old_local_full.contains_key(number) => {
+                // A dev node that cheated claims like a real cheater would; the victim's
+                // revocation claims should win every race.
+                match self.old_local_full.get(number).cloned() {
+                    Some(old) => self.resolve_local(&old, spend, height, &spends, &mut acc),
+                    None => Ok(()),
+                }
+            }
             SpendKind::LocalRevoked { .. } => {
                 for (vout, o) in spend.output.iter().enumerate() {
                     let op = OutPoint {
@@ -370,14 +381,18 @@ impl ChannelMonitor {
         };
         // Our offered HTLCs that have no output in the confirmed commitment (trimmed, or not
         // in that commitment at all) can never be claimed by the peer: they failed.
-        if matches!(
-            kind,
+        // (On a revoked commitment of the peer's, ours are taken back by justice; on one of
+        // our own revoked commitments, the peer takes everything.)
+        let on_chain = match &kind {
             SpendKind::Local { .. }
-                | SpendKind::RemoteCurrent { .. }
-                | SpendKind::RemoteNext { .. }
-        ) {
+            | SpendKind::RemoteCurrent { .. }
+            | SpendKind::RemoteNext { .. } => Some(self.offered_on_chain(&kind)),
+            SpendKind::Revoked { .. } => Some(acc.revoked_offered.clone()),
+            SpendKind::LocalRevoked { .. } => Some(HashSet::new()),
+            SpendKind::Cooperative | SpendKind::Unknown(_) => None,
+        };
+        if let Some(on_chain) = on_chain {
             let resolved: HashSet<u64> = acc.outcomes.iter().filter(|o| o.0).map(|o| o.1).collect();
-            let on_chain = self.offered_on_chain(&kind);
             let known: BTreeMap<u64, PaymentHash> = self
                 .local
                 .iter()
@@ -837,6 +852,9 @@ impl ChannelMonitor {
                 .iter()
                 .position(|h| h.witness_script(&keys) == input.witness_script)
                 .and_then(|i| revoked_htlcs.get(i));
+            if let Some(h) = which.filter(|h| !h.offered_by_them) {
+                acc.revoked_offered.insert(h.id);
+            }
             inputs.push((input, which));
         }
         // Outputs the peer spent first: with a second-stage transaction, whose output we

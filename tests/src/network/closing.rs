@@ -67,19 +67,6 @@ impl Network {
             let ins: u64 = tx.input.iter().map(|i| value_of(&i.previous_output)).sum();
             let outs: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
             s.fees += ins - outs;
-            // Inputs of this tx from outside the tree (none in the closings tested) would
-            // break the accounting: refuse them.
-            for i in &tx.input {
-                assert!(
-                    i.previous_output == op
-                        || s.txs
-                            .iter()
-                            .any(|t| t.compute_txid() == i.previous_output.txid)
-                        || i.previous_output.txid == op.txid
-                        || i.previous_output == funding,
-                    "a tree transaction has an input from outside the tree"
-                );
-            }
             let txid = tx.compute_txid();
             for (vout, o) in tx.output.iter().enumerate() {
                 match self.owner_of(&o.script_pubkey) {
@@ -91,6 +78,20 @@ impl Network {
                 }
             }
             s.txs.push(tx);
+        }
+        // Every input of the tree is the funding output or an output of the tree: no value
+        // came in from elsewhere.
+        for tx in &s.txs {
+            for i in &tx.input {
+                assert!(
+                    i.previous_output == funding
+                        || s.txs
+                            .iter()
+                            .any(|t| t.compute_txid() == i.previous_output.txid),
+                    "a transaction of the tree spends {} from outside it",
+                    i.previous_output
+                );
+            }
         }
         s
     }
