@@ -113,8 +113,8 @@ fn run(seed: u64) -> Outcome {
         .count()
         .saturating_sub(1);
     // Release every held HTLC; mine until every output is resolved on both sides.
-    for k in 0..2 {
-        if held[k] {
+    for (k, h) in held.iter().enumerate() {
+        if *h {
             net.hold_htlcs(k, false);
         }
     }
@@ -154,8 +154,8 @@ fn run(seed: u64) -> Outcome {
         CAPACITY_SAT - s.fees,
         "seed {seed}: the victim gets the capacity less fees"
     );
-    for k in 0..2 {
-        let gain = net.balance(k).onchain.total_sat - start[k];
+    for (k, before) in start.iter().enumerate() {
+        let gain = net.balance(k).onchain.total_sat - before;
         assert_eq!(
             gain,
             s.to_wallet.get(&k).copied().unwrap_or(0),
