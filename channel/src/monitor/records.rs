@@ -259,4 +259,43 @@ mod tests {
         let r = MonitorRecord::Disconnected { fork_height: 7 };
         assert_eq!(MonitorRecord::decode(&r.encode()), Ok(r));
     }
+
+    /// The bytes ARCHITECTURE.md states per state: a revocation record, and a counterparty
+    /// commitment record with 0 and with 1 HTLC.
+    #[test]
+    fn record_sizes_are_as_documented() {
+        use bitcoin::secp256k1::{Secp256k1, SecretKey};
+        let secp = Secp256k1::new();
+        let point = PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[7; 32]).unwrap());
+        let revoked = MonitorRecord::Revoked {
+            number: 123_456,
+            secret: [0xab; 32],
+        };
+        let htlc = MonitorHtlc {
+            id: 12,
+            offered_by_us: true,
+            amount_msat: 20_000_000,
+            cltv_expiry: 500_000,
+            payment_hash: PaymentHash([0xcd; 32]),
+        };
+        let cc = |htlcs: Vec<MonitorHtlc>| MonitorRecord::CounterpartyCommitment {
+            number: 123_456,
+            point,
+            summary: CommitmentSummary {
+                to_us_msat: 500_000_000,
+                to_them_msat: 480_000_000,
+                feerate_per_kw: 500,
+                htlcs,
+            },
+        };
+        let sizes = (
+            revoked.encode().len(),
+            cc(vec![]).encode().len(),
+            cc(vec![htlc]).encode().len(),
+        );
+        assert!(sizes.0 <= 200, "{sizes:?}");
+        assert!(sizes.1 <= 240, "{sizes:?}");
+        assert!(sizes.2 - sizes.1 <= 230, "{sizes:?}");
+        assert_eq!(std::mem::size_of::<crate::monitor::RevokedHtlc>(), 48);
+    }
 }
