@@ -359,6 +359,9 @@ pub struct PaymentInfo {
     pub created_at: u64,
     /// Completion time, UNIX seconds.
     pub completed_at: Option<u64>,
+    /// Routes tried (parts of a split payment included).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// `listpayments` result.

@@ -12,6 +12,7 @@ use bitcoin::{Amount, OutPoint, ScriptBuf};
 use fulmen_channel::machine::{Broadcast, BroadcastKind, Channel, CloseReason, Event};
 
 use crate::api::{CloseResult, OpenResult};
+use crate::forward::Downstream;
 use crate::manager::{After, ChannelEntry, Manager};
 use crate::peers::chain_hash;
 use crate::types::{CmdError, ManagerError, NodeEvent, RequestId, Response, StoredChannel};
@@ -187,17 +188,35 @@ impl Manager {
             Event::HtlcMustFail { id, htlc, onion } => {
                 self.on_htlc_received(i, id, htlc, onion, true)
             }
-            Event::HtlcFulfilled { id, preimage } => self.on_htlc_settled(i, id, Ok(preimage.0)),
-            Event::HtlcFailed { id, reason } => self.on_htlc_failed(i, id, reason),
+            Event::HtlcFulfilled { id, preimage } => {
+                let chan = self.channels.get(i).map_or(0, |e| e.id);
+                if !self.forward_resolved(chan, id, Downstream::Fulfilled(preimage)) {
+                    self.on_htlc_settled(i, id, Ok(preimage.0));
+                }
+            }
+            Event::HtlcFailed { id, reason } => {
+                let chan = self.channels.get(i).map_or(0, |e| e.id);
+                if !self.forward_resolved(chan, id, Downstream::FailedOnion(reason.clone())) {
+                    self.on_htlc_failed(i, id, reason);
+                }
+            }
             Event::HtlcFailedMalformed {
-                id, failure_code, ..
-            } => self.on_htlc_settled(
-                i,
                 id,
-                Err(format!(
-                    "the peer could not parse the onion (failure code {failure_code:#06x})"
-                )),
-            ),
+                failure_code,
+                sha256_of_onion,
+            } => {
+                let chan = self.channels.get(i).map_or(0, |e| e.id);
+                let f = malformed_failure(failure_code, sha256_of_onion);
+                if !self.forward_resolved(chan, id, Downstream::FailedHere(f)) {
+                    self.on_htlc_settled(
+                        i,
+                        id,
+                        Err(format!(
+                            "the peer could not parse the onion (failure code {failure_code:#06x})"
+                        )),
+                    );
+                }
+            }
             Event::ShutdownReceived => {
                 let script = self.wallet.sweep_script();
                 if let Some(e) = self.channels.get_mut(i) {
@@ -374,5 +393,18 @@ impl Manager {
         self.peers.entry(stored.peer).or_default();
         self.channels.push(e);
         Ok(())
+    }
+}
+
+/// The failure an upstream node reports for a downstream `update_fail_malformed_htlc`
+/// (BOLT 4: the node that could not parse the onion cannot encrypt an error, so its upstream
+/// peer creates one with the code it sent).
+fn malformed_failure(code: u16, sha256_of_onion: [u8; 32]) -> fulmen_htlc::FailureMessage {
+    use fulmen_htlc::FailureMessage;
+    match code & 0xff {
+        4 => FailureMessage::InvalidOnionVersion { sha256_of_onion },
+        5 => FailureMessage::InvalidOnionHmac { sha256_of_onion },
+        6 => FailureMessage::InvalidOnionKey { sha256_of_onion },
+        _ => FailureMessage::InvalidOnionVersion { sha256_of_onion },
     }
 }

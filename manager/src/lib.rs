@@ -16,14 +16,18 @@
 pub mod api;
 mod chain;
 mod channels;
+mod forward;
+mod gossip;
 mod manager;
 mod onchain;
 mod payments;
 mod peers;
+mod send;
 pub mod types;
 mod views;
 
 pub use channels::FixedFee;
+pub use forward::{ChannelPolicy, ForwardRecord, ForwardStatus, DEFAULT_POLICY};
 pub use manager::{ChannelEntry, Manager};
 pub use payments::{MAX_TOTAL_CLTV_DELTA, MIN_FINAL_CLTV};
 pub use peers::message_channel_id;

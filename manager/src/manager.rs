@@ -171,6 +171,16 @@ pub struct Manager {
     pub(crate) hold_htlcs: bool,
     /// The HTLCs kept so.
     pub(crate) held: Vec<crate::onchain::HeldHtlc>,
+    /// HTLCs we forwarded.
+    pub(crate) forwards: crate::forward::Forwards,
+    /// Forwarding policy overrides by channel.
+    pub(crate) policies: HashMap<i64, crate::forward::ChannelPolicy>,
+    /// The routing graph (our channels and what gossip taught us).
+    pub(crate) graph: fulmen_routing::NetworkGraph,
+    /// What our payments taught us about liquidity.
+    pub(crate) scorer: fulmen_routing::ProbabilisticScorer,
+    /// The route search (its buffers are reused).
+    pub(crate) pathfinder: fulmen_routing::PathFinder,
     /// Writes of the current turn.
     pub(crate) pending: Writes,
     /// Side effects of the current turn.
@@ -236,6 +246,13 @@ impl Manager {
             now,
             hold_htlcs: false,
             held: Vec::new(),
+            forwards: crate::forward::Forwards::default(),
+            policies: stored.policies.iter().copied().collect(),
+            graph: fulmen_routing::NetworkGraph::new(),
+            scorer: fulmen_routing::ProbabilisticScorer::new(
+                fulmen_routing::ScorerParams::default(),
+            ),
+            pathfinder: fulmen_routing::PathFinder::new(),
             pending: Writes::default(),
             after: Vec::new(),
             handed_out: None,
@@ -261,6 +278,9 @@ impl Manager {
                     .insert((c, h), p.info.payment_hash.clone());
             }
             m.payments.insert(p.info.payment_hash.clone(), p.clone());
+        }
+        for f in &stored.forwards {
+            m.forwards.insert(f.clone());
         }
         for i in &stored.invoices {
             m.invoice_order.push(i.info.payment_hash.clone());
@@ -368,6 +388,7 @@ impl Manager {
         if self.handed_out.is_some() {
             return None;
         }
+        self.sync_graph();
         self.drive_channels();
         self.feed_invoice_preimages();
         self.sync_monitors();

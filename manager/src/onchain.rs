@@ -180,6 +180,7 @@ impl Manager {
             MonitorEvent::PreimageLearned { preimage } => {
                 tracing::info!(channel = chan, hash = %preimage.payment_hash(), "preimage learned on chain");
                 self.settle_payment_by_hash(&preimage);
+                self.forward_preimage(&preimage);
             }
             MonitorEvent::HtlcResolved {
                 offered_by_us,
@@ -187,11 +188,17 @@ impl Manager {
                 payment_hash,
                 outcome,
             } => match (offered_by_us, outcome) {
-                (true, HtlcOutcome::TimedOut) => self.on_htlc_settled(
-                    i,
-                    id,
-                    Err("the HTLC was resolved on chain by timeout".into()),
-                ),
+                (true, HtlcOutcome::TimedOut) => {
+                    let f = fulmen_htlc::FailureMessage::PermanentChannelFailure;
+                    let downstream = crate::forward::Downstream::FailedHere(f);
+                    if !self.forward_resolved(chan, id, downstream) {
+                        self.on_htlc_settled(
+                            i,
+                            id,
+                            Err("the HTLC was resolved on chain by timeout".into()),
+                        );
+                    }
+                }
                 (true, HtlcOutcome::Fulfilled) => {}
                 (false, HtlcOutcome::Fulfilled) => {
                     let key = hex::encode(payment_hash.0);

@@ -8,19 +8,17 @@
 //! twice.
 
 use bitcoin::hashes::{sha256, Hash};
-use bitcoin::secp256k1::{PublicKey, SecretKey};
-use fulmen_channel::machine::{HtlcInfo, Phase};
+use bitcoin::secp256k1::PublicKey;
+use fulmen_channel::machine::HtlcInfo;
 use fulmen_htlc::forward::{check_final_hop, ExpectedPayment, FinalHopAccept, IncomingHtlc};
 use fulmen_htlc::invoice::{create_invoice, parse_invoice, InvoiceDescription, InvoiceParams};
-use fulmen_htlc::onion::{
-    construct_onion, create_error_packet, decode_error_packet, process_onion, OnionHop,
-    OnionReject, PaymentData, ProcessedOnion,
-};
+use fulmen_htlc::onion::{create_error_packet, process_onion, OnionReject, ProcessedOnion};
 use fulmen_htlc::{FailureMessage, PaymentHash, PaymentPreimage, PaymentSecret};
 use fulmen_wire::msgs::OnionPacket;
 
 use crate::api::{InvoiceInfo, InvoiceStatus, PaymentInfo, PaymentStatus};
 use crate::manager::Manager;
+use crate::send::{PartFailure, PaymentPlan, DEFAULT_PAY_TIMEOUT_SECS};
 use crate::types::{CmdError, InvoiceRecord, NodeEvent, PaymentRecord, RequestId, Response};
 
 /// `min_final_cltv_expiry_delta` of our invoices (the BOLT 11 default).
@@ -32,7 +30,7 @@ const CLTV_SLACK: u32 = 3;
 pub const MAX_TOTAL_CLTV_DELTA: u32 = 2016;
 
 /// What to do with an HTLC that reached us.
-enum Settle {
+pub(crate) enum Settle {
     /// Fulfill with this preimage.
     Fulfill([u8; 32]),
     /// Fail with this error onion.
@@ -111,7 +109,7 @@ impl Manager {
         self.invoices.insert(key, rec);
     }
 
-    fn save_payment(&mut self, rec: PaymentRecord) {
+    pub(crate) fn save_payment(&mut self, rec: PaymentRecord) {
         let key = rec.info.payment_hash.clone();
         if let (Some(c), Some(h)) = (rec.channel, rec.htlc_id) {
             if rec.is_pending() {
@@ -136,13 +134,25 @@ impl Manager {
         info
     }
 
-    /// `pay`: one-hop payment over a channel with the payee.
-    pub(crate) fn pay(&mut self, request: RequestId, invoice: &str) {
-        let res = self.start_payment(invoice);
+    /// `pay`: an invoice, over a route (retried, split if needed) within the fee limit
+    /// (default 1 % + 50 sat) and the time limit (default 60 s).
+    pub(crate) fn pay(
+        &mut self,
+        request: RequestId,
+        invoice: &str,
+        max_fee_msat: Option<u64>,
+        timeout_secs: Option<u64>,
+    ) {
+        let res = self.start_payment(invoice, max_fee_msat, timeout_secs);
         self.reply(request, res.map(Response::PaymentStarted));
     }
 
-    fn start_payment(&mut self, text: &str) -> Result<PaymentInfo, CmdError> {
+    fn start_payment(
+        &mut self,
+        text: &str,
+        max_fee_msat: Option<u64>,
+        timeout_secs: Option<u64>,
+    ) -> Result<PaymentInfo, CmdError> {
         let inv = parse_invoice(text.trim())
             .map_err(|e| CmdError::invalid(format!("bad invoice: {e}")))?;
         if inv.currency() != lightning_invoice::Currency::Regtest {
@@ -156,18 +166,7 @@ impl Manager {
             .amount_msat()
             .ok_or_else(|| CmdError::invalid("invoices without an amount are not supported yet"))?;
         let hash = inv.payment_hash();
-        let key = hex::encode(hash.0);
-        if let Some(p) = self.payments.get(&key) {
-            match p.info.status {
-                PaymentStatus::Succeeded => {
-                    return Err(CmdError::failed("this invoice is already paid"))
-                }
-                PaymentStatus::Pending => {
-                    return Err(CmdError::failed("a payment of this invoice is in flight"))
-                }
-                PaymentStatus::Failed => {}
-            }
-        }
+        self.check_not_paying(&hash)?;
         let payee = inv.payee();
         if payee == self.node_id {
             return Err(CmdError::invalid("cannot pay our own invoice"));
@@ -182,101 +181,68 @@ impl Manager {
                 inv.min_final_cltv_expiry_delta()
             )));
         }
-        let cltv = self.height.saturating_add(final_cltv);
-        let session_key = SecretKey::from_slice(&self.random32())
-            .map_err(|e| CmdError::failed(format!("session key: {e}")))?;
-        let hop = OnionHop {
-            pubkey: payee,
-            payload: fulmen_htlc::onion::HopPayload::final_hop(
-                amount,
-                cltv,
-                PaymentData {
-                    payment_secret: inv.payment_secret(),
-                    total_msat: amount,
-                },
-            ),
+        let plan = PaymentPlan {
+            payee: payee.to_string(),
+            total_msat: amount,
+            payment_secret: Some(hex::encode(inv.payment_secret().0)),
+            keysend_preimage: None,
+            final_cltv_delta: final_cltv,
+            max_fee_msat: max_fee_msat
+                .unwrap_or_else(|| fulmen_routing::pathfind::default_max_fee_msat(amount)),
+            deadline: now.saturating_add(timeout_secs.unwrap_or(DEFAULT_PAY_TIMEOUT_SECS)),
+            bolt11: Some(text.trim().to_string()),
+            ..PaymentPlan::default()
         };
-        let (packet, secrets) = construct_onion(&self.secp, &session_key, &[hop], &hash)
-            .map_err(|e| CmdError::failed(format!("building the onion: {e}")))?;
-        let onion = OnionPacket(Box::new(packet.to_bytes()));
-        let (chan, htlc_id) = self.add_payment_htlc(&payee, amount, hash, cltv, onion)?;
-        let info = PaymentInfo {
-            payment_hash: key,
-            destination: payee.to_string(),
-            amount_msat: amount,
-            fee_msat: 0,
-            status: PaymentStatus::Pending,
-            preimage: None,
-            failure: None,
-            channel_id: self
-                .channels
-                .iter()
-                .find(|e| e.id == chan)
-                .map(|e| hex::encode(e.ch.channel_id())),
-            created_at: now,
-            completed_at: None,
-        };
-        self.save_payment(PaymentRecord {
-            info: info.clone(),
-            channel: Some(chan),
-            htlc_id: Some(htlc_id),
-            shared_secrets: secrets.iter().map(hex::encode).collect(),
-        });
-        Ok(info)
+        self.begin_payment(hash, plan)
     }
 
-    fn add_payment_htlc(
+    /// `keysend`: a spontaneous payment; we choose the preimage and put it in the onion.
+    pub(crate) fn keysend(
         &mut self,
-        payee: &PublicKey,
-        amount: u64,
-        hash: PaymentHash,
-        cltv: u32,
-        onion: OnionPacket,
-    ) -> Result<(i64, u64), CmdError> {
-        let mut reasons = Vec::new();
-        let mut candidates: Vec<usize> = (0..self.channels.len())
-            .filter(|&i| {
-                self.channels
-                    .get(i)
-                    .is_some_and(|e| e.peer == *payee && e.ch.state().phase == Phase::Normal)
-            })
-            .collect();
-        if candidates.is_empty() {
-            return Err(CmdError::failed(format!(
-                "no route: no open channel with {payee} (multi-hop routing is not available yet)"
-            )));
-        }
-        // Most local balance first.
-        candidates.sort_by_key(|&i| {
-            std::cmp::Reverse(
-                self.channels
-                    .get(i)
-                    .and_then(|e| e.ch.balances_msat())
-                    .map_or(0, |b| b.0),
-            )
-        });
-        for i in candidates {
-            let Some(e) = self.channels.get_mut(i) else {
-                continue;
+        request: RequestId,
+        node_id: PublicKey,
+        amount_msat: u64,
+        max_fee_msat: Option<u64>,
+    ) {
+        let res = (|| {
+            if amount_msat == 0 {
+                return Err(CmdError::invalid("amount_msat must be positive"));
+            }
+            if node_id == self.node_id {
+                return Err(CmdError::invalid("cannot keysend to ourselves"));
+            }
+            let preimage = PaymentPreimage(self.random32());
+            let hash = preimage.payment_hash();
+            self.check_not_paying(&hash)?;
+            let plan = PaymentPlan {
+                payee: node_id.to_string(),
+                total_msat: amount_msat,
+                payment_secret: None,
+                keysend_preimage: Some(hex::encode(preimage.0)),
+                final_cltv_delta: MIN_FINAL_CLTV + CLTV_SLACK,
+                max_fee_msat: max_fee_msat
+                    .unwrap_or_else(|| fulmen_routing::pathfind::default_max_fee_msat(amount_msat)),
+                deadline: self.now.saturating_add(DEFAULT_PAY_TIMEOUT_SECS),
+                ..PaymentPlan::default()
             };
-            if !e.ch.is_connected() {
-                reasons.push(format!(
-                    "channel {}: peer not connected",
-                    hex::encode(e.ch.channel_id())
-                ));
-                continue;
-            }
-            match e.ch.add_htlc(amount, hash, cltv, onion.clone()) {
-                Ok(id) => return Ok((e.id, id)),
-                Err(err) => {
-                    reasons.push(format!("channel {}: {err}", hex::encode(e.ch.channel_id())))
+            self.begin_payment(hash, plan)
+        })();
+        self.reply(request, res.map(Response::PaymentStarted));
+    }
+
+    fn check_not_paying(&self, hash: &PaymentHash) -> Result<(), CmdError> {
+        if let Some(p) = self.payments.get(&hex::encode(hash.0)) {
+            match p.info.status {
+                PaymentStatus::Succeeded => {
+                    return Err(CmdError::failed("this invoice is already paid"))
                 }
+                PaymentStatus::Pending => {
+                    return Err(CmdError::failed("a payment of this invoice is in flight"))
+                }
+                PaymentStatus::Failed => {}
             }
         }
-        Err(CmdError::failed(format!(
-            "cannot send: {}",
-            reasons.join("; ")
-        )))
+        Ok(())
     }
 
     /// An HTLC offered to us is irrevocably committed: settle it if it pays one of our
@@ -308,10 +274,23 @@ impl Manager {
                 tracing::info!(failure = ?failure, "rejecting an HTLC with a bad payload");
                 Settle::Fail(error_packet)
             }
-            Ok(ProcessedOnion::Forward { shared_secret, .. }) => {
-                // Forwarding comes with multi-hop routing; until then we are a dead end.
-                let f = fulmen_htlc::forward::unknown_next_peer();
-                Settle::Fail(create_error_packet(&shared_secret, &f))
+            Ok(ProcessedOnion::Forward {
+                payload,
+                next,
+                shared_secret,
+            }) => {
+                if must_fail {
+                    let f = FailureMessage::TemporaryChannelFailure {
+                        channel_update: Vec::new(),
+                    };
+                    Settle::Fail(create_error_packet(&shared_secret, &f))
+                } else {
+                    let next = OnionPacket(Box::new(next.to_bytes()));
+                    match self.forward_htlc(i, id, htlc, payload, next, shared_secret) {
+                        Some(s) => s,
+                        None => return,
+                    }
+                }
             }
             Ok(ProcessedOnion::Receive {
                 payload,
@@ -397,11 +376,8 @@ impl Manager {
         }
     }
 
-    fn payment_by_htlc(&self, chan: i64, htlc_id: u64) -> Option<String> {
-        self.payment_by_htlc.get(&(chan, htlc_id)).cloned()
-    }
-
-    /// One of our HTLCs was fulfilled (`Ok(preimage)`) or failed (`Err(why)`).
+    /// One of our HTLCs was fulfilled (`Ok(preimage)`) or failed without an error onion
+    /// (`Err(why)`).
     pub(crate) fn on_htlc_settled(
         &mut self,
         i: usize,
@@ -411,62 +387,22 @@ impl Manager {
         let Some(chan) = self.channels.get(i).map(|e| e.id) else {
             return;
         };
-        let Some(key) = self.payment_by_htlc(chan, htlc_id) else {
+        let known = match outcome {
+            Ok(pre) => self.part_fulfilled(chan, htlc_id, PaymentPreimage(pre)),
+            Err(why) => self.part_failed(chan, htlc_id, PartFailure::Text(why)),
+        };
+        if !known {
             tracing::debug!(htlc = htlc_id, "settled HTLC without a pending payment");
-            return;
-        };
-        let Some(mut rec) = self.payments.get(&key).cloned() else {
-            return;
-        };
-        match outcome {
-            Ok(pre) => {
-                if sha256::Hash::hash(&pre).to_byte_array().to_vec()
-                    != hex::decode(&key).unwrap_or_default()
-                {
-                    tracing::error!("fulfilled with a preimage that does not match");
-                    return;
-                }
-                rec.info.status = PaymentStatus::Succeeded;
-                rec.info.preimage = Some(hex::encode(pre));
-            }
-            Err(why) => {
-                rec.info.status = PaymentStatus::Failed;
-                rec.info.failure = Some(why);
-            }
         }
-        rec.info.completed_at = Some(self.now);
-        let info = rec.info.clone();
-        self.save_payment(rec);
-        self.event(NodeEvent::PaymentCompleted(info));
     }
 
-    /// One of our HTLCs failed with an error onion: attribute it.
+    /// One of our HTLCs failed with an error onion.
     pub(crate) fn on_htlc_failed(&mut self, i: usize, htlc_id: u64, reason: Vec<u8>) {
         let Some(chan) = self.channels.get(i).map(|e| e.id) else {
             return;
         };
-        let why = match self
-            .payment_by_htlc(chan, htlc_id)
-            .and_then(|k| self.payments.get(&k))
-        {
-            Some(p) => {
-                let secrets: Vec<[u8; 32]> = p
-                    .shared_secrets
-                    .iter()
-                    .filter_map(|s| parse_hex32(s))
-                    .collect();
-                match decode_error_packet(&secrets, &reason) {
-                    Ok(a) => format!(
-                        "{:?} (code {:#06x}) at hop {}",
-                        a.failure,
-                        a.failure.code(),
-                        a.hop_index
-                    ),
-                    Err(e) => format!("failure onion could not be decoded: {e}"),
-                }
-            }
-            None => String::new(),
-        };
-        self.on_htlc_settled(i, htlc_id, Err(why));
+        if !self.part_failed(chan, htlc_id, PartFailure::Onion(reason)) {
+            tracing::debug!(htlc = htlc_id, "failed HTLC without a pending payment");
+        }
     }
 }

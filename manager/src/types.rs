@@ -17,6 +17,7 @@ use crate::api::{
     DevBroadcastResult, InvoiceInfo, InvoicesResult, NodeInfo, OpenResult, PaymentInfo,
     PaymentStatus, PaymentsResult, PeerInfo, PeersResult,
 };
+use crate::forward::{ChannelPolicy, ForwardRecord};
 
 /// A caller-chosen id that ties a [`Command`] to its [`Output::Reply`].
 pub type RequestId = u64;
@@ -60,10 +61,30 @@ pub enum Command {
     /// `listinvoices`.
     ListInvoices,
     /// `pay`: answered with the pending payment once its HTLC is durable; the outcome
-    /// arrives later as [`NodeEvent::PaymentCompleted`].
+    /// arrives later as [`NodeEvent::PaymentCompleted`]. Default limits (see
+    /// [`Command::PayWithLimits`]).
     Pay {
         /// The BOLT 11 string.
         invoice: String,
+    },
+    /// `pay` with limits: at most `max_fee_msat` in fees (default 1 % + 50 sat), retrying
+    /// for at most `timeout_secs` (default 60).
+    PayWithLimits {
+        /// The BOLT 11 string.
+        invoice: String,
+        /// Fee limit, msat.
+        max_fee_msat: Option<u64>,
+        /// Retry limit, seconds.
+        timeout_secs: Option<u64>,
+    },
+    /// `keysend`: a spontaneous payment (the preimage travels in the onion).
+    Keysend {
+        /// The payee.
+        node_id: PublicKey,
+        /// Amount, msat.
+        amount_msat: u64,
+        /// Fee limit, msat.
+        max_fee_msat: Option<u64>,
     },
     /// `listpayments`.
     ListPayments,
@@ -251,6 +272,13 @@ pub struct PaymentRecord {
     pub htlc_id: Option<u64>,
     /// Onion shared secrets (hex), to decode a failure.
     pub shared_secrets: Vec<String>,
+    /// Every HTLC sent for it (attempts and parts of a split payment).
+    #[serde(default)]
+    pub parts: Vec<crate::send::PartRecord>,
+    /// What it is trying to do (to retry after a restart); `None` for payments stored
+    /// before routing existed.
+    #[serde(default)]
+    pub plan: Option<crate::send::PaymentPlan>,
 }
 
 impl PaymentRecord {
@@ -299,6 +327,10 @@ pub struct Writes {
     pub invoices: Vec<InvoiceRecord>,
     /// Peer upserts: (node id, address; `None` keeps a known address).
     pub peers: Vec<(PublicKey, Option<String>)>,
+    /// Forward upserts (by incoming channel and HTLC id).
+    pub forwards: Vec<ForwardRecord>,
+    /// Forwarding policy overrides (by channel), from `setfees`.
+    pub policies: Vec<(i64, ChannelPolicy)>,
 }
 
 impl Writes {
@@ -352,6 +384,10 @@ pub struct Stored {
     pub invoices: Vec<InvoiceRecord>,
     /// Known peers and their addresses.
     pub peers: Vec<(PublicKey, Option<String>)>,
+    /// Latest row of each forward, in creation order.
+    pub forwards: Vec<ForwardRecord>,
+    /// Forwarding policy overrides by channel.
+    pub policies: Vec<(i64, ChannelPolicy)>,
 }
 
 impl Stored {
@@ -404,6 +440,22 @@ impl Stored {
             }
         }
         upsert(&mut self.payments, &w.payments, |p| &p.info.payment_hash);
+        for f in &w.forwards {
+            match self
+                .forwards
+                .iter_mut()
+                .find(|r| (r.in_channel, r.in_htlc) == (f.in_channel, f.in_htlc))
+            {
+                Some(r) => *r = f.clone(),
+                None => self.forwards.push(f.clone()),
+            }
+        }
+        for (id, p) in &w.policies {
+            match self.policies.iter_mut().find(|(c, _)| c == id) {
+                Some(r) => r.1 = *p,
+                None => self.policies.push((*id, *p)),
+            }
+        }
         upsert(&mut self.invoices, &w.invoices, |i| &i.info.payment_hash);
         for (id, addr) in &w.peers {
             match self.peers.iter_mut().find(|(p, _)| p == id) {
@@ -448,6 +500,8 @@ pub struct ManagerConfig {
     /// Most channels peers may have pending (opened by them, not yet usable) with us at
     /// once, over all peers: node ids are free, so a per-peer limit alone bounds nothing.
     pub max_pending_inbound_opens: usize,
+    /// Forwarding policy of every channel without an override (`setfees`).
+    pub forwarding: ChannelPolicy,
 }
 
 /// The node's default for [`ManagerConfig::max_pending_inbound_opens`].

@@ -63,7 +63,17 @@ impl Manager {
                     .collect();
                 self.reply(request, Ok(Response::Invoices(InvoicesResult { invoices })));
             }
-            Command::Pay { invoice } => self.pay(request, &invoice),
+            Command::Pay { invoice } => self.pay(request, &invoice, None, None),
+            Command::PayWithLimits {
+                invoice,
+                max_fee_msat,
+                timeout_secs,
+            } => self.pay(request, &invoice, max_fee_msat, timeout_secs),
+            Command::Keysend {
+                node_id,
+                amount_msat,
+                max_fee_msat,
+            } => self.keysend(request, node_id, amount_msat, max_fee_msat),
             Command::ListPayments => {
                 let payments = self
                     .payment_order

@@ -32,6 +32,7 @@ fn manager() -> Manager {
         channel_config: ChannelConfig::default(),
         funding_sat_per_vb: 2,
         max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
+        forwarding: fulmen_manager::DEFAULT_POLICY,
     };
     let secrets = NodeSecrets {
         node_secret: SecretKey::from_slice(&[0x11; 32]).unwrap(),

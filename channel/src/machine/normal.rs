@@ -140,6 +140,43 @@ impl Channel {
         Ok(())
     }
 
+    /// About how much we could offer in one more HTLC now, msat: our balance in the peer's
+    /// next commitment (with every pending update) less the reserve the peer requires and,
+    /// if we fund the channel, the commitment fee with one more HTLC output. An estimate for
+    /// route finding: [`Channel::add_htlc`] makes the exact check. 0 unless in normal
+    /// operation, connected and not shutting down.
+    pub fn spendable_msat(&self) -> u64 {
+        let st = &self.state;
+        if st.phase != Phase::Normal
+            || !self.is_connected()
+            || st.local_shutdown.is_some()
+            || st.remote_shutdown.is_some()
+        {
+            return 0;
+        }
+        let Ok(remote) = st.remote() else {
+            return 0;
+        };
+        let Some(base) = st.remote_next.as_ref().or(st.remote_commit.as_ref()) else {
+            return 0;
+        };
+        let Ok(spec) = reduce_iter(
+            &base.spec,
+            st.local_changes.proposed.iter(),
+            st.remote_changes.acked.iter(),
+        ) else {
+            return 0;
+        };
+        let reserve = remote.channel_reserve_sat * 1000;
+        let fee = if st.setup.is_opener {
+            let htlcs = spec.offered_by_us.len() + spec.offered_by_them.len() + 1;
+            commitment_fee(spec.feerate_per_kw, htlcs).to_sat() * 1000
+        } else {
+            0
+        };
+        spec.to_us_msat.saturating_sub(reserve).saturating_sub(fee)
+    }
+
     /// Offer an HTLC; queues `update_add_htlc` and returns its id. Refused (nothing
     /// changes) if it breaks the peer's limits or our reserve.
     pub fn add_htlc(

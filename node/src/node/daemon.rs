@@ -131,6 +131,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         channel_config: channel_config(),
         funding_sat_per_vb: 2,
         max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
+        forwarding: fulmen_manager::DEFAULT_POLICY,
     };
     let secrets = NodeSecrets {
         node_secret: keys.node_secret,

@@ -1,5 +1,6 @@
 //! The node daemon's sqlite store (sqlx): wallet change sets, channel update records, channel
-//! monitor records, channel transactions, payments, invoices and peers.
+//! monitor records, channel transactions, payments, invoices, forwards, channel policies and
+//! peers.
 //!
 //! Owns: opening `DIR/node.sqlite` (WAL, `synchronous=FULL`, exclusive locking so two
 //! daemons cannot share a data directory), the checked-in migrations in
@@ -57,6 +58,10 @@ pub struct WriteBatch {
     pub peers: Vec<(String, Option<String>)>,
     /// Meta upserts.
     pub meta: Vec<(String, Vec<u8>)>,
+    /// Forward upserts: ((incoming channel, incoming HTLC id), JSON).
+    pub forwards: Vec<((i64, i64), String)>,
+    /// Policy upserts: (channel, JSON).
+    pub policies: Vec<(i64, String)>,
 }
 
 impl WriteBatch {
@@ -115,6 +120,21 @@ impl WriteBatch {
                 .map(|(id, a)| (id.to_string(), a.clone()))
                 .collect(),
             meta: Vec::new(),
+            forwards: w
+                .forwards
+                .iter()
+                .map(|f| {
+                    let htlc = i64::try_from(f.in_htlc).unwrap_or(i64::MAX);
+                    Ok(((f.in_channel, htlc), serde_json::to_string(f)?))
+                })
+                .collect::<Result<_, serde_json::Error>>()
+                .context("serializing a forward")?,
+            policies: w
+                .policies
+                .iter()
+                .map(|(c, p)| Ok((*c, serde_json::to_string(p)?)))
+                .collect::<Result<_, serde_json::Error>>()
+                .context("serializing a channel policy")?,
         })
     }
 }
@@ -153,6 +173,10 @@ pub struct Loaded {
     pub invoices: Vec<String>,
     /// Peers and addresses.
     pub peers: Vec<(String, Option<String>)>,
+    /// Forwards (JSON), oldest first.
+    pub forwards: Vec<String>,
+    /// Channel policy overrides: (channel, JSON).
+    pub policies: Vec<(i64, String)>,
 }
 
 impl Loaded {
@@ -204,6 +228,16 @@ impl Loaded {
             let i: InvoiceRecord =
                 serde_json::from_str(json).context("decoding a stored invoice")?;
             out.invoices.push(i);
+        }
+        for json in &self.forwards {
+            out.forwards
+                .push(serde_json::from_str(json).context("decoding a stored forward")?);
+        }
+        for (c, json) in &self.policies {
+            out.policies.push((
+                *c,
+                serde_json::from_str(json).context("decoding a stored channel policy")?,
+            ));
         }
         for (id, addr) in &self.peers {
             // A row that is not a node id is skipped (it could never be dialled).
@@ -342,6 +376,21 @@ impl NodeStore {
         {
             out.invoices.push(r.try_get("data")?);
         }
+        for r in sqlx::query("SELECT data FROM forwards ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading forwards")?
+        {
+            out.forwards.push(r.try_get("data")?);
+        }
+        for r in sqlx::query("SELECT channel, data FROM channel_policies ORDER BY channel")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading channel policies")?
+        {
+            out.policies
+                .push((r.try_get("channel")?, r.try_get("data")?));
+        }
         for r in sqlx::query("SELECT node_id, address FROM peers ORDER BY node_id")
             .fetch_all(&self.pool)
             .await
@@ -447,6 +496,29 @@ impl NodeStore {
             .await
             .context("storing peer")?;
         }
+        for ((chan, htlc), json) in &batch.forwards {
+            sqlx::query(
+                "INSERT INTO forwards (in_channel, in_htlc, data) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (in_channel, in_htlc) DO UPDATE SET data = excluded.data",
+            )
+            .bind(chan)
+            .bind(htlc)
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .context("storing forward")?;
+        }
+        for (chan, json) in &batch.policies {
+            sqlx::query(
+                "INSERT INTO channel_policies (channel, data) VALUES (?1, ?2) \
+                 ON CONFLICT (channel) DO UPDATE SET data = excluded.data",
+            )
+            .bind(chan)
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .context("storing channel policy")?;
+        }
         for (k, v) in &batch.meta {
             sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
                 .bind(k)
@@ -491,6 +563,8 @@ mod tests {
             closing_heights: vec![(1, 321)],
             payments: vec![("h1".into(), "{\"a\":2}".into())],
             peers: vec![("02aa".into(), None)],
+            forwards: vec![((1, 0), "{\"f\":1}".into()), ((1, 0), "{\"f\":2}".into())],
+            policies: vec![(1, "{}".into())],
             ..Default::default()
         };
         store.write(&b).await.unwrap();
@@ -505,6 +579,8 @@ mod tests {
         assert_eq!(l.channels[0].funding_tx.as_deref(), Some(&b"tx"[..]));
         assert_eq!(l.channels[0].closing_height, Some(321));
         assert_eq!(l.payments, vec!["{\"a\":2}".to_string()]);
+        assert_eq!(l.forwards, vec!["{\"f\":2}".to_string()]);
+        assert_eq!(l.policies, vec![(1, "{}".to_string())]);
         assert_eq!(l.peers, vec![("02aa".into(), Some("127.0.0.1:1".into()))]);
     }
 

@@ -159,6 +159,7 @@ impl Network {
             channel_config: ChannelConfig::default(),
             funding_sat_per_vb: 2,
             max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
+            forwarding: fulmen_manager::DEFAULT_POLICY,
         };
         let mut net = Network {
             nodes: Vec::new(),
