@@ -379,3 +379,112 @@ pub struct CloseResult {
     /// The closing transaction id.
     pub closing_txid: String,
 }
+
+/// One forwarded HTLC in `forwards`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ForwardInfo {
+    /// Incoming channel id, hex.
+    pub in_channel: String,
+    /// Outgoing channel id, hex.
+    pub out_channel: String,
+    /// Incoming HTLC amount, msat.
+    pub in_msat: u64,
+    /// Outgoing HTLC amount, msat.
+    pub out_msat: u64,
+    /// Our fee (earned once settled), msat.
+    pub fee_msat: u64,
+    /// Payment hash, hex.
+    pub payment_hash: String,
+    /// `pending`, `settled` or `failed`.
+    pub status: String,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// When it was offered downstream, UNIX seconds.
+    pub created_at: u64,
+    /// When it was resolved.
+    pub resolved_at: Option<u64>,
+}
+
+/// `forwards` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ForwardsResult {
+    /// Forwards, oldest first.
+    pub forwards: Vec<ForwardInfo>,
+    /// Fees earned by settled forwards, msat.
+    pub fees_earned_msat: u64,
+}
+
+/// `setfees` result: the channel's policy now.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeesResult {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// Base fee, msat.
+    pub fee_base_msat: u32,
+    /// Proportional fee, millionths.
+    pub fee_ppm: u32,
+    /// CLTV delta.
+    pub cltv_expiry_delta: u16,
+}
+
+/// One hop of a route in `route`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RouteHopInfo {
+    /// The node reached, hex.
+    pub node_id: String,
+    /// The channel used (`HEIGHTxINDEXxVOUT`).
+    pub short_channel_id: String,
+    /// HTLC amount over it, msat.
+    pub amount_msat: u64,
+    /// Fee this node keeps for the next hop, msat.
+    pub fee_msat: u64,
+    /// HTLC expiry over it, blocks above the current height.
+    pub expiry_delta: u32,
+    /// The scorer's estimate that this channel has the liquidity.
+    pub success_probability: f64,
+}
+
+/// `route` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RouteResult {
+    /// Hops from our first channel to the destination.
+    pub hops: Vec<RouteHopInfo>,
+    /// What we would send (amount plus fees), msat.
+    pub total_amount_msat: u64,
+    /// Fees, msat.
+    pub total_fee_msat: u64,
+    /// The first HTLC's expiry above the current height.
+    pub total_cltv_delta: u32,
+    /// The scorer's estimate that the whole route has the liquidity.
+    pub success_probability: f64,
+}
+
+/// One channel of the graph in `graph --json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GraphChannel {
+    /// `HEIGHTxINDEXxVOUT`.
+    pub short_channel_id: String,
+    /// The lesser node id, hex.
+    pub node_1: String,
+    /// The greater node id, hex.
+    pub node_2: String,
+    /// Capacity, sat.
+    pub capacity_sat: u64,
+    /// Policy of node 1 toward node 2: (base msat, ppm, cltv delta, enabled).
+    pub policy_1_to_2: Option<(u32, u32, u16, bool)>,
+    /// Policy of node 2 toward node 1.
+    pub policy_2_to_1: Option<(u32, u32, u16, bool)>,
+}
+
+/// `graph` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GraphResult {
+    /// Nodes in the graph.
+    pub num_nodes: usize,
+    /// Channels in the graph.
+    pub num_channels: usize,
+    /// Every node id, hex, with its alias if announced (only with `--json`).
+    pub nodes: Vec<(String, Option<String>)>,
+    /// Every channel (only with `--json`).
+    pub channels: Vec<GraphChannel>,
+}

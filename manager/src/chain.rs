@@ -148,8 +148,9 @@ impl Manager {
         }
     }
 
-    /// Time passes: invoices expire (a view), nothing else yet.
+    /// Time passes: invoices expire (a view); incomplete multi-part payments time out.
     pub fn handle_tick(&mut self, now: u64) {
         self.now = now;
+        self.expire_mpp_sets();
     }
 }

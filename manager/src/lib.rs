@@ -22,6 +22,7 @@ mod manager;
 mod onchain;
 mod payments;
 mod peers;
+mod receive;
 mod send;
 pub mod types;
 mod views;

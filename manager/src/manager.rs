@@ -181,6 +181,8 @@ pub struct Manager {
     pub(crate) scorer: fulmen_routing::ProbabilisticScorer,
     /// The route search (its buffers are reused).
     pub(crate) pathfinder: fulmen_routing::PathFinder,
+    /// Parts of incoming multi-part payments held until they add up.
+    pub(crate) mpp: HashMap<fulmen_htlc::PaymentHash, crate::receive::HeldSet>,
     /// Writes of the current turn.
     pub(crate) pending: Writes,
     /// Side effects of the current turn.
@@ -253,6 +255,7 @@ impl Manager {
                 fulmen_routing::ScorerParams::default(),
             ),
             pathfinder: fulmen_routing::PathFinder::new(),
+            mpp: HashMap::new(),
             pending: Writes::default(),
             after: Vec::new(),
             handed_out: None,

@@ -10,7 +10,6 @@
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
 use fulmen_channel::machine::HtlcInfo;
-use fulmen_htlc::forward::{check_final_hop, ExpectedPayment, FinalHopAccept, IncomingHtlc};
 use fulmen_htlc::invoice::{create_invoice, parse_invoice, InvoiceDescription, InvoiceParams};
 use fulmen_htlc::onion::{create_error_packet, process_onion, OnionReject, ProcessedOnion};
 use fulmen_htlc::{FailureMessage, PaymentHash, PaymentPreimage, PaymentSecret};
@@ -19,7 +18,7 @@ use fulmen_wire::msgs::OnionPacket;
 use crate::api::{InvoiceInfo, InvoiceStatus, PaymentInfo, PaymentStatus};
 use crate::manager::Manager;
 use crate::send::{PartFailure, PaymentPlan, DEFAULT_PAY_TIMEOUT_SECS};
-use crate::types::{CmdError, InvoiceRecord, NodeEvent, PaymentRecord, RequestId, Response};
+use crate::types::{CmdError, InvoiceRecord, PaymentRecord, RequestId, Response};
 
 /// `min_final_cltv_expiry_delta` of our invoices (the BOLT 11 default).
 pub const MIN_FINAL_CLTV: u32 = 18;
@@ -260,8 +259,6 @@ impl Manager {
         }
         let hash = htlc.payment_hash;
         let processed = process_onion(&self.secp, &self.node_secret, &onion.0[..], &hash);
-        let now = self.now;
-        let height = self.height;
         let decision: Settle = match processed {
             Err(OnionReject::Malformed(f)) => {
                 let sha = sha256::Hash::hash(&onion.0[..]).to_byte_array();
@@ -302,49 +299,9 @@ impl Manager {
                     };
                     Settle::Fail(create_error_packet(&shared_secret, &f))
                 } else {
-                    let key = hex::encode(hash.0);
-                    let rec = self.invoices.get(&key).cloned();
-                    let expected = rec.as_ref().and_then(|r| {
-                        Some(ExpectedPayment {
-                            payment_hash: hash,
-                            payment_secret: PaymentSecret(parse_hex32(&r.payment_secret)?),
-                            amount_msat: Some(r.info.amount_msat),
-                            min_final_cltv_expiry_delta: r.min_final_cltv,
-                            expires_at_secs: r.info.expires_at,
-                        })
-                    });
-                    let incoming = IncomingHtlc {
-                        amount_msat: htlc.amount_msat,
-                        cltv_expiry: htlc.cltv_expiry,
-                    };
-                    let already_paid = rec
-                        .as_ref()
-                        .is_some_and(|r| r.info.status == InvoiceStatus::Paid);
-                    match check_final_hop(&incoming, &payload, expected.as_ref(), height, now) {
-                        Ok(FinalHopAccept::Complete) if !already_paid => {
-                            match rec.as_ref().and_then(|r| parse_hex32(&r.preimage)) {
-                                Some(pre) => Settle::Fulfill(pre),
-                                None => {
-                                    let f = FailureMessage::IncorrectOrUnknownPaymentDetails {
-                                        htlc_msat: htlc.amount_msat,
-                                        height,
-                                    };
-                                    Settle::Fail(create_error_packet(&shared_secret, &f))
-                                }
-                            }
-                        }
-                        Ok(_) => {
-                            // Already paid, or a partial payment (MPP is not supported yet).
-                            let f = FailureMessage::IncorrectOrUnknownPaymentDetails {
-                                htlc_msat: htlc.amount_msat,
-                                height,
-                            };
-                            Settle::Fail(create_error_packet(&shared_secret, &f))
-                        }
-                        Err(f) => {
-                            tracing::info!(failure = ?f, "rejecting an incoming payment");
-                            Settle::Fail(create_error_packet(&shared_secret, &f))
-                        }
+                    match self.receive_decision(i, id, &htlc, &payload, shared_secret) {
+                        Some(s) => s,
+                        None => return,
                     }
                 }
             }
@@ -356,15 +313,7 @@ impl Manager {
             Settle::Fulfill(preimage) => {
                 let r = e.ch.fulfill_htlc(id, PaymentPreimage(preimage));
                 if r.is_ok() {
-                    let key = hex::encode(hash.0);
-                    if let Some(mut rec) = self.invoices.get(&key).cloned() {
-                        rec.info.status = InvoiceStatus::Paid;
-                        rec.info.received_msat = Some(htlc.amount_msat);
-                        rec.info.paid_at = Some(now);
-                        let info = rec.info.clone();
-                        self.save_invoice(rec);
-                        self.event(NodeEvent::InvoicePaid(info));
-                    }
+                    self.note_received(&hash, htlc.amount_msat);
                 }
                 r
             }

@@ -226,16 +226,16 @@ impl Manager {
         Ok(())
     }
 
-    /// Routes for `amount`: one if possible, else the amount split in two, recursively.
-    fn routes_for(
-        &mut self,
+    /// Route query parameters for `amount` to `payee` under `plan`, with our channels'
+    /// spendable balance less what `used` already took.
+    fn route_params(
+        &self,
         plan: &PaymentPlan,
         payee: PublicKey,
         amount: u64,
         fee_budget: u64,
-        used: &mut HashMap<ShortChannelId, u64>,
-        depth: u32,
-    ) -> Result<Vec<Route>, String> {
+        used: &HashMap<ShortChannelId, u64>,
+    ) -> RouteParams {
         let mut params = RouteParams::new(self.node_id, payee, amount, self.now);
         params.final_cltv_delta = plan.final_cltv_delta;
         params.max_fee_msat = Some(fee_budget);
@@ -284,6 +284,33 @@ impl Manager {
                     .collect()
             })
             .unwrap_or_default();
+        params
+    }
+
+    /// One route for `amount` under `plan`'s limits (no split).
+    pub(crate) fn single_route(
+        &mut self,
+        plan: &PaymentPlan,
+        payee: PublicKey,
+        amount: u64,
+    ) -> Result<Route, String> {
+        let params = self.route_params(plan, payee, amount, plan.max_fee_msat, &HashMap::new());
+        self.pathfinder
+            .find_route(&self.graph, &self.scorer, &params)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Routes for `amount`: one if possible, else the amount split in two, recursively.
+    fn routes_for(
+        &mut self,
+        plan: &PaymentPlan,
+        payee: PublicKey,
+        amount: u64,
+        fee_budget: u64,
+        used: &mut HashMap<ShortChannelId, u64>,
+        depth: u32,
+    ) -> Result<Vec<Route>, String> {
+        let params = self.route_params(plan, payee, amount, fee_budget, used);
         match self
             .pathfinder
             .find_route(&self.graph, &self.scorer, &params)

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{
     AddressResult, BalanceDetailResult, BalanceResult, ChannelsResult, CloseResult,
-    DevBroadcastResult, InvoiceInfo, InvoicesResult, NodeInfo, OpenResult, PaymentInfo,
-    PaymentStatus, PaymentsResult, PeerInfo, PeersResult,
+    DevBroadcastResult, FeesResult, ForwardsResult, GraphResult, InvoiceInfo, InvoicesResult,
+    NodeInfo, OpenResult, PaymentInfo, PaymentStatus, PaymentsResult, PeerInfo, PeersResult,
+    RouteResult,
 };
 use crate::forward::{ChannelPolicy, ForwardRecord};
 
@@ -113,10 +114,35 @@ pub enum Command {
         /// Hold or release.
         on: bool,
     },
+    /// `forwards`.
+    ListForwards,
+    /// `setfees`: our forwarding policy for one channel (a new `channel_update`).
+    SetFees {
+        /// Channel id.
+        channel_id: [u8; 32],
+        /// Base fee, msat.
+        base_msat: u32,
+        /// Proportional fee, millionths.
+        ppm: u32,
+        /// CLTV delta (unchanged if `None`).
+        cltv_delta: Option<u16>,
+    },
+    /// `route`: the route `pay` would take now.
+    Route {
+        /// The destination.
+        node_id: PublicKey,
+        /// Amount to deliver, msat.
+        amount_msat: u64,
+    },
+    /// `graph`: the routing graph (`full` lists every node and channel).
+    Graph {
+        /// List everything.
+        full: bool,
+    },
 }
 
 /// A successful answer to a [`Command`] (or to a `connect`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Response {
     /// `getinfo`.
     Info(NodeInfo),
@@ -150,6 +176,14 @@ pub enum Response {
     DevBroadcast(DevBroadcastResult),
     /// `dev hold-htlcs`: whether HTLCs are now held.
     HoldHtlcs(bool),
+    /// `forwards`.
+    Forwards(ForwardsResult),
+    /// `setfees`.
+    FeesSet(FeesResult),
+    /// `route`.
+    Route(RouteResult),
+    /// `graph`.
+    Graph(GraphResult),
 }
 
 /// A refused or failed command: a JSON-RPC error code and a message for the user.
@@ -502,6 +536,8 @@ pub struct ManagerConfig {
     pub max_pending_inbound_opens: usize,
     /// Forwarding policy of every channel without an override (`setfees`).
     pub forwarding: ChannelPolicy,
+    /// Accept keysend payments (test networks do).
+    pub accept_keysend: bool,
 }
 
 /// The node's default for [`ManagerConfig::max_pending_inbound_opens`].

@@ -93,6 +93,24 @@ impl Manager {
                 self.dev_broadcast_revoked(request, channel_id, number)
             }
             Command::DevHoldHtlcs { on } => self.dev_hold_htlcs(request, on),
+            Command::ListForwards => {
+                let f = self.forwards_view();
+                self.reply(request, Ok(Response::Forwards(f)));
+            }
+            Command::SetFees {
+                channel_id,
+                base_msat,
+                ppm,
+                cltv_delta,
+            } => self.set_fees(request, channel_id, base_msat, ppm, cltv_delta),
+            Command::Route {
+                node_id,
+                amount_msat,
+            } => self.route_query(request, node_id, amount_msat),
+            Command::Graph { full } => {
+                let g = self.graph_view(full);
+                self.reply(request, Ok(Response::Graph(g)));
+            }
         }
     }
 

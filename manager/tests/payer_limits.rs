@@ -33,6 +33,7 @@ fn manager() -> Manager {
         funding_sat_per_vb: 2,
         max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
         forwarding: fulmen_manager::DEFAULT_POLICY,
+        accept_keysend: true,
     };
     let secrets = NodeSecrets {
         node_secret: SecretKey::from_slice(&[0x11; 32]).unwrap(),

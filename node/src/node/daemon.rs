@@ -132,6 +132,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         funding_sat_per_vb: 2,
         max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
         forwarding: fulmen_manager::DEFAULT_POLICY,
+        // Test-network nodes (`--dev`) accept keysend by default.
+        accept_keysend: opts.dev,
     };
     let secrets = NodeSecrets {
         node_secret: keys.node_secret,

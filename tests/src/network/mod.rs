@@ -160,6 +160,7 @@ impl Network {
             funding_sat_per_vb: 2,
             max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
             forwarding: fulmen_manager::DEFAULT_POLICY,
+            accept_keysend: true,
         };
         let mut net = Network {
             nodes: Vec::new(),
