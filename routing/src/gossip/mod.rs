@@ -387,17 +387,28 @@ impl GossipStore {
                 Err(GossipError::UnknownChannel(short_channel_id))
             };
         }
-        let Some(p) = self.take_pending(short_channel_id) else {
+        let Some((p, mut held_nodes)) = self.take_pending(short_channel_id) else {
             return Err(GossipError::UnknownChannel(short_channel_id));
         };
         let capacity_sat = Self::check_funding(&p.announcement, result)?;
         self.check_room(&p.announcement)?;
-        Ok(Handled::Applied(self.add_channel(
-            p.announcement,
-            capacity_sat,
-            p.updates,
-            now,
-        )))
+        let ends = [p.announcement.node_id_1, p.announcement.node_id_2];
+        let mut changes = self.add_channel(p.announcement, capacity_sat, p.updates, now);
+        // Its nodes are known now: what another waiting announcement held for them is
+        // theirs too.
+        held_nodes.extend(ends.iter().filter_map(|n| self.held_nodes.remove(n)));
+        // Held node announcements were signature-checked when they came.
+        for a in held_nodes {
+            let newer = self
+                .nodes
+                .get(&a.node_id)
+                .and_then(|s| s.announcement.as_ref())
+                .is_none_or(|old| old.timestamp < a.timestamp);
+            if newer {
+                changes.extend(self.store_node(a));
+            }
+        }
+        Ok(Handled::Applied(changes))
     }
 
     /// Validates a `channel_update`: chain, `htlc_maximum_msat` present, bounds, timestamp
@@ -671,21 +682,27 @@ impl GossipStore {
         }
     }
 
-    fn take_pending(&mut self, scid: ShortChannelId) -> Option<PendingChannel> {
+    /// Removes a waiting announcement; also returns the node announcements held for its
+    /// nodes that no other waiting announcement names.
+    fn take_pending(
+        &mut self,
+        scid: ShortChannelId,
+    ) -> Option<(PendingChannel, Vec<NodeAnnouncement>)> {
         let p = self.pending.remove(&scid)?;
+        let mut released = Vec::new();
         for n in [p.announcement.node_id_1, p.announcement.node_id_2] {
             if let Some(count) = self.pending_nodes.get_mut(&n) {
                 *count = count.saturating_sub(1);
                 if *count == 0 {
                     self.pending_nodes.remove(&n);
-                    self.held_nodes.remove(&n);
+                    released.extend(self.held_nodes.remove(&n));
                 }
             }
         }
-        Some(p)
+        Some((p, released))
     }
 
-    /// Stores a fully validated channel with what was held for it.
+    /// Stores a fully validated channel with the updates held for it.
     fn add_channel(
         &mut self,
         ann: ChannelAnnouncement,
@@ -694,14 +711,13 @@ impl GossipStore {
         now: u64,
     ) -> Vec<GraphChange> {
         let scid = ShortChannelId::from_u64(ann.short_channel_id);
-        let ends = [ann.node_id_1, ann.node_id_2];
         let mut changes = vec![GraphChange::ChannelAdded {
             short_channel_id: scid,
             node_1: ann.node_id_1,
             node_2: ann.node_id_2,
             capacity_sat,
         }];
-        for n in ends {
+        for n in [ann.node_id_1, ann.node_id_2] {
             self.nodes.entry(n).or_default().channels += 1;
         }
         self.queue(Message::ChannelAnnouncement(ann.clone()));
@@ -718,25 +734,6 @@ impl GossipStore {
             // Held updates were signature-checked; the capacity is known only now.
             if u.htlc_maximum_msat <= capacity_sat.saturating_mul(1000) {
                 changes.extend(self.store_update(u));
-            }
-        }
-        for n in ends {
-            // Held node announcements were checked when they came; keep them only while
-            // no other waiting announcement names the node.
-            let held = if self.pending_nodes.contains_key(&n) {
-                self.held_nodes.get(&n).cloned()
-            } else {
-                self.held_nodes.remove(&n)
-            };
-            if let Some(a) = held {
-                let newer = self
-                    .nodes
-                    .get(&n)
-                    .and_then(|s| s.announcement.as_ref())
-                    .is_none_or(|old| old.timestamp < a.timestamp);
-                if newer {
-                    changes.extend(self.store_node(a));
-                }
             }
         }
         changes
