@@ -1,6 +1,8 @@
 //! Unit tests of the gossip store with real keys and signatures: acceptance, every refusal
 //! reason, the pending UTXO set, newer-only updates, pruning and bounds.
 
+// Test-only file (its `mod` is `#[cfg(test)]`); the attribute also tells tidy so.
+#[cfg(test)]
 use std::collections::HashMap;
 
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
@@ -187,7 +189,8 @@ fn each_bad_signature_is_refused_with_its_role() {
         &bitcoin::secp256k1::Message::from_digest(ann.signature_hash()),
         &node_sk(9),
     );
-    let cases: [(fn(&mut ChannelAnnouncement, _), SignatureRole); 4] = [
+    type SetSig = fn(&mut ChannelAnnouncement, bitcoin::secp256k1::ecdsa::Signature);
+    let cases: [(SetSig, SignatureRole); 4] = [
         (|a, w| a.node_signature_1 = w, SignatureRole::Node1),
         (|a, w| a.node_signature_2 = w, SignatureRole::Node2),
         (|a, w| a.bitcoin_signature_1 = w, SignatureRole::Bitcoin1),

@@ -1,6 +1,8 @@
 //! Tests of the initial sync (`gossip_timestamp_filter`) order and a proptest that byte
 //! mutations of valid signed gossip never panic and are refused unless byte-identical.
 
+// Test-only file (its `mod` is `#[cfg(test)]`); the attribute also tells tidy so.
+#[cfg(test)]
 use fulmen_wire::msgs::GossipTimestampFilter;
 use fulmen_wire::Message;
 use proptest::prelude::*;
