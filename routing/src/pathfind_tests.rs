@@ -3,6 +3,8 @@
 //!
 //! Owns: the route checker the proptests share. Must never depend on timing.
 
+// Test-only file (its `mod` is `#[cfg(test)]`); the attribute also tells tidy so.
+#[cfg(test)]
 use super::*;
 use crate::change::{DirectedPolicy, GraphChange};
 use crate::scorer::ScorerParams;

@@ -1,12 +1,19 @@
-//! BOLT 7 gossip messages: `channel_announcement`, `node_announcement`, `channel_update`.
+//! BOLT 7 gossip messages: `channel_announcement` (256), `node_announcement` (257),
+//! `channel_update` (258), `announcement_signatures` (259) and `gossip_timestamp_filter`
+//! (265).
 //!
-//! Owns: their layouts, and the exact byte ranges that signatures cover. Must never do
-//! I/O or panic on peer bytes; signature and chain checks belong to `fulmen-routing`.
+//! Owns: their layouts, and the exact byte ranges that signatures cover
+//! ([`ChannelAnnouncement::signed_bytes`], [`NodeAnnouncement::signed_bytes`],
+//! [`ChannelUpdate::signed_bytes`] and their `signature_hash`: the double SHA-256 that is
+//! signed). Must never do I/O or panic on peer bytes; signature and chain checks belong to
+//! `fulmen-routing`.
 
+use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::secp256k1::{ecdsa::Signature, PublicKey};
 
 use crate::codec::LenBytes;
 use crate::features::Features;
+use crate::msgs::bolt1::ChannelId;
 
 wire_message! {
     /// `channel_announcement` (256).
@@ -85,6 +92,84 @@ wire_message! {
         htlc_maximum_msat: u64,
     }
     excess
+}
+
+wire_message! {
+    /// `announcement_signatures` (259): one side's two signatures over the channel's
+    /// `channel_announcement` hash, sent to the channel peer once the funding is deep enough.
+    AnnouncementSignatures = 259 {
+        /// The channel.
+        channel_id: ChannelId,
+        /// Short channel id (block << 40 | tx << 16 | output).
+        short_channel_id: u64,
+        /// Signature by the sender's node key.
+        node_signature: Signature,
+        /// Signature by the sender's funding (bitcoin) key.
+        bitcoin_signature: Signature,
+    }
+    tlvs {}
+}
+
+wire_message! {
+    /// `gossip_timestamp_filter` (265): the sender wants gossip whose timestamp is in
+    /// `[first_timestamp, first_timestamp + timestamp_range)`.
+    GossipTimestampFilter = 265 {
+        /// Chain hash.
+        chain_hash: [u8; 32],
+        /// First timestamp wanted (unix seconds).
+        first_timestamp: u32,
+        /// Width of the window, seconds.
+        timestamp_range: u32,
+    }
+    tlvs {}
+}
+
+/// Double SHA-256 of `bytes`: what BOLT 7 gossip signatures sign.
+pub fn gossip_hash(bytes: &[u8]) -> [u8; 32] {
+    sha256d::Hash::hash(bytes).to_byte_array()
+}
+
+impl ChannelAnnouncement {
+    /// The bytes the four signatures cover: the encoding after the type and the four
+    /// signatures (features through `bitcoin_key_2`, then the excess bytes).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Vec::with_capacity(256);
+        self.encode_payload(&mut w);
+        w.split_off((CHANNEL_ANNOUNCEMENT_SIGNED_OFFSET - 2).min(w.len()))
+    }
+
+    /// The double SHA-256 of [`Self::signed_bytes`], which all four signatures sign.
+    pub fn signature_hash(&self) -> [u8; 32] {
+        gossip_hash(&self.signed_bytes())
+    }
+}
+
+impl NodeAnnouncement {
+    /// The bytes the signature covers: the encoding after the type and the signature.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Vec::with_capacity(160);
+        self.encode_payload(&mut w);
+        w.split_off((SINGLE_SIG_SIGNED_OFFSET - 2).min(w.len()))
+    }
+
+    /// The double SHA-256 of [`Self::signed_bytes`], which `signature` signs.
+    pub fn signature_hash(&self) -> [u8; 32] {
+        gossip_hash(&self.signed_bytes())
+    }
+}
+
+impl ChannelUpdate {
+    /// The bytes the signature covers: the encoding after the type and the signature.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Vec::with_capacity(136);
+        self.encode_payload(&mut w);
+        w.split_off((SINGLE_SIG_SIGNED_OFFSET - 2).min(w.len()))
+    }
+
+    /// The double SHA-256 of [`Self::signed_bytes`], which `signature` signs.
+    pub fn signature_hash(&self) -> [u8; 32] {
+        gossip_hash(&self.signed_bytes())
+    }
 }
 
 /// Offset in an encoded message (including its 2-byte type) where the data signed by a

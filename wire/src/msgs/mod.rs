@@ -116,4 +116,8 @@ message_enum! {
     NodeAnnouncement(NodeAnnouncement),
     /// `channel_update` (258).
     ChannelUpdate(ChannelUpdate),
+    /// `announcement_signatures` (259).
+    AnnouncementSignatures(AnnouncementSignatures),
+    /// `gossip_timestamp_filter` (265).
+    GossipTimestampFilter(GossipTimestampFilter),
 }
