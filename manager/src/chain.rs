@@ -89,6 +89,7 @@ impl Manager {
             self.reply(w, Ok(Response::Closed(res)));
         }
         self.monitors_block_connected(block, height);
+        self.gossip_block(block);
         for e in &mut self.channels {
             if e.is_closed() {
                 continue;
@@ -152,5 +153,6 @@ impl Manager {
     pub fn handle_tick(&mut self, now: u64) {
         self.now = now;
         self.expire_mpp_sets();
+        self.gossip_tick();
     }
 }

@@ -290,10 +290,4 @@ impl Manager {
             self.forward_resolved(c, h, Downstream::Fulfilled(*preimage));
         }
     }
-
-    /// The bytes of our latest `channel_update` for channel `chan` (empty until gossip
-    /// announces channels).
-    pub(crate) fn channel_update_bytes(&self, _chan: i64) -> Vec<u8> {
-        Vec::new()
-    }
 }

@@ -1,295 +1,427 @@
-//! The node's routing graph: our own channels enter it as soon as they are usable (with our
-//! forwarding policy for our direction) and leave it when they close; what gossip teaches
-//! about other channels joins it through the same [`GraphChange`]s.
+//! Gossip (BOLT 7) for the node: intake of peers' `channel_announcement`,
+//! `node_announcement` and `channel_update` through the sans-IO [`GossipStore`] (funding
+//! outputs checked through the shell, which answers [`Output::LookupUtxo`] with
+//! [`Manager::handle_utxo_answer`]), relaying what it accepted to every peer in batches, the
+//! initial sync (`gossip_timestamp_filter` both ways), and announcing our own channels:
+//! `announcement_signatures` once the funding is [`crate::ManagerConfig::announce_depth`]
+//! deep, then the combined `channel_announcement`, our `channel_update` and our
+//! `node_announcement`.
 //!
-//! Owns: keeping [`Manager::graph`] in step with our channels. Must never: put a channel in
-//! the graph before its funding output is verified (it has a short channel id only then).
+//! Owns: [`Manager::gossip`], the UTXO queries in flight, the funding outpoints of announced
+//! channels (to prune them when spent). Must never: put unvalidated gossip into the graph
+//! (everything goes through the store), or sign an announcement for a channel that is not
+//! ours and deep enough. The store is not persisted: after a restart, peers' sync and our
+//! re-announcement rebuild it.
 
-use std::collections::HashSet;
-
-use fulmen_channel::machine::Phase;
-use fulmen_routing::graph::direction_between;
-use fulmen_routing::{DirectedPolicy, GraphChange};
+use std::collections::HashMap;
 
 use bitcoin::secp256k1::PublicKey;
-
-use crate::api::{
-    FeesResult, ForwardInfo, ForwardsResult, GraphChannel, GraphResult, RouteHopInfo, RouteResult,
+use bitcoin::{Amount, OutPoint, ScriptBuf};
+use fulmen_channel::machine::Phase;
+use fulmen_routing::gossip::own::{
+    announcement_signatures, announcement_unsigned, combine, sign_channel_update,
+    sign_node_announcement,
 };
-use crate::forward::ForwardStatus;
-use crate::manager::Manager;
-use crate::send::PaymentPlan;
-use crate::types::{CmdError, RequestId, Response};
+use fulmen_routing::graph::direction_between;
+use fulmen_routing::{DirectedPolicy, GraphChange, Handled, UtxoLookup, UtxoResult};
+use fulmen_wire::msgs::{AnnouncementSignatures, GossipTimestampFilter};
+use fulmen_wire::{Message, ShortChannelId};
+
+use crate::manager::{After, Manager};
+use crate::peers::chain_hash;
+use crate::types::Output;
+
+/// The answer to a UTXO query, from the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtxoAnswer {
+    /// What the chain says.
+    pub result: UtxoResult,
+    /// The outpoint the short channel id names, if it exists.
+    pub outpoint: Option<OutPoint>,
+}
+
+/// Answers lookups for our own channels at once; queues the others for the shell.
+struct Lookup<'a> {
+    own: &'a HashMap<ShortChannelId, (ScriptBuf, Amount)>,
+    wanted: &'a mut Vec<ShortChannelId>,
+}
+
+impl UtxoLookup for Lookup<'_> {
+    fn lookup(&mut self, scid: ShortChannelId) -> UtxoResult {
+        if let Some((script, value)) = self.own.get(&scid) {
+            return UtxoResult::Found {
+                script_pubkey: script.clone(),
+                value: *value,
+            };
+        }
+        if !self.wanted.contains(&scid) {
+            self.wanted.push(scid);
+        }
+        UtxoResult::Pending
+    }
+}
+
+/// What the manager keeps for gossip besides the store.
+#[derive(Debug, Default)]
+pub(crate) struct GossipState {
+    /// UTXO queries to hand to the shell.
+    pub wanted: Vec<ShortChannelId>,
+    /// Funding outpoints of announced channels, to prune them when spent.
+    pub funding_of: HashMap<OutPoint, ShortChannelId>,
+    /// The peer's `announcement_signatures` per channel (local id).
+    pub theirs: HashMap<i64, AnnouncementSignatures>,
+    /// (channel, connection) pairs we sent our signatures on.
+    pub sent: HashMap<i64, u64>,
+    /// Timestamp of our last `node_announcement`.
+    pub node_announced: Option<u32>,
+    /// Timestamp of our last `channel_update` per channel.
+    pub updated: HashMap<i64, u32>,
+}
 
 impl Manager {
-    /// Adds our usable channels to the graph (and our policy for them), removes closed ones.
-    pub(crate) fn sync_graph(&mut self) {
-        let mut live = HashSet::new();
-        let mut changes = Vec::new();
-        for e in &self.channels {
-            let Some(scid) = e.ch.short_channel_id() else {
-                continue;
-            };
-            if e.ch.state().phase != Phase::Normal {
-                continue;
+    fn now32(&self) -> u32 {
+        u32::try_from(self.now).unwrap_or(u32::MAX)
+    }
+
+    /// Our own channels' funding outputs by short channel id (answered without the shell).
+    fn own_fundings(&self) -> HashMap<ShortChannelId, (ScriptBuf, Amount)> {
+        self.channels
+            .iter()
+            .filter_map(|e| {
+                let scid = e.ch.short_channel_id()?;
+                let remote = e.ch.state().setup.remote.as_ref()?;
+                let local = self
+                    .key_source_funding_pubkey(e)
+                    .unwrap_or(remote.basepoints.funding_pubkey);
+                let script = fulmen_routing::gossip::funding_script_pubkey(
+                    &local,
+                    &remote.basepoints.funding_pubkey,
+                );
+                Some((
+                    scid,
+                    (script, Amount::from_sat(e.ch.state().setup.funding_sat)),
+                ))
+            })
+            .collect()
+    }
+
+    fn key_source_funding_pubkey(&self, e: &crate::manager::ChannelEntry) -> Option<PublicKey> {
+        use fulmen_channel::machine::KeySource;
+        let s = self.key_source.channel_secrets(&e.ch.state().setup.key_id);
+        Some(PublicKey::from_secret_key(&self.secp, &s.funding_key))
+    }
+
+    /// A gossip message from a peer (or one of ours): validated by the store, applied to
+    /// the graph.
+    pub(crate) fn handle_gossip(&mut self, from: Option<PublicKey>, msg: &Message) {
+        match msg {
+            Message::GossipTimestampFilter(f) => {
+                let Some(peer) = from else { return };
+                match self.gossip.handle_timestamp_filter(f) {
+                    Ok(msgs) => {
+                        for m in msgs {
+                            self.send_after(peer, m);
+                        }
+                    }
+                    Err(e) => tracing::debug!(%peer, error = %e, "timestamp filter refused"),
+                }
+                return;
             }
-            live.insert(scid);
-            let pol = self.policy_of(e.id);
-            let enabled = e.ch.is_connected();
-            let dir = direction_between(&self.node_id, &e.peer);
-            let known = self.graph.channel(scid).is_some();
-            if !known {
-                let (node_1, node_2) = if self.node_id.serialize() < e.peer.serialize() {
-                    (self.node_id, e.peer)
-                } else {
-                    (e.peer, self.node_id)
-                };
-                changes.push(GraphChange::ChannelAdded {
-                    short_channel_id: scid,
-                    node_1,
-                    node_2,
-                    capacity_sat: e.ch.state().setup.funding_sat,
-                });
+            Message::AnnouncementSignatures(a) => {
+                if let Some(peer) = from {
+                    self.on_announcement_signatures(peer, a);
+                }
+                return;
             }
-            let current = self
-                .graph
-                .directed_channel(scid, dir)
-                .and_then(|(_, _, d)| d.policy);
-            let same = current.is_some_and(|p| {
-                p.fee_base_msat == pol.fee_base_msat
-                    && p.fee_proportional_millionths == pol.fee_ppm
-                    && p.cltv_expiry_delta == pol.cltv_expiry_delta
-                    && p.enabled == enabled
-            });
-            if !same {
-                let timestamp = current.map_or(0, |p| p.timestamp.saturating_add(1));
-                changes.push(GraphChange::PolicyUpdated {
-                    short_channel_id: scid,
-                    direction: dir,
-                    policy: DirectedPolicy {
-                        fee_base_msat: pol.fee_base_msat,
-                        fee_proportional_millionths: pol.fee_ppm,
-                        cltv_expiry_delta: pol.cltv_expiry_delta,
-                        htlc_minimum_msat: 1,
-                        htlc_maximum_msat: e.ch.state().setup.funding_sat * 1000,
-                        enabled,
-                        timestamp: timestamp.max(u32::try_from(self.now).unwrap_or(u32::MAX)),
-                    },
-                });
-            }
+            _ => {}
         }
-        for e in &self.channels {
-            if let Some(scid) = e.ch.short_channel_id() {
-                if e.is_closed() && !live.contains(&scid) && self.graph.channel(scid).is_some() {
-                    changes.push(GraphChange::ChannelRemoved {
-                        short_channel_id: scid,
-                    });
+        let own = self.own_fundings();
+        let mut wanted = std::mem::take(&mut self.gossip_state.wanted);
+        let res = {
+            let mut lookup = Lookup {
+                own: &own,
+                wanted: &mut wanted,
+            };
+            self.gossip.handle_message(msg, &mut lookup, self.now)
+        };
+        self.gossip_state.wanted = wanted;
+        match res {
+            Ok(Handled::Applied(changes)) => self.apply_graph_changes(&changes),
+            Ok(Handled::Held) => {}
+            Err(e) => {
+                tracing::debug!(peer = ?from, msg = msg.msg_type(), error = %e, "gossip refused");
+                if let (true, Some(peer)) = (e.warn_peer(), from) {
+                    let w = fulmen_wire::msgs::Warning::text([0; 32], &e.to_string());
+                    self.send_after(peer, Message::Warning(w));
                 }
             }
         }
+    }
+
+    pub(crate) fn apply_graph_changes(&mut self, changes: &[GraphChange]) {
         for c in changes {
-            if let Err(err) = self.graph.apply(&c) {
-                tracing::debug!(error = %err, "graph change refused");
+            if let Err(err) = self.graph.apply(c) {
+                tracing::debug!(error = %err, "graph change not applied");
             }
         }
+    }
+
+    /// The shell's answer to [`Output::LookupUtxo`].
+    pub fn handle_utxo_answer(&mut self, now: u64, scid: ShortChannelId, answer: UtxoAnswer) {
+        self.now = now;
+        if let (Some(op), UtxoResult::Found { .. }) = (answer.outpoint, &answer.result) {
+            self.gossip_state.funding_of.insert(op, scid);
+        }
+        match self.gossip.utxo_resolved(scid, answer.result, now) {
+            Ok(Handled::Applied(changes)) => self.apply_graph_changes(&changes),
+            Ok(Handled::Held) => {}
+            Err(e) => tracing::debug!(%scid, error = %e, "announcement refused after lookup"),
+        }
+    }
+
+    /// A block's spends: announced channels whose funding is spent leave the graph.
+    pub(crate) fn gossip_block(&mut self, block: &bitcoin::Block) {
+        let mut gone = Vec::new();
+        for tx in &block.txdata {
+            for i in &tx.input {
+                if let Some(scid) = self.gossip_state.funding_of.remove(&i.previous_output) {
+                    gone.push(scid);
+                }
+            }
+        }
+        for scid in gone {
+            let changes = self.gossip.funding_spent(scid);
+            self.apply_graph_changes(&changes);
+        }
+    }
+
+    /// Stale channels leave the graph (two weeks without an update).
+    pub(crate) fn gossip_tick(&mut self) {
+        let changes = self.gossip.prune_stale(self.now);
+        self.apply_graph_changes(&changes);
+    }
+
+    /// A new connection: ask the peer for all its gossip.
+    pub(crate) fn gossip_connected(&mut self, peer: PublicKey) {
+        let f = GossipTimestampFilter {
+            chain_hash: chain_hash(),
+            first_timestamp: 0,
+            timestamp_range: u32::MAX,
+            extra_tlvs: Default::default(),
+        };
+        self.send_after(peer, Message::GossipTimestampFilter(f));
+    }
+
+    /// End of a turn: announce what is deep enough, relay what the store accepted, ask the
+    /// shell for UTXO answers.
+    pub(crate) fn gossip_turn(&mut self) {
+        self.announce_channels();
+        let batch = self.gossip.take_broadcast_batch();
+        if !batch.is_empty() {
+            let peers: Vec<PublicKey> = self
+                .peers
+                .iter()
+                .filter(|(_, s)| s.conn.is_some())
+                .map(|(id, _)| *id)
+                .collect();
+            for m in &batch {
+                for p in &peers {
+                    self.send_after(*p, m.clone());
+                }
+            }
+        }
+        for scid in std::mem::take(&mut self.gossip_state.wanted) {
+            self.after.push(After::Out(Output::LookupUtxo {
+                short_channel_id: scid,
+            }));
+        }
+    }
+
+    /// Sends our `announcement_signatures` for every channel deep enough (once per
+    /// connection), and completes the announcements whose peer signatures we have.
+    fn announce_channels(&mut self) {
+        if !self.config.announce_channels {
+            return;
+        }
+        let height = self.height;
+        let depth = self.config.announce_depth.max(1);
+        let mut todo = Vec::new();
+        for e in &self.channels {
+            let st = e.ch.state();
+            let (Some(scid), Some(conf)) = (e.ch.short_channel_id(), st.funding_confirmed_height)
+            else {
+                continue;
+            };
+            if st.phase != Phase::Normal || height + 1 < conf + depth {
+                continue;
+            }
+            let Some(conn) = self.peers.get(&e.peer).and_then(|p| p.conn) else {
+                continue;
+            };
+            todo.push((e.id, e.peer, scid, conn, e.ch.channel_id()));
+        }
+        for (id, peer, scid, conn, channel_id) in todo {
+            let Some(e) = self.channels.iter().find(|e| e.id == id) else {
+                continue;
+            };
+            let Some(remote) = e.ch.state().setup.remote.as_ref() else {
+                continue;
+            };
+            use fulmen_channel::machine::KeySource;
+            let secrets = self.key_source.channel_secrets(&e.ch.state().setup.key_id);
+            let our_funding = PublicKey::from_secret_key(&self.secp, &secrets.funding_key);
+            let unsigned = announcement_unsigned(
+                chain_hash(),
+                scid,
+                Default::default(),
+                self.node_id,
+                peer,
+                our_funding,
+                remote.basepoints.funding_pubkey,
+            );
+            let ours = announcement_signatures(
+                &self.secp,
+                &unsigned,
+                channel_id,
+                &self.node_secret,
+                &secrets.funding_key,
+            );
+            if self.gossip_state.sent.get(&id) != Some(&conn) {
+                self.gossip_state.sent.insert(id, conn);
+                self.send_after(peer, Message::AnnouncementSignatures(ours.clone()));
+            }
+            if self.gossip.channel_announcement(scid).is_some() {
+                continue;
+            }
+            let Some(theirs) = self.gossip_state.theirs.get(&id).cloned() else {
+                continue;
+            };
+            match combine(&self.secp, &unsigned, &self.node_id, &ours, &theirs) {
+                Ok(ann) => {
+                    tracing::info!(channel = id, %scid, "channel announced");
+                    self.handle_gossip(None, &Message::ChannelAnnouncement(ann));
+                    self.announce_node();
+                    self.policy_changed(id);
+                }
+                Err(err) => {
+                    tracing::warn!(channel = id, error = %err, "cannot combine announcement")
+                }
+            }
+        }
+    }
+
+    fn on_announcement_signatures(&mut self, peer: PublicKey, a: &AnnouncementSignatures) {
+        let Some(e) = self
+            .channels
+            .iter()
+            .find(|e| e.ch.channel_id() == a.channel_id && e.peer == peer)
+        else {
+            tracing::debug!(%peer, "announcement_signatures for an unknown channel");
+            return;
+        };
+        if e.ch.short_channel_id().map(|s| s.to_u64()) != Some(a.short_channel_id) {
+            tracing::warn!(%peer, "announcement_signatures with another short channel id");
+            return;
+        }
+        self.gossip_state.theirs.insert(e.id, a.clone());
+    }
+
+    /// Our `node_announcement` (once we have an announced channel; again when it changes).
+    fn announce_node(&mut self) {
+        let ts = self
+            .now32()
+            .max(self.gossip_state.node_announced.map_or(0, |t| t + 1));
+        if self.gossip_state.node_announced.is_some() {
+            return;
+        }
+        let mut alias = [0u8; 32];
+        let bytes = self.config.alias.as_bytes();
+        let n = bytes.len().min(32);
+        alias[..n].copy_from_slice(&bytes[..n]);
+        let ann = sign_node_announcement(
+            &self.secp,
+            &self.node_secret,
+            Default::default(),
+            ts,
+            [0x33, 0x99, 0xff],
+            alias,
+            Vec::new(),
+        );
+        self.gossip_state.node_announced = Some(ts);
+        self.handle_gossip(None, &Message::NodeAnnouncement(ann));
+    }
+
+    /// Our policy for channel `id` changed (or it was just announced): a new signed
+    /// `channel_update` goes into the store (and out to peers with the next batch).
+    pub(crate) fn policy_changed(&mut self, id: i64) {
+        let Some(e) = self.channels.iter().find(|e| e.id == id) else {
+            return;
+        };
+        let Some(scid) = e.ch.short_channel_id() else {
+            return;
+        };
+        if self.gossip.channel_announcement(scid).is_none() {
+            return;
+        }
+        let pol = self.policy_of(id);
+        let last = self.gossip_state.updated.get(&id).copied();
+        let ts = self.now32().max(last.map_or(0, |t| t + 1));
+        let policy = DirectedPolicy {
+            fee_base_msat: pol.fee_base_msat,
+            fee_proportional_millionths: pol.fee_ppm,
+            cltv_expiry_delta: pol.cltv_expiry_delta,
+            htlc_minimum_msat: 1,
+            htlc_maximum_msat: e.ch.state().setup.funding_sat * 1000,
+            enabled: true,
+            timestamp: ts,
+        };
+        let dir = direction_between(&self.node_id, &e.peer);
+        let u = sign_channel_update(
+            &self.secp,
+            chain_hash(),
+            scid,
+            dir,
+            &policy,
+            &self.node_secret,
+        );
+        self.gossip_state.updated.insert(id, ts);
+        self.handle_gossip(None, &Message::ChannelUpdate(u));
+    }
+
+    /// The bytes of our latest `channel_update` for channel `chan` (type 258 included), for
+    /// failures that carry one; empty while the channel is not announced.
+    pub(crate) fn channel_update_bytes(&self, chan: i64) -> Vec<u8> {
+        let Some(e) = self.channels.iter().find(|e| e.id == chan) else {
+            return Vec::new();
+        };
+        let Some(scid) = e.ch.short_channel_id() else {
+            return Vec::new();
+        };
+        let dir = direction_between(&self.node_id, &e.peer);
+        self.gossip
+            .channel_update(scid, dir)
+            .map(|u| Message::ChannelUpdate(u.clone()).encode())
+            .unwrap_or_default()
     }
 
     /// A `channel_update` that came back inside a failure: validated like gossip and, if
     /// newer, applied to the graph (so a stale policy is fixed before the retry).
     pub(crate) fn learn_channel_update(&mut self, update: &[u8]) {
-        tracing::debug!(len = update.len(), "channel_update in a failure");
-    }
-
-    /// Our policy for channel `id` changed: a new `channel_update` goes to peers.
-    pub(crate) fn policy_changed(&mut self, id: i64) {
-        tracing::info!(channel = id, "forwarding policy changed");
-    }
-}
-
-impl Manager {
-    /// `graph`.
-    pub(crate) fn graph_view(&self, full: bool) -> GraphResult {
-        let pol = |p: Option<DirectedPolicy>| {
-            p.map(|p| {
-                (
-                    p.fee_base_msat,
-                    p.fee_proportional_millionths,
-                    p.cltv_expiry_delta,
-                    p.enabled,
-                )
-            })
-        };
-        let g = self.graph.petgraph();
-        let mut nodes = Vec::new();
-        let mut channels = Vec::new();
-        if full {
-            for n in g.node_weights() {
-                let alias = n.announcement.map(|a| {
-                    String::from_utf8_lossy(&a.alias)
-                        .trim_end_matches('\0')
-                        .to_string()
-                });
-                nodes.push((n.node_id.to_string(), alias));
-            }
-            let mut seen = HashSet::new();
-            for e in g.edge_weights() {
-                if !seen.insert(e.short_channel_id) {
-                    continue;
-                }
-                if let Some(c) = self.graph.channel(e.short_channel_id) {
-                    channels.push(GraphChannel {
-                        short_channel_id: c.short_channel_id.to_string(),
-                        node_1: c.node_1.to_string(),
-                        node_2: c.node_2.to_string(),
-                        capacity_sat: c.capacity_sat,
-                        policy_1_to_2: pol(c.policy_1_to_2),
-                        policy_2_to_1: pol(c.policy_2_to_1),
-                    });
-                }
-            }
-            nodes.sort();
-            channels.sort_by(|a, b| a.short_channel_id.cmp(&b.short_channel_id));
-        }
-        GraphResult {
-            num_nodes: self.graph.node_count(),
-            num_channels: self.graph.channel_count(),
-            nodes,
-            channels,
-        }
-    }
-
-    /// `route`: what `pay` would choose now for `amount_msat` to `node_id`.
-    pub(crate) fn route_query(&mut self, request: RequestId, node_id: PublicKey, amount_msat: u64) {
-        self.sync_graph();
-        let plan = PaymentPlan {
-            payee: node_id.to_string(),
-            total_msat: amount_msat,
-            final_cltv_delta: crate::payments::MIN_FINAL_CLTV + 3,
-            max_fee_msat: fulmen_routing::pathfind::default_max_fee_msat(amount_msat),
-            ..PaymentPlan::default()
-        };
-        let res = self
-            .single_route(&plan, node_id, amount_msat)
-            .map(|r| {
-                let mut prev = self.node_id;
-                let hops = r
-                    .hops
-                    .iter()
-                    .map(|h| {
-                        let dir = direction_between(&prev, &h.node_id);
-                        prev = h.node_id;
-                        RouteHopInfo {
-                            node_id: h.node_id.to_string(),
-                            short_channel_id: h.short_channel_id.to_string(),
-                            amount_msat: h.amount_msat,
-                            fee_msat: h.fee_msat,
-                            expiry_delta: h.expiry_delta,
-                            success_probability: self.scorer.success_probability(
-                                h.short_channel_id,
-                                dir,
-                                h.amount_msat,
-                                self.graph
-                                    .channel(h.short_channel_id)
-                                    .map(|c| c.capacity_sat * 1000),
-                                self.now,
-                            ),
-                        }
-                    })
-                    .collect();
-                Response::Route(RouteResult {
-                    hops,
-                    total_amount_msat: r.total_amount_msat,
-                    total_fee_msat: r.total_fee_msat,
-                    total_cltv_delta: r.total_cltv_delta,
-                    success_probability: r.success_probability,
-                })
-            })
-            .map_err(|e| CmdError::failed(format!("no route: {e}")));
-        self.reply(request, res);
-    }
-
-    /// `forwards`.
-    pub(crate) fn forwards_view(&self) -> ForwardsResult {
-        let hex_of = |id: i64| {
-            self.channels
-                .iter()
-                .find(|e| e.id == id)
-                .map(|e| hex::encode(e.ch.channel_id()))
-                .unwrap_or_default()
-        };
-        let mut earned = 0;
-        let forwards = self
-            .forwards
-            .order
-            .iter()
-            .filter_map(|k| self.forwards.by_in.get(k))
-            .map(|r| {
-                let fee = r.in_msat.saturating_sub(r.out_msat);
-                if r.status == ForwardStatus::Settled {
-                    earned += fee;
-                }
-                ForwardInfo {
-                    in_channel: hex_of(r.in_channel),
-                    out_channel: hex_of(r.out_channel),
-                    in_msat: r.in_msat,
-                    out_msat: r.out_msat,
-                    fee_msat: fee,
-                    payment_hash: r.payment_hash.clone(),
-                    status: match r.status {
-                        ForwardStatus::Pending => "pending",
-                        ForwardStatus::Settled => "settled",
-                        ForwardStatus::Failed => "failed",
+        let msg = match Message::decode(update) {
+            Ok(m @ Message::ChannelUpdate(_)) => m,
+            _ => {
+                // Older nodes send it without the type.
+                let mut typed = 258u16.to_be_bytes().to_vec();
+                typed.extend_from_slice(update);
+                match Message::decode(&typed) {
+                    Ok(m @ Message::ChannelUpdate(_)) => m,
+                    _ => {
+                        tracing::debug!("undecodable channel_update in a failure");
+                        return;
                     }
-                    .into(),
-                    failure: r.failure.clone(),
-                    created_at: r.created_at,
-                    resolved_at: r.resolved_at,
                 }
-            })
-            .collect();
-        ForwardsResult {
-            forwards,
-            fees_earned_msat: earned,
-        }
-    }
-
-    /// `setfees`.
-    pub(crate) fn set_fees(
-        &mut self,
-        request: RequestId,
-        channel_id: [u8; 32],
-        base_msat: u32,
-        ppm: u32,
-        cltv_delta: Option<u16>,
-    ) {
-        let Some(e) = self
-            .channel_index(&channel_id)
-            .and_then(|i| self.channels.get(i))
-        else {
-            let msg = format!("unknown channel {}", hex::encode(channel_id));
-            return self.reply(request, Err(CmdError::invalid(msg)));
-        };
-        let id = e.id;
-        let mut pol = self.policy_of(id);
-        pol.fee_base_msat = base_msat;
-        pol.fee_ppm = ppm;
-        if let Some(d) = cltv_delta {
-            if d < 6 {
-                let msg = "cltv delta below 6 blocks is unsafe";
-                return self.reply(request, Err(CmdError::invalid(msg)));
             }
-            pol.cltv_expiry_delta = d;
-        }
-        self.policies.insert(id, pol);
-        self.pending.policies.push((id, pol));
-        self.sync_graph();
-        self.policy_changed(id);
-        let res = FeesResult {
-            channel_id: hex::encode(channel_id),
-            fee_base_msat: pol.fee_base_msat,
-            fee_ppm: pol.fee_ppm,
-            cltv_expiry_delta: pol.cltv_expiry_delta,
         };
-        self.reply(request, Ok(Response::FeesSet(res)));
+        self.handle_gossip(None, &msg);
     }
 }

@@ -18,6 +18,7 @@ mod chain;
 mod channels;
 mod forward;
 mod gossip;
+mod graph;
 mod manager;
 mod onchain;
 mod payments;
@@ -29,6 +30,8 @@ mod views;
 
 pub use channels::FixedFee;
 pub use forward::{ChannelPolicy, ForwardRecord, ForwardStatus, DEFAULT_POLICY};
+pub use fulmen_routing::UtxoResult;
+pub use gossip::UtxoAnswer;
 pub use manager::{ChannelEntry, Manager};
 pub use payments::{MAX_TOTAL_CLTV_DELTA, MIN_FINAL_CLTV};
 pub use peers::message_channel_id;

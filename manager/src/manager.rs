@@ -13,6 +13,7 @@ use bitcoin::{BlockHash, Transaction, Txid};
 use fulmen_channel::machine::{Channel, Entropy, Phase, SeedKeySource};
 use fulmen_wallet::{merge_changesets, Wallet, WalletParams};
 
+use crate::api::PaymentStatus;
 use crate::types::{CmdError, InvoiceRecord};
 use crate::types::{
     ManagerConfig, ManagerError, NodeEvent, NodeSecrets, Output, PaymentRecord, PersistBatch,
@@ -181,6 +182,10 @@ pub struct Manager {
     pub(crate) scorer: fulmen_routing::ProbabilisticScorer,
     /// The route search (its buffers are reused).
     pub(crate) pathfinder: fulmen_routing::PathFinder,
+    /// Validated gossip (BOLT 7).
+    pub(crate) gossip: fulmen_routing::GossipStore,
+    /// Gossip bookkeeping beside the store.
+    pub(crate) gossip_state: crate::gossip::GossipState,
     /// Parts of incoming multi-part payments held until they add up.
     pub(crate) mpp: HashMap<fulmen_htlc::PaymentHash, crate::receive::HeldSet>,
     /// Writes of the current turn.
@@ -256,6 +261,10 @@ impl Manager {
             ),
             pathfinder: fulmen_routing::PathFinder::new(),
             mpp: HashMap::new(),
+            gossip: fulmen_routing::GossipStore::new(fulmen_routing::GossipConfig::new(
+                crate::peers::chain_hash(),
+            )),
+            gossip_state: crate::gossip::GossipState::default(),
             pending: Writes::default(),
             after: Vec::new(),
             handed_out: None,
@@ -276,9 +285,19 @@ impl Manager {
         }
         for p in &stored.payments {
             m.payment_order.push(p.info.payment_hash.clone());
-            if let (Some(c), Some(h), true) = (p.channel, p.htlc_id, p.is_pending()) {
+            if p.parts.is_empty() {
+                if let (Some(c), Some(h), true) = (p.channel, p.htlc_id, p.is_pending()) {
+                    m.payment_by_htlc
+                        .insert((c, h), p.info.payment_hash.clone());
+                }
+            }
+            for part in p
+                .parts
+                .iter()
+                .filter(|x| x.status == PaymentStatus::Pending)
+            {
                 m.payment_by_htlc
-                    .insert((c, h), p.info.payment_hash.clone());
+                    .insert((part.channel, part.htlc_id), p.info.payment_hash.clone());
             }
             m.payments.insert(p.info.payment_hash.clone(), p.clone());
         }
@@ -397,6 +416,7 @@ impl Manager {
         self.sync_monitors();
         // A monitor event may have settled a payment that frees a channel's commitment.
         self.drive_channels();
+        self.gossip_turn();
         if let Some(cs) = self.wallet.take_staged() {
             self.pending.wallet.push(cs);
         }

@@ -69,7 +69,7 @@ impl Manager {
             expiry_secs,
             min_final_cltv_expiry_delta: u64::from(MIN_FINAL_CLTV),
             route_hints: Vec::new(),
-            basic_mpp: false,
+            basic_mpp: true,
         };
         let invoice = match create_invoice(&self.secp, &params, &self.node_secret) {
             Ok(i) => i,
@@ -110,11 +110,23 @@ impl Manager {
 
     pub(crate) fn save_payment(&mut self, rec: PaymentRecord) {
         let key = rec.info.payment_hash.clone();
-        if let (Some(c), Some(h)) = (rec.channel, rec.htlc_id) {
-            if rec.is_pending() {
-                self.payment_by_htlc.insert((c, h), key.clone());
+        // Every part still pending is indexed by its HTLC (a payment stored before parts
+        // existed has its one HTLC in `channel` / `htlc_id`).
+        if rec.parts.is_empty() {
+            if let (Some(c), Some(h)) = (rec.channel, rec.htlc_id) {
+                if rec.is_pending() {
+                    self.payment_by_htlc.insert((c, h), key.clone());
+                } else {
+                    self.payment_by_htlc.remove(&(c, h));
+                }
+            }
+        }
+        for p in &rec.parts {
+            if p.status == PaymentStatus::Pending {
+                self.payment_by_htlc
+                    .insert((p.channel, p.htlc_id), key.clone());
             } else {
-                self.payment_by_htlc.remove(&(c, h));
+                self.payment_by_htlc.remove(&(p.channel, p.htlc_id));
             }
         }
         self.pending.payments.push(rec.clone());

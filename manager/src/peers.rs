@@ -81,6 +81,7 @@ impl Manager {
             let info = self.peer_info(&node_id);
             self.reply(r, Ok(Response::Peer(info)));
         }
+        self.gossip_connected(node_id);
         PeerAccept::Accepted { conn }
     }
 
@@ -176,8 +177,19 @@ impl Manager {
             }
             _ => {}
         }
+        if matches!(
+            msg,
+            Message::ChannelAnnouncement(_)
+                | Message::NodeAnnouncement(_)
+                | Message::ChannelUpdate(_)
+                | Message::GossipTimestampFilter(_)
+                | Message::AnnouncementSignatures(_)
+        ) {
+            self.handle_gossip(Some(node_id), &msg);
+            return;
+        }
         let Some(id) = message_channel_id(&msg) else {
-            tracing::debug!(%node_id, msg = msg.msg_type(), "ignoring message (gossip is not handled yet)");
+            tracing::debug!(%node_id, msg = msg.msg_type(), "ignoring message");
             return;
         };
         self.deliver(node_id, id, &msg);

@@ -616,8 +616,8 @@ impl Manager {
         let last = part.hops.len().saturating_sub(1);
         let node = part.hops.get(a.hop_index).map(|h| h.node_id.clone());
         let desc = format!(
-            "{:?} (code {:#06x}) at hop {} ({})",
-            a.failure,
+            "{} (code {:#06x}) at hop {} ({})",
+            failure_name(&a.failure),
             a.failure.code(),
             a.hop_index,
             node.as_deref().unwrap_or("?")
@@ -674,4 +674,11 @@ fn live_fees(rec: &PaymentRecord) -> u64 {
         .filter(|p| p.status != PaymentStatus::Failed)
         .map(|p| p.fee_msat)
         .sum()
+}
+
+/// A failure's name without its fields (a `channel_update` inside is long and unreadable).
+fn failure_name(f: &FailureMessage) -> String {
+    let full = format!("{f:?}");
+    let end = full.find([' ', '(', '{']).unwrap_or(full.len());
+    full[..end].to_string()
 }

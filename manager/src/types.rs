@@ -272,6 +272,12 @@ pub enum Output {
     },
     /// Something happened.
     Event(NodeEvent),
+    /// Ask the chain what the output named by `short_channel_id` is (a peer announced a
+    /// channel there): answer with [`crate::Manager::handle_utxo_answer`].
+    LookupUtxo {
+        /// The channel's position on chain.
+        short_channel_id: fulmen_wire::ShortChannelId,
+    },
     /// Dial `node_id` at `address` (with backoff); on success call
     /// [`crate::Manager::handle_peer_connected`], on giving up
     /// [`crate::Manager::handle_reconnect_ended`].
@@ -538,6 +544,10 @@ pub struct ManagerConfig {
     pub forwarding: ChannelPolicy,
     /// Accept keysend payments (test networks do).
     pub accept_keysend: bool,
+    /// Announce our channels to the network (BOLT 7).
+    pub announce_channels: bool,
+    /// Confirmations before a channel is announced (6 by default, 1 in test networks).
+    pub announce_depth: u32,
 }
 
 /// The node's default for [`ManagerConfig::max_pending_inbound_opens`].

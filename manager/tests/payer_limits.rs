@@ -34,6 +34,8 @@ fn manager() -> Manager {
         max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
         forwarding: fulmen_manager::DEFAULT_POLICY,
         accept_keysend: true,
+        announce_channels: true,
+        announce_depth: 1,
     };
     let secrets = NodeSecrets {
         node_secret: SecretKey::from_slice(&[0x11; 32]).unwrap(),

@@ -134,6 +134,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         forwarding: fulmen_manager::DEFAULT_POLICY,
         // Test-network nodes (`--dev`) accept keysend by default.
         accept_keysend: opts.dev,
+        announce_channels: true,
+        announce_depth: if opts.dev { 1 } else { 6 },
     };
     let secrets = NodeSecrets {
         node_secret: keys.node_secret,

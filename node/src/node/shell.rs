@@ -392,9 +392,60 @@ impl Shell {
                 }
                 Output::Event(ev) => tracing::debug!(event = ?ev, "node event"),
                 Output::Connect { node_id, address } => self.redial(node_id, address),
+                Output::LookupUtxo { short_channel_id } => {
+                    let answer = self.lookup_utxo(short_channel_id).await;
+                    self.m
+                        .handle_utxo_answer(now_secs(), short_channel_id, answer);
+                    fed = true;
+                }
             }
         }
         fed
+    }
+
+    /// What the chain daemon says about the output a short channel id names (a peer
+    /// announced a channel there). A chain that cannot be asked answers `Missing`: the
+    /// announcement is dropped, and the peer's next sync brings it again.
+    async fn lookup_utxo(&self, scid: fulmen_wire::ShortChannelId) -> fulmen_manager::UtxoAnswer {
+        use fulmen_manager::{UtxoAnswer, UtxoResult};
+        let missing = UtxoAnswer {
+            result: UtxoResult::Missing,
+            outpoint: None,
+        };
+        let Ok(block) = self.chain.get_block_at(scid.block_height()).await else {
+            return missing;
+        };
+        let Ok(block) = bitcoin::consensus::encode::deserialize_hex::<Block>(&block.hex) else {
+            return missing;
+        };
+        let Some(tx) = block.txdata.get(scid.tx_index() as usize) else {
+            return missing;
+        };
+        let vout = u32::from(scid.output_index());
+        if tx.output.get(vout as usize).is_none() {
+            return missing;
+        }
+        let op = bitcoin::OutPoint {
+            txid: tx.compute_txid(),
+            vout,
+        };
+        match self.chain.get_utxo(&op.to_string()).await {
+            Ok(Some(u)) => match hex::decode(&u.script_pubkey) {
+                Ok(script) => UtxoAnswer {
+                    result: UtxoResult::Found {
+                        script_pubkey: bitcoin::ScriptBuf::from_bytes(script),
+                        value: bitcoin::Amount::from_sat(u.value),
+                    },
+                    outpoint: Some(op),
+                },
+                Err(_) => missing,
+            },
+            Ok(None) => UtxoAnswer {
+                result: UtxoResult::Spent,
+                outpoint: Some(op),
+            },
+            Err(_) => missing,
+        }
     }
 
     fn redial(&self, node_id: PublicKey, address: String) {

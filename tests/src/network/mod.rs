@@ -161,6 +161,8 @@ impl Network {
             max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
             forwarding: fulmen_manager::DEFAULT_POLICY,
             accept_keysend: true,
+            announce_channels: true,
+            announce_depth: 1,
         };
         let mut net = Network {
             nodes: Vec::new(),
@@ -333,6 +335,47 @@ impl Network {
                 let to = self.index_of(&node_id);
                 self.queue(Work::Dial { from: k, to });
             }
+            Output::LookupUtxo { short_channel_id } => {
+                let answer = self.utxo_answer(short_channel_id);
+                let now = self.clock.now();
+                self.nodes[k]
+                    .m
+                    .handle_utxo_answer(now, short_channel_id, answer);
+                self.queue(Work::Turn(k));
+            }
+        }
+    }
+
+    /// What the chain says about the output a short channel id names.
+    fn utxo_answer(&self, scid: fulmen_wire::ShortChannelId) -> fulmen_manager::UtxoAnswer {
+        use fulmen_routing::UtxoResult;
+        let found = self.chain.block_at(scid.block_height()).and_then(|b| {
+            let tx = b.txdata.get(scid.tx_index() as usize)?;
+            let vout = u32::from(scid.output_index());
+            tx.output.get(vout as usize)?;
+            Some(bitcoin::OutPoint {
+                txid: tx.compute_txid(),
+                vout,
+            })
+        });
+        match found {
+            None => fulmen_manager::UtxoAnswer {
+                result: UtxoResult::Missing,
+                outpoint: None,
+            },
+            Some(op) => match self.chain.utxo(&op) {
+                Some(u) => fulmen_manager::UtxoAnswer {
+                    result: UtxoResult::Found {
+                        script_pubkey: u.txout.script_pubkey.clone(),
+                        value: u.txout.value,
+                    },
+                    outpoint: Some(op),
+                },
+                None => fulmen_manager::UtxoAnswer {
+                    result: UtxoResult::Spent,
+                    outpoint: Some(op),
+                },
+            },
         }
     }
 

@@ -1,0 +1,240 @@
+//! Multi-hop payments in-process (`fulmen_tests::network`): gossip announces every channel
+//! (announcement depth 1), `pay` routes over the graph, intermediate nodes forward by the
+//! rules of `fulmen_htlc::forward`. A 5-node line with every hop's fee exact to the msat; a
+//! failure at hop k attributed to hop k; a payment at a fee the forwarder has just raised
+//! fails with its new `channel_update` and the retry pays; a payment split over two paths
+//! neither of which could carry it alone (basic MPP); keysend over three hops; and a 20-node
+//! random network with 1,000 random payments, the msat of every channel conserved.
+//!
+//! Amounts are real HTLCs (above the trim threshold) throughout.
+//!
+//! Must never: use an unseeded RNG or the wall clock.
+
+use fulmen_manager::api::{InvoiceStatus, PaymentStatus};
+use fulmen_manager::{Command, Response, DEFAULT_POLICY};
+use fulmen_tests::network::Network;
+use fulmen_tests::sim::SimRng;
+
+/// Fee a forwarder charges with the default policy (1,000 msat + 100 ppm).
+fn fee(amount_msat: u64) -> u64 {
+    u64::from(DEFAULT_POLICY.fee_base_msat)
+        + amount_msat * u64::from(DEFAULT_POLICY.fee_ppm) / 1_000_000
+}
+
+/// Mine a block and let gossip settle until node `k` knows `channels` channels.
+fn wait_for_graph(net: &mut Network, k: usize, channels: usize) {
+    for _ in 0..30 {
+        net.run_until_quiet();
+        match net.call(k, Command::Graph { full: false }) {
+            Ok(Response::Graph(g)) if g.num_channels >= channels => return,
+            _ => net.mine(1),
+        }
+    }
+    panic!("node {k} never learned {channels} channels");
+}
+
+/// A line of `names.len()` nodes, each opening a channel to the next with `sats`.
+fn line(seed: u64, names: &[&str], sats: u64) -> (Network, Vec<[u8; 32]>) {
+    let mut net = Network::new(seed, names);
+    for k in 0..names.len() - 1 {
+        net.fund(k, sats + 500_000);
+    }
+    let mut ids = Vec::new();
+    for k in 0..names.len() - 1 {
+        ids.push(net.open_channel(k, k + 1, sats, 0));
+    }
+    for k in 0..names.len() {
+        wait_for_graph(&mut net, k, names.len() - 1);
+    }
+    (net, ids)
+}
+
+#[test]
+fn a_five_node_line_pays_with_every_fee_exact_to_the_msat() {
+    let (mut net, ids) = line(11, &["a", "b", "c", "d", "e"], 1_000_000);
+    let amount = 50_000_000;
+    let inv = net.invoice(4, amount, "across");
+    let p = net.pay_ok(0, &inv.bolt11);
+    // Fees accumulate from the payee back: d forwards `amount`, c forwards d's input, ...
+    let at_d = amount + fee(amount);
+    let at_c = at_d + fee(at_d);
+    let at_b = at_c + fee(at_c);
+    assert_eq!(p.fee_msat, at_b - amount, "total fee");
+    // Each channel moved exactly what its HTLC carried.
+    let moved = [at_b, at_c, at_d, amount];
+    for (k, id) in ids.iter().enumerate() {
+        let (ours, theirs) = net.channel_balances(k, id);
+        assert_eq!(theirs, moved[k], "channel {k}");
+        assert_eq!(ours, 1_000_000_000 - moved[k], "channel {k}");
+    }
+    // Each forwarder earned its fee.
+    for (k, earned) in [(1, at_b - at_c), (2, at_c - at_d), (3, at_d - amount)] {
+        match net.call(k, Command::ListForwards) {
+            Ok(Response::Forwards(f)) => {
+                assert_eq!(f.fees_earned_msat, earned, "node {k}");
+                assert_eq!(f.forwards.len(), 1);
+                assert_eq!(f.forwards[0].status, "settled");
+            }
+            other => panic!("forwards: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_failure_at_hop_k_is_attributed_to_hop_k() {
+    let (mut net, _) = line(12, &["a", "b", "c", "d", "e"], 1_000_000);
+    // c cannot reach d: c fails the HTLC (temporary_channel_failure), hop 1 of the route.
+    net.partition(2, 3);
+    net.run_until_quiet();
+    let inv = net.invoice(4, 20_000_000, "blocked");
+    let p = net.pay(0, &inv.bolt11);
+    assert_eq!(p.status, PaymentStatus::Failed);
+    let why = p.failure.unwrap_or_default();
+    let c = net.nodes[2].id.to_string();
+    assert!(why.contains("at hop 1") && why.contains(&c), "{why}");
+    // c's link to d is down: its channel is disabled.
+    assert!(why.contains("ChannelDisabled"), "{why}");
+}
+
+#[test]
+fn a_fee_raised_since_the_last_update_fails_once_then_pays() {
+    let (mut net, ids) = line(13, &["a", "b", "c", "d"], 1_000_000);
+    // c raises its fee; a pays before the new update reaches it.
+    let inv = net.invoice(3, 20_000_000, "fees");
+    let cmd = Command::SetFees {
+        channel_id: ids[2],
+        base_msat: 5_000,
+        ppm: 1_000,
+        cltv_delta: None,
+    };
+    let r = net.command(2, cmd);
+    assert!(matches!(
+        net.take_reply(2, r),
+        Some(Ok(Response::FeesSet(_)))
+    ));
+    let p = net.pay_ok(0, &inv.bolt11);
+    assert_eq!(
+        p.attempts, 2,
+        "one failure with the new update, one success"
+    );
+    let at_c = 20_000_000 + 5_000 + 20_000_000 * 1_000 / 1_000_000;
+    assert_eq!(p.fee_msat, at_c + fee(at_c) - 20_000_000);
+}
+
+#[test]
+fn a_payment_too_big_for_either_path_is_split_over_both() {
+    // a–b–e and a–c–e, each path able to carry about 600,000 sat.
+    let mut net = Network::new(14, &["a", "b", "c", "e"]);
+    for k in 0..3 {
+        net.fund(k, 1_500_000);
+    }
+    net.open_channel(0, 1, 600_000, 0);
+    net.open_channel(0, 2, 600_000, 0);
+    net.open_channel(1, 3, 600_000, 0);
+    net.open_channel(2, 3, 600_000, 0);
+    for k in 0..4 {
+        wait_for_graph(&mut net, k, 4);
+    }
+    let amount = 900_000_000;
+    let inv = net.invoice(3, amount, "big");
+    let p = net.pay_ok(0, &inv.bolt11);
+    assert!(p.attempts >= 2, "split: {p:?}");
+    match net.call(3, Command::ListInvoices) {
+        Ok(Response::Invoices(i)) => {
+            let i = i
+                .invoices
+                .iter()
+                .find(|i| i.bolt11 == inv.bolt11)
+                .expect("invoice");
+            assert_eq!(i.status, InvoiceStatus::Paid);
+            assert_eq!(i.received_msat, Some(amount));
+        }
+        other => panic!("invoices: {other:?}"),
+    }
+}
+
+#[test]
+fn keysend_pays_across_three_hops() {
+    let (mut net, _) = line(15, &["a", "b", "c", "d"], 1_000_000);
+    let node_id = net.nodes[3].id;
+    let r = net.call(
+        0,
+        Command::Keysend {
+            node_id,
+            amount_msat: 30_000_000,
+            max_fee_msat: None,
+        },
+    );
+    let Ok(Response::PaymentStarted(p)) = r else {
+        panic!("keysend: {r:?}")
+    };
+    net.run_until_quiet();
+    assert_eq!(
+        net.payment_status(0, &p.payment_hash),
+        Some(PaymentStatus::Succeeded)
+    );
+    match net.call(3, Command::ListInvoices) {
+        Ok(Response::Invoices(i)) => assert!(i.invoices.iter().any(|i| i.description == "keysend"
+            && i.status == InvoiceStatus::Paid
+            && i.received_msat == Some(30_000_000))),
+        other => panic!("invoices: {other:?}"),
+    }
+}
+
+#[test]
+fn twenty_random_nodes_make_a_thousand_payments_and_conserve_every_msat() {
+    let n = 20;
+    let names: Vec<String> = (0..n).map(|k| format!("n{k}")).collect();
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let mut net = Network::new(16, &refs);
+    let mut rng = SimRng::derive(16, "random network");
+    for k in 0..n {
+        net.fund(k, 9_000_000);
+    }
+    // A ring (connected) plus random chords; half of each channel pushed to the other side.
+    let mut pairs = Vec::new();
+    for k in 0..n {
+        pairs.push((k, (k + 1) % n));
+    }
+    while pairs.len() < 35 {
+        let (a, b) = (rng.below(n as u64) as usize, rng.below(n as u64) as usize);
+        if a != b
+            && !pairs
+                .iter()
+                .any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a))
+        {
+            pairs.push((a, b));
+        }
+    }
+    let mut ids = Vec::new();
+    for &(a, b) in &pairs {
+        ids.push((a, b, net.open_channel(a, b, 1_000_000, 500_000_000)));
+    }
+    for k in 0..n {
+        wait_for_graph(&mut net, k, pairs.len());
+    }
+    let (mut ok, mut failed) = (0, 0);
+    for i in 0..1_000 {
+        let payer = rng.below(n as u64) as usize;
+        let mut payee = rng.below(n as u64) as usize;
+        if payee == payer {
+            payee = (payee + 1) % n;
+        }
+        let amount = 1_000_000 + rng.below(20_000_000);
+        let inv = net.invoice(payee, amount, &format!("r{i}"));
+        let p = net.pay(payer, &inv.bolt11);
+        match p.status {
+            PaymentStatus::Succeeded => ok += 1,
+            _ => failed += 1,
+        }
+    }
+    // Every channel still holds exactly its capacity (no HTLC left in flight).
+    for &(a, b, id) in &ids {
+        let (x, y) = net.channel_balances(a, &id);
+        assert_eq!(x + y, 1_000_000_000, "channel {a}-{b}");
+        let (y2, x2) = net.channel_balances(b, &id);
+        assert_eq!((x, y), (x2, y2), "both ends agree on {a}-{b}");
+    }
+    println!("1000 random payments over 20 nodes: {ok} succeeded, {failed} failed");
+    assert!(ok >= 900, "{ok} succeeded");
+}
