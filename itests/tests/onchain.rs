@@ -21,7 +21,7 @@ use std::time::Instant;
 use bitcoin::consensus::encode;
 use bitcoin::Transaction;
 use fulmen_itests::node::NodeDaemon;
-use fulmen_itests::{wait_until, ChainDaemon, DAEMON_TIMEOUT};
+use fulmen_itests::{ChainDaemon, DAEMON_TIMEOUT};
 use serde_json::Value;
 
 const ALICE: usize = 0;
@@ -38,6 +38,10 @@ const DUST_MSAT: u64 = 500_000;
 const DELAY: u32 = 144;
 /// `min_final_cltv_expiry_delta` of the node's invoices.
 const MIN_FINAL_CLTV: u64 = 18;
+/// Blocks a payer adds to the invoice's final CLTV.
+const CLTV_SLACK: u64 = 3;
+/// Blocks after its expiry an HTLC we offered may stay before we force-close.
+const OFFERED_HTLC_GRACE: u64 = 3;
 
 fn s(v: &Value) -> String {
     v.as_str()
@@ -46,8 +50,7 @@ fn s(v: &Value) -> String {
 }
 
 fn u(v: &Value) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("not an integer: {v}"))
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
 fn hex_decode(h: &str) -> Vec<u8> {
@@ -115,6 +118,30 @@ impl Net {
         net
     }
 
+    /// Polls `f` until it returns `Some`; after [`DAEMON_TIMEOUT`] panics with `what` and
+    /// the end of both nodes' logs.
+    fn wait<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + DAEMON_TIMEOUT;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let tail = |n: &NodeDaemon| {
+                    let log = n.log_text();
+                    let lines: Vec<&str> = log.lines().collect();
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                };
+                panic!(
+                    "timed out waiting for {what}\n--- alice ---\n{}\n--- bob ---\n{}",
+                    tail(self.node(ALICE)),
+                    tail(self.node(BOB))
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     fn node(&self, k: usize) -> &NodeDaemon {
         &self.nodes[k]
     }
@@ -153,19 +180,15 @@ impl Net {
 
     /// Waits until both ends agree on the balances and hold `pending` HTLCs each.
     fn wait_quiet(&self, pending: u64) {
-        wait_until(
-            &format!("both ends quiet with {pending} HTLC(s)"),
-            DAEMON_TIMEOUT,
-            || {
-                let a = self.channel(ALICE);
-                let b = self.channel(BOB);
-                (a["pending_htlcs"] == pending
-                    && b["pending_htlcs"] == pending
-                    && a["local_msat"] == b["remote_msat"]
-                    && a["remote_msat"] == b["local_msat"])
-                    .then_some(())
-            },
-        );
+        self.wait(&format!("both ends quiet with {pending} HTLC(s)"), || {
+            let a = self.channel(ALICE);
+            let b = self.channel(BOB);
+            (a["pending_htlcs"] == pending
+                && b["pending_htlcs"] == pending
+                && a["local_msat"] == b["remote_msat"]
+                && a["remote_msat"] == b["local_msat"])
+                .then_some(())
+        });
     }
 
     /// `k` pays `msat` to the other node; the payment succeeds and both ends settle.
@@ -204,9 +227,8 @@ impl Net {
 
     /// Waits until `k`'s payment `hash` has `status`.
     fn wait_payment(&self, k: usize, hash: &str, status: &str) {
-        wait_until(
+        self.wait(
             &format!("{}: payment {hash} {status}", self.node(k).name()),
-            DAEMON_TIMEOUT,
             || (self.payment_status(k, hash) == status).then_some(()),
         );
     }
@@ -300,8 +322,10 @@ impl Net {
                 }
             }
         }
-        let fees_by_tx: BTreeMap<String, u64> =
-            txids.into_iter().map(|t| (t.clone(), self.fee(&t))).collect();
+        let fees_by_tx: BTreeMap<String, u64> = txids
+            .into_iter()
+            .map(|t| (t.clone(), self.fee(&t)))
+            .collect();
         let fees = fees_by_tx.values().sum();
         let gain = [ALICE, BOB].map(|k| self.onchain(k) - self.start[k]);
         assert_eq!(
@@ -351,7 +375,10 @@ fn a_breach_without_htlcs_is_punished_to_the_sat() {
         net.pay(ALICE, 50_000_000);
     }
     let b = net.node(ALICE).ok(&["dev", "broadcast-revoked", &net.id]);
-    assert_eq!(b["commitment_number"], 0, "alice held everything in #0: {b}");
+    assert_eq!(
+        b["commitment_number"], 0,
+        "alice held everything in #0: {b}"
+    );
     assert_eq!(b["to_us_sat"], CAP, "{b}");
     let breach = s(&b["txid"]);
     net.mine(1);
@@ -368,7 +395,10 @@ fn a_breach_without_htlcs_is_punished_to_the_sat() {
     assert_eq!(st.gain[ALICE], 0, "the cheater gets nothing");
     let bob_closing = net.closing(BOB).expect("closing");
     assert_eq!(bob_closing["claim_fees_sat"], justice_fee);
-    eprintln!("breach without HTLCs: {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "breach without HTLCs: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// HTLCs in flight both ways (and a dust one) on the revoked state: bob's justice takes
@@ -441,7 +471,9 @@ fn a_victim_stopped_at_the_breach_punishes_after_a_restart() {
     net.mine(5);
     net.nodes[BOB].restart();
     net.nodes[BOB].wait_height(net.height());
-    let c = net.closing(BOB).expect("bob sees the breach after his restart");
+    let c = net
+        .closing(BOB)
+        .expect("bob sees the breach after his restart");
     assert_eq!(c["kind"], "revoked_remote_commitment(0)", "{c:#}");
     assert_eq!(c["commitment_txid"], breach.as_str());
     let st = net.finish(10);
@@ -532,18 +564,20 @@ fn an_htlc_past_its_deadline_force_closes_by_itself() {
     let h0 = u(&net.node(ALICE).info()["block_height"]);
     let hash = net.pay_held(ALICE, HTLC_MSAT);
     net.wait_quiet(1);
-    // The HTLC expires at h0 + 18; alice gives bob until expiry + 3.
-    net.mine(MIN_FINAL_CLTV + 2);
+    // The HTLC expires at h0 + 18 + 3 (the payer's slack); alice gives bob until
+    // expiry + 3.
+    let deadline = h0 + MIN_FINAL_CLTV + CLTV_SLACK + OFFERED_HTLC_GRACE;
+    net.mine(deadline - 1 - net.height());
     let c = net.channel(ALICE);
-    assert!(c["closing_txid"].is_null(), "closed too early: {c:#}");
+    assert!(c["close_reason"].is_null(), "closed too early: {c:#}");
     net.mine(1);
-    let c = wait_until("alice to force-close", DAEMON_TIMEOUT, || {
-        let c = net.channel(ALICE);
-        (!c["closing_txid"].is_null()).then_some(c)
+    assert_eq!(net.height(), deadline);
+    let reason = net.wait("alice to force-close", || {
+        net.channel(ALICE)["close_reason"]
+            .as_str()
+            .map(str::to_owned)
     });
-    let reason = s(&c["close_reason"]);
     assert!(reason.contains("expired"), "{reason}");
-    assert_eq!(net.height(), h0 + MIN_FINAL_CLTV + 3);
     net.mine(1);
     let st = net.finish(u64::from(DELAY) + 40);
     assert_eq!(net.payment_status(ALICE, &hash), "failed");
@@ -553,8 +587,10 @@ fn an_htlc_past_its_deadline_force_closes_by_itself() {
     eprintln!("HTLC deadline: {:.1}s", started.elapsed().as_secs_f64());
 }
 
-/// The block with alice's force close leaves the chain, and the mempool with it: alice's
-/// monitor broadcasts her commitment again; it confirms and everything resolves.
+/// The block with alice's force close leaves the chain, and the mempool with it: the
+/// monitors broadcast a commitment again (alice's, or bob's own: his channel failed on
+/// alice's error and he broadcast his commitment too); it confirms and everything
+/// resolves.
 #[test]
 fn a_reorg_that_removes_the_force_close_gets_it_broadcast_again() {
     let started = Instant::now();
@@ -565,27 +601,32 @@ fn a_reorg_that_removes_the_force_close_gets_it_broadcast_again() {
     assert!(net.closing(ALICE).is_some());
     let h = net.height();
     net.chain.cli(&["reorg", "1", "--drop-mempool"]).ok();
-    wait_until(
-        "both nodes to un-classify the close",
-        DAEMON_TIMEOUT,
-        || {
-            (0..2)
-                .all(|k| {
-                    u(&net.node(k).info()["block_height"]) == h - 1 && net.closing(k).is_none()
-                })
-                .then_some(())
-        },
-    );
-    wait_until(
-        "alice to broadcast her commitment again",
-        DAEMON_TIMEOUT,
-        || net.mempool_has(&txid).then_some(()),
-    );
+    net.wait("both nodes to un-classify the close", || {
+        (0..2)
+            .all(|k| u(&net.node(k).info()["block_height"]) == h - 1 && net.closing(k).is_none())
+            .then_some(())
+    });
+    // Both monitors broadcast a commitment again (bob's failed channel has his own out
+    // too): whichever reaches the chain first is the close.
+    let ch = net.channel(ALICE);
+    let funding = format!("{}:{}", s(&ch["funding_txid"]), u(&ch["funding_output"]));
+    let again = net.wait("a commitment broadcast again", || {
+        let sp = net.chain.cli(&["spender", &funding]).ok();
+        sp["txid"].as_str().map(str::to_owned)
+    });
+    if again != txid {
+        eprintln!("bob's commitment {again} won the race against alice's {txid}");
+    }
     net.mine(1);
-    let c = net.closing(ALICE).expect("classified again");
-    assert_eq!(c["commitment_txid"], txid.as_str());
+    for k in [ALICE, BOB] {
+        let c = net.closing(k).expect("classified again");
+        assert_eq!(c["commitment_txid"], again.as_str(), "{c:#}");
+    }
     net.finish(u64::from(DELAY) + 20);
-    eprintln!("reorg of the close: {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "reorg of the close: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Bob's sweep of his to_remote output confirms, then leaves the chain with its block (and
@@ -596,7 +637,7 @@ fn a_reorg_that_removes_a_claim_gets_it_broadcast_again() {
     let net = Net::new(200_000_000);
     net.node(ALICE).ok(&["close", &net.id, "--force"]);
     net.mine(1);
-    let claim = wait_until("bob's to_remote claim", DAEMON_TIMEOUT, || {
+    let claim = net.wait("bob's to_remote claim", || {
         let o = net.outputs_of_kind(BOB, "to_remote").into_iter().next()?;
         (o["state"] == "claim_broadcast").then(|| s(&o["txid"]))
     });
@@ -609,14 +650,12 @@ fn a_reorg_that_removes_a_claim_gets_it_broadcast_again() {
     assert!(swept(&net), "bob's sweep confirmed");
     let h = net.height();
     net.chain.cli(&["reorg", "1", "--drop-mempool"]).ok();
-    wait_until("bob to see the reorg", DAEMON_TIMEOUT, || {
+    net.wait("bob to see the reorg", || {
         (u(&net.node(BOB).info()["block_height"]) == h - 1 && !swept(&net)).then_some(())
     });
-    wait_until(
-        "bob to broadcast his claim again",
-        DAEMON_TIMEOUT,
-        || net.mempool_has(&claim).then_some(()),
-    );
+    net.wait("bob to broadcast his claim again", || {
+        net.mempool_has(&claim).then_some(())
+    });
     net.mine(1);
     assert!(swept(&net), "the claim confirmed again");
     net.finish(u64::from(DELAY) + 20);
