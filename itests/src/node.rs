@@ -30,11 +30,23 @@ pub struct NodeDaemon {
     port: u16,
     child: Option<Child>,
     logs: usize,
+    extra_args: Vec<String>,
 }
 
 impl NodeDaemon {
     /// Starts node `name` in `root/name`, following the chain daemon in `chain_datadir`.
     pub fn start(root: &Path, name: &str, chain_datadir: &Path) -> NodeDaemon {
+        NodeDaemon::start_with(root, name, chain_datadir, &[])
+    }
+
+    /// Like [`NodeDaemon::start`] with extra `node run` arguments (e.g. `["--dev"]`), kept
+    /// for restarts.
+    pub fn start_with(
+        root: &Path,
+        name: &str,
+        chain_datadir: &Path,
+        extra_args: &[&str],
+    ) -> NodeDaemon {
         let mut n = NodeDaemon {
             name: name.to_owned(),
             datadir: root.join(name),
@@ -42,6 +54,7 @@ impl NodeDaemon {
             port: free_port(),
             child: None,
             logs: 0,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
         n.spawn();
         n
@@ -74,6 +87,7 @@ impl NodeDaemon {
             .arg(&self.datadir)
             .arg("--chain")
             .arg(&self.chain_datadir)
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
@@ -92,6 +106,11 @@ impl NodeDaemon {
         let what = format!("node {}", self.name);
         let child = self.child.as_mut().expect("just spawned");
         wait_for_endpoint(child, pid, &self.datadir, "node.json", &what, log);
+    }
+
+    /// True while this harness has the daemon running (not crashed or stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The node's name.

@@ -16,7 +16,7 @@ use fulmen_node::net::network::{
 };
 use fulmen_node::net::process::{self, Ended};
 use fulmen_node::net::{up, NetCommand};
-use fulmen_node::node::client::{ClientCommand, TargetArgs};
+use fulmen_node::node::client::{ClientCommand, DevCommand, OnOff, TargetArgs};
 use fulmen_node::rpc_client::Endpoint;
 use serde_json::Value;
 
@@ -98,6 +98,32 @@ fn client_commands_are_top_level_with_target_options() {
     parse(&["connect", "02ab@127.0.0.1:9735"]);
     parse(&["disconnect", "02ab"]);
     parse(&["close", "00"]);
+    assert!(matches!(
+        parse(&["close", "00", "--force"]).command,
+        Top::Client(ClientCommand::Close { force: true, .. })
+    ));
+    assert!(matches!(
+        parse(&["balance", "--detail"]).command,
+        Top::Client(ClientCommand::Balance { detail: true })
+    ));
+    assert!(matches!(
+        parse(&["balance"]).command,
+        Top::Client(ClientCommand::Balance { detail: false })
+    ));
+    assert!(matches!(
+        parse(&["dev", "broadcast-revoked", "00", "--commitment", "3"]).command,
+        Top::Client(ClientCommand::Dev(DevCommand::BroadcastRevoked {
+            commitment: Some(3),
+            ..
+        }))
+    ));
+    assert!(matches!(
+        parse(&["dev", "hold-htlcs", "off"]).command,
+        Top::Client(ClientCommand::Dev(DevCommand::HoldHtlcs {
+            state: OnOff::Off
+        }))
+    ));
+    parse_err(&["dev", "hold-htlcs", "maybe"]);
 }
 
 #[test]

@@ -184,6 +184,10 @@ pub struct MempoolInfo {
 pub struct ReorgParams {
     /// Number of blocks to disconnect.
     pub n: u32,
+    /// Then forget every unconfirmed transaction, as a network whose nodes all restarted
+    /// without their mempools (tests: whoever needs a transaction must broadcast it again).
+    #[serde(default)]
+    pub drop_mempool: bool,
 }
 
 /// `reorg` result.
@@ -314,7 +318,17 @@ impl ChainClient {
 
     /// `reorg`.
     pub async fn reorg(&self, n: u32) -> Result<ReorgResult, RpcClientError> {
-        self.rpc.call("reorg", json!({ "n": n })).await
+        self.reorg_with(n, false).await
+    }
+
+    /// `reorg`, with `drop_mempool`: the mempool is emptied afterwards.
+    pub async fn reorg_with(
+        &self,
+        n: u32,
+        drop_mempool: bool,
+    ) -> Result<ReorgResult, RpcClientError> {
+        let params = json!({ "n": n, "drop_mempool": drop_mempool });
+        self.rpc.call("reorg", params).await
     }
 
     /// `estimatefee`.

@@ -96,6 +96,9 @@ pub enum ChainCommand {
     Reorg {
         /// Number of blocks.
         n: u32,
+        /// Then empty the mempool: whoever needs a transaction must broadcast it again.
+        #[arg(long)]
+        drop_mempool: bool,
     },
     /// Current fee estimate.
     Estimatefee,
@@ -207,7 +210,7 @@ async fn client_command(c: &ChainClient, cmd: ChainCommand) -> Result<Value, Rpc
             Err(_) => to_value(c.get_block(&id).await),
         },
         ChainCommand::Mempool => to_value(c.get_mempool().await),
-        ChainCommand::Reorg { n } => to_value(c.reorg(n).await),
+        ChainCommand::Reorg { n, drop_mempool } => to_value(c.reorg_with(n, drop_mempool).await),
         ChainCommand::Estimatefee => to_value(c.estimate_fee().await),
         ChainCommand::Waitforblock {
             after_height,

@@ -18,7 +18,7 @@
 //! | `getspender` | `{outpoint}` | `{txid, input_index, height}` (`height` null = mempool) or `null` |
 //! | `getblock` | `{height}` or `{hash}` | `{height, hash, prev, time, txids, hex}` |
 //! | `getmempool` | – | `{size, txs: [{txid, vsize}]}` |
-//! | `reorg` | `{n}` | `{disconnected: [hash…], height, tip, mempool_size}` |
+//! | `reorg` | `{n, drop_mempool?}` | `{disconnected: [hash…], height, tip, mempool_size}`; `drop_mempool` (default false) then empties the mempool |
 //! | `estimatefee` | – | `{sat_per_vb, sat_per_kwu}` |
 //! | `waitforblock` | `{after_height, after_hash?, timeout_ms?}` | `{height, hash, timed_out}` |
 //! | `stop` | – | `"fulmen chain daemon stopping"` |
@@ -146,8 +146,8 @@ pub fn module(service: Arc<ChainService>) -> anyhow::Result<RpcModule<ChainServi
         RpcResult::Ok(svc.mempool().await)
     })?;
     m.register_async_method("reorg", |p, svc, _| async move {
-        let ReorgParams { n } = p.parse()?;
-        svc.reorg(n).await.map_err(to_rpc_error)
+        let ReorgParams { n, drop_mempool } = p.parse()?;
+        svc.reorg(n, drop_mempool).await.map_err(to_rpc_error)
     })?;
     m.register_async_method("estimatefee", |_p, svc, _| async move {
         RpcResult::Ok(svc.estimate_fee().await)

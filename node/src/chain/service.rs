@@ -475,10 +475,15 @@ impl ChainService {
         }
     }
 
-    /// `reorg`: disconnect the top `n` blocks.
-    pub async fn reorg(&self, n: u32) -> Result<ReorgResult, ServiceError> {
+    /// `reorg`: disconnect the top `n` blocks; with `drop_mempool`, then forget every
+    /// unconfirmed transaction (their own and the disconnected blocks').
+    pub async fn reorg(&self, n: u32, drop_mempool: bool) -> Result<ReorgResult, ServiceError> {
         let mut state = self.state.lock().await;
         let blocks = state.chain.reorg(n)?;
+        if drop_mempool {
+            let dropped = state.chain.clear_mempool();
+            tracing::info!(count = dropped.len(), "reorg: mempool dropped");
+        }
         let height = state.chain.height();
         self.persist(&mut state, Some(height), &[]).await?;
         Ok(ReorgResult {

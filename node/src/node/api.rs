@@ -72,6 +72,34 @@ pub struct PayParams {
 pub struct CloseParams {
     /// Channel id, hex.
     pub channel_id: String,
+    /// Broadcast our latest commitment now instead of negotiating a mutual close
+    /// (default false).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `dev-broadcastrevoked` params (dev only).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DevBroadcastRevokedParams {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// Which of our revoked commitments (default: the oldest where our balance was highest).
+    #[serde(default)]
+    pub number: Option<u64>,
+}
+
+/// `dev-holdhtlcs` params (dev only).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DevHoldHtlcsParams {
+    /// Hold incoming HTLCs unsettled (`true`), or release every held one now (`false`).
+    pub on: bool,
+}
+
+/// `dev-holdhtlcs` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HoldHtlcsResult {
+    /// Whether incoming HTLCs are now held.
+    pub hold_htlcs: bool,
 }
 
 /// Typed client for the node daemon's RPC.
@@ -105,6 +133,11 @@ impl NodeClient {
     /// `balance`.
     pub async fn balance(&self) -> Result<BalanceResult, RpcClientError> {
         self.rpc.call("balance", Value::Null).await
+    }
+
+    /// `balancedetail` (`balance --detail`): closing outputs not yet swept included.
+    pub async fn balance_detail(&self) -> Result<BalanceDetailResult, RpcClientError> {
+        self.rpc.call("balancedetail", Value::Null).await
     }
 
     /// `connect`.
@@ -177,9 +210,40 @@ impl NodeClient {
 
     /// `closechannel` (cooperative).
     pub async fn close_channel(&self, channel_id: &str) -> Result<CloseResult, RpcClientError> {
+        self.close_channel_with(channel_id, false).await
+    }
+
+    /// `closechannel`: cooperative, or with `force` our latest commitment broadcast now.
+    pub async fn close_channel_with(
+        &self,
+        channel_id: &str,
+        force: bool,
+    ) -> Result<CloseResult, RpcClientError> {
         self.rpc
-            .call("closechannel", json!({ "channel_id": channel_id }))
+            .call(
+                "closechannel",
+                json!({ "channel_id": channel_id, "force": force }),
+            )
             .await
+    }
+
+    /// `dev-broadcastrevoked` (dev only): broadcast one of our own revoked commitments.
+    pub async fn dev_broadcast_revoked(
+        &self,
+        channel_id: &str,
+        number: Option<u64>,
+    ) -> Result<DevBroadcastResult, RpcClientError> {
+        self.rpc
+            .call(
+                "dev-broadcastrevoked",
+                json!({ "channel_id": channel_id, "number": number }),
+            )
+            .await
+    }
+
+    /// `dev-holdhtlcs` (dev only): hold incoming HTLCs, or release them.
+    pub async fn dev_hold_htlcs(&self, on: bool) -> Result<HoldHtlcsResult, RpcClientError> {
+        self.rpc.call("dev-holdhtlcs", json!({ "on": on })).await
     }
 
     /// `stop`.

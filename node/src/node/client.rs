@@ -125,8 +125,8 @@ fn datadir_endpoint(dir: PathBuf) -> Endpoint {
 
 /// The node's client commands (top-level subcommands of `fulmen`).
 ///
-/// Room is left for `keysend NODE_ID MSAT` (a sibling of `pay`), multi-hop routing (inside
-/// `pay`, plus `graph`/`route`) and `close --force` (a flag on `close`).
+/// Room is left for `keysend NODE_ID MSAT` (a sibling of `pay`) and multi-hop routing
+/// (inside `pay`, plus `graph`/`route`).
 #[derive(Debug, Clone, Subcommand)]
 pub enum ClientCommand {
     /// Node id, alias, addresses, block height, peer and channel counts.
@@ -134,7 +134,12 @@ pub enum ClientCommand {
     /// A fresh on-chain address of the node's wallet.
     Newaddress,
     /// Every sat the node controls: on chain, in channels, in flight.
-    Balance,
+    Balance {
+        /// Also every output of closed channels not yet swept to the wallet ("in limbo"),
+        /// HTLCs in flight both ways, and the fees on-chain claims paid.
+        #[arg(long)]
+        detail: bool,
+    },
     /// Connect to a peer: NODE_ID@HOST:PORT (or, with --node, a node name of the network).
     Connect {
         /// `NODE_ID@HOST:PORT`, or a node name of the addressed test network.
@@ -182,13 +187,48 @@ pub enum ClientCommand {
     Payments,
     /// Invoices, oldest first.
     Invoices,
-    /// Close a channel cooperatively.
+    /// Close a channel: cooperatively, or with --force by broadcasting our latest commitment.
     Close {
         /// Channel id, hex.
         channel_id: String,
+        /// Force close: broadcast our latest commitment now (our outputs are swept after
+        /// the CSV delay; `channels` shows each output as it resolves).
+        #[arg(long)]
+        force: bool,
     },
+    /// Dev commands (only on a node started with --dev): break the rules on purpose.
+    #[command(subcommand)]
+    Dev(DevCommand),
     /// Stop the node daemon.
     Stop,
+}
+
+/// `fulmen dev …`: commands for tests; the node refuses them unless started with `--dev`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DevCommand {
+    /// Broadcast one of our own revoked commitments (a breach the peer must punish).
+    BroadcastRevoked {
+        /// Channel id, hex.
+        channel_id: String,
+        /// The revoked commitment's number (default: the oldest where our balance was
+        /// highest).
+        #[arg(long, value_name = "N")]
+        commitment: Option<u64>,
+    },
+    /// Hold incoming HTLCs unsettled (`on`), or settle every held one now (`off`).
+    HoldHtlcs {
+        /// `on` or `off`.
+        state: OnOff,
+    },
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// Enable.
+    On,
+    /// Disable.
+    Off,
 }
 
 fn to_value<T: Serialize>(r: Result<T, RpcClientError>) -> Result<Value, RpcClientError> {
@@ -238,7 +278,8 @@ pub async fn execute(
     match cmd {
         ClientCommand::Info => to_value(client.get_info().await),
         ClientCommand::Newaddress => to_value(client.new_address().await),
-        ClientCommand::Balance => to_value(client.balance().await),
+        ClientCommand::Balance { detail: false } => to_value(client.balance().await),
+        ClientCommand::Balance { detail: true } => to_value(client.balance_detail().await),
         ClientCommand::Connect { peer } => {
             let peer = resolve_peer(&peer, net, true)?;
             to_value(client.connect(&peer).await)
@@ -265,7 +306,16 @@ pub async fn execute(
         ClientCommand::Pay { invoice, timeout } => to_value(client.pay(&invoice, timeout).await),
         ClientCommand::Payments => to_value(client.list_payments().await),
         ClientCommand::Invoices => to_value(client.list_invoices().await),
-        ClientCommand::Close { channel_id } => to_value(client.close_channel(&channel_id).await),
+        ClientCommand::Close { channel_id, force } => {
+            to_value(client.close_channel_with(&channel_id, force).await)
+        }
+        ClientCommand::Dev(DevCommand::BroadcastRevoked {
+            channel_id,
+            commitment,
+        }) => to_value(client.dev_broadcast_revoked(&channel_id, commitment).await),
+        ClientCommand::Dev(DevCommand::HoldHtlcs { state }) => {
+            to_value(client.dev_hold_htlcs(state == OnOff::On).await)
+        }
         ClientCommand::Stop => client.stop().await,
     }
 }

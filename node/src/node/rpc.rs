@@ -13,7 +13,10 @@ use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::RpcModule;
 use tokio::sync::{mpsc, oneshot};
 
-use super::api::{CloseParams, ConnectParams, InvoiceParams, NodeIdParams, OpenParams, PayParams};
+use super::api::{
+    CloseParams, ConnectParams, DevBroadcastRevokedParams, DevHoldHtlcsParams, HoldHtlcsResult,
+    InvoiceParams, NodeIdParams, OpenParams, PayParams,
+};
 use super::shell::Input;
 use crate::peer::{PeerAddress, PeerConfig};
 use fulmen_manager::{CmdError, Command, Response};
@@ -106,6 +109,9 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
     })?;
     m.register_async_method("balance", |_p, ctx, _| async move {
         ask_for!(&ctx, Command::Balance, Response::Balance)
+    })?;
+    m.register_async_method("balancedetail", |_p, ctx, _| async move {
+        ask_for!(&ctx, Command::BalanceDetail, Response::BalanceDetail)
     })?;
     m.register_async_method("connect", |p, ctx, _| async move {
         let ConnectParams { peer } = p.parse()?;
@@ -208,9 +214,25 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
         ask_for!(&ctx, Command::ListPayments, Response::Payments)
     })?;
     m.register_async_method("closechannel", |p, ctx, _| async move {
-        let CloseParams { channel_id } = p.parse()?;
+        let CloseParams { channel_id, force } = p.parse()?;
         let channel_id = parse_channel_id(&channel_id)?;
-        ask_for!(&ctx, Command::Close { channel_id }, Response::Closed)
+        let cmd = if force {
+            Command::ForceClose { channel_id }
+        } else {
+            Command::Close { channel_id }
+        };
+        ask_for!(&ctx, cmd, Response::Closed)
+    })?;
+    m.register_async_method("dev-broadcastrevoked", |p, ctx, _| async move {
+        let DevBroadcastRevokedParams { channel_id, number } = p.parse()?;
+        let channel_id = parse_channel_id(&channel_id)?;
+        let cmd = Command::DevBroadcastRevoked { channel_id, number };
+        ask_for!(&ctx, cmd, Response::DevBroadcast)
+    })?;
+    m.register_async_method("dev-holdhtlcs", |p, ctx, _| async move {
+        let DevHoldHtlcsParams { on } = p.parse()?;
+        let hold_htlcs = ask_for!(&ctx, Command::DevHoldHtlcs { on }, Response::HoldHtlcs)?;
+        RpcResult::Ok(HoldHtlcsResult { hold_htlcs })
     })?;
     m.register_method("stop", |_p, ctx, _| {
         let _ = ctx.inputs.send(Input::Stop);
