@@ -200,6 +200,12 @@ pub struct ChannelInfo {
     /// Once the funding output is spent on chain: the kind of close and every output.
     #[serde(default)]
     pub closing: Option<ClosingInfo>,
+    /// Number of our current commitment (what `dev broadcast-revoked --commitment` counts).
+    #[serde(default)]
+    pub local_commitment_number: Option<u64>,
+    /// Number of the peer's current commitment (as we signed it).
+    #[serde(default)]
+    pub remote_commitment_number: Option<u64>,
 }
 
 /// How a closed channel's funds stand on chain.

@@ -209,6 +209,8 @@ impl Manager {
             closing_txid: e.leaving_tx().map(|t| t.compute_txid().to_string()),
             close_reason: e.close_reason.clone(),
             closing: self.closing_info(e),
+            local_commitment_number: st.local_commit.as_ref().map(|c| c.number),
+            remote_commitment_number: st.remote_commit.as_ref().map(|c| c.number),
         }
     }
 

@@ -238,3 +238,51 @@ fn twenty_random_nodes_make_a_thousand_payments_and_conserve_every_msat() {
     println!("1000 random payments over 20 nodes: {ok} succeeded, {failed} failed");
     assert!(ok >= 900, "{ok} succeeded");
 }
+
+#[test]
+fn a_forwarder_crashing_at_any_point_loses_nothing_and_pays_nothing_twice() {
+    let (mut net, ids) = line(17, &["a", "b", "c"], 1_000_000);
+    let mut paid = 0u64;
+    for n in 0..24 {
+        let amount = 10_000_000 + n;
+        let inv = net.invoice(2, amount, &format!("crash {n}"));
+        let r = net.command(
+            0,
+            Command::Pay {
+                invoice: inv.bolt11.clone(),
+            },
+        );
+        // Let `n` deliveries happen, then b loses its next batch and restarts.
+        for _ in 0..n {
+            if !net.step() {
+                break;
+            }
+        }
+        net.arm_crash(1);
+        net.run_until_quiet();
+        net.disarm();
+        // Give the payment time to end (HTLCs retransmitted at reestablish).
+        net.run_until_quiet();
+        let started = net.take_reply(0, r);
+        assert!(matches!(started, Some(Ok(Response::PaymentStarted(_)))), "{started:?}");
+        let hash = inv.payment_hash.clone();
+        let outcomes = net.payment_outcomes(0, &hash);
+        assert_eq!(outcomes.len(), 1, "crash point {n}: one outcome");
+        if outcomes[0].status == PaymentStatus::Succeeded {
+            paid += amount;
+        }
+        // Nothing in flight, both channels conserve their capacity, ends agree.
+        for (k, id) in ids.iter().enumerate() {
+            let (x, y) = net.channel_balances(k, id);
+            assert_eq!(x + y, 1_000_000_000, "crash point {n}, channel {k}");
+            let (y2, x2) = net.channel_balances(k + 1, id);
+            assert_eq!((x, y), (x2, y2), "crash point {n}, channel {k}");
+        }
+        // c received exactly what succeeded.
+        assert_eq!(net.channel_balances(2, &ids[1]).0, paid, "crash point {n}");
+    }
+    assert!(paid > 0);
+    let b = &net.nodes[1];
+    println!("b crashed {} times, losing {} batches", b.restarts, b.lost_batches);
+    assert!(b.lost_batches >= 12, "the crashes hit the forward");
+}
