@@ -264,7 +264,10 @@ fn a_forwarder_crashing_at_any_point_loses_nothing_and_pays_nothing_twice() {
         // Give the payment time to end (HTLCs retransmitted at reestablish).
         net.run_until_quiet();
         let started = net.take_reply(0, r);
-        assert!(matches!(started, Some(Ok(Response::PaymentStarted(_)))), "{started:?}");
+        assert!(
+            matches!(started, Some(Ok(Response::PaymentStarted(_)))),
+            "{started:?}"
+        );
         let hash = inv.payment_hash.clone();
         let outcomes = net.payment_outcomes(0, &hash);
         assert_eq!(outcomes.len(), 1, "crash point {n}: one outcome");
@@ -283,6 +286,9 @@ fn a_forwarder_crashing_at_any_point_loses_nothing_and_pays_nothing_twice() {
     }
     assert!(paid > 0);
     let b = &net.nodes[1];
-    println!("b crashed {} times, losing {} batches", b.restarts, b.lost_batches);
+    println!(
+        "b crashed {} times, losing {} batches",
+        b.restarts, b.lost_batches
+    );
     assert!(b.lost_batches >= 12, "the crashes hit the forward");
 }
