@@ -93,9 +93,9 @@ impl ChannelMonitor {
             }
         }
         if self
-            .old_local
+            .old_local_full
             .get(&n)
-            .is_some_and(|(_, t)| t.compute_txid() == txid)
+            .is_some_and(|c| self.build_local(c).is_ok_and(|b| b.tx.txid() == txid))
         {
             return SpendKind::LocalRevoked { number: n };
         }

@@ -165,11 +165,10 @@ pub struct ChannelMonitor {
     /// The peer's per-commitment secrets (compact: O(log n)).
     pub(crate) their_secrets: SecretStore,
     pub(crate) local: Option<LocalCommitment>,
-    /// Dev mode: our revoked commitments, signed, with our balance in each.
-    pub(crate) old_local: BTreeMap<u64, (u64, Transaction)>,
-    /// Dev mode: our revoked commitments with the peer's signatures, so that a dev node
-    /// that broadcast one also tries to claim its outputs as a real cheater would (and the
-    /// victim's monitor must win the race).
+    /// Dev mode: our revoked commitments with the peer's signatures (replayed from the
+    /// `LocalCommitment` records), so `dev broadcast-revoked` can sign one, and a dev node
+    /// that broadcast one tries to claim its outputs as a real cheater would (the victim's
+    /// monitor must win the race).
     pub(crate) old_local_full: BTreeMap<u64, LocalCommitment>,
     pub(crate) preimages: HashMap<PaymentHash, PaymentPreimage>,
     pub(crate) force_closed: bool,
@@ -267,7 +266,6 @@ impl ChannelMonitor {
             revoked: BTreeMap::new(),
             their_secrets: SecretStore::new(),
             local: None,
-            old_local: BTreeMap::new(),
             old_local_full: BTreeMap::new(),
             preimages: HashMap::new(),
             force_closed: false,
@@ -359,13 +357,6 @@ impl ChannelMonitor {
                     self.old_local_full.insert(old.number, old);
                 }
             }
-            MonitorRecord::OldLocalCommitment {
-                number,
-                to_us_msat,
-                tx,
-            } => {
-                self.old_local.insert(*number, (*to_us_msat, tx.clone()));
-            }
             MonitorRecord::Preimage(p) => {
                 self.preimages.insert(p.payment_hash(), *p);
             }
@@ -438,17 +429,6 @@ impl ChannelMonitor {
         }
         if let Some(lc) = &state.local_commit {
             if self.local.as_ref().is_none_or(|l| l.number < lc.number) {
-                if self.setup.keep_old_commitments {
-                    if let Some(old) = self.local.clone() {
-                        if let Ok(tx) = self.signed_local_tx(&old) {
-                            self.push(MonitorRecord::OldLocalCommitment {
-                                number: old.number,
-                                to_us_msat: old.summary.to_us_msat,
-                                tx,
-                            });
-                        }
-                    }
-                }
                 self.push(MonitorRecord::LocalCommitment {
                     number: lc.number,
                     summary: CommitmentSummary::of(&lc.spec),
@@ -510,26 +490,35 @@ impl ChannelMonitor {
     /// Dev mode: one of our revoked commitments, signed — number `number`, or by default
     /// the oldest of those where our balance was highest. `None` if none is kept.
     pub fn revoked_local_commitment(&self, number: Option<u64>) -> Option<(u64, Transaction)> {
-        match number {
-            Some(n) => self.old_local.get(&n).map(|(_, tx)| (n, tx.clone())),
+        let n = match number {
+            Some(n) => n,
             None => {
-                let best = self.old_local.values().map(|(b, _)| *b).max()?;
-                self.old_local
+                let best = self
+                    .old_local_full
+                    .values()
+                    .map(|c| c.summary.to_us_msat)
+                    .max()?;
+                *self
+                    .old_local_full
                     .iter()
-                    .find(|(_, (b, _))| *b == best)
-                    .map(|(n, (_, tx))| (*n, tx.clone()))
+                    .find(|(_, c)| c.summary.to_us_msat == best)?
+                    .0
             }
-        }
+        };
+        let old = self.old_local_full.get(&n)?;
+        self.signed_local_tx(old).ok().map(|tx| (n, tx))
     }
 
     /// Numbers of our revoked commitments kept signed (dev mode), ascending.
     pub fn revoked_local_numbers(&self) -> Vec<u64> {
-        self.old_local.keys().copied().collect()
+        self.old_local_full.keys().copied().collect()
     }
 
     /// Our balance in revoked commitment `number` (dev mode keeps them), msat.
     pub fn revoked_balance_msat(&self, number: u64) -> Option<u64> {
-        self.old_local.get(&number).map(|(b, _)| *b)
+        self.old_local_full
+            .get(&number)
+            .map(|c| c.summary.to_us_msat)
     }
 
     /// The block at `height` joined the best chain.

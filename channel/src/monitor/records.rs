@@ -33,8 +33,9 @@ pub struct MonitorSetup {
     pub sweep_script: ScriptBuf,
     /// Feerate of claims and justice transactions (sat per 1000 weight).
     pub claim_feerate_per_kw: u32,
-    /// Dev mode: keep our own old commitments, fully signed, so that a test can broadcast a
-    /// revoked one (never on a real node).
+    /// Dev mode: keep our own old commitments (with the peer's signatures, from the
+    /// `LocalCommitment` records) so that a test can broadcast a revoked one (never on a
+    /// real node).
     pub keep_old_commitments: bool,
 }
 
@@ -148,16 +149,6 @@ pub enum MonitorRecord {
         remote_sig: Signature,
         /// The peer's signatures of our second-stage HTLC transactions, in output order.
         htlc_sigs: Vec<Signature>,
-    },
-    /// Dev mode only: one of our commitments, fully signed, kept after it was revoked.
-    OldLocalCommitment {
-        /// Its number.
-        number: u64,
-        /// Our balance in it, msat.
-        to_us_msat: u64,
-        /// The signed transaction.
-        #[serde(with = "tx_hex")]
-        tx: Transaction,
     },
     /// A payment preimage we know (learned off chain, on chain or from an invoice).
     Preimage(PaymentPreimage),

@@ -392,13 +392,15 @@ impl Network {
                 continue;
             }
             let stored = node.store.durable().channels.iter().find(|c| c.id == e.id);
-            // A dev node's revoked commitment is durable in its monitor's records.
+            // A dev node's revoked commitment is rebuilt from a durable `LocalCommitment`
+            // record of its monitor.
+            let number = revoked_number(e.ch.state(), tx);
             let durable = stored.is_some_and(|c| {
                 c.closing_tx.as_ref() == Some(tx)
                     || c.commitment_tx.as_ref() == Some(tx)
-                    || c.monitor_records.iter().any(
-                        |r| matches!(r, MonitorRecord::OldLocalCommitment { tx: t, .. } if t == tx),
-                    )
+                    || c.monitor_records.iter().any(|r| {
+                        matches!(r, MonitorRecord::LocalCommitment { number: n, .. } if Some(*n) == number)
+                    })
             });
             assert!(
                 durable,
@@ -747,4 +749,22 @@ impl Network {
             }
         }
     }
+}
+
+/// The commitment number a transaction spending `st`'s funding carries, if it is one.
+fn revoked_number(
+    st: &fulmen_channel::machine::ChannelState,
+    tx: &bitcoin::Transaction,
+) -> Option<u64> {
+    let remote = st.setup.remote.as_ref()?;
+    let (opener, acceptor) = if st.setup.is_opener {
+        (&st.setup.local.basepoints, &remote.basepoints)
+    } else {
+        (&remote.basepoints, &st.setup.local.basepoints)
+    };
+    let factor = fulmen_channel::commitment::obscuring_factor(
+        &opener.payment_basepoint,
+        &acceptor.payment_basepoint,
+    );
+    fulmen_channel::commitment::commitment_number_of(tx, factor)
 }
