@@ -329,6 +329,15 @@ impl Manager {
                 self.reply(w, Err(CmdError::failed(why)));
             }
             self.monitor_force_closed(id, &tx);
+            // A force close we asked for: the peer learns it once our commitment is out.
+            if let Some(e) = self.channels.iter().find(|e| e.id == id) {
+                if matches!(e.ch.close_reason(), Some(CloseReason::ForceClosed)) {
+                    let (peer, cid) = (e.peer, e.ch.channel_id());
+                    let text = CloseReason::ForceClosed.to_string();
+                    let err = fulmen_wire::msgs::Error::text(cid, &text);
+                    self.send_after(peer, fulmen_wire::Message::Error(err));
+                }
+            }
             return;
         }
         self.pending.closing_txs.push((id, tx.clone()));

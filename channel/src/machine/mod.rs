@@ -547,9 +547,11 @@ impl Channel {
         self.events.push_back(Event::Closed { reason });
     }
 
-    /// Force-close: record the close, queue an `error` for the peer and offer our latest
-    /// signed commitment for broadcast ([`BroadcastKind::Commitment`]). Refused before
-    /// both commitments 0 are signed (there is nothing to broadcast) and once closed.
+    /// Force-close: record the close and offer our latest signed commitment for broadcast
+    /// ([`BroadcastKind::Commitment`]). No `error` is queued: the caller tells the peer
+    /// (with [`CloseReason::ForceClosed`]'s text) once the commitment is out, so the peer's
+    /// own commitment does not race ours into the mempool. Refused before both commitments 0
+    /// are signed (there is nothing to broadcast) and once closed.
     pub fn force_close(&mut self) -> Result<(), ChannelError> {
         self.check_open()?;
         if self.state.local_commit.is_none() {
@@ -557,7 +559,7 @@ impl Channel {
                 "no signed commitment yet: nothing to broadcast".into(),
             ));
         }
-        self.fail_with(CloseReason::ForceClosed, true, true);
+        self.fail_with(CloseReason::ForceClosed, true, false);
         Ok(())
     }
 
