@@ -279,13 +279,14 @@ impl Manager {
     /// upstream.
     pub(crate) fn forward_preimage(&mut self, preimage: &PaymentPreimage) {
         let hash = hex::encode(preimage.payment_hash().0);
-        let outs: Vec<(i64, u64)> = self
+        let mut outs: Vec<(i64, u64)> = self
             .forwards
             .by_in
             .values()
             .filter(|r| r.status == ForwardStatus::Pending && r.payment_hash == hash)
             .map(|r| (r.out_channel, r.out_htlc))
             .collect();
+        outs.sort();
         for (c, h) in outs {
             self.forward_resolved(c, h, Downstream::Fulfilled(*preimage));
         }

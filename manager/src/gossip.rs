@@ -218,12 +218,14 @@ impl Manager {
         self.announce_channels();
         let batch = self.gossip.take_broadcast_batch();
         if !batch.is_empty() {
-            let peers: Vec<PublicKey> = self
+            // In node id order: the same inputs give the same outputs (deterministic tests).
+            let mut peers: Vec<PublicKey> = self
                 .peers
                 .iter()
                 .filter(|(_, s)| s.conn.is_some())
                 .map(|(id, _)| *id)
                 .collect();
+            peers.sort();
             for m in &batch {
                 for p in &peers {
                     self.send_after(*p, m.clone());

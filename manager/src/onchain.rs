@@ -249,7 +249,11 @@ impl Manager {
             if !e.is_closed() {
                 continue;
             }
-            for rec in self.invoices.values() {
+            for rec in self
+                .invoice_order
+                .iter()
+                .filter_map(|k| self.invoices.get(k))
+            {
                 let Some(pre) = crate::payments::parse_hex32(&rec.preimage) else {
                     continue;
                 };

@@ -186,12 +186,13 @@ impl Manager {
     /// Fails every held multi-part set whose rest did not arrive in time (`mpp_timeout`).
     pub(crate) fn expire_mpp_sets(&mut self) {
         let now = self.now;
-        let expired: Vec<PaymentHash> = self
+        let mut expired: Vec<PaymentHash> = self
             .mpp
             .iter()
             .filter(|(_, h)| h.set.timed_out(now, MPP_TIMEOUT_SECS))
             .map(|(k, _)| *k)
             .collect();
+        expired.sort();
         for hash in expired {
             let Some(held) = self.mpp.remove(&hash) else {
                 continue;
