@@ -186,6 +186,10 @@ pub struct Manager {
     pub(crate) gossip: fulmen_routing::GossipStore,
     /// Gossip bookkeeping beside the store.
     pub(crate) gossip_state: crate::gossip::GossipState,
+    /// Monitors build justice backups for a watchtower.
+    pub(crate) justice_backups: bool,
+    /// Justice backups not yet taken by the shell.
+    pub(crate) justice_queue: Vec<(i64, fulmen_channel::monitor::JusticeBackup)>,
     /// Parts of incoming multi-part payments held until they add up.
     pub(crate) mpp: HashMap<fulmen_htlc::PaymentHash, crate::receive::HeldSet>,
     /// Writes of the current turn.
@@ -261,6 +265,8 @@ impl Manager {
             ),
             pathfinder: fulmen_routing::PathFinder::new(),
             mpp: HashMap::new(),
+            justice_backups: false,
+            justice_queue: Vec::new(),
             gossip: fulmen_routing::GossipStore::new(fulmen_routing::GossipConfig::new(
                 crate::peers::chain_hash(),
             )),

@@ -70,6 +70,23 @@ fn in_limbo(s: &OutputStatus, k: OutputKind) -> bool {
 }
 
 impl Manager {
+    /// Have every channel's monitor build the justice transaction of each counterparty
+    /// commitment it revokes from now on, for a watchtower; take them with
+    /// [`Manager::take_justice_backups`].
+    pub fn enable_justice_backups(&mut self) {
+        self.justice_backups = true;
+        for e in &mut self.channels {
+            if let Some(m) = e.monitor.as_mut() {
+                m.set_justice_backups(true);
+            }
+        }
+    }
+
+    /// The justice backups built since the last call: (local channel id, backup).
+    pub fn take_justice_backups(&mut self) -> Vec<(i64, fulmen_channel::monitor::JusticeBackup)> {
+        std::mem::take(&mut self.justice_queue)
+    }
+
     /// Creates the monitors of channels that can be monitored and syncs every monitor with
     /// its channel; their records join this turn's writes.
     pub(crate) fn sync_monitors(&mut self) {
@@ -89,7 +106,10 @@ impl Manager {
                 match ChannelMonitor::setup_for(e.ch.state(), script, feerate, dev)
                     .and_then(|s| ChannelMonitor::new(&self.key_source, s))
                 {
-                    Ok(m) => e.monitor = Some(m),
+                    Ok(mut m) => {
+                        m.set_justice_backups(self.justice_backups);
+                        e.monitor = Some(m)
+                    }
                     Err(err) => tracing::error!(channel = e.id, error = %err, "monitor"),
                 }
             }
@@ -102,6 +122,9 @@ impl Manager {
                 self.pending
                     .monitor_records
                     .extend(m.take_records().into_iter().map(|r| (id, r)));
+                while let Some(b) = m.poll_justice_backup() {
+                    self.justice_queue.push((id, b));
+                }
             }
         }
         self.drain_monitors();

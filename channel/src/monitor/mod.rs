@@ -70,6 +70,19 @@ pub struct RevokedHtlc {
     pub payment_hash: PaymentHash,
 }
 
+/// For a watchtower: the justice transaction of a counterparty commitment just revoked,
+/// built before the monitor compacts that state away. Handed out only when
+/// [`ChannelMonitor::set_justice_backups`] is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JusticeBackup {
+    /// The revoked commitment's number.
+    pub number: u64,
+    /// Its txid (the tower's trigger).
+    pub commitment_txid: Txid,
+    /// The justice transaction taking `to_local` and every HTLC output of it.
+    pub justice_tx: Transaction,
+}
+
 /// A transaction the monitor wants broadcast, and from which block height it is valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorBroadcast {
@@ -183,6 +196,9 @@ pub struct ChannelMonitor {
     handed_out: HashSet<Txid>,
     /// Events reported since the last restart (the node treats repeats as no-ops).
     reported: HashSet<String>,
+    /// Build a [`JusticeBackup`] at each revocation (not persisted: the node sets it).
+    justice_backups: bool,
+    backups: VecDeque<JusticeBackup>,
 }
 
 impl std::fmt::Debug for ChannelMonitor {
@@ -275,6 +291,8 @@ impl ChannelMonitor {
             events: VecDeque::new(),
             handed_out: HashSet::new(),
             reported: HashSet::new(),
+            justice_backups: false,
+            backups: VecDeque::new(),
         })
     }
 
@@ -406,6 +424,11 @@ impl ChannelMonitor {
                 .map_or(0, |i| MAX_INDEX - i + 1);
             for number in from..=latest {
                 if let Some(secret) = state.remote_secrets.get(MAX_INDEX - number) {
+                    if self.justice_backups {
+                        if let Some(b) = self.justice_backup(number, &secret) {
+                            self.backups.push_back(b);
+                        }
+                    }
                     self.push(MonitorRecord::Revoked { number, secret });
                 }
             }
@@ -457,6 +480,47 @@ impl ChannelMonitor {
         for p in new {
             self.push(MonitorRecord::Preimage(p));
         }
+    }
+
+    /// Build a [`JusticeBackup`] for every counterparty commitment revoked from now on (for
+    /// a watchtower).
+    pub fn set_justice_backups(&mut self, on: bool) {
+        self.justice_backups = on;
+    }
+
+    /// The next justice backup for a watchtower.
+    pub fn poll_justice_backup(&mut self) -> Option<JusticeBackup> {
+        self.backups.pop_front()
+    }
+
+    /// The justice transaction of counterparty commitment `number` (still held in full),
+    /// given its revealed `secret`.
+    fn justice_backup(&self, number: u64, secret: &[u8; 32]) -> Option<JusticeBackup> {
+        let c = self.counterparty.get(&number)?;
+        let built = self.build_remote(number, c).ok()?;
+        let sk = bitcoin::secp256k1::SecretKey::from_slice(secret).ok()?;
+        let rev = crate::keys::derive_revocation_privkey(
+            &self.secp,
+            &self.secrets.revocation_base,
+            &sk,
+        )
+        .ok()?;
+        let inputs = crate::justice::commitment_justice_inputs(&built.tx, &built.keys, &rev);
+        if inputs.is_empty() {
+            return None;
+        }
+        let tx = crate::justice::build_justice_tx(
+            &self.secp,
+            &inputs,
+            self.setup.sweep_script.clone(),
+            self.setup.claim_feerate_per_kw,
+        )
+        .ok()?;
+        Some(JusticeBackup {
+            number,
+            commitment_txid: built.tx.txid(),
+            justice_tx: tx,
+        })
     }
 
     /// A preimage learned elsewhere (an invoice of ours whose HTLC is on chain).
