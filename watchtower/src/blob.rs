@@ -352,6 +352,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn round_trip_any_size(seed in 0u64..1000, htlcs in 0u32..=56) {
+            let c = commitment_tx(seed);
+            let txid = c.compute_txid();
+            let j = justice_tx(&c, htlcs);
+            let blob = seal(&txid, &j).unwrap();
+            proptest::prop_assert!(check_blob_shape(&blob).is_ok());
+            proptest::prop_assert_eq!(open(&txid, &blob).unwrap(), j);
+        }
+
+        #[test]
+        fn well_shaped_garbage_never_opens(
+            blocks in 1usize..=3,
+            fill in proptest::collection::vec(proptest::prelude::any::<u8>(), 64),
+        ) {
+            let len = 1 + blocks * PAD_BLOCK + TAG_LEN;
+            let mut blob: Vec<u8> = fill.iter().cycle().take(len).copied().collect();
+            blob[0] = BLOB_VERSION;
+            proptest::prop_assert_eq!(
+                open(&commitment_tx(1).compute_txid(), &blob),
+                Err(BlobError::Decrypt)
+            );
+        }
+    }
+
     #[test]
     fn hint_is_first_16_internal_bytes() {
         let txid = commitment_tx(3).compute_txid();

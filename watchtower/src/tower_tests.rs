@@ -361,3 +361,13 @@ fn handle_message_replies() {
     );
     assert_eq!(tower.handle_message(&a, &reply.unwrap()), (None, None));
 }
+
+proptest::proptest! {
+    #[test]
+    fn record_decode_arbitrary_bytes_never_panics(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)
+    ) {
+        let _ = TowerRecord::decode(&bytes);
+        let _ = crate::client::Backup::decode(&bytes);
+    }
+}
