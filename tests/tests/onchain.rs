@@ -355,3 +355,71 @@ fn a_reorg_that_removes_a_claim_gets_it_broadcast_again() {
     );
     s.finish(DELAY + 10);
 }
+
+/// The watchtower path, in-process: bob's monitor builds a justice backup at every
+/// revocation, the client half seals it, a tower stores it; alice breaches while bob sees no
+/// block; the tower alone finds the breach in the block, decrypts the justice transaction and
+/// broadcasts it; the chain accepts it and, when bob catches up, everything is in his wallet.
+#[test]
+fn a_tower_alone_punishes_a_breach_the_victim_did_not_see() {
+    use fulmen_watchtower::client::backup;
+    use fulmen_watchtower::tower::{Tower, TowerConfig};
+    let mut s = setup(9, 0);
+    s.net.nodes[BOB].m.enable_justice_backups();
+    s.pay(ALICE, 100_000_000);
+    s.net.hold_htlcs(BOB, true);
+    let held = s.pay_held(ALICE, HTLC_MSAT);
+    s.net.run_until_quiet();
+    s.net.hold_htlcs(BOB, false);
+    s.net.run_until_quiet();
+    assert_eq!(
+        s.net.payment_status(ALICE, &held),
+        Some(PaymentStatus::Succeeded)
+    );
+    s.pay(ALICE, 100_000_000);
+    let backups = s.net.nodes[BOB].m.take_justice_backups();
+    assert!(
+        backups.len() >= 4,
+        "one backup per revocation: {}",
+        backups.len()
+    );
+    let mut tower = Tower::new(TowerConfig::default());
+    let client = s.net.nodes[BOB].id;
+    tower.create_session(client, 0);
+    for (_, b) in &backups {
+        let sealed = backup(&b.commitment_txid, &b.justice_tx).expect("sealed");
+        tower
+            .store(&client, sealed.hint, &sealed.blob)
+            .expect("stored");
+    }
+    // Alice broadcasts the state with her HTLC to bob in flight (HTLC outputs included).
+    let with_htlc = backups
+        .iter()
+        .find(|(_, b)| b.justice_tx.input.len() >= 2)
+        .map(|(_, b)| b.number)
+        .expect("a revoked state with an HTLC output");
+    let b = s.net.dev_breach(ALICE, &s.id, Some(with_htlc));
+    // The breach is mined without telling the nodes (bob is "offline").
+    let t = u32::try_from(s.net.clock.now()).unwrap_or(u32::MAX);
+    let block = s.net.chain.mine(1, None, t).pop().expect("a block");
+    let height = s.net.chain.height();
+    let out = tower.block_connected(height, &block.txdata);
+    assert_eq!(out.len(), 1, "the tower recognises the breach");
+    assert_eq!(out[0].commitment_txid.to_string(), b.txid);
+    s.net
+        .chain
+        .submit_transaction(out[0].justice_tx.clone())
+        .expect("the chain accepts the tower's justice");
+    s.net.chain.mine(1, None, t + 1);
+    // Bob catches up: the justice already confirmed pays his wallet; nothing to claim.
+    let st = s.finish(10);
+    assert_eq!(st.to_wallet.get(&ALICE), None);
+    assert_eq!(
+        st.to_wallet.get(&BOB).copied().unwrap_or(0),
+        CAPACITY_SAT - st.fees
+    );
+    assert!(st
+        .txs
+        .iter()
+        .any(|t| t.compute_txid() == out[0].justice_tx.compute_txid()));
+}
