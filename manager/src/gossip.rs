@@ -293,6 +293,12 @@ impl Manager {
                 self.send_after(peer, Message::AnnouncementSignatures(ours.clone()));
             }
             if self.gossip.channel_announcement(scid).is_some() {
+                // However it got into the store (ours, or the peer's combined one relayed
+                // to us first), our side's update and node announcement go out once.
+                if !self.gossip_state.updated.contains_key(&id) {
+                    self.announce_node();
+                    self.policy_changed(id);
+                }
                 continue;
             }
             let Some(theirs) = self.gossip_state.theirs.get(&id).cloned() else {

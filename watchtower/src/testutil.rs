@@ -1,5 +1,7 @@
 //! Fake commitment and justice transactions with realistic sizes, for tests only.
 
+// Test-only file (its `mod` is `#[cfg(test)]`); the attribute also tells tidy so.
+#[cfg(test)]
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
 use bitcoin::transaction::Version;

@@ -1,5 +1,7 @@
 //! Tests of the tower half (a separate file to keep `tower.rs` short).
 
+// Test-only file (its `mod` is `#[cfg(test)]`); the attribute also tells tidy so.
+#[cfg(test)]
 use super::*;
 use crate::blob::{MIN_BLOB_LEN, PAD_BLOCK};
 use crate::client::backup;
