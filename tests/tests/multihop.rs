@@ -21,12 +21,21 @@ fn fee(amount_msat: u64) -> u64 {
         + amount_msat * u64::from(DEFAULT_POLICY.fee_ppm) / 1_000_000
 }
 
-/// Mine a block and let gossip settle until node `k` knows `channels` channels.
+/// Mine a block and let gossip settle until node `k` knows `channels` channels and both
+/// directions' policies of each.
 fn wait_for_graph(net: &mut Network, k: usize, channels: usize) {
     for _ in 0..30 {
         net.run_until_quiet();
-        match net.call(k, Command::Graph { full: false }) {
-            Ok(Response::Graph(g)) if g.num_channels >= channels => return,
+        // Every channel known, with both directions' policies (each side's update).
+        match net.call(k, Command::Graph { full: true }) {
+            Ok(Response::Graph(g))
+                if g.num_channels >= channels
+                    && g.channels
+                        .iter()
+                        .all(|c| c.policy_1_to_2.is_some() && c.policy_2_to_1.is_some()) =>
+            {
+                return
+            }
             _ => net.mine(1),
         }
     }
