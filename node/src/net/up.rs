@@ -427,33 +427,36 @@ pub fn usable_channels(g: &GraphResult) -> usize {
 }
 
 /// Waits until every node's routing graph holds every channel of `net.channels`, usable
-/// both ways, mining a block every few seconds in case announcements wait for depth. Shows
-/// progress; fails after [`graph_timeout`] naming the nodes still behind.
+/// both ways, mining a block every few seconds in case announcements wait for depth. When
+/// no node learned anything for a while (seen: a node whose peer's `channel_announcement`
+/// arrived first never sent its own `channel_update`), every node re-sends its policies
+/// (`setfees` with the values it already has). Shows progress; fails after
+/// [`graph_timeout`] naming the nodes still behind.
 pub async fn wait_graphs(net: &Network, progress: &Progress) -> anyhow::Result<()> {
     let want = net.channels.len();
     let chain = chain_client(net);
     let started = Instant::now();
     let timeout = graph_timeout(net);
     let mut last_mine = Instant::now();
-    let mut behind: Vec<String> = net.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut last_progress = Instant::now();
+    let mut known_total = 0;
+    let mut behind: Vec<&NodeEntry> = net.nodes.iter().collect();
     loop {
         let mut still = Vec::new();
-        for name in &behind {
-            let node = net
-                .node(name)
-                .with_context(|| format!("unknown node {name:?}"))?;
+        let mut report = Vec::new();
+        let mut total = 0;
+        for node in behind {
             let known = match node_client(node).graph(true).await {
                 Ok(g) => usable_channels(&g),
                 Err(_) => 0,
             };
+            total += known;
             if known < want {
-                still.push(format!("{name} ({known}/{want})"));
+                still.push(node);
+                report.push(format!("{} ({known}/{want})", node.name));
             }
         }
-        behind = still
-            .iter()
-            .filter_map(|s| s.split(' ').next().map(str::to_owned))
-            .collect();
+        behind = still;
         progress.msg(format!(
             "waiting for gossip: {}/{} nodes know all {want} channels",
             net.nodes.len() - behind.len(),
@@ -467,15 +470,59 @@ pub async fn wait_graphs(net: &Network, progress: &Progress) -> anyhow::Result<(
                 "timed out after {}s waiting for every node's graph to hold all {want} channels \
                  (usable both ways); behind: {}",
                 timeout.as_secs(),
-                still.join(", ")
+                report.join(", ")
             );
         }
+        if total != known_total {
+            known_total = total;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() >= Duration::from_secs(8) {
+            progress.msg("gossip stalled: every node sends its channel_updates again");
+            refresh_policies(net).await;
+            last_progress = Instant::now();
+        }
         if last_mine.elapsed() >= Duration::from_secs(5) {
-            // Announcements need their funding deep enough; a block also nudges the relay.
+            // Announcements need their funding deep enough.
             chain.mine(1, None).await.context("mining")?;
             last_mine = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Makes both ends of every channel of `net` send their `channel_update` again, with the
+/// policy they already have (`setfees` with the same values; errors ignored).
+async fn refresh_policies(net: &Network) {
+    for node in &net.nodes {
+        let client = node_client(node);
+        let (Ok(chans), Ok(graph)) = (client.list_channels().await, client.graph(true).await)
+        else {
+            continue;
+        };
+        for ch in &net.channels {
+            if ch.from != node.name && ch.to != node.name {
+                continue;
+            }
+            let Some(scid) = chans
+                .channels
+                .iter()
+                .find(|c| c.channel_id == ch.channel_id)
+                .and_then(|c| c.short_channel_id.clone())
+            else {
+                continue;
+            };
+            let Some(gc) = graph.channels.iter().find(|c| c.short_channel_id == scid) else {
+                continue;
+            };
+            let ours = if gc.node_1 == node.node_id {
+                gc.policy_1_to_2
+            } else {
+                gc.policy_2_to_1
+            };
+            if let Some((base, ppm, cltv, _)) = ours {
+                let _ = client.set_fees(&ch.channel_id, base, ppm, Some(cltv)).await;
+            }
+        }
     }
 }
 
