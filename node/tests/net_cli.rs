@@ -349,6 +349,16 @@ fn net_and_bench_commands_parse() {
     parse(&["net", "mine", "6"]);
     parse(&["net", "demo", "--payments", "10", "--json"]);
     parse(&["bench", "pay", "--payments", "10", "--concurrency", "4"]);
+    parse(&[
+        "bench",
+        "pay",
+        "--hops",
+        "3",
+        "--channel-sats",
+        "5000000",
+        "--amount-msat",
+        "2000000",
+    ]);
     // `--net` (or FULMEN_NET) also names the directory of `net` commands.
     let cli = parse(&["--net", "/n", "net", "status"]);
     assert_eq!(cli.target.net.as_deref(), Some(Path::new("/n")));
