@@ -127,6 +127,115 @@ fn client_commands_are_top_level_with_target_options() {
 }
 
 #[test]
+fn multihop_commands_parse() {
+    match parse(&[
+        "pay",
+        "lnbcrt1x",
+        "--max-fee-msat",
+        "5000",
+        "--timeout",
+        "7",
+    ])
+    .command
+    {
+        Top::Client(ClientCommand::Pay {
+            invoice,
+            timeout,
+            max_fee_msat,
+        }) => {
+            assert_eq!(invoice, "lnbcrt1x");
+            assert_eq!(timeout, Some(7));
+            assert_eq!(max_fee_msat, Some(5000));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match parse(&[
+        "--node",
+        "alice",
+        "keysend",
+        "erin",
+        "30000",
+        "--timeout",
+        "5",
+    ])
+    .command
+    {
+        Top::Client(ClientCommand::Keysend {
+            node_id,
+            msat,
+            max_fee_msat,
+            timeout,
+        }) => {
+            assert_eq!(node_id, "erin");
+            assert_eq!(msat, 30_000);
+            assert_eq!(max_fee_msat, None);
+            assert_eq!(timeout, Some(5));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        parse(&["keysend", "02ab", "1", "--max-fee-msat", "9"]).command,
+        Top::Client(ClientCommand::Keysend {
+            max_fee_msat: Some(9),
+            ..
+        })
+    ));
+    match parse(&[
+        "setfees",
+        "00ff",
+        "--base-msat",
+        "2000",
+        "--ppm",
+        "500",
+        "--cltv-delta",
+        "80",
+    ])
+    .command
+    {
+        Top::Client(ClientCommand::Setfees {
+            channel_id,
+            base_msat,
+            ppm,
+            cltv_delta,
+        }) => {
+            assert_eq!(channel_id, "00ff");
+            assert_eq!((base_msat, ppm, cltv_delta), (2000, 500, Some(80)));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        parse(&["setfees", "00", "--base-msat", "0", "--ppm", "1"]).command,
+        Top::Client(ClientCommand::Setfees {
+            cltv_delta: None,
+            ..
+        })
+    ));
+    // Both fee parts are required.
+    parse_err(&["setfees", "00", "--ppm", "1"]);
+    parse_err(&["setfees", "00", "--base-msat", "1"]);
+    assert!(matches!(
+        parse(&["route", "bob", "20000000"]).command,
+        Top::Client(ClientCommand::Route {
+            msat: 20_000_000,
+            ..
+        })
+    ));
+    parse_err(&["route", "bob"]);
+    assert!(matches!(
+        parse(&["graph"]).command,
+        Top::Client(ClientCommand::Graph { json: false })
+    ));
+    assert!(matches!(
+        parse(&["graph", "--json"]).command,
+        Top::Client(ClientCommand::Graph { json: true })
+    ));
+    assert!(matches!(
+        parse(&["forwards"]).command,
+        Top::Client(ClientCommand::Forwards)
+    ));
+}
+
+#[test]
 fn target_options_conflict_sensibly() {
     parse_err(&["--node", "a", "--datadir", "/d", "info"]);
     parse_err(&["--rpc", "127.0.0.1:1", "info"]);
@@ -225,12 +334,31 @@ fn net_and_bench_commands_parse() {
     assert_eq!(a.dir.dir.as_deref(), Some(Path::new("/n")));
     parse_err(&["net", "up", "--push-percent", "101"]);
     parse_err(&["net", "up", "--topology", "mesh"]);
+    let cli = parse(&["net", "up", "--topology", "random", "--seed", "7"]);
+    let Top::Net(net) = cli.command else {
+        panic!("not net")
+    };
+    let NetCommand::Up(a) = net.command else {
+        panic!("not up")
+    };
+    assert_eq!(a.topology, Topology::Random);
+    assert_eq!(a.seed, Some(7));
     parse(&["net", "status"]);
     parse(&["net", "down", "--purge", "--dir", "/n"]);
     parse(&["net", "restart", "bob", "--dir", "/n"]);
     parse(&["net", "mine", "6"]);
     parse(&["net", "demo", "--payments", "10", "--json"]);
     parse(&["bench", "pay", "--payments", "10", "--concurrency", "4"]);
+    parse(&[
+        "bench",
+        "pay",
+        "--hops",
+        "3",
+        "--channel-sats",
+        "5000000",
+        "--amount-msat",
+        "2000000",
+    ]);
     // `--net` (or FULMEN_NET) also names the directory of `net` commands.
     let cli = parse(&["--net", "/n", "net", "status"]);
     assert_eq!(cli.target.net.as_deref(), Some(Path::new("/n")));
@@ -245,6 +373,7 @@ fn push_is_a_percentage_of_capacity_in_msat() {
         channel_sats: 1_000_000,
         push_percent: 50,
         db_sync: fulmen_node::node::store::DbSync::Full,
+        seed: None,
     };
     assert_eq!(opts.push_msat(), 500_000_000);
 }
@@ -261,6 +390,7 @@ fn sample_network(dir: &Path) -> Network {
         version: NETWORK_VERSION,
         dir: dir.to_path_buf(),
         topology: Topology::Ring,
+        seed: None,
         chain: ChainEntry {
             process: process("chain", u32::MAX - 1),
         },

@@ -1,8 +1,11 @@
-//! `fulmen bench pay`: the end-to-end payment load generator — single-hop payments between
-//! two real daemons over loopback, first serially, then with C payments in flight.
+//! `fulmen bench pay`: the end-to-end payment load generator — payments between real
+//! daemons over loopback, over one hop or `--hops N` (a line of N+1 daemons), first
+//! serially, then with C payments in flight.
 //!
-//! Owns: choosing the payer and payee (the first channel of an existing network, or a
-//! fresh two-node network in a temporary directory), pre-creating the invoices, timing each
+//! Owns: choosing the payer and payee (in an existing network: the first channel, or node 0
+//! and node N with `--hops N`; else a fresh line of N+1 nodes in a temporary directory,
+//! whose graphs hold every channel before anything is timed), pre-creating the invoices,
+//! timing each
 //! `pay` RPC on the client side, and the report (payments/s, latency p50/p99) as JSON on
 //! stdout and text on stderr. Must never: count a payment that did not succeed as done, or
 //! leave a network it brought up itself running.
@@ -42,6 +45,14 @@ pub struct PayArgs {
     /// With no --dir: the nodes' sqlite durability (`full` fsyncs every commit).
     #[arg(long, value_enum, default_value_t = DbSync::Full)]
     pub db_sync: DbSync,
+    /// Hops from payer to payee: with no --dir, a line of N+1 nodes is brought up and its
+    /// first node pays its last; with --dir, node 0 pays node N (N = 1: the first channel).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub hops: usize,
+    /// With no --dir: the capacity of each channel, sat (default: enough for every
+    /// payment of both phases, at least 1,000,000; at most 16,777,215).
+    #[arg(long, value_name = "S")]
+    pub channel_sats: Option<u64>,
 }
 
 /// Statistics of one phase.
@@ -194,6 +205,11 @@ async fn run_phase(
 pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value> {
     anyhow::ensure!(args.payments > 0, "--payments must be positive");
     anyhow::ensure!(args.amount_msat > 0, "--amount-msat must be positive");
+    anyhow::ensure!(
+        (1..up::MAX_NODES).contains(&args.hops),
+        "--hops must be between 1 and {}",
+        up::MAX_NODES - 1
+    );
     match &args.dir {
         Some(dir) => {
             let net = Network::read(&super::network::absolute(dir)?)?;
@@ -211,25 +227,33 @@ pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value
                 .saturating_mul(2)
                 .saturating_mul(args.amount_msat)
                 / 1000;
-            let channel_sats = needed_sat
-                .saturating_mul(2)
-                .saturating_add(100_000)
-                .max(up::DEFAULT_CHANNEL_SATS);
+            let channel_sats = args.channel_sats.unwrap_or_else(|| {
+                needed_sat
+                    .saturating_mul(2)
+                    .saturating_add(100_000)
+                    .max(up::DEFAULT_CHANNEL_SATS)
+            });
             anyhow::ensure!(
                 channel_sats <= 16_777_215,
-                "{} payments of {} msat need more than one channel can hold",
+                "{} payments of {} msat need more than one channel can hold \
+                 (--channel-sats is at most 16777215)",
                 args.payments,
                 args.amount_msat
             );
             let opts = UpOptions {
                 dir: dir.clone(),
-                nodes: 2,
+                nodes: args.hops + 1,
                 topology: Topology::Line,
                 channel_sats,
                 push_percent: 0,
                 db_sync: args.db_sync,
+                seed: None,
             };
-            eprintln!("bench: bringing up alice–bob in {}", dir.display());
+            eprintln!(
+                "bench: bringing up a line of {} nodes ({channel_sats} sat channels) in {}",
+                args.hops + 1,
+                dir.display()
+            );
             let net = match up::up(&opts).await {
                 Ok(n) => n,
                 Err(e) => {
@@ -252,14 +276,29 @@ pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value
 }
 
 async fn bench(net: &Network, args: &PayArgs, temporary: bool) -> anyhow::Result<Value> {
-    let ch = net
-        .channels
-        .first()
-        .context("the network has no channel (bring it up with at least 2 nodes)")?;
-    let payer_entry = net
-        .node(&ch.from)
-        .context("unknown payer in network.json")?;
-    let payee_entry = net.node(&ch.to).context("unknown payee in network.json")?;
+    let (payer_entry, payee_entry) = if args.hops == 1 {
+        let ch = net
+            .channels
+            .first()
+            .context("the network has no channel (bring it up with at least 2 nodes)")?;
+        let payer = net
+            .node(&ch.from)
+            .context("unknown payer in network.json")?;
+        (
+            payer,
+            net.node(&ch.to).context("unknown payee in network.json")?,
+        )
+    } else {
+        let payer = net.nodes.first().context("the network has no node")?;
+        let payee = net.nodes.get(args.hops).with_context(|| {
+            format!(
+                "--hops {} needs a network of at least {} nodes",
+                args.hops,
+                args.hops + 1
+            )
+        })?;
+        (payer, payee)
+    };
     let payer = Arc::new(node_client(payer_entry));
     let payee = node_client(payee_entry);
 
@@ -302,7 +341,7 @@ async fn bench(net: &Network, args: &PayArgs, temporary: bool) -> anyhow::Result
     Ok(json!({
         "payer": payer_entry.name,
         "payee": payee_entry.name,
-        "channel_id": ch.channel_id,
+        "hops": args.hops,
         "amount_msat": args.amount_msat,
         "network": if temporary { Value::from("temporary") } else { json!(net.dir) },
         "serial": serial,
@@ -327,7 +366,8 @@ fn human(payer: &str, payee: &str, args: &PayArgs, s: &PhaseStats, c: &PhaseStat
         )
     };
     format!(
-        "bench pay: {payer} → {payee}, {} msat each\n{}\n{}",
+        "bench pay: {payer} → {payee} ({} hop(s)), {} msat each\n{}\n{}",
+        args.hops,
         args.amount_msat,
         line("serial", s),
         line(&format!("concurrent ({})", c.concurrency), c)

@@ -85,6 +85,10 @@ pub struct UpArgs {
     /// not power loss; faster).
     #[arg(long, value_enum, default_value_t = crate::node::store::DbSync::Full)]
     pub db_sync: crate::node::store::DbSync,
+    /// Seed of `--topology random` (default: a random one; `net up` prints it and
+    /// network.json records it, so the same network can be brought up again).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// `fulmen net` subcommands.

@@ -51,22 +51,66 @@ pub enum Topology {
     Ring,
     /// Node 0 opens a channel to every other node.
     Star,
+    /// A connected random graph from `--seed`: a random spanning tree (a random earlier
+    /// node opens a channel to node i, for every i ≥ 1), plus about n/2 extra channels between random pairs not yet connected.
+    Random,
+}
+
+/// A small deterministic RNG (splitmix64) for [`Topology::Random`]: the same seed gives the
+/// same network on every machine and every version of the `rand` crate.
+#[derive(Clone, Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform-ish in `0..n` (`n > 0`; the modulo bias is irrelevant here).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
 }
 
 impl Topology {
     /// The `(opener, peer)` index pairs of the channels this topology opens between `n`
     /// nodes, in opening order. A ring of two nodes is a line (no duplicate channel).
-    pub fn edges(self, n: usize) -> Vec<(usize, usize)> {
+    /// `seed` only matters for [`Topology::Random`]; no pair of nodes gets two channels.
+    pub fn edges(self, n: usize, seed: u64) -> Vec<(usize, usize)> {
         match self {
             Topology::Line => (1..n).map(|i| (i - 1, i)).collect(),
             Topology::Ring => {
-                let mut e = Topology::Line.edges(n);
+                let mut e = Topology::Line.edges(n, seed);
                 if n >= 3 {
                     e.push((n - 1, 0));
                 }
                 e
             }
             Topology::Star => (1..n).map(|i| (0, i)).collect(),
+            Topology::Random => {
+                let mut rng = SplitMix64(seed);
+                let mut e: Vec<(usize, usize)> = (1..n).map(|i| (rng.below(i), i)).collect();
+                let connected = |e: &[(usize, usize)], a: usize, b: usize| {
+                    e.iter().any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a))
+                };
+                let max_edges = n * n.saturating_sub(1) / 2;
+                let target = (e.len() + n / 2).min(max_edges);
+                // Bounded tries: with few nodes the graph may be complete before `target`.
+                for _ in 0..(100 * n) {
+                    if e.len() >= target {
+                        break;
+                    }
+                    let (a, b) = (rng.below(n), rng.below(n));
+                    if a != b && !connected(&e, a, b) {
+                        e.push((a, b));
+                    }
+                }
+                e
+            }
         }
     }
 
@@ -76,6 +120,7 @@ impl Topology {
             Topology::Line => "line",
             Topology::Ring => "ring",
             Topology::Star => "star",
+            Topology::Random => "random",
         }
     }
 }
@@ -153,6 +198,9 @@ pub struct Network {
     pub dir: PathBuf,
     /// The topology `net up` used.
     pub topology: Topology,
+    /// The seed of a `random` topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// The chain daemon.
     pub chain: ChainEntry,
     /// The nodes, in index order.
@@ -269,10 +317,52 @@ mod tests {
 
     #[test]
     fn topologies() {
-        assert_eq!(Topology::Line.edges(3), vec![(0, 1), (1, 2)]);
-        assert_eq!(Topology::Ring.edges(3), vec![(0, 1), (1, 2), (2, 0)]);
-        assert_eq!(Topology::Ring.edges(2), vec![(0, 1)]);
-        assert_eq!(Topology::Star.edges(4), vec![(0, 1), (0, 2), (0, 3)]);
-        assert!(Topology::Line.edges(1).is_empty());
+        assert_eq!(Topology::Line.edges(3, 0), vec![(0, 1), (1, 2)]);
+        assert_eq!(Topology::Ring.edges(3, 0), vec![(0, 1), (1, 2), (2, 0)]);
+        assert_eq!(Topology::Ring.edges(2, 0), vec![(0, 1)]);
+        assert_eq!(Topology::Star.edges(4, 0), vec![(0, 1), (0, 2), (0, 3)]);
+        assert!(Topology::Line.edges(1, 0).is_empty());
+        assert!(Topology::Random.edges(1, 0).is_empty());
+        assert_eq!(Topology::Random.edges(2, 9), vec![(0, 1)]);
+    }
+
+    /// True if every node of `0..n` is reachable from node 0 over `edges`.
+    fn connected(n: usize, edges: &[(usize, usize)]) -> bool {
+        let mut seen = vec![false; n];
+        let mut stack = vec![0];
+        while let Some(k) = stack.pop() {
+            if std::mem::replace(&mut seen[k], true) {
+                continue;
+            }
+            for &(a, b) in edges {
+                if a == k {
+                    stack.push(b);
+                } else if b == k {
+                    stack.push(a);
+                }
+            }
+        }
+        seen.iter().all(|&s| s)
+    }
+
+    #[test]
+    fn random_topologies_are_connected_seeded_and_without_duplicates() {
+        for n in [3, 5, 10, 40] {
+            for seed in 0..20 {
+                let e = Topology::Random.edges(n, seed);
+                assert_eq!(e, Topology::Random.edges(n, seed), "deterministic");
+                assert!(connected(n, &e), "n={n} seed={seed}: {e:?}");
+                let expected = (n - 1 + n / 2).min(n * (n - 1) / 2);
+                assert_eq!(e.len(), expected, "n={n} seed={seed}");
+                for (i, &(a, b)) in e.iter().enumerate() {
+                    assert_ne!(a, b);
+                    assert!(a < n && b < n);
+                    assert!(!e[..i]
+                        .iter()
+                        .any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a)));
+                }
+            }
+        }
+        assert_ne!(Topology::Random.edges(10, 1), Topology::Random.edges(10, 2));
     }
 }

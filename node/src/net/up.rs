@@ -2,12 +2,14 @@
 //!
 //! Owns: the start-up sequence — chain daemon, node daemons on explicit free loopback
 //! ports, 101 blocks, faucet funding, peer connections, channels per the topology, 6
-//! blocks, waiting until every channel is active on both ends — and writing
+//! blocks, waiting until every channel is active on both ends and until every node's
+//! routing graph holds every channel (gossip) — and writing
 //! `DIR/network.json` after every process start (so `net down` can clean up a half-started
 //! network). Must never: start a second network over a running one, or leave processes
 //! behind when it fails (it stops what it started; the logs stay in DIR).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -16,6 +18,7 @@ use super::network::{
     self, loopback, node_name, ChainEntry, ChannelEntry, Network, NodeEntry, ProcessInfo, Topology,
     NETWORK_VERSION,
 };
+use crate::node::api::GraphResult;
 use crate::node::store::DbSync;
 
 use super::{
@@ -47,6 +50,8 @@ pub struct UpOptions {
     pub push_percent: u8,
     /// The nodes' sqlite durability (`node run --db-sync`).
     pub db_sync: DbSync,
+    /// Seed of a random topology (`None`: a random seed, recorded in `network.json`).
+    pub seed: Option<u64>,
 }
 
 impl UpOptions {
@@ -68,6 +73,7 @@ pub async fn run(args: UpArgs, net_opt: Option<&Path>) -> anyhow::Result<Value> 
         channel_sats: args.channel_sats,
         push_percent: args.push_percent,
         db_sync: args.db_sync,
+        seed: args.seed,
     };
     let started = std::time::Instant::now();
     let net = up(&opts).await?;
@@ -79,6 +85,7 @@ pub fn summary(net: &Network, secs: f64) -> Value {
     json!({
         "dir": net.dir,
         "topology": net.topology,
+        "seed": net.seed,
         "chain": { "datadir": net.chain.process.datadir, "rpc": net.chain.process.rpc, "pid": net.chain.process.pid },
         "nodes": net.nodes.iter().map(|n| json!({
             "name": n.name,
@@ -196,10 +203,19 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
     let chain_dir = dir.join("chain");
     create_private_dir(&chain_dir)?;
     let chain_port = ports.first().copied().context("no port picked")?;
+    let seed = match opts.topology {
+        Topology::Random => {
+            let seed = opts.seed.unwrap_or_else(rand::random::<u64>);
+            eprintln!("net up: random topology, seed {seed} (repeat it with --seed {seed})");
+            Some(seed)
+        }
+        _ => None,
+    };
     let mut net = Network {
         version: NETWORK_VERSION,
         dir: dir.clone(),
         topology: opts.topology,
+        seed,
         chain: ChainEntry {
             process: ProcessInfo {
                 datadir: chain_dir.clone(),
@@ -253,9 +269,10 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
 
 async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the fulmen binary")?;
-    let edges = opts.topology.edges(opts.nodes);
-    // chain, nodes, 101 blocks, funding, sync, connect, each channel, 6 blocks, active.
-    let progress = Progress::steps(6 + opts.nodes as u64 + 2 * edges.len() as u64);
+    let edges = opts.topology.edges(opts.nodes, net.seed.unwrap_or(0));
+    // chain, nodes, 101 blocks, funding, sync, connect, each channel, 6 blocks, active,
+    // gossip.
+    let progress = Progress::steps(7 + opts.nodes as u64 + 2 * edges.len() as u64);
 
     progress.msg("starting the chain daemon");
     let p = &mut net.chain.process;
@@ -385,10 +402,128 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     progress.msg("waiting for the channels to be active");
     wait_channels_active(net).await?;
     progress.inc(1);
+
+    wait_graphs(net, &progress).await?;
+    progress.inc(1);
     net.ready = true;
     net.write()?;
     progress.finish();
     Ok(())
+}
+
+/// How long `net up` waits for gossip: every node's graph holding every channel.
+pub fn graph_timeout(net: &Network) -> Duration {
+    SYNC_TIMEOUT + Duration::from_secs(2 * net.channels.len() as u64)
+}
+
+/// How many channels of `g` are usable both ways (a `channel_update` in each direction,
+/// both enabled).
+pub fn usable_channels(g: &GraphResult) -> usize {
+    let enabled = |p: &Option<(u32, u32, u16, bool)>| p.is_some_and(|p| p.3);
+    g.channels
+        .iter()
+        .filter(|c| enabled(&c.policy_1_to_2) && enabled(&c.policy_2_to_1))
+        .count()
+}
+
+/// Waits until every node's routing graph holds every channel of `net.channels`, usable
+/// both ways, mining a block every few seconds in case announcements wait for depth. When
+/// no node learned anything for a while (seen: a node whose peer's `channel_announcement`
+/// arrived first never sent its own `channel_update`), every node re-sends its policies
+/// (`setfees` with the values it already has). Shows progress; fails after
+/// [`graph_timeout`] naming the nodes still behind.
+pub async fn wait_graphs(net: &Network, progress: &Progress) -> anyhow::Result<()> {
+    let want = net.channels.len();
+    let chain = chain_client(net);
+    let started = Instant::now();
+    let timeout = graph_timeout(net);
+    let mut last_mine = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut known_total = 0;
+    let mut behind: Vec<&NodeEntry> = net.nodes.iter().collect();
+    loop {
+        let mut still = Vec::new();
+        let mut report = Vec::new();
+        let mut total = 0;
+        for node in behind {
+            let known = match node_client(node).graph(true).await {
+                Ok(g) => usable_channels(&g),
+                Err(_) => 0,
+            };
+            total += known;
+            if known < want {
+                still.push(node);
+                report.push(format!("{} ({known}/{want})", node.name));
+            }
+        }
+        behind = still;
+        progress.msg(format!(
+            "waiting for gossip: {}/{} nodes know all {want} channels",
+            net.nodes.len() - behind.len(),
+            net.nodes.len()
+        ));
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            anyhow::bail!(
+                "timed out after {}s waiting for every node's graph to hold all {want} channels \
+                 (usable both ways); behind: {}",
+                timeout.as_secs(),
+                report.join(", ")
+            );
+        }
+        if total != known_total {
+            known_total = total;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() >= Duration::from_secs(8) {
+            progress.msg("gossip stalled: every node sends its channel_updates again");
+            refresh_policies(net).await;
+            last_progress = Instant::now();
+        }
+        if last_mine.elapsed() >= Duration::from_secs(5) {
+            // Announcements need their funding deep enough.
+            chain.mine(1, None).await.context("mining")?;
+            last_mine = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Makes both ends of every channel of `net` send their `channel_update` again, with the
+/// policy they already have (`setfees` with the same values; errors ignored).
+async fn refresh_policies(net: &Network) {
+    for node in &net.nodes {
+        let client = node_client(node);
+        let (Ok(chans), Ok(graph)) = (client.list_channels().await, client.graph(true).await)
+        else {
+            continue;
+        };
+        for ch in &net.channels {
+            if ch.from != node.name && ch.to != node.name {
+                continue;
+            }
+            let Some(scid) = chans
+                .channels
+                .iter()
+                .find(|c| c.channel_id == ch.channel_id)
+                .and_then(|c| c.short_channel_id.clone())
+            else {
+                continue;
+            };
+            let Some(gc) = graph.channels.iter().find(|c| c.short_channel_id == scid) else {
+                continue;
+            };
+            let ours = if gc.node_1 == node.node_id {
+                gc.policy_1_to_2
+            } else {
+                gc.policy_2_to_1
+            };
+            if let Some((base, ppm, cltv, _)) = ours {
+                let _ = client.set_fees(&ch.channel_id, base, ppm, Some(cltv)).await;
+            }
+        }
+    }
 }
 
 /// Waits until every channel of `net.channels` is `active` on both ends.

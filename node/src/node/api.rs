@@ -65,6 +65,55 @@ pub struct PayParams {
     /// pending and resolves later (see `listpayments`).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Most fees to pay, msat (default: the manager's, 1 % + 50 sat).
+    #[serde(default)]
+    pub max_fee_msat: Option<u64>,
+}
+
+/// `keysend` params.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeysendParams {
+    /// The payee's node id, hex.
+    pub node_id: String,
+    /// Amount delivered, msat.
+    pub amount_msat: u64,
+    /// Most fees to pay, msat (default: the manager's).
+    #[serde(default)]
+    pub max_fee_msat: Option<u64>,
+    /// Give up waiting after this many seconds (default 60), as for `pay`.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// `setfees` params.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SetFeesParams {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// Base fee, msat.
+    pub base_msat: u32,
+    /// Proportional fee, millionths.
+    pub ppm: u32,
+    /// CLTV expiry delta (unchanged if absent).
+    #[serde(default)]
+    pub cltv_delta: Option<u16>,
+}
+
+/// `route` params.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RouteParams {
+    /// The destination's node id, hex.
+    pub node_id: String,
+    /// Amount to deliver, msat.
+    pub amount_msat: u64,
+}
+
+/// `graph` params.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GraphParams {
+    /// List every node and channel (default: counts only).
+    #[serde(default)]
+    pub full: bool,
 }
 
 /// `closechannel` params.
@@ -199,8 +248,77 @@ impl NodeClient {
         invoice: &str,
         timeout_secs: Option<u64>,
     ) -> Result<PaymentInfo, RpcClientError> {
-        let params = json!({ "invoice": invoice, "timeout_secs": timeout_secs });
+        self.pay_with_limits(invoice, None, timeout_secs).await
+    }
+
+    /// `pay` with a fee limit; `timeout_secs` is both how long to wait for the outcome and
+    /// how long the node keeps retrying.
+    pub async fn pay_with_limits(
+        &self,
+        invoice: &str,
+        max_fee_msat: Option<u64>,
+        timeout_secs: Option<u64>,
+    ) -> Result<PaymentInfo, RpcClientError> {
+        let params = json!({
+            "invoice": invoice,
+            "timeout_secs": timeout_secs,
+            "max_fee_msat": max_fee_msat,
+        });
         self.rpc.call("pay", params).await
+    }
+
+    /// `keysend`: a spontaneous payment (waits up to `timeout_secs` for the outcome).
+    pub async fn keysend(
+        &self,
+        node_id: &str,
+        amount_msat: u64,
+        max_fee_msat: Option<u64>,
+        timeout_secs: Option<u64>,
+    ) -> Result<PaymentInfo, RpcClientError> {
+        let params = json!({
+            "node_id": node_id,
+            "amount_msat": amount_msat,
+            "max_fee_msat": max_fee_msat,
+            "timeout_secs": timeout_secs,
+        });
+        self.rpc.call("keysend", params).await
+    }
+
+    /// `listforwards`.
+    pub async fn list_forwards(&self) -> Result<ForwardsResult, RpcClientError> {
+        self.rpc.call("listforwards", Value::Null).await
+    }
+
+    /// `setfees`: our forwarding policy for one channel.
+    pub async fn set_fees(
+        &self,
+        channel_id: &str,
+        base_msat: u32,
+        ppm: u32,
+        cltv_delta: Option<u16>,
+    ) -> Result<FeesResult, RpcClientError> {
+        let params = json!({
+            "channel_id": channel_id,
+            "base_msat": base_msat,
+            "ppm": ppm,
+            "cltv_delta": cltv_delta,
+        });
+        self.rpc.call("setfees", params).await
+    }
+
+    /// `getroute`: the route `pay` would take now.
+    pub async fn route(
+        &self,
+        node_id: &str,
+        amount_msat: u64,
+    ) -> Result<RouteResult, RpcClientError> {
+        let params = json!({ "node_id": node_id, "amount_msat": amount_msat });
+        self.rpc.call("getroute", params).await
+    }
+
+    /// `graph`: the routing graph (`full`: every node and channel).
+    pub async fn graph(&self, full: bool) -> Result<GraphResult, RpcClientError> {
+        self.rpc.call("graph", json!({ "full": full })).await
     }
 
     /// `listpayments`.

@@ -124,9 +124,6 @@ fn datadir_endpoint(dir: PathBuf) -> Endpoint {
 }
 
 /// The node's client commands (top-level subcommands of `fulmen`).
-///
-/// Room is left for `keysend NODE_ID MSAT` (a sibling of `pay`) and multi-hop routing
-/// (inside `pay`, plus `graph`/`route`).
 #[derive(Debug, Clone, Subcommand)]
 pub enum ClientCommand {
     /// Node id, alias, addresses, block height, peer and channel counts.
@@ -179,9 +176,56 @@ pub enum ClientCommand {
     Pay {
         /// The invoice (`lnbcrt…`).
         invoice: String,
+        /// Stop waiting after SECS (default 60), and stop retrying other routes after
+        /// SECS; a payment still in flight then stays pending.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// Pay at most this much in routing fees, msat (default 1 % + 50 sat).
+        #[arg(long, value_name = "MSAT")]
+        max_fee_msat: Option<u64>,
+    },
+    /// Pay MSAT to NODE_ID without an invoice (keysend); waits for the outcome like `pay`.
+    Keysend {
+        /// The payee's node id (or a node name of the addressed test network).
+        node_id: String,
+        /// Amount delivered, msat.
+        msat: u64,
+        /// Pay at most this much in routing fees, msat (default 1 % + 50 sat).
+        #[arg(long, value_name = "MSAT")]
+        max_fee_msat: Option<u64>,
         /// Stop waiting after SECS (default 60); the payment then stays pending.
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+    },
+    /// HTLCs this node forwarded, and the fees they earned.
+    Forwards,
+    /// Set this node's forwarding fees on one channel (announced in a new channel_update).
+    Setfees {
+        /// Channel id, hex.
+        channel_id: String,
+        /// Base fee per forwarded HTLC, msat.
+        #[arg(long, value_name = "MSAT")]
+        base_msat: u32,
+        /// Proportional fee, millionths of the forwarded amount.
+        #[arg(long, value_name = "PPM")]
+        ppm: u32,
+        /// CLTV expiry delta, blocks (unchanged if not given).
+        #[arg(long, value_name = "BLOCKS")]
+        cltv_delta: Option<u16>,
+    },
+    /// The route `pay` would take now to deliver MSAT to NODE_ID: hops, fees, CLTV.
+    Route {
+        /// The destination's node id (or a node name of the addressed test network).
+        node_id: String,
+        /// Amount delivered, msat.
+        msat: u64,
+    },
+    /// The routing graph learned from gossip: node and channel counts (`--json`: every node
+    /// and channel with its policies).
+    Graph {
+        /// List every node and channel.
+        #[arg(long)]
+        json: bool,
     },
     /// Outgoing payments, oldest first.
     Payments,
@@ -258,10 +302,14 @@ fn resolve_peer(arg: &str, net: Option<&Network>, uri: bool) -> Result<String, R
     }
 }
 
-/// The request timeout a command needs: `pay` waits for the payment.
+/// The request timeout a command needs: `pay` and `keysend` wait for the payment.
 fn request_timeout(cmd: &ClientCommand) -> Duration {
     match cmd {
         ClientCommand::Pay {
+            timeout: Some(secs),
+            ..
+        }
+        | ClientCommand::Keysend {
             timeout: Some(secs),
             ..
         } => DEFAULT_TIMEOUT.max(Duration::from_secs(secs.saturating_add(30))),
@@ -303,7 +351,40 @@ pub async fn execute(
             description,
             expiry,
         } => to_value(client.invoice(msat, &description, expiry).await),
-        ClientCommand::Pay { invoice, timeout } => to_value(client.pay(&invoice, timeout).await),
+        ClientCommand::Pay {
+            invoice,
+            timeout,
+            max_fee_msat,
+        } => to_value(
+            client
+                .pay_with_limits(&invoice, max_fee_msat, timeout)
+                .await,
+        ),
+        ClientCommand::Keysend {
+            node_id,
+            msat,
+            max_fee_msat,
+            timeout,
+        } => {
+            let id = resolve_peer(&node_id, net, false)?;
+            to_value(client.keysend(&id, msat, max_fee_msat, timeout).await)
+        }
+        ClientCommand::Forwards => to_value(client.list_forwards().await),
+        ClientCommand::Setfees {
+            channel_id,
+            base_msat,
+            ppm,
+            cltv_delta,
+        } => to_value(
+            client
+                .set_fees(&channel_id, base_msat, ppm, cltv_delta)
+                .await,
+        ),
+        ClientCommand::Route { node_id, msat } => {
+            let id = resolve_peer(&node_id, net, false)?;
+            to_value(client.route(&id, msat).await)
+        }
+        ClientCommand::Graph { json } => to_value(client.graph(json).await),
         ClientCommand::Payments => to_value(client.list_payments().await),
         ClientCommand::Invoices => to_value(client.list_invoices().await),
         ClientCommand::Close { channel_id, force } => {
@@ -339,7 +420,10 @@ pub async fn run(target: &TargetArgs, cmd: ClientCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let is_pay = matches!(cmd, ClientCommand::Pay { .. });
+    let is_pay = matches!(
+        cmd,
+        ClientCommand::Pay { .. } | ClientCommand::Keysend { .. }
+    );
     let client = NodeClient::new(RpcClient::new(endpoint).with_timeout(request_timeout(&cmd)));
     match execute(&client, net.as_ref(), cmd).await {
         Ok(value) => {

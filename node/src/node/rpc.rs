@@ -14,8 +14,9 @@ use jsonrpsee::RpcModule;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{
-    CloseParams, ConnectParams, DevBroadcastRevokedParams, DevHoldHtlcsParams, HoldHtlcsResult,
-    InvoiceParams, NodeIdParams, OpenParams, PayParams,
+    CloseParams, ConnectParams, DevBroadcastRevokedParams, DevHoldHtlcsParams, GraphParams,
+    HoldHtlcsResult, InvoiceParams, KeysendParams, NodeIdParams, OpenParams, PayParams,
+    RouteParams, SetFeesParams,
 };
 use super::shell::Input;
 use crate::peer::{PeerAddress, PeerConfig};
@@ -89,6 +90,32 @@ async fn ask_input(
 fn parse_node_id(s: &str) -> RpcResult<PublicKey> {
     s.parse()
         .map_err(|e| invalid(format!("bad node id {s:?}: {e}")))
+}
+
+/// Starts a payment (`pay`, `keysend`) and waits up to `timeout_secs` (default 60) for its
+/// outcome; after that the payment is returned as it stands (pending).
+async fn pay_and_wait(
+    ctx: &RpcCtx,
+    cmd: Command,
+    timeout_secs: Option<u64>,
+) -> RpcResult<fulmen_manager::api::PaymentInfo> {
+    let (otx, outcome) = oneshot::channel();
+    let answer = ask_input(ctx, |reply| Input::Rpc {
+        cmd,
+        reply,
+        outcome: Some(otx),
+    })
+    .await?;
+    let info = match answer {
+        Response::PaymentStarted(info) => info,
+        other => return Err(unexpected(other)),
+    };
+    let wait = Duration::from_secs(timeout_secs.unwrap_or(60));
+    match tokio::time::timeout(wait, outcome).await {
+        Ok(Ok(done)) => Ok(done),
+        // Timed out (or the node is stopping): the payment stays pending.
+        _ => Ok(info),
+    }
 }
 
 fn parse_channel_id(s: &str) -> RpcResult<[u8; 32]> {
@@ -191,24 +218,65 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
         let PayParams {
             invoice,
             timeout_secs,
+            max_fee_msat,
         } = p.parse()?;
-        let (otx, outcome) = oneshot::channel();
-        let answer = ask_input(&ctx, |reply| Input::Rpc {
-            cmd: Command::Pay { invoice },
-            reply,
-            outcome: Some(otx),
-        })
-        .await?;
-        let info = match answer {
-            Response::PaymentStarted(info) => info,
-            other => return Err(unexpected(other)),
+        let cmd = Command::PayWithLimits {
+            invoice,
+            max_fee_msat,
+            timeout_secs,
         };
-        let wait = Duration::from_secs(timeout_secs.unwrap_or(60));
-        match tokio::time::timeout(wait, outcome).await {
-            Ok(Ok(done)) => RpcResult::Ok(done),
-            // Timed out (or the node is stopping): the payment stays pending.
-            _ => RpcResult::Ok(info),
-        }
+        pay_and_wait(&ctx, cmd, timeout_secs).await
+    })?;
+    m.register_async_method("keysend", |p, ctx, _| async move {
+        let KeysendParams {
+            node_id,
+            amount_msat,
+            max_fee_msat,
+            timeout_secs,
+        } = p.parse()?;
+        let node_id = parse_node_id(&node_id)?;
+        let cmd = Command::Keysend {
+            node_id,
+            amount_msat,
+            max_fee_msat,
+        };
+        pay_and_wait(&ctx, cmd, timeout_secs).await
+    })?;
+    m.register_async_method("listforwards", |_p, ctx, _| async move {
+        ask_for!(&ctx, Command::ListForwards, Response::Forwards)
+    })?;
+    m.register_async_method("setfees", |p, ctx, _| async move {
+        let SetFeesParams {
+            channel_id,
+            base_msat,
+            ppm,
+            cltv_delta,
+        } = p.parse()?;
+        let channel_id = parse_channel_id(&channel_id)?;
+        let cmd = Command::SetFees {
+            channel_id,
+            base_msat,
+            ppm,
+            cltv_delta,
+        };
+        ask_for!(&ctx, cmd, Response::FeesSet)
+    })?;
+    m.register_async_method("getroute", |p, ctx, _| async move {
+        let RouteParams {
+            node_id,
+            amount_msat,
+        } = p.parse()?;
+        let node_id = parse_node_id(&node_id)?;
+        let cmd = Command::Route {
+            node_id,
+            amount_msat,
+        };
+        ask_for!(&ctx, cmd, Response::Route)
+    })?;
+    m.register_async_method("graph", |p, ctx, _| async move {
+        // No params (`null`) means the summary.
+        let GraphParams { full } = p.parse::<Option<GraphParams>>()?.unwrap_or_default();
+        ask_for!(&ctx, Command::Graph { full }, Response::Graph)
     })?;
     m.register_async_method("listpayments", |_p, ctx, _| async move {
         ask_for!(&ctx, Command::ListPayments, Response::Payments)
