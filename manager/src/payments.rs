@@ -283,40 +283,34 @@ impl Manager {
                 tracing::info!(failure = ?failure, "rejecting an HTLC with a bad payload");
                 Settle::Fail(error_packet)
             }
+            // Over our dust exposure limit: fail it whatever it asks (BOLT 2).
+            Ok(ProcessedOnion::Forward { shared_secret, .. })
+            | Ok(ProcessedOnion::Receive { shared_secret, .. })
+                if must_fail =>
+            {
+                let f = FailureMessage::TemporaryChannelFailure {
+                    channel_update: Vec::new(),
+                };
+                Settle::Fail(create_error_packet(&shared_secret, &f))
+            }
             Ok(ProcessedOnion::Forward {
                 payload,
                 next,
                 shared_secret,
             }) => {
-                if must_fail {
-                    let f = FailureMessage::TemporaryChannelFailure {
-                        channel_update: Vec::new(),
-                    };
-                    Settle::Fail(create_error_packet(&shared_secret, &f))
-                } else {
-                    let next = OnionPacket(Box::new(next.to_bytes()));
-                    match self.forward_htlc(i, id, htlc, payload, next, shared_secret) {
-                        Some(s) => s,
-                        None => return,
-                    }
+                let next = OnionPacket(Box::new(next.to_bytes()));
+                match self.forward_htlc(i, id, htlc, payload, next, shared_secret) {
+                    Some(s) => s,
+                    None => return,
                 }
             }
             Ok(ProcessedOnion::Receive {
                 payload,
                 shared_secret,
-            }) => {
-                if must_fail {
-                    let f = FailureMessage::TemporaryChannelFailure {
-                        channel_update: Vec::new(),
-                    };
-                    Settle::Fail(create_error_packet(&shared_secret, &f))
-                } else {
-                    match self.receive_decision(i, id, &htlc, &payload, shared_secret) {
-                        Some(s) => s,
-                        None => return,
-                    }
-                }
-            }
+            }) => match self.receive_decision(i, id, &htlc, &payload, shared_secret) {
+                Some(s) => s,
+                None => return,
+            },
         };
         let Some(e) = self.channels.get_mut(i) else {
             return;

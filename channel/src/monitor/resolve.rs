@@ -180,6 +180,30 @@ fn ids_in_build_order(
     }
 }
 
+/// The HTLC behind a built commitment's HTLC output: itself, whether we offered it, its id
+/// and hash, and the output's kind. `None` if the builder's index is stale.
+type HtlcOf<'a> = (&'a CommitmentHtlc, bool, u64, PaymentHash, OutputKind);
+
+fn htlc_of<'a>(
+    built: &'a Built,
+    ids: &[(bool, u64, PaymentHash)],
+    out: &crate::commitment::HtlcOutput,
+) -> Result<Option<HtlcOf<'a>>, String> {
+    let Some(h) = built.htlcs.get(out.htlc_index) else {
+        return Ok(None);
+    };
+    let (by_us, id, hash) = ids
+        .get(out.htlc_index)
+        .copied()
+        .ok_or("htlc index out of range")?;
+    let kind = if by_us {
+        OutputKind::OfferedHtlc
+    } else {
+        OutputKind::ReceivedHtlc
+    };
+    Ok(Some((h, by_us, id, hash, kind)))
+}
+
 /// Accumulates a resolution.
 struct Acc {
     outputs: Vec<OutputReport>,
@@ -548,17 +572,8 @@ impl ChannelMonitor {
                 txid,
                 vout: out.vout,
             };
-            let Some(h) = built.htlcs.get(out.htlc_index) else {
+            let Some((h, by_us, id, hash, kind)) = htlc_of(&built, &ids, out)? else {
                 continue;
-            };
-            let (by_us, id, hash) = ids
-                .get(out.htlc_index)
-                .copied()
-                .ok_or("htlc index out of range")?;
-            let kind = if by_us {
-                OutputKind::OfferedHtlc
-            } else {
-                OutputKind::ReceivedHtlc
             };
             let Some(unsigned) = htlc_txs.get(i) else {
                 continue;
@@ -702,17 +717,8 @@ impl ChannelMonitor {
                 txid,
                 vout: out.vout,
             };
-            let Some(h) = built.htlcs.get(out.htlc_index) else {
+            let Some((h, by_us, id, hash, kind)) = htlc_of(&built, &ids, out)? else {
                 continue;
-            };
-            let (by_us, id, hash) = ids
-                .get(out.htlc_index)
-                .copied()
-                .ok_or("htlc index out of range")?;
-            let kind = if by_us {
-                OutputKind::OfferedHtlc
-            } else {
-                OutputKind::ReceivedHtlc
             };
             if let Some(status) = self.spent_status(spends, &op) {
                 let outcome = match (status, by_us) {
