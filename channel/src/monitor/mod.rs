@@ -499,12 +499,9 @@ impl ChannelMonitor {
         let c = self.counterparty.get(&number)?;
         let built = self.build_remote(number, c).ok()?;
         let sk = bitcoin::secp256k1::SecretKey::from_slice(secret).ok()?;
-        let rev = crate::keys::derive_revocation_privkey(
-            &self.secp,
-            &self.secrets.revocation_base,
-            &sk,
-        )
-        .ok()?;
+        let rev =
+            crate::keys::derive_revocation_privkey(&self.secp, &self.secrets.revocation_base, &sk)
+                .ok()?;
         let inputs = crate::justice::commitment_justice_inputs(&built.tx, &built.keys, &rev);
         if inputs.is_empty() {
             return None;

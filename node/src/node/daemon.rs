@@ -136,6 +136,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         accept_keysend: opts.dev,
         announce_channels: true,
         announce_depth: if opts.dev { 1 } else { 6 },
+        tower: opts.tower,
     };
     let secrets = NodeSecrets {
         node_secret: keys.node_secret,
