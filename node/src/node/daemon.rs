@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub dev: bool,
     /// sqlite `synchronous` setting.
     pub db_sync: DbSync,
+    /// Run as a watchtower for peers (`--tower`).
+    pub tower: bool,
 }
 
 /// The channel parameters a node uses: the `fulmen-channel` defaults (funding depth 3,
