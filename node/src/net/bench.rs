@@ -228,6 +228,7 @@ pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value
                 channel_sats,
                 push_percent: 0,
                 db_sync: args.db_sync,
+                tower: false,
             };
             eprintln!("bench: bringing up alice–bob in {}", dir.display());
             let net = match up::up(&opts).await {

@@ -95,6 +95,7 @@ pub async fn run(args: DemoArgs, _net_opt: Option<&Path>) -> anyhow::Result<Valu
         channel_sats: up::DEFAULT_CHANNEL_SATS,
         push_percent: 50,
         db_sync: crate::node::store::DbSync::Full,
+        tower: false,
     };
     eprintln!(
         "fulmen demo: bringing up alice–bob–carol in {}",

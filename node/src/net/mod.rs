@@ -85,6 +85,10 @@ pub struct UpArgs {
     /// not power loss; faster).
     #[arg(long, value_enum, default_value_t = crate::node::store::DbSync::Full)]
     pub db_sync: crate::node::store::DbSync,
+    /// Also start a node named `tower` in watchtower mode (`node run --tower`, no channels)
+    /// and register every other node with it (`tower add`).
+    #[arg(long)]
+    pub tower: bool,
 }
 
 /// `fulmen net` subcommands.

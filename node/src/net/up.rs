@@ -47,7 +47,12 @@ pub struct UpOptions {
     pub push_percent: u8,
     /// The nodes' sqlite durability (`node run --db-sync`).
     pub db_sync: DbSync,
+    /// Start one more node, [`TOWER_NAME`], as a watchtower for every other node.
+    pub tower: bool,
 }
+
+/// Name of the watchtower node of `net up --tower`.
+pub const TOWER_NAME: &str = "tower";
 
 impl UpOptions {
     /// The push of one channel, msat.
@@ -68,6 +73,7 @@ pub async fn run(args: UpArgs, net_opt: Option<&Path>) -> anyhow::Result<Value> 
         channel_sats: args.channel_sats,
         push_percent: args.push_percent,
         db_sync: args.db_sync,
+        tower: args.tower,
     };
     let started = std::time::Instant::now();
     let net = up(&opts).await?;
@@ -192,7 +198,8 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
     check_dir_free(&dir)?;
     create_private_dir(&dir)?;
 
-    let ports = network::pick_free_ports(1 + 2 * opts.nodes)?;
+    let total = opts.nodes + usize::from(opts.tower);
+    let ports = network::pick_free_ports(1 + 2 * total)?;
     let chain_dir = dir.join("chain");
     create_private_dir(&chain_dir)?;
     let chain_port = ports.first().copied().context("no port picked")?;
@@ -213,8 +220,12 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
         channels: Vec::new(),
         ready: false,
     };
-    for i in 0..opts.nodes {
-        let name = node_name(i);
+    for i in 0..total {
+        let name = if i < opts.nodes {
+            node_name(i)
+        } else {
+            TOWER_NAME.to_string()
+        };
         let datadir = dir.join(&name);
         let listen = ports.get(1 + 2 * i).copied().context("no port picked")?;
         let rpc = ports.get(2 + 2 * i).copied().context("no port picked")?;
@@ -226,7 +237,13 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
                 rpc: loopback(rpc).to_string(),
                 pid: 0,
                 log: datadir.join("node.log"),
-                args: node_args(&name, &datadir, &chain_dir, listen, rpc, opts.db_sync),
+                args: {
+                    let mut a = node_args(&name, &datadir, &chain_dir, listen, rpc, opts.db_sync);
+                    if i >= opts.nodes {
+                        a.push("--tower".into());
+                    }
+                    a
+                },
                 datadir,
             },
             name,
@@ -385,6 +402,18 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     progress.msg("waiting for the channels to be active");
     wait_channels_active(net).await?;
     progress.inc(1);
+    if opts.tower {
+        if let Some(tower) = net.node(TOWER_NAME) {
+            let uri = tower.uri();
+            for node in net.nodes.iter().filter(|n| n.name != TOWER_NAME) {
+                progress.msg(format!("registering {} with the tower", node.name));
+                node_client(node)
+                    .tower_add(&uri)
+                    .await
+                    .with_context(|| format!("tower add on {}", node.name))?;
+            }
+        }
+    }
     net.ready = true;
     net.write()?;
     progress.finish();
