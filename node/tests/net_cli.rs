@@ -245,6 +245,7 @@ fn push_is_a_percentage_of_capacity_in_msat() {
         channel_sats: 1_000_000,
         push_percent: 50,
         db_sync: fulmen_node::node::store::DbSync::Full,
+        tower: false,
     };
     assert_eq!(opts.push_msat(), 500_000_000);
 }
