@@ -190,3 +190,57 @@ fn backups_queued_while_the_tower_is_away_survive_a_restart_and_are_delivered() 
     s.breach_seen_by_the_tower_only();
     s.bob_has_the_funds();
 }
+
+/// The tower crashes at its next batch (a blob's record lost before it was durable, so its
+/// `StoreAck` never left): bob redials, resends what is still queued, and in the end every
+/// backup bob counts as acknowledged is in the tower's durable records.
+#[test]
+fn a_tower_crash_before_its_write_loses_no_acknowledged_backup() {
+    let mut s = setup(34);
+    s.payments(1);
+    for _ in 0..3 {
+        s.net.arm_crash(TOWER);
+        s.payments(1);
+    }
+    s.net.disarm();
+    s.net.run_until_quiet();
+    assert!(s.net.nodes[TOWER].restarts >= 1, "the tower crashed");
+    assert!(s.net.nodes[TOWER].lost_batches >= 1, "a batch was lost");
+    let info = tower_info(&mut s.net, BOB);
+    assert_eq!(info.backups_pending, 0, "{info:?}");
+    let t = &info.towers[0];
+    assert!(t.sent > t.acknowledged, "lost blobs were sent again: {t:?}");
+    let durable = s.net.nodes[TOWER]
+        .store
+        .durable()
+        .tower_records
+        .iter()
+        .filter(|r| matches!(r, fulmen_watchtower::TowerRecord::Stored { .. }))
+        .count();
+    assert_eq!(durable as u64, info.backups_acknowledged);
+    s.breach_seen_by_the_tower_only();
+    s.bob_has_the_funds();
+}
+
+/// A node that is not a tower ignores tower messages: bob's session never opens and his
+/// backups stay queued.
+#[test]
+fn a_peer_that_is_no_tower_never_acknowledges() {
+    let mut s = setup(35);
+    let cmd = Command::TowerAdd {
+        node_id: s.net.nodes[ALICE].id,
+        address: s.net.nodes[ALICE].address.clone(),
+    };
+    assert!(matches!(s.net.call(BOB, cmd), Ok(Response::TowerAdded(_))));
+    s.payments(2);
+    let info = tower_info(&mut s.net, BOB);
+    let alice = info
+        .towers
+        .iter()
+        .find(|t| t.node_id == s.net.nodes[ALICE].id.to_string())
+        .expect("alice listed");
+    assert!(alice.connected && !alice.session, "{alice:?}");
+    assert_eq!(alice.acknowledged, 0);
+    assert!(alice.pending >= 2);
+    assert_eq!(info.backups_pending, alice.pending, "the real tower has them all");
+}
