@@ -242,5 +242,8 @@ fn a_peer_that_is_no_tower_never_acknowledges() {
     assert!(alice.connected && !alice.session, "{alice:?}");
     assert_eq!(alice.acknowledged, 0);
     assert!(alice.pending >= 2);
-    assert_eq!(info.backups_pending, alice.pending, "the real tower has them all");
+    assert_eq!(
+        info.backups_pending, alice.pending,
+        "the real tower acknowledged them all"
+    );
 }
