@@ -494,3 +494,54 @@ pub struct GraphResult {
     /// Every channel (only with `--json`).
     pub channels: Vec<GraphChannel>,
 }
+
+/// One tower we back up to, in `tower info` (and the `tower add` result).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TowerStatus {
+    /// The tower's node id, hex.
+    pub node_id: String,
+    /// Where it listens (`host:port`).
+    pub address: String,
+    /// Connected right now.
+    pub connected: bool,
+    /// The tower acknowledged our session on the live connection.
+    pub session: bool,
+    /// Backups the session can still take, once the tower told us.
+    pub quota_remaining: Option<u32>,
+    /// Backups sent since the node started (resends included).
+    pub sent: u64,
+    /// Backups the tower acknowledged (durably stored), over the tower's life.
+    pub acknowledged: u64,
+    /// Backups queued and not yet acknowledged.
+    pub pending: usize,
+    /// Backups the tower refused.
+    pub refused: u64,
+}
+
+/// What a tower node holds, in `tower info`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TowerServerInfo {
+    /// Client sessions.
+    pub clients: usize,
+    /// Blobs stored, over all clients.
+    pub stored_blobs: usize,
+    /// Bytes of blob stored.
+    pub stored_bytes: usize,
+    /// Justice transactions broadcast (distinct client and commitment).
+    pub justice_broadcasts: usize,
+    /// Blobs that decrypted under a mined txid but did not spend it (not broadcast).
+    pub rejected_justice: u64,
+}
+
+/// `tower info` result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TowerInfoResult {
+    /// Towers we back up to.
+    pub towers: Vec<TowerStatus>,
+    /// Backups acknowledged, over all towers.
+    pub backups_acknowledged: u64,
+    /// Backups not yet acknowledged, over all towers.
+    pub backups_pending: usize,
+    /// What we hold as a tower (`null` unless the node runs with `--tower`).
+    pub server: Option<TowerServerInfo>,
+}

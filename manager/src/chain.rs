@@ -89,6 +89,7 @@ impl Manager {
             self.reply(w, Ok(Response::Closed(res)));
         }
         self.monitors_block_connected(block, height);
+        self.tower_block_connected(block, height);
         self.gossip_block(block);
         for e in &mut self.channels {
             if e.is_closed() {

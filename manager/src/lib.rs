@@ -25,6 +25,7 @@ mod payments;
 mod peers;
 mod receive;
 mod send;
+mod tower;
 pub mod types;
 mod views;
 
@@ -37,6 +38,6 @@ pub use payments::{MAX_TOTAL_CLTV_DELTA, MIN_FINAL_CLTV};
 pub use peers::message_channel_id;
 pub use types::{
     CmdError, Command, InvoiceRecord, ManagerConfig, ManagerError, NodeEvent, NodeSecrets, Output,
-    PaymentRecord, PeerAccept, PersistBatch, RequestId, Response, Stored, StoredChannel, Writes,
-    MAX_PENDING_INBOUND_OPENS,
+    PaymentRecord, PeerAccept, PersistBatch, RequestId, Response, Stored, StoredChannel,
+    StoredTower, TowerQueueWrite, Writes, MAX_PENDING_INBOUND_OPENS,
 };

@@ -190,6 +190,8 @@ pub struct Manager {
     pub(crate) justice_backups: bool,
     /// Justice backups not yet taken by the shell.
     pub(crate) justice_queue: Vec<(i64, fulmen_channel::monitor::JusticeBackup)>,
+    /// Watchtowers: the one we run and the ones we back up to.
+    pub(crate) towers: crate::tower::Towers,
     /// Parts of incoming multi-part payments held until they add up.
     pub(crate) mpp: HashMap<fulmen_htlc::PaymentHash, crate::receive::HeldSet>,
     /// Writes of the current turn.
@@ -235,6 +237,7 @@ impl Manager {
         let secp = Secp256k1::new();
         let node_id = PublicKey::from_secret_key(&secp, &secrets.node_secret);
         let height = wallet.tip().height;
+        let towers = crate::tower::Towers::restore(config.tower, &stored)?;
         let mut m = Manager {
             config,
             node_secret: secrets.node_secret,
@@ -265,6 +268,7 @@ impl Manager {
             ),
             pathfinder: fulmen_routing::PathFinder::new(),
             mpp: HashMap::new(),
+            towers,
             justice_backups: false,
             justice_queue: Vec::new(),
             gossip: fulmen_routing::GossipStore::new(fulmen_routing::GossipConfig::new(
@@ -313,6 +317,13 @@ impl Manager {
         for i in &stored.invoices {
             m.invoice_order.push(i.info.payment_hash.clone());
             m.invoices.insert(i.info.payment_hash.clone(), i.clone());
+        }
+        // Towers we back up to: the monitors keep building backups, the towers are redialled.
+        for t in &stored.towers {
+            m.peers.entry(t.node_id).or_default().address = Some(t.address.clone());
+        }
+        if m.towers.has_towers() {
+            m.enable_justice_backups();
         }
         // Restored channels learn the current height even if no block arrives soon.
         for e in &mut m.channels {
@@ -420,6 +431,7 @@ impl Manager {
         self.drive_channels();
         self.feed_invoice_preimages();
         self.sync_monitors();
+        self.tower_turn();
         // A monitor event may have settled a payment that frees a channel's commitment.
         self.drive_channels();
         self.gossip_turn();

@@ -82,6 +82,7 @@ impl Manager {
             self.reply(r, Ok(Response::Peer(info)));
         }
         self.gossip_connected(node_id);
+        self.tower_peer_connected(node_id);
         PeerAccept::Accepted { conn }
     }
 
@@ -98,6 +99,7 @@ impl Manager {
         slot.conn = None;
         tracing::info!(%node_id, %reason, "peer disconnected");
         self.channels_down(node_id, &format!("peer disconnected ({reason})"));
+        self.tower_peer_disconnected(&node_id);
         self.maybe_reconnect(node_id);
     }
 
@@ -126,13 +128,14 @@ impl Manager {
         }
     }
 
-    /// Asks the shell to redial `node_id` if we have open channels with it, know where it
-    /// listens, and are not connected or redialling already.
+    /// Asks the shell to redial `node_id` if we have open channels with it (or it is one of
+    /// our watchtowers), know where it listens, and are not connected or redialling already.
     pub(crate) fn maybe_reconnect(&mut self, node_id: PublicKey) {
         let has_channels = self
             .channels
             .iter()
-            .any(|e| e.peer == node_id && !e.is_closed());
+            .any(|e| e.peer == node_id && !e.is_closed())
+            || self.towers.is_tower(&node_id);
         let Some(slot) = self.peers.get_mut(&node_id) else {
             return;
         };
@@ -156,6 +159,12 @@ impl Manager {
         match &msg {
             Message::OpenChannel(open) => {
                 self.on_open_channel(node_id, open);
+                return;
+            }
+            Message::Unknown { msg_type, payload } => {
+                if !self.handle_tower_message(node_id, *msg_type, payload) {
+                    tracing::debug!(%node_id, msg_type, "ignoring unknown odd message");
+                }
                 return;
             }
             Message::Warning(w) => {

@@ -16,9 +16,10 @@ use crate::api::{
     AddressResult, BalanceDetailResult, BalanceResult, ChannelsResult, CloseResult,
     DevBroadcastResult, FeesResult, ForwardsResult, GraphResult, InvoiceInfo, InvoicesResult,
     NodeInfo, OpenResult, PaymentInfo, PaymentStatus, PaymentsResult, PeerInfo, PeersResult,
-    RouteResult,
+    RouteResult, TowerInfoResult, TowerStatus,
 };
 use crate::forward::{ChannelPolicy, ForwardRecord};
+use fulmen_watchtower::{Backup, Hint, TowerRecord};
 
 /// A caller-chosen id that ties a [`Command`] to its [`Output::Reply`].
 pub type RequestId = u64;
@@ -139,6 +140,16 @@ pub enum Command {
         /// List everything.
         full: bool,
     },
+    /// `tower add`: back up justice transactions to the watchtower `node_id` at `address`
+    /// (dialled now and redialled, remembered durably); answered once the tower is stored.
+    TowerAdd {
+        /// The tower's node id.
+        node_id: PublicKey,
+        /// `host:port`.
+        address: String,
+    },
+    /// `tower info`: our towers and backups; on a tower node, what it holds.
+    TowerInfo,
 }
 
 /// A successful answer to a [`Command`] (or to a `connect`).
@@ -184,6 +195,10 @@ pub enum Response {
     Route(RouteResult),
     /// `graph`.
     Graph(GraphResult),
+    /// `tower add`: the tower as it now stands.
+    TowerAdded(TowerStatus),
+    /// `tower info`.
+    TowerInfo(TowerInfoResult),
 }
 
 /// A refused or failed command: a JSON-RPC error code and a message for the user.
@@ -371,6 +386,51 @@ pub struct Writes {
     pub forwards: Vec<ForwardRecord>,
     /// Forwarding policy overrides (by channel), from `setfees`.
     pub policies: Vec<(i64, ChannelPolicy)>,
+    /// Watchtower (server side) records to append, in order.
+    pub tower_records: Vec<TowerRecord>,
+    /// Towers we back up to: upserts of (node id, address).
+    pub towers: Vec<(PublicKey, String)>,
+    /// Changes to the queue of backups waiting for a tower's acknowledgement, in order.
+    pub tower_queue: Vec<TowerQueueWrite>,
+}
+
+/// One change to the durable queue of backups for towers (client side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TowerQueueWrite {
+    /// A backup to send to `tower` (ignored if one under its hint is queued already).
+    Queued {
+        /// The tower.
+        tower: PublicKey,
+        /// The sealed backup.
+        backup: Backup,
+    },
+    /// The tower acknowledged the backup under `hint`: delete it, count it acknowledged.
+    Acked {
+        /// The tower.
+        tower: PublicKey,
+        /// The backup's hint.
+        hint: Hint,
+    },
+    /// The tower refused the backup under `hint`: delete it, count it refused.
+    Refused {
+        /// The tower.
+        tower: PublicKey,
+        /// The backup's hint.
+        hint: Hint,
+    },
+}
+
+/// A tower we back up to, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTower {
+    /// The tower's node id.
+    pub node_id: PublicKey,
+    /// Where it listens (`host:port`).
+    pub address: String,
+    /// Backups it acknowledged.
+    pub acked: u64,
+    /// Backups it refused.
+    pub refused: u64,
 }
 
 impl Writes {
@@ -428,6 +488,12 @@ pub struct Stored {
     pub forwards: Vec<ForwardRecord>,
     /// Forwarding policy overrides by channel.
     pub policies: Vec<(i64, ChannelPolicy)>,
+    /// Watchtower (server side) records, in the order they were written.
+    pub tower_records: Vec<TowerRecord>,
+    /// Towers we back up to.
+    pub towers: Vec<StoredTower>,
+    /// Backups not yet acknowledged: (tower, backup), oldest first.
+    pub tower_queue: Vec<(PublicKey, Backup)>,
 }
 
 impl Stored {
@@ -497,6 +563,21 @@ impl Stored {
             }
         }
         upsert(&mut self.invoices, &w.invoices, |i| &i.info.payment_hash);
+        self.tower_records.extend(w.tower_records.iter().cloned());
+        for (id, addr) in &w.towers {
+            match self.towers.iter_mut().find(|t| t.node_id == *id) {
+                Some(t) => t.address.clone_from(addr),
+                None => self.towers.push(StoredTower {
+                    node_id: *id,
+                    address: addr.clone(),
+                    acked: 0,
+                    refused: 0,
+                }),
+            }
+        }
+        for q in &w.tower_queue {
+            self.apply_tower_queue(q);
+        }
         for (id, addr) in &w.peers {
             match self.peers.iter_mut().find(|(p, _)| p == id) {
                 Some((_, a)) => {
@@ -505,6 +586,35 @@ impl Stored {
                     }
                 }
                 None => self.peers.push((*id, addr.clone())),
+            }
+        }
+    }
+
+    fn apply_tower_queue(&mut self, q: &TowerQueueWrite) {
+        match q {
+            TowerQueueWrite::Queued { tower, backup } => {
+                if !self
+                    .tower_queue
+                    .iter()
+                    .any(|(t, b)| t == tower && b.hint == backup.hint)
+                {
+                    self.tower_queue.push((*tower, backup.clone()));
+                }
+            }
+            TowerQueueWrite::Acked { tower, hint } | TowerQueueWrite::Refused { tower, hint } => {
+                let before = self.tower_queue.len();
+                self.tower_queue
+                    .retain(|(t, b)| !(t == tower && b.hint == *hint));
+                if self.tower_queue.len() == before {
+                    return;
+                }
+                if let Some(t) = self.towers.iter_mut().find(|t| t.node_id == *tower) {
+                    if matches!(q, TowerQueueWrite::Acked { .. }) {
+                        t.acked += 1;
+                    } else {
+                        t.refused += 1;
+                    }
+                }
             }
         }
     }
@@ -548,6 +658,8 @@ pub struct ManagerConfig {
     pub announce_channels: bool,
     /// Confirmations before a channel is announced (6 by default, 1 in test networks).
     pub announce_depth: u32,
+    /// Act as a watchtower: store peers' justice backups and broadcast them on a breach.
+    pub tower: bool,
 }
 
 /// The node's default for [`ManagerConfig::max_pending_inbound_opens`].
@@ -583,6 +695,9 @@ pub enum ManagerError {
         /// The channel's error.
         source: fulmen_channel::machine::ChannelError,
     },
+    /// The stored watchtower records do not replay.
+    #[error("watchtower records: {0}")]
+    Tower(String),
     /// A block does not follow our tip.
     #[error("block at height {got} does not follow our tip {tip}")]
     NotNext {

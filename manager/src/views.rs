@@ -111,6 +111,11 @@ impl Manager {
                 let g = self.graph_view(full);
                 self.reply(request, Ok(Response::Graph(g)));
             }
+            Command::TowerAdd { node_id, address } => self.tower_add(request, node_id, address),
+            Command::TowerInfo => {
+                let info = self.tower_info();
+                self.reply(request, Ok(Response::TowerInfo(info)));
+            }
         }
     }
 

@@ -36,6 +36,7 @@ fn manager() -> Manager {
         accept_keysend: true,
         announce_channels: true,
         announce_depth: 1,
+        tower: false,
     };
     let secrets = NodeSecrets {
         node_secret: SecretKey::from_slice(&[0x11; 32]).unwrap(),

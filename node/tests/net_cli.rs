@@ -374,6 +374,7 @@ fn push_is_a_percentage_of_capacity_in_msat() {
         push_percent: 50,
         db_sync: fulmen_node::node::store::DbSync::Full,
         seed: None,
+        tower: false,
     };
     assert_eq!(opts.push_msat(), 500_000_000);
 }

@@ -248,6 +248,7 @@ pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value
                 push_percent: 0,
                 db_sync: args.db_sync,
                 seed: None,
+                tower: false,
             };
             eprintln!(
                 "bench: bringing up a line of {} nodes ({channel_sats} sat channels) in {}",

@@ -96,6 +96,7 @@ pub async fn run(args: DemoArgs, _net_opt: Option<&Path>) -> anyhow::Result<Valu
         push_percent: 50,
         db_sync: crate::node::store::DbSync::Full,
         seed: None,
+        tower: false,
     };
     eprintln!(
         "fulmen demo: bringing up alice–bob–carol in {}",

@@ -89,6 +89,10 @@ pub struct UpArgs {
     /// network.json records it, so the same network can be brought up again).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Also start a node named `tower` in watchtower mode (`node run --tower`, no channels)
+    /// and register every other node with it (`tower add`).
+    #[arg(long)]
+    pub tower: bool,
 }
 
 /// `fulmen net` subcommands.

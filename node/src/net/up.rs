@@ -52,7 +52,12 @@ pub struct UpOptions {
     pub db_sync: DbSync,
     /// Seed of a random topology (`None`: a random seed, recorded in `network.json`).
     pub seed: Option<u64>,
+    /// Start one more node, [`TOWER_NAME`], as a watchtower for every other node.
+    pub tower: bool,
 }
+
+/// Name of the watchtower node of `net up --tower`.
+pub const TOWER_NAME: &str = "tower";
 
 impl UpOptions {
     /// The push of one channel, msat.
@@ -74,6 +79,7 @@ pub async fn run(args: UpArgs, net_opt: Option<&Path>) -> anyhow::Result<Value> 
         push_percent: args.push_percent,
         db_sync: args.db_sync,
         seed: args.seed,
+        tower: args.tower,
     };
     let started = std::time::Instant::now();
     let net = up(&opts).await?;
@@ -199,7 +205,8 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
     check_dir_free(&dir)?;
     create_private_dir(&dir)?;
 
-    let ports = network::pick_free_ports(1 + 2 * opts.nodes)?;
+    let total = opts.nodes + usize::from(opts.tower);
+    let ports = network::pick_free_ports(1 + 2 * total)?;
     let chain_dir = dir.join("chain");
     create_private_dir(&chain_dir)?;
     let chain_port = ports.first().copied().context("no port picked")?;
@@ -229,8 +236,12 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
         channels: Vec::new(),
         ready: false,
     };
-    for i in 0..opts.nodes {
-        let name = node_name(i);
+    for i in 0..total {
+        let name = if i < opts.nodes {
+            node_name(i)
+        } else {
+            TOWER_NAME.to_string()
+        };
         let datadir = dir.join(&name);
         let listen = ports.get(1 + 2 * i).copied().context("no port picked")?;
         let rpc = ports.get(2 + 2 * i).copied().context("no port picked")?;
@@ -242,7 +253,13 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
                 rpc: loopback(rpc).to_string(),
                 pid: 0,
                 log: datadir.join("node.log"),
-                args: node_args(&name, &datadir, &chain_dir, listen, rpc, opts.db_sync),
+                args: {
+                    let mut a = node_args(&name, &datadir, &chain_dir, listen, rpc, opts.db_sync);
+                    if i >= opts.nodes {
+                        a.push("--tower".into());
+                    }
+                    a
+                },
                 datadir,
             },
             name,
@@ -402,6 +419,18 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     progress.msg("waiting for the channels to be active");
     wait_channels_active(net).await?;
     progress.inc(1);
+    if opts.tower {
+        if let Some(tower) = net.node(TOWER_NAME) {
+            let uri = tower.uri();
+            for node in net.nodes.iter().filter(|n| n.name != TOWER_NAME) {
+                progress.msg(format!("registering {} with the tower", node.name));
+                node_client(node)
+                    .tower_add(&uri)
+                    .await
+                    .with_context(|| format!("tower add on {}", node.name))?;
+            }
+        }
+    }
 
     wait_graphs(net, &progress).await?;
     progress.inc(1);

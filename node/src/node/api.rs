@@ -364,6 +364,17 @@ impl NodeClient {
         self.rpc.call("dev-holdhtlcs", json!({ "on": on })).await
     }
 
+    /// `toweradd` (`tower add`): back up justice transactions to the tower
+    /// `NODE_ID@HOST:PORT`.
+    pub async fn tower_add(&self, tower: &str) -> Result<TowerStatus, RpcClientError> {
+        self.rpc.call("toweradd", json!({ "peer": tower })).await
+    }
+
+    /// `towerinfo` (`tower info`).
+    pub async fn tower_info(&self) -> Result<TowerInfoResult, RpcClientError> {
+        self.rpc.call("towerinfo", Value::Null).await
+    }
+
     /// `stop`.
     pub async fn stop(&self) -> Result<Value, RpcClientError> {
         self.rpc.call("stop", Value::Null).await

@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// survives a crash of the daemon only (faster; for test networks and benchmarks).
     #[arg(long, value_enum, default_value_t = DbSync::Full)]
     pub db_sync: DbSync,
+    /// Run as a watchtower: store peers' encrypted justice backups and broadcast them when
+    /// a breach is mined.
+    #[arg(long)]
+    pub tower: bool,
 }
 
 /// Default node data directory.
@@ -99,6 +103,7 @@ impl RunArgs {
             alias,
             dev: self.dev,
             db_sync: self.db_sync,
+            tower: self.tower,
         })
     }
 }

@@ -240,6 +240,9 @@ pub enum ClientCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Watchtowers: back up justice transactions to a tower, or show the towers and backups.
+    #[command(subcommand)]
+    Tower(TowerCommand),
     /// Dev commands (only on a node started with --dev): break the rules on purpose.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -264,6 +267,20 @@ pub enum DevCommand {
         /// `on` or `off`.
         state: OnOff,
     },
+}
+
+/// `fulmen tower …`: the watchtowers this node backs up to.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TowerCommand {
+    /// Back up every revoked commitment of our channels from now on to the tower
+    /// NODE_ID@HOST:PORT (a node run with --tower; or a node name of the test network).
+    Add {
+        /// `NODE_ID@HOST:PORT`, or a node name of the addressed test network.
+        tower: String,
+    },
+    /// Our towers (connected, session, backups sent/acknowledged/pending); on a tower node
+    /// also its clients, stored blobs and justice broadcasts.
+    Info,
 }
 
 /// `on` or `off`.
@@ -397,6 +414,11 @@ pub async fn execute(
         ClientCommand::Dev(DevCommand::HoldHtlcs { state }) => {
             to_value(client.dev_hold_htlcs(state == OnOff::On).await)
         }
+        ClientCommand::Tower(TowerCommand::Add { tower }) => {
+            let tower = resolve_peer(&tower, net, true)?;
+            to_value(client.tower_add(&tower).await)
+        }
+        ClientCommand::Tower(TowerCommand::Info) => to_value(client.tower_info().await),
         ClientCommand::Stop => client.stop().await,
     }
 }

@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub dev: bool,
     /// sqlite `synchronous` setting.
     pub db_sync: DbSync,
+    /// Run as a watchtower for peers (`--tower`).
+    pub tower: bool,
 }
 
 /// The channel parameters a node uses: the `fulmen-channel` defaults (funding depth 3,
@@ -136,6 +138,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         accept_keysend: opts.dev,
         announce_channels: true,
         announce_depth: if opts.dev { 1 } else { 6 },
+        tower: opts.tower,
     };
     let secrets = NodeSecrets {
         node_secret: keys.node_secret,

@@ -302,6 +302,18 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
         let hold_htlcs = ask_for!(&ctx, Command::DevHoldHtlcs { on }, Response::HoldHtlcs)?;
         RpcResult::Ok(HoldHtlcsResult { hold_htlcs })
     })?;
+    m.register_async_method("toweradd", |p, ctx, _| async move {
+        let ConnectParams { peer } = p.parse()?;
+        let addr: PeerAddress = peer.parse().map_err(invalid)?;
+        let cmd = Command::TowerAdd {
+            node_id: addr.node_id,
+            address: addr.host_port,
+        };
+        ask_for!(&ctx, cmd, Response::TowerAdded)
+    })?;
+    m.register_async_method("towerinfo", |_p, ctx, _| async move {
+        ask_for!(&ctx, Command::TowerInfo, Response::TowerInfo)
+    })?;
     m.register_method("stop", |_p, ctx, _| {
         let _ = ctx.inputs.send(Input::Stop);
         "fulmen node daemon stopping"

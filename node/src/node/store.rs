@@ -1,6 +1,7 @@
 //! The node daemon's sqlite store (sqlx): wallet change sets, channel update records, channel
-//! monitor records, channel transactions, payments, invoices, forwards, channel policies and
-//! peers.
+//! monitor records, channel transactions, payments, invoices, forwards, channel policies,
+//! peers, and the watchtower tables (a tower's records; the towers a node backs up to and the
+//! backups queued for them).
 //!
 //! Owns: opening `DIR/node.sqlite` (WAL, `synchronous=FULL`, exclusive locking so two
 //! daemons cannot share a data directory), the checked-in migrations in
@@ -13,7 +14,10 @@ use std::path::Path;
 use anyhow::Context as _;
 use fulmen_channel::machine::Record;
 use fulmen_channel::monitor::MonitorRecord;
-use fulmen_manager::{InvoiceRecord, PaymentRecord, Stored, StoredChannel, Writes};
+use fulmen_manager::{
+    InvoiceRecord, PaymentRecord, Stored, StoredChannel, StoredTower, TowerQueueWrite, Writes,
+};
+use fulmen_watchtower::{Backup, TowerRecord};
 use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 use sqlx::Row;
 
@@ -62,6 +66,21 @@ pub struct WriteBatch {
     pub forwards: Vec<((i64, i64), String)>,
     /// Policy upserts: (channel, JSON).
     pub policies: Vec<(i64, String)>,
+    /// Watchtower records (encoded), in order.
+    pub tower_records: Vec<Vec<u8>>,
+    /// Tower upserts: (node id hex, address).
+    pub towers: Vec<(String, String)>,
+    /// Backup queue changes, in order.
+    pub tower_queue: Vec<TowerQueueRow>,
+}
+
+/// One change to the `tower_queue` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TowerQueueRow {
+    /// Insert (tower hex, hint, encoded backup); ignored if the hint is queued already.
+    Queued(String, Vec<u8>, Vec<u8>),
+    /// Delete (tower hex, hint) and count it in `towers.acked` (`true`) or `refused`.
+    Done(String, Vec<u8>, bool),
 }
 
 impl WriteBatch {
@@ -135,6 +154,29 @@ impl WriteBatch {
                 .map(|(c, p)| Ok((*c, serde_json::to_string(p)?)))
                 .collect::<Result<_, serde_json::Error>>()
                 .context("serializing a channel policy")?,
+            tower_records: w.tower_records.iter().map(TowerRecord::encode).collect(),
+            towers: w
+                .towers
+                .iter()
+                .map(|(id, a)| (id.to_string(), a.clone()))
+                .collect(),
+            tower_queue: w
+                .tower_queue
+                .iter()
+                .map(|q| match q {
+                    TowerQueueWrite::Queued { tower, backup } => TowerQueueRow::Queued(
+                        tower.to_string(),
+                        backup.hint.as_bytes().to_vec(),
+                        backup.encode(),
+                    ),
+                    TowerQueueWrite::Acked { tower, hint } => {
+                        TowerQueueRow::Done(tower.to_string(), hint.as_bytes().to_vec(), true)
+                    }
+                    TowerQueueWrite::Refused { tower, hint } => {
+                        TowerQueueRow::Done(tower.to_string(), hint.as_bytes().to_vec(), false)
+                    }
+                })
+                .collect(),
         })
     }
 }
@@ -177,6 +219,12 @@ pub struct Loaded {
     pub forwards: Vec<String>,
     /// Channel policy overrides: (channel, JSON).
     pub policies: Vec<(i64, String)>,
+    /// Watchtower records (encoded), in order.
+    pub tower_records: Vec<Vec<u8>>,
+    /// Towers: (node id hex, address, acked, refused).
+    pub towers: Vec<(String, String, i64, i64)>,
+    /// Queued backups: (tower hex, encoded backup), oldest first.
+    pub tower_queue: Vec<(String, Vec<u8>)>,
 }
 
 impl Loaded {
@@ -237,6 +285,28 @@ impl Loaded {
             out.policies.push((
                 *c,
                 serde_json::from_str(json).context("decoding a stored channel policy")?,
+            ));
+        }
+        for r in &self.tower_records {
+            out.tower_records
+                .push(TowerRecord::decode(r).context("decoding a stored tower record")?);
+        }
+        for (id, address, acked, refused) in &self.towers {
+            out.towers.push(StoredTower {
+                node_id: id
+                    .parse()
+                    .with_context(|| format!("stored tower id {id:?}"))?,
+                address: address.clone(),
+                acked: u64::try_from(*acked).unwrap_or(0),
+                refused: u64::try_from(*refused).unwrap_or(0),
+            });
+        }
+        for (tower, data) in &self.tower_queue {
+            out.tower_queue.push((
+                tower
+                    .parse()
+                    .with_context(|| format!("queued backup's tower {tower:?}"))?,
+                Backup::decode(data).context("decoding a queued tower backup")?,
             ));
         }
         for (id, addr) in &self.peers {
@@ -391,6 +461,33 @@ impl NodeStore {
             out.policies
                 .push((r.try_get("channel")?, r.try_get("data")?));
         }
+        for r in sqlx::query("SELECT data FROM tower_records ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading tower records")?
+        {
+            out.tower_records.push(r.try_get("data")?);
+        }
+        for r in sqlx::query("SELECT node_id, address, acked, refused FROM towers ORDER BY node_id")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading towers")?
+        {
+            out.towers.push((
+                r.try_get("node_id")?,
+                r.try_get("address")?,
+                r.try_get("acked")?,
+                r.try_get("refused")?,
+            ));
+        }
+        for r in sqlx::query("SELECT tower, data FROM tower_queue ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .context("loading the tower queue")?
+        {
+            out.tower_queue
+                .push((r.try_get("tower")?, r.try_get("data")?));
+        }
         for r in sqlx::query("SELECT node_id, address FROM peers ORDER BY node_id")
             .fetch_all(&self.pool)
             .await
@@ -519,6 +616,61 @@ impl NodeStore {
             .await
             .context("storing channel policy")?;
         }
+        for data in &batch.tower_records {
+            sqlx::query("INSERT INTO tower_records (data) VALUES (?)")
+                .bind(data)
+                .execute(&mut *tx)
+                .await
+                .context("storing tower record")?;
+        }
+        for (id, addr) in &batch.towers {
+            sqlx::query(
+                "INSERT INTO towers (node_id, address) VALUES (?1, ?2) \
+                 ON CONFLICT (node_id) DO UPDATE SET address = excluded.address",
+            )
+            .bind(id)
+            .bind(addr)
+            .execute(&mut *tx)
+            .await
+            .context("storing tower")?;
+        }
+        for row in &batch.tower_queue {
+            match row {
+                TowerQueueRow::Queued(tower, hint, data) => {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO tower_queue (tower, hint, data) VALUES (?1, ?2, ?3)",
+                    )
+                    .bind(tower)
+                    .bind(hint)
+                    .bind(data)
+                    .execute(&mut *tx)
+                    .await
+                    .context("queueing tower backup")?;
+                }
+                TowerQueueRow::Done(tower, hint, acked) => {
+                    let gone =
+                        sqlx::query("DELETE FROM tower_queue WHERE tower = ?1 AND hint = ?2")
+                            .bind(tower)
+                            .bind(hint)
+                            .execute(&mut *tx)
+                            .await
+                            .context("dequeueing tower backup")?
+                            .rows_affected();
+                    if gone > 0 {
+                        let sql = if *acked {
+                            "UPDATE towers SET acked = acked + 1 WHERE node_id = ?"
+                        } else {
+                            "UPDATE towers SET refused = refused + 1 WHERE node_id = ?"
+                        };
+                        sqlx::query(sql)
+                            .bind(tower)
+                            .execute(&mut *tx)
+                            .await
+                            .context("counting tower backup")?;
+                    }
+                }
+            }
+        }
         for (k, v) in &batch.meta {
             sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
                 .bind(k)
@@ -582,6 +734,41 @@ mod tests {
         assert_eq!(l.forwards, vec!["{\"f\":2}".to_string()]);
         assert_eq!(l.policies, vec![(1, "{}".to_string())]);
         assert_eq!(l.peers, vec![("02aa".into(), Some("127.0.0.1:1".into()))]);
+    }
+
+    /// The watchtower tables: records append, towers upsert, a queued backup is deleted and
+    /// counted once when acknowledged (a second acknowledgement counts nothing).
+    #[tokio::test]
+    async fn tower_tables_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+        let t = "02aa".to_string();
+        let b = WriteBatch {
+            tower_records: vec![b"t1".to_vec(), b"t2".to_vec()],
+            towers: vec![(t.clone(), "127.0.0.1:1".into())],
+            tower_queue: vec![
+                TowerQueueRow::Queued(t.clone(), b"h1".to_vec(), b"b1".to_vec()),
+                TowerQueueRow::Queued(t.clone(), b"h2".to_vec(), b"b2".to_vec()),
+                TowerQueueRow::Queued(t.clone(), b"h1".to_vec(), b"b1".to_vec()),
+            ],
+            ..Default::default()
+        };
+        store.write(&b).await.unwrap();
+        let b = WriteBatch {
+            towers: vec![(t.clone(), "127.0.0.1:2".into())],
+            tower_queue: vec![
+                TowerQueueRow::Done(t.clone(), b"h1".to_vec(), true),
+                TowerQueueRow::Done(t.clone(), b"h1".to_vec(), true),
+            ],
+            ..Default::default()
+        };
+        store.write(&b).await.unwrap();
+        store.close().await;
+        let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+        let l = store.load().await.unwrap();
+        assert_eq!(l.tower_records, vec![b"t1".to_vec(), b"t2".to_vec()]);
+        assert_eq!(l.towers, vec![(t.clone(), "127.0.0.1:2".into(), 1, 0)]);
+        assert_eq!(l.tower_queue, vec![(t, b"b2".to_vec())]);
     }
 
     #[tokio::test]

@@ -410,7 +410,9 @@ impl Reader {
                 Step::Continue
             }
             Message::Init(_) => self.violation("duplicate init".into()),
-            Message::Unknown { msg_type, .. } => {
+            Message::Unknown { msg_type, .. }
+                if !fulmen_watchtower::wire::is_tower_type(msg_type) =>
+            {
                 tracing::debug!(msg_type, "ignoring unknown odd message");
                 Step::Continue
             }

@@ -126,6 +126,8 @@ pub struct Network {
     pub config: ManagerConfig,
     /// Quiescent points at which the views were compared.
     pub quiet_checks: u64,
+    /// Names of the nodes that run as watchtowers (`ManagerConfig::tower`).
+    towers: BTreeSet<String>,
     seed: u64,
     next_request: RequestId,
     work: VecDeque<Work>,
@@ -150,6 +152,12 @@ impl Network {
     /// has 101 blocks (a mature faucet coin) that every node has seen. Messages get a delay
     /// of 0..=2 seconds.
     pub fn new(seed: u64, names: &[&str]) -> Network {
+        Network::with_towers(seed, names, &[])
+    }
+
+    /// As [`Network::new`], with the nodes named in `towers` running as watchtowers (their
+    /// config has `tower: true`, also after a restart).
+    pub fn with_towers(seed: u64, names: &[&str], towers: &[&str]) -> Network {
         let mut keys = SimRng::derive(seed, "network keys");
         let chain = Chain::new(ChainParams::default(), secret_key(&mut keys));
         let config = ManagerConfig {
@@ -163,6 +171,7 @@ impl Network {
             accept_keysend: true,
             announce_channels: true,
             announce_depth: 1,
+            tower: false,
         };
         let mut net = Network {
             nodes: Vec::new(),
@@ -173,6 +182,7 @@ impl Network {
             transcript: Transcript::new(),
             config,
             quiet_checks: 0,
+            towers: towers.iter().map(|t| t.to_string()).collect(),
             drop_after_next_delivery: false,
             seed,
             next_request: 1,
@@ -226,6 +236,7 @@ impl Network {
         ManagerConfig {
             alias: name.to_string(),
             listen: Some(address.to_string()),
+            tower: self.towers.contains(name),
             ..self.config.clone()
         }
     }
@@ -525,6 +536,7 @@ impl Network {
         let config = ManagerConfig {
             alias: node.name.clone(),
             listen: Some(node.address.clone()),
+            tower: self.towers.contains(&node.name),
             ..self.config.clone()
         };
         node.m = Manager::new(
@@ -558,6 +570,13 @@ impl Network {
                 .expect("the next block");
         }
         self.queue(Work::Turn(k));
+    }
+
+    /// Feed only node `k` the blocks of the chain it has not seen (blocks mined on
+    /// [`Network::chain`] directly reach no node by themselves), and run its turn.
+    pub fn sync_chain_of(&mut self, k: usize) {
+        self.sync_chain(k);
+        self.settle();
     }
 
     /// Disconnect the top `n` blocks (their transactions go back to the mempool, unless
