@@ -3,7 +3,10 @@
 //! (`tower add`), alice pays him (each revocation becomes a backup the tower acknowledges,
 //! `tower info`), bob stops, alice broadcasts a revoked commitment (`dev broadcast-revoked`),
 //! the tower alone punishes it, and bob, restarted after `to_self_delay`, finds the channel's
-//! funds in his wallet.
+//! funds in his wallet. The same with the tower restarted between the backups and the breach
+//! (it rebuilds itself from its records), and with the tower stopped when the breach is mined
+//! and restarted six blocks later, inside the dispute window (it catches up on the blocks it
+//! missed and still finds the breach).
 
 use std::time::Instant;
 
@@ -52,14 +55,40 @@ fn tx(chain: &ChainDaemon, txid: &str) -> Transaction {
     encode::deserialize(&hex_decode(&s(&info["hex"]))).expect("transaction")
 }
 
+/// What happens to the tower around the breach.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TowerLife {
+    /// Up all along.
+    Up,
+    /// Restarted after the backups were acknowledged, before the breach.
+    RestartedBeforeBreach,
+    /// Stopped when the breach is mined, restarted six blocks later.
+    DownAtBreach,
+}
+
 #[test]
 fn a_tower_punishes_a_breach_while_the_victim_is_stopped() {
+    tower_punishes(TowerLife::Up);
+}
+
+#[test]
+fn a_tower_restarted_between_backup_and_breach_still_punishes() {
+    tower_punishes(TowerLife::RestartedBeforeBreach);
+}
+
+#[test]
+fn a_tower_down_at_the_breach_and_back_inside_the_window_still_punishes() {
+    tower_punishes(TowerLife::DownAtBreach);
+}
+
+fn tower_punishes(life: TowerLife) {
     let started = Instant::now();
     let chain = ChainDaemon::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let alice = NodeDaemon::start_with(dir.path(), "alice", chain.datadir(), &["--dev"]);
     let mut bob = NodeDaemon::start_with(dir.path(), "bob", chain.datadir(), &["--dev"]);
-    let tower = NodeDaemon::start_with(dir.path(), "tower", chain.datadir(), &["--dev", "--tower"]);
+    let mut tower =
+        NodeDaemon::start_with(dir.path(), "tower", chain.datadir(), &["--dev", "--tower"]);
     chain.cli(&["mine", "101"]).ok();
     let addr = s(&alice.ok(&["newaddress"])["address"]);
     chain.cli(&["fund", &addr, &FUND_SAT.to_string()]).ok();
@@ -94,11 +123,27 @@ fn a_tower_punishes_a_breach_while_the_victim_is_stopped() {
             .then_some(())
     });
 
+    if life == TowerLife::RestartedBeforeBreach {
+        assert_eq!(tower.stop(), Some(0));
+        tower.restart();
+        tower.wait_height(height(&chain));
+    }
+
     // Bob goes away; alice cheats with the state where she held everything.
     assert_eq!(bob.stop(), Some(0));
+    if life == TowerLife::DownAtBreach {
+        assert_eq!(tower.stop(), Some(0));
+    }
     let b = alice.ok(&["dev", "broadcast-revoked", &id]);
     let breach = s(&b["txid"]);
-    mine(&chain, &[&alice, &tower], 1);
+    if life == TowerLife::DownAtBreach {
+        // Six blocks pass with nobody watching but the cheater.
+        mine(&chain, &[&alice], 6);
+        tower.restart();
+        tower.wait_height(height(&chain));
+    } else {
+        mine(&chain, &[&alice, &tower], 1);
+    }
     wait_until("the tower's justice broadcast", DAEMON_TIMEOUT, || {
         let t = tower.ok(&["tower", "info"]);
         (u(&t["server"]["justice_broadcasts"]) == 1).then_some(())
@@ -143,5 +188,8 @@ fn a_tower_punishes_a_breach_while_the_victim_is_stopped() {
         s(&c["closing"]["kind"]).starts_with("revoked_remote_commitment"),
         "{c:#}"
     );
-    eprintln!("tower punished: {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "tower punished ({life:?}): {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
