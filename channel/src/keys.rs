@@ -55,7 +55,17 @@ pub fn derive_privkey<C: Signing>(
     per_commitment_point: &PublicKey,
 ) -> Result<SecretKey, KeyError> {
     let basepoint = PublicKey::from_secret_key(secp, basepoint_secret);
-    let tweak = scalar(sha256_of(per_commitment_point, &basepoint))?;
+    derive_privkey_with_basepoint(basepoint_secret, &basepoint, per_commitment_point)
+}
+
+/// [`derive_privkey`] when the caller already holds `basepoint = basepoint_secret * G`
+/// (saves one point multiplication). `basepoint` must be the secret's own point.
+pub fn derive_privkey_with_basepoint(
+    basepoint_secret: &SecretKey,
+    basepoint: &PublicKey,
+    per_commitment_point: &PublicKey,
+) -> Result<SecretKey, KeyError> {
+    let tweak = scalar(sha256_of(per_commitment_point, basepoint))?;
     basepoint_secret
         .add_tweak(&tweak)
         .map_err(|_| KeyError::InvalidTweak)
@@ -77,6 +87,43 @@ pub fn derive_revocation_pubkey<C: Verification>(
         .mul_tweak(secp, &t2)
         .map_err(|_| KeyError::InvalidTweak)?;
     a.combine(&b).map_err(|_| KeyError::InvalidTweak)
+}
+
+/// The secret the deriving side knows behind one of the two points of a revocation key:
+/// its own revocation basepoint's (the peer's commitments) or its own per-commitment
+/// point's (its own commitments).
+#[derive(Clone, Copy)]
+pub enum KnownRevocationSecret<'a> {
+    /// `revocation_basepoint = secret * G`.
+    RevocationBasepoint(&'a SecretKey),
+    /// `per_commitment_point = secret * G`.
+    PerCommitmentPoint(&'a SecretKey),
+}
+
+/// [`derive_revocation_pubkey`] with the secret of one of its two points: that term becomes
+/// a multiplication of the generator (`(secret * tweak) * G`, precomputed tables) instead of
+/// a variable-base one. Same result; `known` must be the secret of the point it names.
+pub fn derive_revocation_pubkey_with_secret<C: Signing + Verification>(
+    secp: &Secp256k1<C>,
+    revocation_basepoint: &PublicKey,
+    per_commitment_point: &PublicKey,
+    known: KnownRevocationSecret<'_>,
+) -> Result<PublicKey, KeyError> {
+    let t1 = scalar(sha256_of(revocation_basepoint, per_commitment_point))?;
+    let t2 = scalar(sha256_of(per_commitment_point, revocation_basepoint))?;
+    let (secret, secret_tweak, point, point_tweak) = match known {
+        KnownRevocationSecret::RevocationBasepoint(s) => (s, t1, per_commitment_point, t2),
+        KnownRevocationSecret::PerCommitmentPoint(s) => (s, t2, revocation_basepoint, t1),
+    };
+    let fixed = secret
+        .mul_tweak(&secret_tweak)
+        .map_err(|_| KeyError::InvalidTweak)?;
+    let var = point
+        .mul_tweak(secp, &point_tweak)
+        .map_err(|_| KeyError::InvalidTweak)?;
+    // `var + fixed * G` in one call (cheaper than `from_secret_key` + `combine`).
+    var.add_exp_tweak(secp, &Scalar::from(fixed))
+        .map_err(|_| KeyError::InvalidTweak)
 }
 
 /// `revocationprivkey = revocation_basepoint_secret * SHA256(revocation_basepoint ||
@@ -190,12 +237,40 @@ mod tests {
     }
 
     #[test]
+    fn revocation_pubkey_with_either_secret_matches() {
+        let secp = Secp256k1::new();
+        for (a, b) in [(7u8, 9u8), (1, 2), (200, 31)] {
+            let rb = SecretKey::from_slice(&[a; 32]).unwrap();
+            let pcs = SecretKey::from_slice(&[b; 32]).unwrap();
+            let (rbp, pcp) = (
+                PublicKey::from_secret_key(&secp, &rb),
+                PublicKey::from_secret_key(&secp, &pcs),
+            );
+            let plain = derive_revocation_pubkey(&secp, &rbp, &pcp).unwrap();
+            for known in [
+                KnownRevocationSecret::RevocationBasepoint(&rb),
+                KnownRevocationSecret::PerCommitmentPoint(&pcs),
+            ] {
+                assert_eq!(
+                    derive_revocation_pubkey_with_secret(&secp, &rbp, &pcp, known).unwrap(),
+                    plain
+                );
+            }
+        }
+    }
+
+    #[test]
     fn privkey_matches_pubkey() {
         let secp = Secp256k1::new();
         let base = SecretKey::from_slice(&[3u8; 32]).unwrap();
         let pcp = PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[4u8; 32]).unwrap());
         let sk = derive_privkey(&secp, &base, &pcp).unwrap();
-        let pk = derive_pubkey(&secp, &PublicKey::from_secret_key(&secp, &base), &pcp).unwrap();
+        let basepoint = PublicKey::from_secret_key(&secp, &base);
+        let pk = derive_pubkey(&secp, &basepoint, &pcp).unwrap();
         assert_eq!(PublicKey::from_secret_key(&secp, &sk), pk);
+        assert_eq!(
+            derive_privkey_with_basepoint(&base, &basepoint, &pcp).unwrap(),
+            sk
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! signature without verifying it against the exact transaction.
 
 use bitcoin::hashes::{sha256, Hash};
-use bitcoin::secp256k1::{ecdsa::Signature, All, PublicKey, Secp256k1};
+use bitcoin::secp256k1::{ecdsa::Signature, All, PublicKey, Secp256k1, SecretKey};
 use bitcoin::Amount;
 use fulmen_htlc::scripts::p2wsh_sighash;
 use fulmen_htlc::second_stage::sign_second_stage;
@@ -20,13 +20,17 @@ use crate::commitment::{
     build_commitment_tx, obscuring_factor, CommitmentHtlc, CommitmentParams, CommitmentTx,
 };
 use crate::funding::funding_script;
-use crate::keys::{derive_privkey, ChannelBasepoints, CommitmentKeys};
+use crate::keys::{
+    derive_privkey_with_basepoint, derive_pubkey, derive_revocation_pubkey_with_secret,
+    ChannelBasepoints, CommitmentKeys, KeyError, KnownRevocationSecret,
+};
 
 /// A built commitment with everything needed to sign or verify it.
 pub struct Built {
     /// Channel-level parameters.
     pub params: CommitmentParams,
-    /// Keys.
+    /// Keys. From [`build_known`] on a commitment without untrimmed HTLC outputs, the two
+    /// HTLC keys are not derived (they hold the basepoints): nothing here uses them then.
     pub keys: CommitmentKeys,
     /// HTLCs in the order given to the builder.
     pub htlcs: Vec<CommitmentHtlc>,
@@ -48,6 +52,76 @@ pub fn build(
     number: u64,
     point: &PublicKey,
     spec: &Spec,
+) -> Result<Built, ChannelError> {
+    build_inner(secp, st, local_bp, ours, number, point, spec, None)
+}
+
+/// [`build`] for the channel itself, which knows a secret behind the revocation key: our
+/// per-commitment secret (`ours = true`: it must be the secret of `point`) or our revocation
+/// basepoint secret (the peer's commitment). The revocation key then costs one variable-base
+/// multiplication instead of two, and the HTLC keys are only derived when an HTLC output is
+/// left untrimmed. The transaction is the same as [`build`]'s.
+#[allow(clippy::too_many_arguments)]
+pub fn build_known(
+    secp: &Secp256k1<All>,
+    st: &ChannelState,
+    local_bp: &ChannelBasepoints,
+    ours: bool,
+    number: u64,
+    point: &PublicKey,
+    spec: &Spec,
+    known: &SecretKey,
+) -> Result<Built, ChannelError> {
+    build_inner(secp, st, local_bp, ours, number, point, spec, Some(known))
+}
+
+/// The keys of a commitment with the revocation key derived through our own secret, and the
+/// HTLC keys only if `htlc_keys` (otherwise they hold the basepoints, underived).
+fn derive_known(
+    secp: &Secp256k1<All>,
+    point: &PublicKey,
+    broadcaster: &ChannelBasepoints,
+    counter: &ChannelBasepoints,
+    known: KnownRevocationSecret<'_>,
+    htlc_keys: bool,
+) -> Result<CommitmentKeys, KeyError> {
+    let (broadcaster_htlc_key, countersignatory_htlc_key) = if htlc_keys {
+        (
+            derive_pubkey(secp, &broadcaster.htlc_basepoint, point)?,
+            derive_pubkey(secp, &counter.htlc_basepoint, point)?,
+        )
+    } else {
+        (broadcaster.htlc_basepoint, counter.htlc_basepoint)
+    };
+    Ok(CommitmentKeys {
+        per_commitment_point: *point,
+        revocation_key: derive_revocation_pubkey_with_secret(
+            secp,
+            &counter.revocation_basepoint,
+            point,
+            known,
+        )?,
+        broadcaster_htlc_key,
+        countersignatory_htlc_key,
+        broadcaster_delayed_key: derive_pubkey(
+            secp,
+            &broadcaster.delayed_payment_basepoint,
+            point,
+        )?,
+        countersignatory_payment_key: counter.payment_basepoint,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_inner(
+    secp: &Secp256k1<All>,
+    st: &ChannelState,
+    local_bp: &ChannelBasepoints,
+    ours: bool,
+    number: u64,
+    point: &PublicKey,
+    spec: &Spec,
+    known: Option<&SecretKey>,
 ) -> Result<Built, ChannelError> {
     let remote = st.remote()?;
     let outpoint = st.funding_outpoint.ok_or(internal("no funding outpoint"))?;
@@ -82,7 +156,6 @@ pub fn build(
     } else {
         (&remote.basepoints, local_bp)
     };
-    let keys = CommitmentKeys::derive(secp, point, broadcaster, counter).map_err(internal)?;
     let (b_offered, b_received, to_b, to_c) = if ours {
         (
             &spec.offered_by_us,
@@ -109,7 +182,26 @@ pub fn build(
         .map(|h| mk(true, h))
         .chain(b_received.values().map(|h| mk(false, h)))
         .collect();
+    let htlc_keys = known.is_none()
+        || htlcs
+            .iter()
+            .any(|h| !h.is_trimmed(params.dust_limit, params.feerate_per_kw));
+    let keys = match known {
+        None => CommitmentKeys::derive(secp, point, broadcaster, counter),
+        Some(secret) => {
+            let known = if ours {
+                KnownRevocationSecret::PerCommitmentPoint(secret)
+            } else {
+                KnownRevocationSecret::RevocationBasepoint(secret)
+            };
+            derive_known(secp, point, broadcaster, counter, known, htlc_keys)
+        }
+    }
+    .map_err(internal)?;
     let tx = build_commitment_tx(&params, &keys, to_b, to_c, &htlcs).map_err(internal)?;
+    if !htlc_keys && !tx.htlcs.is_empty() {
+        return Err(internal("HTLC output built without derived HTLC keys"));
+    }
     Ok(Built {
         params,
         keys,
@@ -123,9 +215,11 @@ pub fn sign_remote(
     secp: &Secp256k1<All>,
     built: &Built,
     secrets: &ChannelSecrets,
-    local_funding: &PublicKey,
+    local_bp: &ChannelBasepoints,
     remote_funding: &PublicKey,
 ) -> Result<(Signature, Vec<Signature>), ChannelError> {
+    let (local_funding, local_htlc_basepoint) =
+        (&local_bp.funding_pubkey, &local_bp.htlc_basepoint);
     let sig = built
         .tx
         .sign(
@@ -136,13 +230,20 @@ pub fn sign_remote(
             &secrets.funding_key,
         )
         .map_err(internal)?;
-    let htlc_key = derive_privkey(secp, &secrets.htlc_base, &built.keys.per_commitment_point)
-        .map_err(internal)?;
     let txs = built
         .tx
         .htlc_txs(&built.params, &built.keys, &built.htlcs)
         .map_err(internal)?;
     let mut sigs = Vec::with_capacity(txs.len());
+    if txs.is_empty() {
+        return Ok((sig, sigs));
+    }
+    let htlc_key = derive_privkey_with_basepoint(
+        &secrets.htlc_base,
+        local_htlc_basepoint,
+        &built.keys.per_commitment_point,
+    )
+    .map_err(internal)?;
     for (tx, out) in txs.iter().zip(&built.tx.htlcs) {
         sigs.push(
             sign_second_stage(secp, tx, &out.witness_script, out.amount, &htlc_key)
@@ -185,4 +286,92 @@ pub fn verify_local(
             })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::OutPoint;
+
+    fn basepoints(secp: &Secp256k1<All>, base: u8) -> (SecretKey, ChannelBasepoints) {
+        let sk = |n: u8| SecretKey::from_slice(&[base.wrapping_add(n); 32]).unwrap();
+        let pk = |n: u8| PublicKey::from_secret_key(secp, &sk(n));
+        (
+            sk(1),
+            ChannelBasepoints {
+                funding_pubkey: pk(0),
+                revocation_basepoint: pk(1),
+                payment_basepoint: pk(2),
+                delayed_payment_basepoint: pk(3),
+                htlc_basepoint: pk(4),
+            },
+        )
+    }
+
+    /// The revocation key through either of our secrets equals the plain derivation, and so
+    /// do the other keys when the HTLC keys are asked for.
+    #[test]
+    fn known_secret_keys_match_plain_derivation() {
+        let secp = Secp256k1::new();
+        let (our_rev, ours) = basepoints(&secp, 10);
+        let (_, theirs) = basepoints(&secp, 90);
+        for n in [1u8, 2, 77] {
+            let pcs = SecretKey::from_slice(&[n; 32]).unwrap();
+            let pcp = PublicKey::from_secret_key(&secp, &pcs);
+            // Our commitment: we broadcast, we know the per-commitment secret.
+            let plain = CommitmentKeys::derive(&secp, &pcp, &ours, &theirs).unwrap();
+            let known = KnownRevocationSecret::PerCommitmentPoint(&pcs);
+            let fast = derive_known(&secp, &pcp, &ours, &theirs, known, true).unwrap();
+            assert_eq!(fast, plain);
+            // Their commitment: we know our revocation basepoint secret.
+            let plain = CommitmentKeys::derive(&secp, &pcp, &theirs, &ours).unwrap();
+            let known = KnownRevocationSecret::RevocationBasepoint(&our_rev);
+            let fast = derive_known(&secp, &pcp, &theirs, &ours, known, true).unwrap();
+            assert_eq!(fast, plain);
+            let partial = derive_known(&secp, &pcp, &theirs, &ours, known, false).unwrap();
+            assert_eq!(partial.revocation_key, plain.revocation_key);
+            assert_eq!(
+                partial.broadcaster_delayed_key,
+                plain.broadcaster_delayed_key
+            );
+        }
+    }
+
+    /// Without untrimmed HTLC outputs the HTLC keys do not reach the transaction.
+    #[test]
+    fn trimmed_htlcs_do_not_use_the_htlc_keys() {
+        let secp = Secp256k1::new();
+        let (our_rev, ours) = basepoints(&secp, 10);
+        let (_, theirs) = basepoints(&secp, 90);
+        let pcp = PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[5; 32]).unwrap());
+        let full = CommitmentKeys::derive(&secp, &pcp, &theirs, &ours).unwrap();
+        let known = KnownRevocationSecret::RevocationBasepoint(&our_rev);
+        let partial = derive_known(&secp, &pcp, &theirs, &ours, known, false).unwrap();
+        let params = CommitmentParams {
+            funding_outpoint: OutPoint::null(),
+            funding_value: Amount::from_sat(1_000_000),
+            commitment_number: 7,
+            obscuring_factor: 0x1234_5678_9abc,
+            to_self_delay: 144,
+            dust_limit: Amount::from_sat(546),
+            feerate_per_kw: 253,
+            broadcaster_is_funder: true,
+        };
+        let htlcs: Vec<CommitmentHtlc> = [(true, 10_000u64), (false, 600_000)]
+            .iter()
+            .map(|&(offered, amount_msat)| CommitmentHtlc {
+                offered,
+                amount_msat,
+                cltv_expiry: 500,
+                payment_hash: sha256::Hash::hash(&amount_msat.to_be_bytes()),
+            })
+            .collect();
+        assert!(htlcs
+            .iter()
+            .all(|h| h.is_trimmed(params.dust_limit, params.feerate_per_kw)));
+        let a = build_commitment_tx(&params, &full, 600_000_000, 399_390_000, &htlcs).unwrap();
+        let b = build_commitment_tx(&params, &partial, 600_000_000, 399_390_000, &htlcs).unwrap();
+        assert_eq!(a.tx, b.tx);
+        assert!(b.htlcs.is_empty());
+    }
 }

@@ -31,6 +31,7 @@ pub mod state;
 pub mod traits;
 
 use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
 
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction};
@@ -218,6 +219,37 @@ pub struct Channel {
     /// updates included; capped at [`params::MAX_UNSIGNED_UPDATES`]. Not persisted: the
     /// updates it counts are forgotten at the next reestablish anyway.
     remote_unsigned: usize,
+    /// Our recently used per-commitment secrets and points (not persisted).
+    points: Mutex<PointCache>,
+}
+
+/// Our last few per-commitment secrets and points, by commitment number. Each costs up to
+/// 48 SHA256 and a point multiplication, and one commitment round asks for the same number
+/// several times (the next point in `revoke_and_ack`, then the secret and point to verify
+/// that commitment, then the secret to revoke it). Both are functions of the seed and the
+/// number, so an entry never goes stale; numbers only grow, so the few most recent suffice.
+#[derive(Debug, Default)]
+struct PointCache {
+    entries: [Option<(u64, [u8; 32], PublicKey)>; POINT_CACHE_LEN],
+    /// Slot the next insertion overwrites (round robin).
+    next: usize,
+}
+
+const POINT_CACHE_LEN: usize = 4;
+
+impl PointCache {
+    fn get(&self, number: u64) -> Option<([u8; 32], PublicKey)> {
+        self.entries
+            .iter()
+            .flatten()
+            .find(|(n, _, _)| *n == number)
+            .map(|(_, s, p)| (*s, *p))
+    }
+
+    fn insert(&mut self, number: u64, secret: [u8; 32], point: PublicKey) {
+        self.entries[self.next] = Some((number, secret, point));
+        self.next = (self.next + 1) % POINT_CACHE_LEN;
+    }
 }
 
 impl std::fmt::Debug for Channel {
@@ -249,6 +281,7 @@ impl Channel {
             closing_sent_fee: None,
             link: Link::Up,
             remote_unsigned: 0,
+            points: Mutex::new(PointCache::default()),
         }
     }
 
@@ -414,11 +447,34 @@ impl Channel {
     }
 
     fn our_point(&self, number: u64) -> Result<PublicKey, ChannelError> {
-        let secret = self.our_secret(number)?;
-        per_commitment_point(&self.secp, &secret).map_err(internal)
+        Ok(self.our_secret_and_point(number)?.1)
+    }
+
+    /// Our per-commitment secret and point of commitment `number`, from the cache or
+    /// computed (and cached).
+    fn our_secret_and_point(&self, number: u64) -> Result<([u8; 32], PublicKey), ChannelError> {
+        if let Some(hit) = self.point_cache().get(number) {
+            return Ok(hit);
+        }
+        let secret = self.compute_secret(number)?;
+        let point = per_commitment_point(&self.secp, &secret).map_err(internal)?;
+        self.point_cache().insert(number, secret, point);
+        Ok((secret, point))
     }
 
     fn our_secret(&self, number: u64) -> Result<[u8; 32], ChannelError> {
+        match self.point_cache().get(number) {
+            Some((secret, _)) => Ok(secret),
+            None => self.compute_secret(number),
+        }
+    }
+
+    fn point_cache(&self) -> std::sync::MutexGuard<'_, PointCache> {
+        // The cache holds no invariant a panic could break: a poisoned lock is still usable.
+        self.points.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn compute_secret(&self, number: u64) -> Result<[u8; 32], ChannelError> {
         let idx = MAX_INDEX
             .checked_sub(number)
             .ok_or(internal("commitment number exhausted"))?;

@@ -17,6 +17,7 @@
 //! count a confirmation whose output is not the agreed funding output.
 
 use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Amount, OutPoint, Transaction, Txid};
 use fulmen_wire::msgs::{
     AcceptChannel, ChannelReady, FundingCreated, FundingSigned, Message, OpenChannel,
@@ -311,7 +312,7 @@ impl Channel {
             self.state.remote_commit.as_ref()
         }
         .ok_or(internal("no remote commitment to sign"))?;
-        let built = commit::build(
+        let built = commit::build_known(
             &self.secp,
             &self.state,
             &self.local_bp,
@@ -319,12 +320,13 @@ impl Channel {
             rc.number,
             &rc.point,
             &rc.spec,
+            &self.secrets.revocation_base,
         )?;
         commit::sign_remote(
             &self.secp,
             &built,
             &self.secrets,
-            &self.local_bp.funding_pubkey,
+            &self.local_bp,
             &self.state.remote()?.basepoints.funding_pubkey,
         )
     }
@@ -337,8 +339,9 @@ impl Channel {
         sig: &bitcoin::secp256k1::ecdsa::Signature,
         htlc_sigs: &[bitcoin::secp256k1::ecdsa::Signature],
     ) -> Result<(), ChannelError> {
-        let point = self.our_point(number)?;
-        let built = commit::build(
+        let (secret, point) = self.our_secret_and_point(number)?;
+        let secret = SecretKey::from_slice(&secret).map_err(internal)?;
+        let built = commit::build_known(
             &self.secp,
             &self.state,
             &self.local_bp,
@@ -346,6 +349,7 @@ impl Channel {
             number,
             &point,
             spec,
+            &secret,
         )?;
         commit::verify_local(
             &self.secp,
