@@ -3,7 +3,8 @@
 //! through the wire codec, records "persisted" into memory, invariant checks off), with 1
 //! and with 100 HTLCs in flight per commitment round.
 //!
-//! Run: `cargo run --release -p fulmen-tests --example htlc_throughput [rounds]`.
+//! Run: `cargo run --release -p fulmen-tests --example htlc_throughput [rounds] [amount_msat]`
+//! (amount 10,000 msat by default: a dust HTLC; 2,000,000 for real HTLC outputs).
 //! Must never: do I/O beyond printing the result (the wall clock is read only to time the
 //! measurement, never to drive the channels).
 
@@ -27,7 +28,7 @@ fn open() -> Pair {
 }
 
 /// `rounds` cycles of: add `in_flight` HTLCs, commit, fulfill them all, commit.
-fn measure(in_flight: u64, rounds: u64) -> f64 {
+fn measure(in_flight: u64, rounds: u64, amount_msat: u64) -> f64 {
     let mut p = open();
     let start = Instant::now();
     let mut n = 0u64;
@@ -40,7 +41,7 @@ fn measure(in_flight: u64, rounds: u64) -> f64 {
             pre.0[..8].copy_from_slice(&n.to_be_bytes());
             let h = pre.payment_hash();
             pres.insert(h, pre);
-            p.a.ch.add_htlc(10_000, h, 100, onion()).expect("add");
+            p.a.ch.add_htlc(amount_msat, h, 100, onion()).expect("add");
         }
         p.run();
         for e in std::mem::take(&mut p.b.events) {
@@ -66,12 +67,17 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
-    let one = measure(1, rounds * 10);
+    let amount_msat: u64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    println!("amount {amount_msat} msat");
+    let one = measure(1, rounds * 10, amount_msat);
     println!(
         "1 HTLC in flight:    {one:>10.0} add->fulfill round trips/s ({} HTLCs)",
         rounds * 10
     );
-    let hundred = measure(100, rounds / 10 + 1);
+    let hundred = measure(100, rounds / 10 + 1, amount_msat);
     println!(
         "100 HTLCs in flight: {hundred:>10.0} add->fulfill round trips/s ({} HTLCs)",
         100 * (rounds / 10 + 1)
