@@ -304,3 +304,23 @@ impl Drop for ChainDaemon {
         }
     }
 }
+
+/// A JSON string field of a CLI answer (panics with the value otherwise: tests only).
+pub fn json_str(v: &Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .to_owned()
+}
+
+/// A JSON integer field of a CLI answer (panics with the value otherwise: tests only).
+pub fn json_u64(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// Bytes of a hex string the daemons printed (panics on bad hex: tests only).
+pub fn hex_decode(h: &str) -> Vec<u8> {
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
+        .collect()
+}

@@ -16,6 +16,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fulmen_itests::json_str as s;
 use fulmen_itests::{fulmen, wait_until, CliOutput};
 use serde_json::Value;
 
@@ -27,12 +28,6 @@ const CAPACITY_MSAT: u64 = 1_000_000 * 1000;
 /// Fee a forwarder charges with the default policy (1,000 msat + 100 ppm).
 fn fee(amount_msat: u64) -> u64 {
     1_000 + amount_msat * 100 / 1_000_000
-}
-
-fn s(v: &Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .to_owned()
 }
 
 /// A test network brought up by `fulmen net up`; `net down` on drop.

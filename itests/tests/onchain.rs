@@ -21,6 +21,7 @@ use std::time::Instant;
 use bitcoin::consensus::encode;
 use bitcoin::Transaction;
 use fulmen_itests::node::NodeDaemon;
+use fulmen_itests::{hex_decode, json_str as s, json_u64 as u};
 use fulmen_itests::{ChainDaemon, DAEMON_TIMEOUT};
 use serde_json::Value;
 
@@ -42,23 +43,6 @@ const MIN_FINAL_CLTV: u64 = 18;
 const CLTV_SLACK: u64 = 3;
 /// Blocks after its expiry an HTLC we offered may stay before we force-close.
 const OFFERED_HTLC_GRACE: u64 = 3;
-
-fn s(v: &Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .to_owned()
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-fn hex_decode(h: &str) -> Vec<u8> {
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 /// What the chain shows of one closing: its transactions and their fees.
 #[derive(Debug)]

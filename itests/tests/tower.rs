@@ -13,6 +13,7 @@ use std::time::Instant;
 use bitcoin::consensus::encode;
 use bitcoin::Transaction;
 use fulmen_itests::node::NodeDaemon;
+use fulmen_itests::{hex_decode, json_str as s, json_u64 as u};
 use fulmen_itests::{wait_until, ChainDaemon, DAEMON_TIMEOUT};
 use serde_json::Value;
 
@@ -20,23 +21,6 @@ const FUND_SAT: u64 = 2_000_000;
 const CAP: u64 = 1_000_000;
 /// `to_self_delay` of the default channel config.
 const DELAY: u64 = 144;
-
-fn s(v: &Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .to_owned()
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-fn hex_decode(h: &str) -> Vec<u8> {
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn height(chain: &ChainDaemon) -> u64 {
     u(&chain.cli(&["info"]).ok()["height"])

@@ -265,24 +265,25 @@ impl Manager {
     }
 
     /// Invoice preimages for HTLCs a closed channel's monitor could claim on chain.
+    /// Only the HTLCs a closed channel's monitor still wants are looked up (by hash), so a
+    /// turn costs nothing per invoice.
     pub(crate) fn feed_invoice_preimages(&mut self) {
+        if self.hold_htlcs {
+            return;
+        }
         let mut wanted = Vec::new();
         for (n, e) in self.channels.iter().enumerate() {
             let Some(m) = &e.monitor else { continue };
             if !e.is_closed() {
                 continue;
             }
-            for rec in self
-                .invoice_order
-                .iter()
-                .filter_map(|k| self.invoices.get(k))
-            {
-                let Some(pre) = crate::payments::parse_hex32(&rec.preimage) else {
-                    continue;
-                };
-                let p = PaymentPreimage(pre);
-                if !self.hold_htlcs && m.wants_preimage(&p.payment_hash()) {
-                    wanted.push((n, p));
+            for hash in m.wanted_preimages() {
+                let pre = self
+                    .invoices
+                    .get(&hex::encode(hash.0))
+                    .and_then(|rec| crate::payments::parse_hex32(&rec.preimage));
+                if let Some(pre) = pre {
+                    wanted.push((n, PaymentPreimage(pre)));
                 }
             }
         }

@@ -210,6 +210,31 @@ fn build_inner(
     })
 }
 
+/// Our commitment `built`, fully signed: our funding signature beside the peer's
+/// `remote_sig` (what a force close broadcasts).
+pub fn signed_local(
+    secp: &Secp256k1<All>,
+    built: &Built,
+    secrets: &ChannelSecrets,
+    local_funding: &PublicKey,
+    remote_funding: &PublicKey,
+    remote_sig: &Signature,
+) -> Result<bitcoin::Transaction, ChannelError> {
+    let ours = built
+        .tx
+        .sign(
+            secp,
+            &built.params,
+            local_funding,
+            remote_funding,
+            &secrets.funding_key,
+        )
+        .map_err(internal)?;
+    Ok(built
+        .tx
+        .signed_tx(local_funding, &ours, remote_funding, remote_sig))
+}
+
 /// Our signatures for the peer's commitment: the funding input and every HTLC output.
 pub fn sign_remote(
     secp: &Secp256k1<All>,

@@ -639,21 +639,13 @@ impl Channel {
             &lc.spec,
         )?;
         let remote_funding = self.state.remote()?.basepoints.funding_pubkey;
-        let our_sig = built
-            .tx
-            .sign(
-                &self.secp,
-                &built.params,
-                &self.local_bp.funding_pubkey,
-                &remote_funding,
-                &self.secrets.funding_key,
-            )
-            .map_err(internal)?;
-        Ok(built.tx.signed_tx(
+        commit::signed_local(
+            &self.secp,
+            &built,
+            &self.secrets,
             &self.local_bp.funding_pubkey,
-            &our_sig,
             &remote_funding,
             &lc.remote_sig,
-        ))
+        )
     }
 }

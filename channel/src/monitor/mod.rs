@@ -528,16 +528,23 @@ impl ChannelMonitor {
         }
     }
 
-    /// True if the monitor knows an HTLC with this hash that a preimage would let us claim.
-    pub fn wants_preimage(&self, hash: &PaymentHash) -> bool {
-        !self.preimages.contains_key(hash)
-            && self
-                .local
-                .iter()
-                .map(|l| &l.summary)
-                .chain(self.counterparty.values().map(|c| &c.summary))
-                .flat_map(|s| s.htlcs.iter())
-                .any(|h| !h.offered_by_us && h.payment_hash == *hash)
+    /// Hashes of the HTLCs we received that a preimage would let us claim on chain (we do
+    /// not know it yet), without repeats, in commitment order.
+    pub fn wanted_preimages(&self) -> Vec<PaymentHash> {
+        let mut out: Vec<PaymentHash> = Vec::new();
+        let received = self
+            .local
+            .iter()
+            .map(|l| &l.summary)
+            .chain(self.counterparty.values().map(|c| &c.summary))
+            .flat_map(|s| s.htlcs.iter())
+            .filter(|h| !h.offered_by_us && !self.preimages.contains_key(&h.payment_hash));
+        for h in received {
+            if !out.contains(&h.payment_hash) {
+                out.push(h.payment_hash);
+            }
+        }
+        out
     }
 
     /// We broadcast our latest commitment (a force close): the monitor keeps broadcasting
@@ -779,21 +786,14 @@ impl ChannelMonitor {
             .ok_or("no peer parameters")?
             .basepoints
             .funding_pubkey;
-        let sig = built
-            .tx
-            .sign(
-                &self.secp,
-                &built.params,
-                &self.local_bp.funding_pubkey,
-                &remote_funding,
-                &self.secrets.funding_key,
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(built.tx.signed_tx(
+        crate::machine::commit::signed_local(
+            &self.secp,
+            &built,
+            &self.secrets,
             &self.local_bp.funding_pubkey,
-            &sig,
             &remote_funding,
             &local.remote_sig,
-        ))
+        )
+        .map_err(|e| e.to_string())
     }
 }
