@@ -368,6 +368,15 @@ pub struct PaymentInfo {
     /// Routes tried (parts of a split payment included).
     #[serde(default)]
     pub attempts: u32,
+    /// The route of the part that succeeded, else of the last part tried: the node ids it
+    /// reaches, first hop to payee (empty before any route was tried). Filled by
+    /// `listpayments`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<String>,
+    /// Index in `route` of the node that reported that part's failure, if it failed with a
+    /// readable failure onion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<u32>,
 }
 
 /// `listpayments` result.

@@ -96,6 +96,9 @@ pub struct PartRecord {
     pub shared_secrets: Vec<String>,
     /// Where it stands.
     pub status: PaymentStatus,
+    /// Index in `hops` of the node that reported its failure (from the failure onion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<u32>,
 }
 
 /// How a part ended badly.
@@ -172,6 +175,8 @@ impl Manager {
             created_at: self.now,
             completed_at: None,
             attempts: 0,
+            route: Vec::new(),
+            failed_at: None,
         };
         let mut rec = PaymentRecord {
             info,
@@ -422,6 +427,7 @@ impl Manager {
                 .collect(),
             shared_secrets: secrets.iter().map(hex::encode).collect(),
             status: PaymentStatus::Pending,
+            failed_at: None,
         };
         tracing::info!(
             payment = %hash,
@@ -613,6 +619,13 @@ impl Manager {
             Ok(a) => a,
             Err(e) => return format!("failure onion could not be decoded: {e}"),
         };
+        if let Some(p) = rec
+            .parts
+            .iter_mut()
+            .find(|p| (p.channel, p.htlc_id) == (part.channel, part.htlc_id))
+        {
+            p.failed_at = u32::try_from(a.hop_index).ok();
+        }
         let last = part.hops.len().saturating_sub(1);
         let node = part.hops.get(a.hop_index).map(|h| h.node_id.clone());
         let desc = format!(
@@ -665,6 +678,22 @@ impl Manager {
         }
         desc
     }
+}
+
+/// What `listpayments` shows of a payment: its info with the route of the part that
+/// succeeded (else of the last part tried) and where that part failed.
+pub(crate) fn payment_view(rec: &PaymentRecord) -> PaymentInfo {
+    let mut info = rec.info.clone();
+    let shown = rec
+        .parts
+        .iter()
+        .find(|p| p.status == PaymentStatus::Succeeded)
+        .or_else(|| rec.parts.last());
+    if let Some(part) = shown {
+        info.route = part.hops.iter().map(|h| h.node_id.clone()).collect();
+        info.failed_at = part.failed_at;
+    }
+    info
 }
 
 /// Fees of the parts not failed, msat.

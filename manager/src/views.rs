@@ -79,7 +79,7 @@ impl Manager {
                     .payment_order
                     .iter()
                     .filter_map(|k| self.payments.get(k))
-                    .map(|p| p.info.clone())
+                    .map(crate::send::payment_view)
                     .collect();
                 self.reply(request, Ok(Response::Payments(PaymentsResult { payments })));
             }

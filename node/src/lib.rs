@@ -18,3 +18,4 @@ pub mod rpc_client;
 pub mod rpc_server;
 pub mod signals;
 pub mod sqlite;
+pub mod web;

@@ -50,7 +50,11 @@ pub async fn stop_all(net: &Network) -> Vec<(String, u32, Ended)> {
 /// Stops the network in `dir` and, with `purge`, deletes `dir`. Returns the report.
 pub async fn down_dir(dir: &Path, purge: bool) -> anyhow::Result<Value> {
     let net = Network::read(dir)?;
-    let stopped = stop_all(&net).await;
+    let mut stopped = Vec::new();
+    if let Some((pid, ended)) = crate::web::stop(dir).await {
+        stopped.push(("web".to_string(), pid, ended));
+    }
+    stopped.extend(stop_all(&net).await);
     let survivors: Vec<String> = stopped
         .iter()
         .filter(|(_, _, e)| *e == Ended::StillRunning)

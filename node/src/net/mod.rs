@@ -93,6 +93,13 @@ pub struct UpArgs {
     /// and register every other node with it (`tower add`).
     #[arg(long)]
     pub tower: bool,
+    /// Also serve the network's web page (`fulmen net web`) in the background once the
+    /// network is up; `net down` stops it. The summary gives its URL.
+    #[arg(long)]
+    pub web: bool,
+    /// Port of `--web` on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0, requires = "web")]
+    pub web_port: u16,
 }
 
 /// `fulmen net` subcommands.
@@ -130,6 +137,9 @@ pub enum NetCommand {
     },
     /// The demo: alice–bob–carol, 2×N micropayments, cooperative closes, a summary.
     Demo(demo::DemoArgs),
+    /// Serve a live web page of the network on 127.0.0.1 (chain, nodes, channels, payments
+    /// hop by hop, actions) until ctrl-c.
+    Web(crate::web::WebArgs),
 }
 
 /// `fulmen bench` arguments.
@@ -156,6 +166,7 @@ pub async fn run(args: NetArgs, net_opt: Option<&Path>) -> ExitCode {
         NetCommand::Restart { name, dir } => down::restart(&dir, net_opt, &name).await,
         NetCommand::Mine { n, dir } => down::mine(&dir, net_opt, n).await,
         NetCommand::Demo(a) => demo::run(a, net_opt).await,
+        NetCommand::Web(a) => crate::web::run(a, net_opt).await,
     };
     finish(result)
 }

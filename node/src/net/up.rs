@@ -83,7 +83,12 @@ pub async fn run(args: UpArgs, net_opt: Option<&Path>) -> anyhow::Result<Value> 
     };
     let started = std::time::Instant::now();
     let net = up(&opts).await?;
-    Ok(summary(&net, started.elapsed().as_secs_f64()))
+    let mut out = summary(&net, started.elapsed().as_secs_f64());
+    if args.web {
+        let url = crate::web::start_background(&net.dir, args.web_port).await?;
+        out["web"] = Value::String(url);
+    }
+    Ok(out)
 }
 
 /// The JSON `net up` prints.

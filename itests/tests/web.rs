@@ -1,0 +1,222 @@
+//! The web page in a real browser: `fulmen net up --nodes 3 --web` (alice–bob–carol), then
+//! headless Chromium (Debian's `chromium`, driven over the DevTools protocol by
+//! `fulmen_itests::browser`) opens the page and must show 3 nodes and 2 channels with their
+//! balances; the test pays an invoice from the page (alice pays carol 5,000 sat through
+//! bob: the form creates the invoice on carol and pays it from alice), sees the payment
+//! listed as succeeded with its route alice → bob → carol, and sees the moved balances on
+//! the page — the same figures the CLI gives. A payment larger than any channel shows the
+//! daemon's error message on the page. A mine action moves the height shown. A screenshot
+//! is saved under the test's temporary directory (and, when `FULMEN_WEB_SCREENSHOT` names a
+//! file, copied there: that is how the README's picture is made).
+//!
+//! The server's own state (`/api/state`) is cross-checked too, so a page that shows what the
+//! server does not say fails. Conditions are polled with deadlines; the network (and with
+//! it the web server) is stopped on drop with `net down`, the browser is killed on drop.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fulmen_itests::browser::Browser;
+use fulmen_itests::json_str as s;
+use fulmen_itests::{fulmen, wait_until, CliOutput};
+use serde_json::Value;
+
+/// How long a condition may take to hold.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A network from `net up --web`; `net down` on drop.
+struct Net {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Net {
+    fn up(nodes: usize) -> Net {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let net_dir = dir.path().join("net");
+        let n = nodes.to_string();
+        let out = fulmen(&[
+            "net",
+            "up",
+            "--dir",
+            net_dir.to_str().expect("utf-8"),
+            "--nodes",
+            &n,
+            "--db-sync",
+            "normal",
+            "--web",
+        ]);
+        let summary = out.ok();
+        let url = s(&summary["web"]);
+        assert!(url.starts_with("http://127.0.0.1:"), "web url {url}");
+        Net { dir, url }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.dir.path().join("net")
+    }
+
+    fn cli(&self, node: &str, args: &[&str]) -> CliOutput {
+        let dir = self.dir();
+        let mut all = vec!["--net", dir.to_str().expect("utf-8"), "--node", node];
+        all.extend_from_slice(args);
+        fulmen(&all)
+    }
+
+    /// A node's balance in its one channel with `peer_name`'s node, msat.
+    fn local_msat(&self, node: &str) -> u64 {
+        let v = self.cli(node, &["balance"]).ok();
+        v["channels_local_msat"]
+            .as_u64()
+            .expect("channels_local_msat")
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let dir = self.dir();
+        let _ = fulmen(&["net", "down", "--dir", dir.to_str().unwrap_or("")]);
+    }
+}
+
+/// `document.querySelectorAll(sel).length`.
+fn count(b: &mut Browser, sel: &str) -> u64 {
+    b.eval(&format!("document.querySelectorAll({sel:?}).length"))
+        .as_u64()
+        .expect("count")
+}
+
+/// The sat figure shown in `.node-card[data-name=NAME] CLASS` (digits only).
+fn shown_sat(b: &mut Browser, name: &str, class: &str) -> Option<u64> {
+    let text = b.eval(&format!(
+        "(document.querySelector('.node-card[data-name=\"{name}\"] .{class}') || {{}}).textContent || ''"
+    ));
+    let digits: String = text
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Sets a form field and tells the page it changed.
+fn set_field(b: &mut Browser, id: &str, value: &str) {
+    b.eval(&format!(
+        "(() => {{ const e = document.getElementById({id:?}); e.value = {value:?}; \
+         e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+         e.dispatchEvent(new Event('change', {{bubbles: true}})); return e.value; }})()"
+    ));
+}
+
+fn click(b: &mut Browser, id: &str) {
+    b.eval(&format!("document.getElementById({id:?}).click(), true"));
+}
+
+/// The server's snapshot, as the page gets it.
+fn server_state(b: &mut Browser) -> Value {
+    b.eval("fetch('/api/state').then(r => r.json())")
+}
+
+#[test]
+fn the_page_shows_the_network_and_pays_an_invoice() {
+    let net = Net::up(3);
+    let mut b = Browser::start(1280, 800);
+    b.navigate(&net.url);
+    b.wait_for(
+        "the first snapshot drawn",
+        "document.body.dataset.ready === '1'",
+        TIMEOUT,
+    );
+
+    // 3 nodes and 2 channels, drawn and listed.
+    b.wait_for(
+        "3 nodes and 2 active channels",
+        "document.querySelectorAll('#graph g.node').length === 3 && \
+         document.querySelectorAll('#graph g.channel[data-state=\"active\"]').length === 2",
+        TIMEOUT,
+    );
+    assert_eq!(count(&mut b, "#nodes .node-card"), 3);
+    let state = server_state(&mut b);
+    assert_eq!(state["nodes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(state["channels"].as_array().map(Vec::len), Some(2));
+    let height = state["chain"]["height"].as_u64().expect("height");
+    let shown_height = b.eval("document.getElementById('height').textContent");
+    assert_eq!(
+        shown_height.as_str().map(str::trim),
+        Some(height.to_string().as_str())
+    );
+
+    // Balances on the page are the daemons' balances.
+    let alice_before = net.local_msat("alice");
+    let carol_before = net.local_msat("carol");
+    assert_eq!(
+        shown_sat(&mut b, "alice", "inchannel"),
+        Some(alice_before / 1000)
+    );
+    assert_eq!(
+        shown_sat(&mut b, "carol", "inchannel"),
+        Some(carol_before / 1000)
+    );
+
+    // Pay an invoice from the page: carol's invoice of 5,000 sat, paid by alice via bob.
+    set_field(&mut b, "pay-from", "alice");
+    set_field(&mut b, "pay-to", "carol");
+    set_field(&mut b, "pay-amount", "5000");
+    click(&mut b, "pay-submit");
+    let hops = b.wait_for(
+        "the payment listed as succeeded",
+        "(() => { const p = (window.fulmen.state.payments || []).find(p => p.from === 'alice' \
+         && p.to === 'carol' && p.status === 'succeeded'); \
+         return p && document.querySelector('#payments .payment[data-status=\"succeeded\"]') \
+         ? p.hops : null; })()",
+        TIMEOUT,
+    );
+    assert_eq!(hops, serde_json::json!(["alice", "bob", "carol"]));
+    let result = b.eval("document.getElementById('action-result').textContent");
+    assert!(
+        !result.as_str().unwrap_or("").trim().is_empty(),
+        "the page says what the action did"
+    );
+
+    // The moved balances: exactly 5,000 sat more for carol; alice also paid bob's fee.
+    let carol_after = net.local_msat("carol");
+    let alice_after = net.local_msat("alice");
+    assert_eq!(carol_after, carol_before + 5_000_000);
+    let fee = 1_000 + 5_000_000 * 100 / 1_000_000;
+    assert_eq!(alice_after, alice_before - 5_000_000 - fee);
+    wait_until("the page to show the new balances", TIMEOUT, || {
+        (shown_sat(&mut b, "carol", "inchannel") == Some(carol_after / 1000)
+            && shown_sat(&mut b, "alice", "inchannel") == Some(alice_after / 1000))
+        .then_some(())
+    });
+
+    // A payment no channel can carry: the daemon's message is shown.
+    set_field(&mut b, "pay-amount", "5000000");
+    click(&mut b, "pay-submit");
+    let err = b.wait_for(
+        "the daemon's error on the page",
+        "(document.getElementById('action-error').textContent || '').trim() || null",
+        TIMEOUT,
+    );
+    eprintln!("error shown: {err}");
+
+    // Mine from the page: the height on the page follows the chain.
+    set_field(&mut b, "mine-blocks", "3");
+    click(&mut b, "mine-submit");
+    let want = (height + 3).to_string();
+    b.wait_for(
+        "the new height",
+        &format!("document.getElementById('height').textContent.trim() === {want:?}"),
+        TIMEOUT,
+    );
+
+    let shot = net.dir.path().join("web.png");
+    b.screenshot(&shot);
+    let png = std::fs::read(&shot).expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    eprintln!("screenshot: {} ({} bytes)", shot.display(), png.len());
+    if let Some(dest) = std::env::var_os("FULMEN_WEB_SCREENSHOT") {
+        std::fs::copy(&shot, &dest).expect("copying the screenshot");
+    }
+}
