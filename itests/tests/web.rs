@@ -6,8 +6,8 @@
 //! listed as succeeded with its route alice → bob → carol, and sees the moved balances on
 //! the page — the same figures the CLI gives. A payment larger than any channel shows the
 //! daemon's error message on the page. A mine action moves the height shown. A screenshot
-//! is saved under the test's temporary directory (and, when `FULMEN_WEB_SCREENSHOT` names a
-//! file, copied there: that is how the README's picture is made).
+//! is saved under the test's temporary directory. (The README's picture comes from the
+//! ignored `readme_screenshot_of_a_five_node_network`, run by hand.)
 //!
 //! The server's own state (`/api/state`) is cross-checked too, so a page that shows what the
 //! server does not say fails. Conditions are polled with deadlines; the network (and with
@@ -31,11 +31,11 @@ struct Net {
 }
 
 impl Net {
-    fn up(nodes: usize) -> Net {
+    fn up(nodes: usize, extra: &[&str]) -> Net {
         let dir = tempfile::tempdir().expect("tempdir");
         let net_dir = dir.path().join("net");
         let n = nodes.to_string();
-        let out = fulmen(&[
+        let mut args = vec![
             "net",
             "up",
             "--dir",
@@ -45,7 +45,9 @@ impl Net {
             "--db-sync",
             "normal",
             "--web",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = fulmen(&args);
         let summary = out.ok();
         let url = s(&summary["web"]);
         assert!(url.starts_with("http://127.0.0.1:"), "web url {url}");
@@ -63,7 +65,7 @@ impl Net {
         fulmen(&all)
     }
 
-    /// A node's balance in its one channel with `peer_name`'s node, msat.
+    /// A node's balance in its channels, msat (HTLCs excluded).
     fn local_msat(&self, node: &str) -> u64 {
         let v = self.cli(node, &["balance"]).ok();
         v["channels_local_msat"]
@@ -120,7 +122,7 @@ fn server_state(b: &mut Browser) -> Value {
 
 #[test]
 fn the_page_shows_the_network_and_pays_an_invoice() {
-    let net = Net::up(3);
+    let net = Net::up(3, &[]);
     let mut b = Browser::start(1280, 800);
     b.navigate(&net.url);
     b.wait_for(
@@ -216,6 +218,56 @@ fn the_page_shows_the_network_and_pays_an_invoice() {
     let png = std::fs::read(&shot).expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     eprintln!("screenshot: {} ({} bytes)", shot.display(), png.len());
+}
+
+/// The README's picture: a 5-node ring with a few payments made, one channel force-closed
+/// and counting down its CSV delay, and a payment from the page lighting up its path.
+/// Run by hand: `FULMEN_WEB_SCREENSHOT=docs/web.png cargo test -p fulmen-itests --test web
+/// -- --ignored readme`.
+#[test]
+#[ignore = "makes the README screenshot; run by hand"]
+fn readme_screenshot_of_a_five_node_network() {
+    let net = Net::up(5, &["--topology", "ring"]);
+    for (from, to, sat) in [("alice", "carol", "30000"), ("bob", "erin", "12000")] {
+        let inv = net
+            .cli(
+                to,
+                &["invoice", &format!("{sat}000"), "--description", "readme"],
+            )
+            .ok();
+        net.cli(from, &["pay", &s(&inv["bolt11"])]).ok();
+    }
+    // erin–alice (the ring's closing channel, opened by erin): force-closed by erin.
+    let channels = net.cli("erin", &["channels"]).ok();
+    let erin_alice = channels["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|c| c["initiator"] == true)
+        .map(|c| s(&c["channel_id"]))
+        .expect("erin's channel");
+    net.cli("erin", &["close", &erin_alice, "--force"]).ok();
+    let dir = net.dir();
+    fulmen(&["net", "mine", "1", "--dir", dir.to_str().expect("utf-8")]).ok();
+
+    let mut b = Browser::start(1280, 800);
+    b.navigate(&net.url);
+    b.wait_for(
+        "a closing channel with blocks left",
+        "(window.fulmen.state.channels || []).some(c => c.blocks_left)",
+        TIMEOUT,
+    );
+    set_field(&mut b, "pay-from", "alice");
+    set_field(&mut b, "pay-to", "dave");
+    set_field(&mut b, "pay-amount", "20000");
+    click(&mut b, "pay-submit");
+    b.wait_for(
+        "the payment's path lit",
+        "document.querySelectorAll('#anim path.hop-lit.ok').length > 0",
+        TIMEOUT,
+    );
+    let shot = net.dir.path().join("web.png");
+    b.screenshot(&shot);
     if let Some(dest) = std::env::var_os("FULMEN_WEB_SCREENSHOT") {
         std::fs::copy(&shot, &dest).expect("copying the screenshot");
     }

@@ -475,11 +475,16 @@
 
   function renderHeader(snap) {
     const chain = snap.chain || {};
-    setT($('height'), chain.height == null ? '–' : nf.format(chain.height));
+    setT($('height'), chain.height == null ? '–' : String(chain.height));
     setT($('mempool'), chain.mempool == null ? '–' : nf.format(chain.mempool));
     $('height').classList.toggle('bad', chain.alive === false);
-    const open = snap.channels.filter((c) => c.state !== 'closed' && c.state !== 'abandoned').length;
-    setT($('counts'), `${snap.nodes.length} nodes · ${open} open channels` + (chain.alive === false ? ' · chain down' : ''));
+    const closingStates = ['shutting_down', 'closing'];
+    const open = snap.channels.filter((c) => !c.closing_kind && !closingStates.includes(c.state) &&
+      c.state !== 'closed' && c.state !== 'abandoned').length;
+    const closing = snap.channels.filter((c) => closingStates.includes(c.state) ||
+      (c.state === 'closed' && c.blocks_left != null)).length;
+    setT($('counts'), `${snap.nodes.length} nodes · ${open} open channels` +
+      (closing ? ` · ${closing} closing` : '') + (chain.alive === false ? ' · chain down' : ''));
   }
 
   function renderCards(snap) {
