@@ -35,7 +35,7 @@ pub fn fulmen_bin() -> PathBuf {
         .parent()
         .expect("test binary has a parent dir")
         .to_path_buf();
-    if dir.ends_with("deps") {
+    if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
     let bin = dir.join("fulmen");
