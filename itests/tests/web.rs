@@ -9,6 +9,9 @@
 //! is saved under the test's temporary directory. (The README's picture comes from the
 //! ignored `readme_screenshot_of_a_five_node_network`, run by hand.)
 //!
+//! A second test drives the other actions from the page: keysend, open + mine, force close
+//! from the detail panel (outputs counting down), and a breach punished by the peer.
+//!
 //! The server's own state (`/api/state`) is cross-checked too, so a page that shows what the
 //! server does not say fails. Conditions are polled with deadlines; the network (and with
 //! it the web server) is stopped on drop with `net down`, the browser is killed on drop.
@@ -271,4 +274,152 @@ fn readme_screenshot_of_a_five_node_network() {
     if let Some(dest) = std::env::var_os("FULMEN_WEB_SCREENSHOT") {
         std::fs::copy(&shot, &dest).expect("copying the screenshot");
     }
+}
+
+/// Clicks the detail panel's `kind` button (`close`, `force`, `breach`) of `channel_id`
+/// twice (the second click confirms), re-finding it each time (the panel is redrawn).
+fn click_channel_button(b: &mut Browser, kind: &str, channel_id: &str) {
+    let sel = format!("#detail button.ch-{kind}[data-channel-id=\"{channel_id}\"]");
+    for _ in 0..2 {
+        b.wait_for(
+            &format!("the {kind} button of {channel_id}"),
+            &format!("document.querySelector({sel:?}) !== null"),
+            TIMEOUT,
+        );
+        b.eval(&format!("document.querySelector({sel:?}).click(), true"));
+    }
+}
+
+/// The snapshot's channel between `a` and `b` (either way round), as JSON.
+fn channel_between(b: &mut Browser, x: &str, y: &str, extra: &str) -> Value {
+    b.wait_for(
+        &format!("a channel {x}–{y} where {extra}"),
+        &format!(
+            "(window.fulmen.state.channels || []).find(c => ((c.a === '{x}' && c.b === '{y}') \
+             || (c.a === '{y}' && c.b === '{x}')) && ({extra})) || null"
+        ),
+        TIMEOUT,
+    )
+}
+
+/// The other actions, each from the page: keysend alice → carol; alice opens a channel to
+/// carol and the page's mine button confirms it; alice force-closes it from her detail panel
+/// and the page shows its outputs counting down; alice (a `--dev` node) broadcasts a revoked
+/// commitment of alice–bob from the panel, and after blocks mined from the page the channel
+/// is drawn as a punished breach, with bob's justice confirmed.
+#[test]
+fn keysend_open_force_close_and_breach_from_the_page() {
+    let net = Net::up(3, &[]);
+    let mut b = Browser::start(1280, 800);
+    b.navigate(&net.url);
+    b.wait_for(
+        "2 active channels",
+        "document.querySelectorAll('#graph g.channel[data-state=\"active\"]').length === 2",
+        TIMEOUT,
+    );
+
+    // Keysend over two hops.
+    set_field(&mut b, "keysend-from", "alice");
+    set_field(&mut b, "keysend-to", "carol");
+    set_field(&mut b, "keysend-amount", "3000");
+    click(&mut b, "keysend-submit");
+    b.wait_for(
+        "the keysend listed as succeeded",
+        "(window.fulmen.state.payments || []).some(p => p.from === 'alice' && p.to === 'carol' \
+         && p.amount_msat === 3000000 && p.status === 'succeeded')",
+        TIMEOUT,
+    );
+
+    // Open alice–carol from the page, confirm it with the page's mine button.
+    set_field(&mut b, "open-from", "alice");
+    set_field(&mut b, "open-to", "carol");
+    set_field(&mut b, "open-capacity", "400000");
+    set_field(&mut b, "open-push", "0");
+    click(&mut b, "open-submit");
+    let opened = channel_between(&mut b, "alice", "carol", "true");
+    let new_id = s(&opened["channel_id"]);
+    click(&mut b, "mine-6");
+    channel_between(&mut b, "alice", "carol", "c.state === 'active'");
+    b.wait_for(
+        "3 active channels drawn",
+        "document.querySelectorAll('#graph g.channel[data-state=\"active\"]').length === 3",
+        TIMEOUT,
+    );
+
+    // Force close it from alice's detail panel; one block later its outputs wait.
+    b.eval("document.querySelector('#nodes .node-card[data-name=\"alice\"]').click(), true");
+    b.wait_for(
+        "alice's detail panel",
+        "!document.getElementById('detail').hidden && \
+         document.querySelectorAll('#detail table.channels tr[data-channel-id]').length >= 2",
+        TIMEOUT,
+    );
+    click_channel_button(&mut b, "force", &new_id);
+    b.wait_for(
+        "the force close in the mempool",
+        "window.fulmen.state.chain.mempool > 0",
+        TIMEOUT,
+    );
+    click(&mut b, "mine-1");
+    let closing = channel_between(
+        &mut b,
+        "alice",
+        "carol",
+        &format!("c.channel_id === '{new_id}' && c.blocks_left > 0"),
+    );
+    assert!(
+        s(&closing["closing_kind"]).starts_with("local_commitment")
+            || s(&closing["closing_kind"]).starts_with("remote_commitment"),
+        "{closing}"
+    );
+    b.wait_for(
+        "the closing drawn with its blocks left",
+        &format!(
+            "(document.querySelector('#graph g.channel[data-channel-id=\"{new_id}\"] text.note') \
+             || {{}}).textContent || ''"
+        ),
+        TIMEOUT,
+    );
+
+    // Breach alice–bob from the panel: bob punishes it.
+    let ab = channel_between(&mut b, "alice", "bob", "c.state === 'active'");
+    let ab_id = s(&ab["channel_id"]);
+    click_channel_button(&mut b, "breach", &ab_id);
+    b.wait_for(
+        "the revoked commitment in the mempool",
+        "window.fulmen.state.chain.mempool > 0",
+        TIMEOUT,
+    );
+    click(&mut b, "mine-1");
+    b.wait_for(
+        "bob's justice in the mempool",
+        "window.fulmen.state.chain.mempool > 0",
+        TIMEOUT,
+    );
+    click(&mut b, "mine-6");
+    channel_between(
+        &mut b,
+        "alice",
+        "bob",
+        "(c.closing_kind || '').startsWith('revoked_remote_commitment')",
+    );
+    b.wait_for(
+        "the breach drawn",
+        &format!("document.querySelector('#graph g.channel.breach[data-channel-id=\"{ab_id}\"]') !== null"),
+        TIMEOUT,
+    );
+    // bob's side of the story, from the CLI: the revoked commitment was punished.
+    let bob = net.cli("bob", &["channels"]).ok();
+    let punished = bob["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|c| s(&c["channel_id"]) == ab_id)
+        .expect("bob's channel");
+    assert!(
+        s(&punished["closing"]["kind"]).starts_with("revoked_remote_commitment"),
+        "{punished}"
+    );
+    let shot = net.dir.path().join("web-breach.png");
+    b.screenshot(&shot);
 }
