@@ -14,13 +14,45 @@ use fulmen_manager::{UtxoAnswer, UtxoResult};
 use fulmen_wire::ShortChannelId;
 
 use crate::chain::api::ChainClient;
+use crate::rpc_client::RpcClientError;
+
+/// Calls `call` until it returns anything but a transport failure (unreachable, timed
+/// out), or [`LOOKUP_TRIES`] of those.
+async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, RpcClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RpcClientError>>,
+{
+    let mut pause = RETRY_PAUSE;
+    let mut tries = 1;
+    loop {
+        match call().await {
+            Err(e @ (RpcClientError::Unreachable { .. } | RpcClientError::Timeout))
+                if tries < LOOKUP_TRIES =>
+            {
+                tracing::debug!(error = %e, "utxo lookup: chain daemon unreachable; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Most txids [`BlockTxids`] keeps (32 bytes each); the oldest blocks go first.
 pub const MAX_CACHED_TXIDS: usize = 50_000;
 /// Most blocks [`BlockTxids`] keeps.
 pub const MAX_CACHED_BLOCKS: usize = 1_008;
-/// Most lookups in flight at once (each is one or two chain RPCs).
-pub const MAX_LOOKUPS_IN_FLIGHT: usize = 8;
+/// Most lookups in flight at once (each is one or two chain RPCs): one, as when the node
+/// task made them itself, so a network of many nodes does not crowd the chain daemon's
+/// connection slots (a refused lookup drops the announcement until the peer's next sync).
+pub const MAX_LOOKUPS_IN_FLIGHT: usize = 1;
+/// Tries of a chain RPC of a lookup that failed in transport (not answered), with a pause
+/// doubling from [`RETRY_PAUSE`] between them.
+pub const LOOKUP_TRIES: u32 = 4;
+/// The first pause between two tries.
+pub const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The txids of the most recent blocks of the best chain, by height.
 #[derive(Debug, Default)]
@@ -101,7 +133,7 @@ pub async fn resolve(chain: &ChainClient, scid: ShortChannelId, known: Known) ->
         Known::NoSuchTx => return missing(),
         Known::Txid(t) => t,
         Known::Unknown => {
-            let Ok(block) = chain.get_block_at(scid.block_height()).await else {
+            let Ok(block) = with_retries(|| chain.get_block_at(scid.block_height())).await else {
                 return missing();
             };
             let Ok(block) = bitcoin::consensus::encode::deserialize_hex::<Block>(&block.hex) else {
@@ -117,7 +149,8 @@ pub async fn resolve(chain: &ChainClient, scid: ShortChannelId, known: Known) ->
         }
     };
     let op = OutPoint { txid, vout };
-    match chain.get_utxo(&op.to_string()).await {
+    let outpoint = op.to_string();
+    match with_retries(|| chain.get_utxo(&outpoint)).await {
         Ok(Some(u)) => match hex::decode(&u.script_pubkey) {
             Ok(script) => UtxoAnswer {
                 result: UtxoResult::Found {
