@@ -40,18 +40,19 @@ pub struct UtxoAnswer {
     pub outpoint: Option<OutPoint>,
 }
 
-/// Answers lookups for our own channels at once; queues the others for the shell.
+/// Answers lookups for our own channels at once (from the funding keys in their state: no
+/// key derivation, and only for the channel asked about); queues the others for the shell.
 struct Lookup<'a> {
-    own: &'a HashMap<ShortChannelId, (ScriptBuf, Amount)>,
+    channels: &'a [crate::manager::ChannelEntry],
     wanted: &'a mut Vec<ShortChannelId>,
 }
 
 impl UtxoLookup for Lookup<'_> {
     fn lookup(&mut self, scid: ShortChannelId) -> UtxoResult {
-        if let Some((script, value)) = self.own.get(&scid) {
+        if let Some((script, value)) = own_funding(self.channels, scid) {
             return UtxoResult::Found {
-                script_pubkey: script.clone(),
-                value: *value,
+                script_pubkey: script,
+                value,
             };
         }
         if !self.wanted.contains(&scid) {
@@ -59,6 +60,23 @@ impl UtxoLookup for Lookup<'_> {
         }
         UtxoResult::Pending
     }
+}
+
+/// The funding output of our channel at `scid`, if we have one there.
+fn own_funding(
+    channels: &[crate::manager::ChannelEntry],
+    scid: ShortChannelId,
+) -> Option<(ScriptBuf, Amount)> {
+    let e = channels
+        .iter()
+        .find(|e| e.ch.short_channel_id() == Some(scid))?;
+    let setup = &e.ch.state().setup;
+    let remote = setup.remote.as_ref()?;
+    let script = fulmen_routing::gossip::funding_script_pubkey(
+        &setup.local.basepoints.funding_pubkey,
+        &remote.basepoints.funding_pubkey,
+    );
+    Some((script, Amount::from_sat(setup.funding_sat)))
 }
 
 /// What the manager keeps for gossip besides the store.
@@ -81,34 +99,6 @@ pub(crate) struct GossipState {
 impl Manager {
     fn now32(&self) -> u32 {
         u32::try_from(self.now).unwrap_or(u32::MAX)
-    }
-
-    /// Our own channels' funding outputs by short channel id (answered without the shell).
-    fn own_fundings(&self) -> HashMap<ShortChannelId, (ScriptBuf, Amount)> {
-        self.channels
-            .iter()
-            .filter_map(|e| {
-                let scid = e.ch.short_channel_id()?;
-                let remote = e.ch.state().setup.remote.as_ref()?;
-                let local = self
-                    .key_source_funding_pubkey(e)
-                    .unwrap_or(remote.basepoints.funding_pubkey);
-                let script = fulmen_routing::gossip::funding_script_pubkey(
-                    &local,
-                    &remote.basepoints.funding_pubkey,
-                );
-                Some((
-                    scid,
-                    (script, Amount::from_sat(e.ch.state().setup.funding_sat)),
-                ))
-            })
-            .collect()
-    }
-
-    fn key_source_funding_pubkey(&self, e: &crate::manager::ChannelEntry) -> Option<PublicKey> {
-        use fulmen_channel::machine::KeySource;
-        let s = self.key_source.channel_secrets(&e.ch.state().setup.key_id);
-        Some(PublicKey::from_secret_key(&self.secp, &s.funding_key))
     }
 
     /// A gossip message from a peer (or one of ours): validated by the store, applied to
@@ -135,16 +125,13 @@ impl Manager {
             }
             _ => {}
         }
-        let own = self.own_fundings();
-        let mut wanted = std::mem::take(&mut self.gossip_state.wanted);
         let res = {
             let mut lookup = Lookup {
-                own: &own,
-                wanted: &mut wanted,
+                channels: &self.channels,
+                wanted: &mut self.gossip_state.wanted,
             };
             self.gossip.handle_message(msg, &mut lookup, self.now)
         };
-        self.gossip_state.wanted = wanted;
         match res {
             Ok(Handled::Applied(changes)) => self.apply_graph_changes(&changes),
             Ok(Handled::Held) => {}
@@ -263,22 +250,32 @@ impl Manager {
             todo.push((e.id, e.peer, scid, conn, e.ch.channel_id()));
         }
         for (id, peer, scid, conn, channel_id) in todo {
+            // Signing costs two signatures and a key derivation: only when our signatures
+            // must go out on this connection, or the announcement is still to be combined.
+            let send_ours = self.gossip_state.sent.get(&id) != Some(&conn);
+            let in_store = self.gossip.channel_announcement(scid).is_some();
+            if !send_ours && (in_store || !self.gossip_state.theirs.contains_key(&id)) {
+                if in_store {
+                    self.announced_once(id);
+                }
+                continue;
+            }
             let Some(e) = self.channels.iter().find(|e| e.id == id) else {
                 continue;
             };
-            let Some(remote) = e.ch.state().setup.remote.as_ref() else {
+            let setup = &e.ch.state().setup;
+            let Some(remote) = setup.remote.as_ref() else {
                 continue;
             };
             use fulmen_channel::machine::KeySource;
-            let secrets = self.key_source.channel_secrets(&e.ch.state().setup.key_id);
-            let our_funding = PublicKey::from_secret_key(&self.secp, &secrets.funding_key);
+            let secrets = self.key_source.channel_secrets(&setup.key_id);
             let unsigned = announcement_unsigned(
                 chain_hash(),
                 scid,
                 Default::default(),
                 self.node_id,
                 peer,
-                our_funding,
+                setup.local.basepoints.funding_pubkey,
                 remote.basepoints.funding_pubkey,
             );
             let ours = announcement_signatures(
@@ -288,17 +285,12 @@ impl Manager {
                 &self.node_secret,
                 &secrets.funding_key,
             );
-            if self.gossip_state.sent.get(&id) != Some(&conn) {
+            if send_ours {
                 self.gossip_state.sent.insert(id, conn);
                 self.send_after(peer, Message::AnnouncementSignatures(ours.clone()));
             }
-            if self.gossip.channel_announcement(scid).is_some() {
-                // However it got into the store (ours, or the peer's combined one relayed
-                // to us first), our side's update and node announcement go out once.
-                if !self.gossip_state.updated.contains_key(&id) {
-                    self.announce_node();
-                    self.policy_changed(id);
-                }
+            if in_store {
+                self.announced_once(id);
                 continue;
             }
             let Some(theirs) = self.gossip_state.theirs.get(&id).cloned() else {
@@ -315,6 +307,15 @@ impl Manager {
                     tracing::warn!(channel = id, error = %err, "cannot combine announcement")
                 }
             }
+        }
+    }
+
+    /// Once channel `id`'s announcement is in the store (ours, or the peer's combined one
+    /// relayed to us first): our side's update and node announcement go out, once.
+    fn announced_once(&mut self, id: i64) {
+        if !self.gossip_state.updated.contains_key(&id) {
+            self.announce_node();
+            self.policy_changed(id);
         }
     }
 

@@ -18,6 +18,7 @@ use super::network::{
     self, loopback, node_name, ChainEntry, ChannelEntry, Network, NodeEntry, ProcessInfo, Topology,
     NETWORK_VERSION,
 };
+use crate::chain::api::ChainClient;
 use crate::node::api::GraphResult;
 use crate::node::store::DbSync;
 
@@ -332,25 +333,40 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     progress.inc(1);
 
     progress.msg("funding the wallets from the faucet");
-    for (i, node) in net.nodes.iter_mut().enumerate() {
-        let client = node_client(node);
+    // Nodes are funded concurrently (each node's outputs in order), so 100 nodes cost a few
+    // round trips of wall time rather than 400.
+    let chain_dir = net.chain.process.datadir.clone();
+    let jobs = net.nodes.iter().enumerate().map(|(i, node)| {
         let opens = edges.iter().filter(|(a, _)| *a == i).count();
         // One output per channel to open (so no open waits for unconfirmed change), plus
         // a spare one.
-        let amounts = std::iter::repeat_n(opts.channel_sats.saturating_add(FUND_MARGIN_SAT), opens)
-            .chain(std::iter::once(SPARE_SAT));
-        for sats in amounts {
-            let address = client
-                .new_address()
-                .await
-                .with_context(|| format!("newaddress on {}", node.name))?
-                .address;
-            chain
-                .fund(&address, sats)
-                .await
-                .with_context(|| format!("funding {} with {sats} sat", node.name))?;
-            node.funded_sat = node.funded_sat.saturating_add(sats);
+        let amounts: Vec<u64> =
+            std::iter::repeat_n(opts.channel_sats.saturating_add(FUND_MARGIN_SAT), opens)
+                .chain(std::iter::once(SPARE_SAT))
+                .collect();
+        let node = node.clone();
+        let chain = ChainClient::from_datadir(chain_dir.clone());
+        async move {
+            let client = node_client(&node);
+            let mut funded = 0u64;
+            for sats in amounts {
+                let address = client
+                    .new_address()
+                    .await
+                    .with_context(|| format!("newaddress on {}", node.name))?
+                    .address;
+                chain
+                    .fund(&address, sats)
+                    .await
+                    .with_context(|| format!("funding {} with {sats} sat", node.name))?;
+                funded = funded.saturating_add(sats);
+            }
+            Ok(funded)
         }
+    });
+    let funded = concurrently(jobs).await?;
+    for (node, sats) in net.nodes.iter_mut().zip(funded) {
+        node.funded_sat = node.funded_sat.saturating_add(sats);
     }
     net.write()?;
     let tip = chain.mine(1, None).await.context("mining")?.height;
@@ -377,43 +393,87 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     progress.inc(1);
 
     let push_msat = opts.push_msat();
-    for &(a, b) in &edges {
-        let (Some(from), Some(to)) = (net.nodes.get(a), net.nodes.get(b)) else {
-            continue;
-        };
-        progress.msg(format!("connecting {} to {}", from.name, to.name));
-        let client = node_client(from);
-        client
-            .connect(&to.uri())
-            .await
-            .with_context(|| format!("connecting {} to {}", from.name, to.name))?;
-        progress.inc(1);
+    // Connections, then openings, run concurrently; a node's own openings stay in edge
+    // order (one after the other), and the channels are recorded in edge order.
+    progress.msg(format!("connecting {} pairs of nodes", edges.len()));
+    let jobs = edges.iter().map(|&(a, b)| {
+        let pair = net.nodes.get(a).cloned().zip(net.nodes.get(b).cloned());
+        async move {
+            let Some((from, to)) = pair else {
+                return Ok(());
+            };
+            node_client(&from)
+                .connect(&to.uri())
+                .await
+                .with_context(|| format!("connecting {} to {}", from.name, to.name))?;
+            Ok(())
+        }
+    });
+    concurrently(jobs).await?;
+    progress.inc(edges.len() as u64);
+
+    progress.msg(format!("opening {} channels", edges.len()));
+    let mut by_opener: Vec<(usize, Vec<(usize, usize)>)> = Vec::new();
+    for (k, &(a, b)) in edges.iter().enumerate() {
+        match by_opener.iter_mut().find(|(o, _)| *o == a) {
+            Some((_, list)) => list.push((k, b)),
+            None => by_opener.push((a, vec![(k, b)])),
+        }
     }
-    for &(a, b) in &edges {
-        let (Some(from), Some(to)) = (net.nodes.get(a), net.nodes.get(b)) else {
-            continue;
-        };
-        progress.msg(format!("opening {} → {}", from.name, to.name));
-        let opened = node_client(from)
-            .open_channel(&to.node_id, opts.channel_sats, push_msat)
-            .await
-            .with_context(|| {
-                format!(
-                    "opening a {} sat channel from {} to {}",
-                    opts.channel_sats, from.name, to.name
-                )
-            })?;
-        net.channels.push(ChannelEntry {
-            from: from.name.clone(),
-            to: to.name.clone(),
-            channel_id: opened.channel_id,
-            capacity_sat: opts.channel_sats,
-            push_msat,
-            funding_txid: opened.funding_txid,
-        });
-        net.write()?;
-        progress.inc(1);
-    }
+    let channel_sats = opts.channel_sats;
+    let jobs = by_opener.into_iter().map(|(a, list)| {
+        let from = net.nodes.get(a).cloned();
+        let peers: Vec<(usize, Option<NodeEntry>)> = list
+            .into_iter()
+            .map(|(k, b)| (k, net.nodes.get(b).cloned()))
+            .collect();
+        async move {
+            let mut opened = Vec::new();
+            let Some(from) = from else {
+                return Ok(opened);
+            };
+            let client = node_client(&from);
+            for (k, to) in peers {
+                let Some(to) = to else { continue };
+                let o = client
+                    .open_channel(&to.node_id, channel_sats, push_msat)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "opening a {channel_sats} sat channel from {} to {}",
+                            from.name, to.name
+                        )
+                    })?;
+                opened.push((
+                    k,
+                    ChannelEntry {
+                        from: from.name.clone(),
+                        to: to.name.clone(),
+                        channel_id: o.channel_id,
+                        capacity_sat: channel_sats,
+                        push_msat,
+                        funding_txid: o.funding_txid,
+                    },
+                ));
+            }
+            Ok(opened)
+        }
+    });
+    let opened = concurrently(jobs).await;
+    // Whatever opened is recorded even if another opening failed (`net down` shows it).
+    let mut all: Vec<(usize, ChannelEntry)> = Vec::new();
+    let result = match opened {
+        Ok(lists) => {
+            all.extend(lists.into_iter().flatten());
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    all.sort_by_key(|(k, _)| *k);
+    net.channels.extend(all.into_iter().map(|(_, c)| c));
+    net.write()?;
+    result?;
+    progress.inc(edges.len() as u64);
 
     progress.msg("mining 6 blocks");
     let tip = chain.mine(6, None).await.context("mining 6 blocks")?.height;
@@ -443,6 +503,37 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     net.write()?;
     progress.finish();
     Ok(())
+}
+
+/// Most RPC jobs [`concurrently`] runs at once.
+pub const MAX_CONCURRENT_JOBS: usize = 16;
+
+/// Runs `jobs`, at most [`MAX_CONCURRENT_JOBS`] at a time, and returns their results in
+/// the order of `jobs`; the first error is returned (the jobs still running are dropped).
+pub async fn concurrently<T, F>(jobs: impl IntoIterator<Item = F>) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_JOBS));
+    let mut set = tokio::task::JoinSet::new();
+    let mut n = 0;
+    for (i, job) in jobs.into_iter().enumerate() {
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            (i, job.await)
+        });
+        n += 1;
+    }
+    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(n).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, result) = joined.context("a net up job panicked")?;
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Some(result?);
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// How long `net up` waits for gossip: every node's graph holding every channel.

@@ -22,6 +22,7 @@ use fulmen_wire::Message;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::store::{NodeStore, WriteBatch};
+use super::utxo::BlockTxids;
 use crate::chain::api::ChainClient;
 use crate::peer::{Backoff, Peer, PeerConfig, PeerEvent, PeerSender};
 use crate::rpc_client::RpcClientError;
@@ -80,6 +81,8 @@ pub enum Input {
     Block(u32, Box<Block>),
     /// Every block above this height left the best chain.
     Reorg(u32),
+    /// The answer to a UTXO lookup the manager asked for (see [`super::utxo`]).
+    UtxoAnswer(fulmen_wire::ShortChannelId, fulmen_manager::UtxoAnswer),
     /// Stop the daemon.
     Stop,
 }
@@ -182,6 +185,10 @@ pub struct Shell {
     pub inputs: mpsc::UnboundedSender<Input>,
     /// Set when the daemon should stop.
     pub stopping: bool,
+    /// Txids of the recent blocks, for UTXO lookups.
+    block_txids: BlockTxids,
+    /// Lookups in flight (see [`super::utxo::MAX_LOOKUPS_IN_FLIGHT`]).
+    lookups: Arc<Semaphore>,
 }
 
 impl Shell {
@@ -208,6 +215,8 @@ impl Shell {
             peer_credits: Arc::new(Semaphore::new(MAX_QUEUED_PEER_MESSAGES)),
             inputs,
             stopping: false,
+            block_txids: BlockTxids::default(),
+            lookups: Arc::new(Semaphore::new(super::utxo::MAX_LOOKUPS_IN_FLIGHT)),
         }
     }
 
@@ -261,16 +270,19 @@ impl Shell {
             }
             Input::ReconnectEnded(node_id) => self.m.handle_reconnect_ended(node_id),
             Input::Block(height, block) => {
+                self.block_txids.connected(height, &block);
                 if let Err(e) = self.m.handle_block_connected(now, &block, height) {
                     tracing::warn!(error = %e, "following the chain");
                 }
                 self.m.rebroadcast();
             }
             Input::Reorg(fork) => {
+                self.block_txids.disconnected_above(fork);
                 if let Err(e) = self.m.handle_blocks_disconnected(fork) {
                     tracing::warn!(error = %e, "chain reorganisation");
                 }
             }
+            Input::UtxoAnswer(scid, answer) => self.m.handle_utxo_answer(now, scid, answer),
             Input::Stop => self.stopping = true,
         }
     }
@@ -392,60 +404,28 @@ impl Shell {
                 }
                 Output::Event(ev) => tracing::debug!(event = ?ev, "node event"),
                 Output::Connect { node_id, address } => self.redial(node_id, address),
-                Output::LookupUtxo { short_channel_id } => {
-                    let answer = self.lookup_utxo(short_channel_id).await;
-                    self.m
-                        .handle_utxo_answer(now_secs(), short_channel_id, answer);
-                    fed = true;
-                }
+                Output::LookupUtxo { short_channel_id } => self.lookup_utxo(short_channel_id),
             }
         }
         fed
     }
 
-    /// What the chain daemon says about the output a short channel id names (a peer
-    /// announced a channel there). A chain that cannot be asked answers `Missing`: the
-    /// announcement is dropped, and the peer's next sync brings it again.
-    async fn lookup_utxo(&self, scid: fulmen_wire::ShortChannelId) -> fulmen_manager::UtxoAnswer {
-        use fulmen_manager::{UtxoAnswer, UtxoResult};
-        let missing = UtxoAnswer {
-            result: UtxoResult::Missing,
-            outpoint: None,
-        };
-        let Ok(block) = self.chain.get_block_at(scid.block_height()).await else {
-            return missing;
-        };
-        let Ok(block) = bitcoin::consensus::encode::deserialize_hex::<Block>(&block.hex) else {
-            return missing;
-        };
-        let Some(tx) = block.txdata.get(scid.tx_index() as usize) else {
-            return missing;
-        };
-        let vout = u32::from(scid.output_index());
-        if tx.output.get(vout as usize).is_none() {
-            return missing;
-        }
-        let op = bitcoin::OutPoint {
-            txid: tx.compute_txid(),
-            vout,
-        };
-        match self.chain.get_utxo(&op.to_string()).await {
-            Ok(Some(u)) => match hex::decode(&u.script_pubkey) {
-                Ok(script) => UtxoAnswer {
-                    result: UtxoResult::Found {
-                        script_pubkey: bitcoin::ScriptBuf::from_bytes(script),
-                        value: bitcoin::Amount::from_sat(u.value),
-                    },
-                    outpoint: Some(op),
-                },
-                Err(_) => missing,
-            },
-            Ok(None) => UtxoAnswer {
-                result: UtxoResult::Spent,
-                outpoint: Some(op),
-            },
-            Err(_) => missing,
-        }
+    /// Starts a lookup of the output a short channel id names (a peer announced a channel
+    /// there) in its own task, which hands the answer back as [`Input::UtxoAnswer`]: the
+    /// node task does not wait on the chain daemon, and the block's txids come from
+    /// [`BlockTxids`] when the node has seen it recently.
+    fn lookup_utxo(&self, scid: fulmen_wire::ShortChannelId) {
+        let known = self.block_txids.lookup(scid);
+        let chain = self.chain.clone();
+        let inputs = self.inputs.clone();
+        let slots = self.lookups.clone();
+        tokio::spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let answer = super::utxo::resolve(&chain, scid, known).await;
+            let _ = inputs.send(Input::UtxoAnswer(scid, answer));
+        });
     }
 
     fn redial(&self, node_id: PublicKey, address: String) {
