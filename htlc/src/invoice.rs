@@ -214,6 +214,35 @@ pub fn parse_invoice(s: &str) -> Result<Invoice, InvoiceError> {
     }
 }
 
+/// The route hints of an invoice string that [`parse_invoice`] already accepted (a
+/// payment's stored invoice, read again at every route search): decoded without checking
+/// the signature again, which costs `lightning-invoice` three public-key recoveries and a
+/// verification. Never use it on an invoice that was not validated first.
+pub fn route_hints_of_accepted(s: &str) -> Result<Vec<Vec<RouteHintHop>>, InvoiceError> {
+    if s.len() > MAX_INVOICE_LEN {
+        return Err(InvoiceError::TooLong(s.len()));
+    }
+    let signed = SignedRawBolt11Invoice::from_str(s.trim())?;
+    Ok(signed
+        .raw_invoice()
+        .private_routes()
+        .into_iter()
+        .map(|route| {
+            route
+                .0
+                .iter()
+                .map(|h| RouteHintHop {
+                    src_node_id: h.src_node_id,
+                    short_channel_id: h.short_channel_id,
+                    fee_base_msat: h.fees.base_msat,
+                    fee_proportional_millionths: h.fees.proportional_millionths,
+                    cltv_expiry_delta: h.cltv_expiry_delta,
+                })
+                .collect()
+        })
+        .collect())
+}
+
 /// For an invoice without `n` whose signature has a high S: recovers the payee from the
 /// signature as written, checks plain ECDSA against it, and re-expresses the same
 /// signature in low-S form (flipped recovery id) so `lightning-invoice` accepts it.

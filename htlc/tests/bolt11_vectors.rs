@@ -131,6 +131,12 @@ fn all_16_valid_examples_decode_to_listed_fields() {
             })
             .collect();
         assert_eq!(inv.route_hints(), hints, "{title}");
+        // The cheap re-read of an accepted invoice gives the same hints.
+        assert_eq!(
+            fulmen_htlc::invoice::route_hints_of_accepted(inv.as_str()).unwrap(),
+            hints,
+            "{title}"
+        );
         let bits: Vec<usize> = ex["features"]["bits"]
             .as_array()
             .unwrap()

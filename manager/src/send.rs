@@ -267,9 +267,10 @@ impl Manager {
         params.route_hints = plan
             .bolt11
             .as_deref()
-            .and_then(|b| fulmen_htlc::invoice::parse_invoice(b).ok())
-            .map(|inv| {
-                inv.route_hints()
+            // Validated by `parse_invoice` when the payment started: read the hints only.
+            .and_then(|b| fulmen_htlc::invoice::route_hints_of_accepted(b).ok())
+            .map(|hints| {
+                hints
                     .into_iter()
                     .map(|hops| {
                         RouteHint(
