@@ -2,9 +2,10 @@
 //! snapshot and its server-sent event stream, node detail, and the page's actions, each
 //! carried out through the same daemon RPC the CLI uses.
 //!
-//! Owns: the routes of `API.md` and turning daemon errors into `{"ok": false, "error"}`
-//! answers. Must never: listen on anything but loopback, fetch anything from the network
-//! for the page, or reach a daemon other than through its RPC client.
+//! Owns: the routes of `API.md`, refusing cross-site and rebound requests
+//! ([`check_request`]), and turning daemon errors into `{"ok": false, "error"}` answers.
+//! Must never: listen on anything but loopback, fetch anything from the network for the
+//! page, or reach a daemon other than through its RPC client.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -61,7 +62,57 @@ pub fn router(state: WebState) -> Router {
         .route("/api/events", get(api_events))
         .route("/api/node/{name}", get(api_node))
         .route("/api/action", post(api_action))
+        .layer(axum::middleware::from_fn(same_origin_only))
         .with_state(state)
+}
+
+/// Refuses what a page of another site could send to this loopback server: a `Host` that is
+/// not loopback (DNS rebinding), an `Origin` other than our own, a `POST` that is not JSON
+/// (a cross-site form or `text/plain` fetch, which needs no CORS preflight).
+pub fn check_request(
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), WebError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            format!("Host {host:?} is not loopback"),
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if origin != format!("http://{host}") {
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                format!("Origin {origin:?} is not this page"),
+            ));
+        }
+    }
+    if method == axum::http::Method::POST {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"));
+        if !json {
+            return Err(fail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "actions are JSON (Content-Type: application/json)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn same_origin_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match check_request(req.method(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -391,5 +442,53 @@ async fn run_action(net: &Network, action: Action) -> Result<Value, WebError> {
                 .map_err(daemon_error)?;
             Ok(to_value(r))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue, Method};
+
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_same_origin_json_requests_to_a_loopback_host_pass() {
+        let page_post = headers(&[
+            (header::HOST, "127.0.0.1:8080"),
+            (header::ORIGIN, "http://127.0.0.1:8080"),
+            (header::CONTENT_TYPE, "application/json"),
+        ]);
+        assert!(check_request(&Method::POST, &page_post).is_ok());
+        assert!(check_request(&Method::GET, &headers(&[(header::HOST, "localhost:1")])).is_ok());
+        let rebound = headers(&[(header::HOST, "evil.example:8080")]);
+        assert_eq!(
+            check_request(&Method::GET, &rebound).map_err(|e| e.status),
+            Err(StatusCode::FORBIDDEN)
+        );
+        let cross_site = headers(&[
+            (header::HOST, "127.0.0.1:8080"),
+            (header::ORIGIN, "http://evil.example"),
+            (header::CONTENT_TYPE, "application/json"),
+        ]);
+        assert_eq!(
+            check_request(&Method::POST, &cross_site).map_err(|e| e.status),
+            Err(StatusCode::FORBIDDEN)
+        );
+        let plain_text = headers(&[
+            (header::HOST, "127.0.0.1:8080"),
+            (header::CONTENT_TYPE, "text/plain"),
+        ]);
+        assert_eq!(
+            check_request(&Method::POST, &plain_text).map_err(|e| e.status),
+            Err(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+        assert!(check_request(&Method::GET, &HeaderMap::new()).is_err());
     }
 }
