@@ -13,7 +13,7 @@
 pub mod collect;
 pub mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -151,9 +151,4 @@ pub async fn stop(dir: &Path) -> Option<(u32, process::Ended)> {
     let ended = process::terminate(info.pid, &marker(dir), false, Duration::from_secs(5)).await;
     let _ = std::fs::remove_file(dir.join(WEB_FILE));
     Some((info.pid, ended))
-}
-
-/// Where `web.json` lives for a network directory.
-pub fn info_path(dir: &Path) -> PathBuf {
-    dir.join(WEB_FILE)
 }
