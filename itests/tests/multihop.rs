@@ -260,6 +260,18 @@ fn exact_fees_forwards_keysend_setfees(net: &Net) {
                 && i["received_msat"] == ks),
         "{invoices}"
     );
+    // `payments --last 1`: only the newest (the keysend), with its four-hop route.
+    let all = net.ok("alice", &["payments"]);
+    let last = net.ok("alice", &["payments", "--last", "1"]);
+    let all = all["payments"].as_array().expect("payments");
+    assert!(all.len() >= 2, "{all:?}");
+    assert_eq!(last["payments"].as_array().map(Vec::len), Some(1), "{last}");
+    assert_eq!(last["payments"][0], all[all.len() - 1]);
+    assert_eq!(last["payments"][0]["payment_hash"], k["payment_hash"]);
+    assert_eq!(
+        last["payments"][0]["route"].as_array().map(Vec::len),
+        Some(4)
+    );
 
     // carol raises her fee on carol–dave; alice's route sees it once the update arrives.
     let fs = net.ok(

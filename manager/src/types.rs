@@ -88,8 +88,11 @@ pub enum Command {
         /// Fee limit, msat.
         max_fee_msat: Option<u64>,
     },
-    /// `listpayments`.
-    ListPayments,
+    /// `listpayments`: every payment, or only the `last` N, oldest first.
+    ListPayments {
+        /// Only the newest N payments.
+        last: Option<usize>,
+    },
     /// `closechannel` (cooperative): answered once the closing transaction is broadcast.
     Close {
         /// Channel id.

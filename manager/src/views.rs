@@ -74,10 +74,12 @@ impl Manager {
                 amount_msat,
                 max_fee_msat,
             } => self.keysend(request, node_id, amount_msat, max_fee_msat),
-            Command::ListPayments => {
+            Command::ListPayments { last } => {
+                let skip = last.map_or(0, |n| self.payment_order.len().saturating_sub(n));
                 let payments = self
                     .payment_order
                     .iter()
+                    .skip(skip)
                     .filter_map(|k| self.payments.get(k))
                     .map(crate::send::payment_view)
                     .collect();

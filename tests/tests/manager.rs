@@ -100,7 +100,7 @@ fn pay_moves_the_exact_amount_and_records_both_rows() {
         panic!()
     };
     assert!(inv.invoices.iter().all(|i| i.status == InvoiceStatus::Paid));
-    let Ok(Response::Payments(ps)) = net.call(A, Command::ListPayments) else {
+    let Ok(Response::Payments(ps)) = net.call(A, Command::ListPayments { last: None }) else {
         panic!()
     };
     assert_eq!(ps.payments.len(), 3);
@@ -206,7 +206,7 @@ fn restart_changes_no_view() {
         [
             Command::ListChannels,
             Command::ListInvoices,
-            Command::ListPayments,
+            Command::ListPayments { last: None },
             Command::Balance,
         ]
         .into_iter()

@@ -76,8 +76,17 @@ fn a_five_node_line_pays_with_every_fee_exact_to_the_msat() {
         assert_eq!(theirs, moved[k], "channel {k}");
         assert_eq!(ours, 1_000_000_000 - moved[k], "channel {k}");
     }
+    // `listpayments {last: 0}` is empty; `last: 5` of one payment is that payment.
+    match net.call(0, Command::ListPayments { last: Some(0) }) {
+        Ok(Response::Payments(list)) => assert!(list.payments.is_empty()),
+        other => panic!("payments: {other:?}"),
+    }
+    match net.call(0, Command::ListPayments { last: Some(5) }) {
+        Ok(Response::Payments(list)) => assert_eq!(list.payments.len(), 1),
+        other => panic!("payments: {other:?}"),
+    }
     // `listpayments` shows the route it took, and no failure.
-    match net.call(0, Command::ListPayments) {
+    match net.call(0, Command::ListPayments { last: None }) {
         Ok(Response::Payments(list)) => {
             let route: Vec<String> = (1..5).map(|k| net.nodes[k].id.to_string()).collect();
             assert_eq!(list.payments[0].route, route);
@@ -113,7 +122,7 @@ fn a_failure_at_hop_k_is_attributed_to_hop_k() {
     // c's link to d is down: its channel is disabled.
     assert!(why.contains("ChannelDisabled"), "{why}");
     // `listpayments` shows the route tried (b, c, d, e) and c (index 1) as where it failed.
-    match net.call(0, Command::ListPayments) {
+    match net.call(0, Command::ListPayments { last: None }) {
         Ok(Response::Payments(list)) => {
             let p = list.payments.last().expect("the payment");
             let route: Vec<String> = (1..5).map(|k| net.nodes[k].id.to_string()).collect();

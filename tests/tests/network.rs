@@ -251,7 +251,9 @@ impl Run {
             assert_eq!(i.received_msat, p.map(|p| p.amount_msat));
         }
         for payer in [ALICE, CAROL] {
-            let Ok(Response::Payments(ps)) = self.net.call(payer, Command::ListPayments) else {
+            let Ok(Response::Payments(ps)) =
+                self.net.call(payer, Command::ListPayments { last: None })
+            else {
                 panic!("listpayments")
             };
             for p in self.payments.iter().filter(|p| p.payer == payer) {

@@ -116,6 +116,14 @@ pub struct GraphParams {
     pub full: bool,
 }
 
+/// `listpayments` params.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ListPaymentsParams {
+    /// Only the newest N payments (default: all).
+    #[serde(default)]
+    pub last: Option<usize>,
+}
+
 /// `closechannel` params.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CloseParams {
@@ -324,6 +332,11 @@ impl NodeClient {
     /// `listpayments`.
     pub async fn list_payments(&self) -> Result<PaymentsResult, RpcClientError> {
         self.rpc.call("listpayments", Value::Null).await
+    }
+
+    /// `listpayments {"last": N}`: the newest `last` payments, oldest first.
+    pub async fn list_last_payments(&self, last: usize) -> Result<PaymentsResult, RpcClientError> {
+        self.rpc.call("listpayments", json!({ "last": last })).await
     }
 
     /// `closechannel` (cooperative).

@@ -228,7 +228,11 @@ pub enum ClientCommand {
         json: bool,
     },
     /// Outgoing payments, oldest first.
-    Payments,
+    Payments {
+        /// Only the newest N.
+        #[arg(long, value_name = "N")]
+        last: Option<usize>,
+    },
     /// Invoices, oldest first.
     Invoices,
     /// Close a channel: cooperatively, or with --force by broadcasting our latest commitment.
@@ -402,7 +406,8 @@ pub async fn execute(
             to_value(client.route(&id, msat).await)
         }
         ClientCommand::Graph { json } => to_value(client.graph(json).await),
-        ClientCommand::Payments => to_value(client.list_payments().await),
+        ClientCommand::Payments { last: None } => to_value(client.list_payments().await),
+        ClientCommand::Payments { last: Some(n) } => to_value(client.list_last_payments(n).await),
         ClientCommand::Invoices => to_value(client.list_invoices().await),
         ClientCommand::Close { channel_id, force } => {
             to_value(client.close_channel_with(&channel_id, force).await)

@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::api::{
     CloseParams, ConnectParams, DevBroadcastRevokedParams, DevHoldHtlcsParams, GraphParams,
-    HoldHtlcsResult, InvoiceParams, KeysendParams, NodeIdParams, OpenParams, PayParams,
-    RouteParams, SetFeesParams,
+    HoldHtlcsResult, InvoiceParams, KeysendParams, ListPaymentsParams, NodeIdParams, OpenParams,
+    PayParams, RouteParams, SetFeesParams,
 };
 use super::shell::Input;
 use crate::peer::{PeerAddress, PeerConfig};
@@ -278,8 +278,12 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
         let GraphParams { full } = p.parse::<Option<GraphParams>>()?.unwrap_or_default();
         ask_for!(&ctx, Command::Graph { full }, Response::Graph)
     })?;
-    m.register_async_method("listpayments", |_p, ctx, _| async move {
-        ask_for!(&ctx, Command::ListPayments, Response::Payments)
+    m.register_async_method("listpayments", |p, ctx, _| async move {
+        // No params (older clients) or `{"last": N}`.
+        let last = p
+            .parse::<Option<ListPaymentsParams>>()?
+            .and_then(|l| l.last);
+        ask_for!(&ctx, Command::ListPayments { last }, Response::Payments)
     })?;
     m.register_async_method("closechannel", |p, ctx, _| async move {
         let CloseParams { channel_id, force } = p.parse()?;

@@ -1,5 +1,6 @@
 //! The web page's view of a network: one [`Snapshot`] built from the daemons' RPC answers
-//! (chain `getinfo`; per node `getinfo`, `balance`, `listchannels`, `listpayments`), and
+//! (chain `getinfo`; per node `getinfo`, `balance`, `listchannels`, the last 50 of
+//! `listpayments`), and
 //! the loop that rebuilds it and publishes it when it changed.
 //!
 //! Owns: merging both ends' channel lists into one entry per channel, naming nodes by their
@@ -340,7 +341,7 @@ async fn poll_node(client: &NodeClient) -> NodePoll {
         client.get_info(),
         client.balance(),
         client.list_channels(),
-        client.list_payments()
+        client.list_last_payments(SNAPSHOT_PAYMENTS)
     );
     let mut poll = NodePoll::default();
     let note = |e: &dyn std::fmt::Display, poll: &mut NodePoll| {
