@@ -1,7 +1,6 @@
 //! The web page's view of a network: one [`Snapshot`] built from the daemons' RPC answers
 //! (chain `getinfo`; per node `getinfo`, `balance`, `listchannels`, the last 50 of
-//! `listpayments`), and
-//! the loop that rebuilds it and publishes it when it changed.
+//! `listpayments`), and the loop that rebuilds it and publishes it when it changed.
 //!
 //! Owns: merging both ends' channel lists into one entry per channel, naming nodes by their
 //! network names, the route of each payment as names, and the pace of the polling (at most
