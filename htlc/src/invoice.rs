@@ -227,20 +227,22 @@ pub fn route_hints_of_accepted(s: &str) -> Result<Vec<Vec<RouteHintHop>>, Invoic
         .raw_invoice()
         .private_routes()
         .into_iter()
-        .map(|route| {
-            route
-                .0
-                .iter()
-                .map(|h| RouteHintHop {
-                    src_node_id: h.src_node_id,
-                    short_channel_id: h.short_channel_id,
-                    fee_base_msat: h.fees.base_msat,
-                    fee_proportional_millionths: h.fees.proportional_millionths,
-                    cltv_expiry_delta: h.cltv_expiry_delta,
-                })
-                .collect()
-        })
+        .map(|route| hint_hops(route))
         .collect())
+}
+
+/// One route hint of `lightning-invoice` as our hops.
+fn hint_hops(hint: &lightning_invoice::RouteHint) -> Vec<RouteHintHop> {
+    hint.0
+        .iter()
+        .map(|h| RouteHintHop {
+            src_node_id: h.src_node_id,
+            short_channel_id: h.short_channel_id,
+            fee_base_msat: h.fees.base_msat,
+            fee_proportional_millionths: h.fees.proportional_millionths,
+            cltv_expiry_delta: h.cltv_expiry_delta,
+        })
+        .collect()
 }
 
 /// For an invoice without `n` whose signature has a high S: recovers the payee from the
@@ -372,21 +374,7 @@ impl Invoice {
 
     /// Private route hints.
     pub fn route_hints(&self) -> Vec<Vec<RouteHintHop>> {
-        self.inner
-            .route_hints()
-            .into_iter()
-            .map(|r| {
-                r.0.iter()
-                    .map(|h| RouteHintHop {
-                        src_node_id: h.src_node_id,
-                        short_channel_id: h.short_channel_id,
-                        fee_base_msat: h.fees.base_msat,
-                        fee_proportional_millionths: h.fees.proportional_millionths,
-                        cltv_expiry_delta: h.cltv_expiry_delta,
-                    })
-                    .collect()
-            })
-            .collect()
+        self.inner.route_hints().iter().map(hint_hops).collect()
     }
 
     /// Fallback on-chain addresses, as strings.

@@ -16,7 +16,8 @@
 use std::time::{Duration, Instant};
 
 use fulmen_itests::browser::Browser;
-use fulmen_itests::{fulmen, json_str as s};
+use fulmen_itests::json_str as s;
+use fulmen_itests::net::TestNet;
 use serde_json::Value;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -39,16 +40,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let nodes: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let payments: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let net_dir = dir.path().join("net");
-    let d = net_dir.to_str().expect("utf-8").to_string();
     let n = nodes.to_string();
     let started = Instant::now();
-    let summary = fulmen(&[
-        "net",
-        "up",
-        "--dir",
-        &d,
+    // `net down` when `net` drops, also if the run below panics.
+    let net = TestNet::up(&[
         "--nodes",
         &n,
         "--topology",
@@ -58,9 +53,9 @@ fn main() {
         "--db-sync",
         "normal",
         "--web",
-    ])
-    .ok();
+    ]);
     let up_secs = started.elapsed().as_secs_f64();
+    let summary = net.summary();
     let url = s(&summary["web"]);
     let names: Vec<String> = summary["nodes"]
         .as_array()
@@ -70,17 +65,10 @@ fn main() {
         .collect();
     let channels = summary["channels"].as_array().map_or(0, Vec::len);
     println!("net up: {nodes} nodes, {channels} channels in {up_secs:.1} s");
-
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(&url, &d, &names, payments);
-    }));
-    let _ = fulmen(&["net", "down", "--dir", &d]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    run(&net, &url, &names, payments);
 }
 
-fn run(url: &str, dir: &str, names: &[String], payments: usize) {
+fn run(net: &TestNet, url: &str, names: &[String], payments: usize) {
     let mut b = Browser::start(1280, 800);
     let t0 = Instant::now();
     b.navigate(url);
@@ -112,19 +100,11 @@ fn run(url: &str, dir: &str, names: &[String], payments: usize) {
         while to == from {
             to = &names[(next(&mut rng) % names.len() as u64) as usize];
         }
-        let inv = fulmen(&[
-            "--net",
-            dir,
-            "--node",
-            to,
-            "invoice",
-            "2000000",
-            "--description",
-            "web bench",
-        ])
-        .ok();
+        let inv = net
+            .cli(to, &["invoice", "2000000", "--description", "web bench"])
+            .ok();
         let hash = s(&inv["payment_hash"]);
-        let out = fulmen(&["--net", dir, "--node", from, "pay", &s(&inv["bolt11"])]);
+        let out = net.cli(from, &["pay", &s(&inv["bolt11"])]);
         let paid_at = Instant::now();
         if out.code != Some(0) || out.stdout["status"] != "succeeded" {
             failed += 1;

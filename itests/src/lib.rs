@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod browser;
+pub mod net;
 pub mod node;
 
 /// How long a daemon may take to become ready or to exit.

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fulmen_itests::json_str as s;
+use fulmen_itests::net::TestNet;
 use fulmen_itests::{fulmen, wait_until, CliOutput};
 use serde_json::Value;
 
@@ -32,7 +33,7 @@ fn fee(amount_msat: u64) -> u64 {
 
 /// A test network brought up by `fulmen net up`; `net down` on drop.
 struct Net {
-    dir: tempfile::TempDir,
+    net: TestNet,
     /// Channel ids in line order: alice–bob, bob–carol, carol–dave, dave–erin.
     channels: Vec<String>,
 }
@@ -41,46 +42,24 @@ const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 
 impl Net {
     fn up() -> Net {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let net_dir = dir.path().join("net");
-        let d = net_dir.to_str().expect("utf-8 dir");
         let started = Instant::now();
-        let out = fulmen(&[
-            "net",
-            "up",
-            "--dir",
-            d,
-            "--nodes",
-            "5",
-            "--topology",
-            "line",
-            "--db-sync",
-            "normal",
-        ]);
-        let mut net = Net {
-            dir,
-            channels: Vec::new(),
-        };
-        let summary = out.ok();
+        let net = TestNet::up(&["--nodes", "5", "--topology", "line", "--db-sync", "normal"]);
         eprintln!("net up: {:.1}s", started.elapsed().as_secs_f64());
-        net.channels = summary["channels"]
+        let channels = net.summary()["channels"]
             .as_array()
             .expect("channels")
             .iter()
             .map(|c| s(&c["channel_id"]))
             .collect();
-        net
+        Net { net, channels }
     }
 
     fn dir(&self) -> PathBuf {
-        self.dir.path().join("net")
+        self.net.dir()
     }
 
     fn cli(&self, node: &str, args: &[&str]) -> CliOutput {
-        let dir = self.dir();
-        let mut all = vec!["--net", dir.to_str().expect("utf-8"), "--node", node];
-        all.extend_from_slice(args);
-        fulmen(&all)
+        self.net.cli(node, args)
     }
 
     fn ok(&self, node: &str, args: &[&str]) -> Value {
@@ -155,13 +134,6 @@ impl Net {
 
     fn invoice(&self, node: &str, msat: u64) -> Value {
         self.ok(node, &["invoice", &msat.to_string()])
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        let dir = self.dir();
-        let _ = fulmen(&["net", "down", "--dir", dir.to_str().unwrap_or_default()]);
     }
 }
 

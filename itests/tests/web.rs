@@ -16,56 +16,36 @@
 //! server does not say fails. Conditions are polled with deadlines; the network (and with
 //! it the web server) is stopped on drop with `net down`, the browser is killed on drop.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use fulmen_itests::browser::Browser;
 use fulmen_itests::json_str as s;
+use fulmen_itests::net::TestNet;
 use fulmen_itests::{fulmen, wait_until, CliOutput};
 use serde_json::Value;
 
 /// How long a condition may take to hold.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A network from `net up --web`; `net down` on drop.
+/// A network from `net up --web` (`net down` on drop) and its page's URL.
 struct Net {
-    dir: tempfile::TempDir,
+    net: TestNet,
     url: String,
 }
 
 impl Net {
     fn up(nodes: usize, extra: &[&str]) -> Net {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let net_dir = dir.path().join("net");
         let n = nodes.to_string();
-        let mut args = vec![
-            "net",
-            "up",
-            "--dir",
-            net_dir.to_str().expect("utf-8"),
-            "--nodes",
-            &n,
-            "--db-sync",
-            "normal",
-            "--web",
-        ];
+        let mut args = vec!["--nodes", &n, "--db-sync", "normal", "--web"];
         args.extend_from_slice(extra);
-        let out = fulmen(&args);
-        let summary = out.ok();
-        let url = s(&summary["web"]);
+        let net = TestNet::up(&args);
+        let url = s(&net.summary()["web"]);
         assert!(url.starts_with("http://127.0.0.1:"), "web url {url}");
-        Net { dir, url }
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.dir.path().join("net")
+        Net { net, url }
     }
 
     fn cli(&self, node: &str, args: &[&str]) -> CliOutput {
-        let dir = self.dir();
-        let mut all = vec!["--net", dir.to_str().expect("utf-8"), "--node", node];
-        all.extend_from_slice(args);
-        fulmen(&all)
+        self.net.cli(node, args)
     }
 
     /// A node's balance in its channels, msat (HTLCs excluded).
@@ -74,13 +54,6 @@ impl Net {
         v["channels_local_msat"]
             .as_u64()
             .expect("channels_local_msat")
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        let dir = self.dir();
-        let _ = fulmen(&["net", "down", "--dir", dir.to_str().unwrap_or("")]);
     }
 }
 
@@ -216,7 +189,7 @@ fn the_page_shows_the_network_and_pays_an_invoice() {
         TIMEOUT,
     );
 
-    let shot = net.dir.path().join("web.png");
+    let shot = net.net.root().join("web.png");
     b.screenshot(&shot);
     let png = std::fs::read(&shot).expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
@@ -250,8 +223,7 @@ fn readme_screenshot_of_a_five_node_network() {
         .map(|c| s(&c["channel_id"]))
         .expect("erin's channel");
     net.cli("erin", &["close", &erin_alice, "--force"]).ok();
-    let dir = net.dir();
-    fulmen(&["net", "mine", "1", "--dir", dir.to_str().expect("utf-8")]).ok();
+    fulmen(&["net", "mine", "1", "--dir", &net.net.dir_str()]).ok();
 
     let mut b = Browser::start(1280, 800);
     b.navigate(&net.url);
@@ -269,7 +241,7 @@ fn readme_screenshot_of_a_five_node_network() {
         "document.querySelectorAll('#anim path.hop-lit.ok').length > 0",
         TIMEOUT,
     );
-    let shot = net.dir.path().join("web.png");
+    let shot = net.net.root().join("web.png");
     b.screenshot(&shot);
     if let Some(dest) = std::env::var_os("FULMEN_WEB_SCREENSHOT") {
         std::fs::copy(&shot, &dest).expect("copying the screenshot");
@@ -420,6 +392,6 @@ fn keysend_open_force_close_and_breach_from_the_page() {
         s(&punished["closing"]["kind"]).starts_with("revoked_remote_commitment"),
         "{punished}"
     );
-    let shot = net.dir.path().join("web-breach.png");
+    let shot = net.net.root().join("web-breach.png");
     b.screenshot(&shot);
 }

@@ -19,74 +19,14 @@ const CLIENTS: u32 = 10;
 const PER_CLIENT: u32 = 10_000;
 const BLOCK_TXS: u64 = 2_000;
 
-fn p2wsh(b: u8) -> ScriptBuf {
-    ScriptBuf::from_bytes([&[0x00, 0x20][..], &[b; 32][..]].concat())
-}
+/// The crate's fixtures: commitment and justice transactions of realistic sizes.
+#[allow(dead_code)]
+#[path = "../src/testutil.rs"]
+mod testutil;
+use testutil::{commitment_tx, justice_tx};
 
 fn p2wpkh(b: u8) -> ScriptBuf {
     ScriptBuf::from_bytes([&[0x00, 0x14][..], &[b; 20][..]].concat())
-}
-
-/// A commitment: funding input (2-of-2 witness), to_local, to_remote, two HTLC outputs.
-fn commitment_tx(seed: u64) -> Transaction {
-    let mut funding = [0u8; 32];
-    funding[..8].copy_from_slice(&seed.to_le_bytes());
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::from_consensus(0x2000_0000 | (seed as u32 & 0xff_ffff)),
-        input: vec![TxIn {
-            previous_output: OutPoint::new(Txid::from_byte_array(funding), 0),
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence(0x8000_0000),
-            witness: Witness::from_slice(&[vec![], vec![0x30; 72], vec![0x30; 72], vec![0x52; 71]]),
-        }],
-        output: vec![
-            TxOut {
-                value: Amount::from_sat(500_000),
-                script_pubkey: p2wsh(1),
-            },
-            TxOut {
-                value: Amount::from_sat(400_000),
-                script_pubkey: p2wpkh(2),
-            },
-            TxOut {
-                value: Amount::from_sat(20_000),
-                script_pubkey: p2wsh(3),
-            },
-            TxOut {
-                value: Amount::from_sat(30_000),
-                script_pubkey: p2wsh(4),
-            },
-        ],
-    }
-}
-
-/// Justice: to_local + `htlcs` HTLC outputs, BOLT 3-sized revocation witnesses.
-fn justice_tx(commitment: &Transaction, htlcs: u32) -> Transaction {
-    let txid = commitment.compute_txid();
-    let mut input = vec![TxIn {
-        previous_output: OutPoint::new(txid, 0),
-        script_sig: ScriptBuf::new(),
-        sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-        witness: Witness::from_slice(&[vec![0x30; 72], vec![1], vec![0x63; 77]]),
-    }];
-    for i in 0..htlcs {
-        input.push(TxIn {
-            previous_output: OutPoint::new(txid, 2 + i),
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::from_slice(&[vec![0x30; 72], vec![0x02; 33], vec![0x76; 136]]),
-        });
-    }
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input,
-        output: vec![TxOut {
-            value: Amount::from_sat(540_000),
-            script_pubkey: p2wpkh(9),
-        }],
-    }
 }
 
 /// An ordinary 1-in-2-out P2WPKH payment (the filler of a block).

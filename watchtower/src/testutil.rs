@@ -1,7 +1,7 @@
-//! Fake commitment and justice transactions with realistic sizes, for tests only.
+//! Fake commitment and justice transactions with realistic sizes: the crate's tests use
+//! them (`mod testutil` is `#[cfg(test)]`), and `examples/tower_bench.rs` includes this
+//! file by path. Not part of the library.
 
-// Test-only file (its `mod` is `#[cfg(test)]`); the attribute also tells tidy so.
-#[cfg(test)]
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
 use bitcoin::transaction::Version;
@@ -81,6 +81,7 @@ pub fn node_id(n: u8) -> bitcoin::secp256k1::PublicKey {
     let mut key = [0u8; 32];
     key[31] = n.max(1);
     key[0] = 1;
+    // tidy: allow-unwrap (a fixed non-zero key below the curve order)
     let sk = bitcoin::secp256k1::SecretKey::from_slice(&key).expect("valid test key");
     bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &sk)
 }

@@ -210,6 +210,26 @@ fn build_inner(
     })
 }
 
+/// Our signature of `built`'s funding input.
+fn funding_sig(
+    secp: &Secp256k1<All>,
+    built: &Built,
+    secrets: &ChannelSecrets,
+    local_funding: &PublicKey,
+    remote_funding: &PublicKey,
+) -> Result<Signature, ChannelError> {
+    built
+        .tx
+        .sign(
+            secp,
+            &built.params,
+            local_funding,
+            remote_funding,
+            &secrets.funding_key,
+        )
+        .map_err(internal)
+}
+
 /// Our commitment `built`, fully signed: our funding signature beside the peer's
 /// `remote_sig` (what a force close broadcasts).
 pub fn signed_local(
@@ -220,16 +240,7 @@ pub fn signed_local(
     remote_funding: &PublicKey,
     remote_sig: &Signature,
 ) -> Result<bitcoin::Transaction, ChannelError> {
-    let ours = built
-        .tx
-        .sign(
-            secp,
-            &built.params,
-            local_funding,
-            remote_funding,
-            &secrets.funding_key,
-        )
-        .map_err(internal)?;
+    let ours = funding_sig(secp, built, secrets, local_funding, remote_funding)?;
     Ok(built
         .tx
         .signed_tx(local_funding, &ours, remote_funding, remote_sig))
@@ -245,16 +256,7 @@ pub fn sign_remote(
 ) -> Result<(Signature, Vec<Signature>), ChannelError> {
     let (local_funding, local_htlc_basepoint) =
         (&local_bp.funding_pubkey, &local_bp.htlc_basepoint);
-    let sig = built
-        .tx
-        .sign(
-            secp,
-            &built.params,
-            local_funding,
-            remote_funding,
-            &secrets.funding_key,
-        )
-        .map_err(internal)?;
+    let sig = funding_sig(secp, built, secrets, local_funding, remote_funding)?;
     let txs = built
         .tx
         .htlc_txs(&built.params, &built.keys, &built.htlcs)

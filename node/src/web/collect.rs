@@ -19,6 +19,7 @@ use crate::chain::api::ChainClient;
 use crate::net::network::Network;
 use crate::net::{chain_client, node_client};
 use crate::node::api::NodeClient;
+use crate::node::shell::now_secs;
 
 /// Payments a snapshot carries (the newest).
 pub const SNAPSHOT_PAYMENTS: usize = 50;
@@ -377,14 +378,6 @@ async fn poll_chain(client: &ChainClient) -> Option<ChainView> {
     })
 }
 
-/// Seconds since the UNIX epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// The polling loop: rebuilds the snapshot every round and publishes it (as JSON text) on
 /// `tx` when it differs from the last one. A round waits at least [`MIN_ROUND`] and at
 /// least as long as the round before took, so a large network is polled more slowly
@@ -394,6 +387,9 @@ pub fn unix_now() -> u64 {
 pub async fn run(dir: std::path::PathBuf, tx: watch::Sender<Arc<String>>) {
     let mut last = Snapshot::default();
     let mut clients: HashMap<String, NodeClient> = HashMap::new();
+    // Built once the network is readable: the chain daemon's datadir never changes (the
+    // client re-reads its endpoint after a restart).
+    let mut chain: Option<ChainClient> = None;
     loop {
         let started = std::time::Instant::now();
         let Ok(net) = Network::read(&dir) else {
@@ -405,7 +401,7 @@ pub async fn run(dir: std::path::PathBuf, tx: watch::Sender<Arc<String>>) {
                 .entry(n.name.clone())
                 .or_insert_with(|| node_client(n));
         }
-        let chain = chain_client(&net);
+        let chain = chain.get_or_insert_with(|| chain_client(&net));
         let node_polls = net.nodes.iter().map(|n| {
             let client = clients.get(&n.name);
             async move {
@@ -421,7 +417,7 @@ pub async fn run(dir: std::path::PathBuf, tx: watch::Sender<Arc<String>>) {
             }
         });
         let (chain_view, polls) = tokio::join!(
-            tokio::time::timeout(POLL_TIMEOUT, poll_chain(&chain)),
+            tokio::time::timeout(POLL_TIMEOUT, poll_chain(chain)),
             futures_util::future::join_all(node_polls)
         );
         let chain_view = chain_view.ok().flatten().or_else(|| {
@@ -430,12 +426,12 @@ pub async fn run(dir: std::path::PathBuf, tx: watch::Sender<Arc<String>>) {
                 ..last.chain.clone()
             })
         });
-        let mut snap = build(&net, chain_view, &polls, &last.nodes, unix_now());
+        let mut snap = build(&net, chain_view, &polls, &last.nodes, now_secs());
         snap.seq = last.seq;
         snap.updated_at = last.updated_at;
         if snap != last {
             snap.seq = last.seq + 1;
-            snap.updated_at = unix_now();
+            snap.updated_at = now_secs();
             match serde_json::to_string(&snap) {
                 Ok(text) => {
                     if tx.send(Arc::new(text)).is_err() {

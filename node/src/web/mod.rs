@@ -81,10 +81,7 @@ pub async fn run(args: WebArgs, net_opt: Option<&Path>) -> anyhow::Result<Value>
         url: format!("http://{addr}/"),
         pid: std::process::id(),
     };
-    let tmp = dir.join(format!("{WEB_FILE}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(WEB_FILE)).context("writing web.json")?;
+    crate::rpc_auth::write_private_file(&dir.join(WEB_FILE), &serde_json::to_vec_pretty(&info)?)?;
     crate::cli::print_json(&json!({ "url": info.url, "dir": dir }));
 
     let term = crate::signals::sigterm();
