@@ -1,4 +1,5 @@
-//! Fuzz target: BOLT 11 invoice parsing. Must never panic; owns nothing else.
+//! Fuzz target: BOLT 11 invoice parsing (and the unverified payment-hash read). Must never
+//! panic; owns nothing else.
 //!
 //! Two paths: (1) the input as a UTF-8 invoice string; (2) the input as
 //! `[hrp_len][hrp][data…]` re-encoded as bech32 with a *valid* checksum, so the fuzzer
@@ -6,7 +7,7 @@
 #![no_main]
 
 use bech32::{Bech32, Hrp};
-use fulmen_htlc::invoice::{parse_invoice, Invoice};
+use fulmen_htlc::invoice::{parse_invoice, payment_hash_unverified, Invoice};
 use libfuzzer_sys::fuzz_target;
 
 fn touch(inv: &Invoice) {
@@ -25,7 +26,11 @@ fn touch(inv: &Invoice) {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = core::str::from_utf8(data) {
+        // The unverified hash read (history lookups before validation) must not panic
+        // either, and must agree with a validated invoice.
+        let hash = payment_hash_unverified(s);
         if let Ok(inv) = parse_invoice(s) {
+            assert_eq!(hash.ok(), Some(inv.payment_hash()));
             touch(&inv);
         }
     }
@@ -42,7 +47,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let Ok(hrp) = Hrp::parse(hrp) else { return };
     if let Ok(s) = bech32::encode::<Bech32>(hrp, payload) {
+        let hash = payment_hash_unverified(&s);
         if let Ok(inv) = parse_invoice(&s) {
+            assert_eq!(hash.ok(), Some(inv.payment_hash()));
             touch(&inv);
         }
     }

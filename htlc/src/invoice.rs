@@ -231,6 +231,21 @@ pub fn route_hints_of_accepted(s: &str) -> Result<Vec<Vec<RouteHintHop>>, Invoic
         .collect())
 }
 
+/// The payment hash an invoice string names, read without checking its signature or any
+/// other BOLT 11 rule: only for looking up earlier payments of the same invoice before
+/// [`parse_invoice`] validates it (an invalid invoice is refused there).
+pub fn payment_hash_unverified(s: &str) -> Result<PaymentHash, InvoiceError> {
+    if s.len() > MAX_INVOICE_LEN {
+        return Err(InvoiceError::TooLong(s.len()));
+    }
+    let signed = SignedRawBolt11Invoice::from_str(s.trim())?;
+    let hash = signed
+        .raw_invoice()
+        .payment_hash()
+        .ok_or(InvoiceError::Semantic(Bolt11SemanticError::NoPaymentHash))?;
+    Ok(PaymentHash(hash.0.to_byte_array()))
+}
+
 /// One route hint of `lightning-invoice` as our hops.
 fn hint_hops(hint: &lightning_invoice::RouteHint) -> Vec<RouteHintHop> {
     hint.0

@@ -137,6 +137,12 @@ fn all_16_valid_examples_decode_to_listed_fields() {
             hints,
             "{title}"
         );
+        // The unverified read of the payment hash (for history lookups) agrees.
+        assert_eq!(
+            fulmen_htlc::invoice::payment_hash_unverified(inv.as_str()).unwrap(),
+            inv.payment_hash(),
+            "{title}"
+        );
         let bits: Vec<usize> = ex["features"]["bits"]
             .as_array()
             .unwrap()

@@ -6,7 +6,7 @@
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use fulmen_htlc::failure::FailureMessage;
-use fulmen_htlc::invoice::parse_invoice;
+use fulmen_htlc::invoice::{parse_invoice, payment_hash_unverified};
 use fulmen_htlc::onion::{
     construct_onion, decode_error_packet, peel_onion, HopPayload, OnionHop, OnionPacket,
     PaymentData, ONION_PACKET_LEN,
@@ -133,5 +133,6 @@ proptest! {
     #[test]
     fn invoice_parser_never_panics(s in "lnbc[a-z0-9]{0,200}|\\PC{0,100}") {
         let _ = parse_invoice(&s);
+        let _ = payment_hash_unverified(&s);
     }
 }

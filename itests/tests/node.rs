@@ -137,9 +137,11 @@ fn open_pay_100_and_close_balances_to_the_sat() {
 
     // Alternately a real HTLC and a dust micropayment: 50 × 2,000 sat + 50 × 1 sat.
     let mut moved_msat = 0;
+    let mut first = None;
     for i in 0..100 {
         let msat = if i % 2 == 0 { REAL_MSAT } else { DUST_MSAT };
         let inv = invoice(&net.bob, msat);
+        first.get_or_insert_with(|| inv.clone());
         let p = net.alice.ok(&["pay", &inv]);
         assert_eq!(p["status"], "succeeded", "{p}");
         assert_eq!(p["amount_msat"], msat);
@@ -153,6 +155,13 @@ fn open_pay_100_and_close_balances_to_the_sat() {
         .as_array()
         .map(|p| p.iter().filter(|p| p["status"] == "succeeded").count());
     assert_eq!(paid, Some(100));
+    // The first payment is long out of alice's memory (only in her store): paying its
+    // invoice again is still refused.
+    let again = net
+        .alice
+        .cli(&["pay", first.as_deref().unwrap_or_default()])
+        .err();
+    assert!(again.to_string().contains("already paid"), "{again}");
     let received = net.bob.ok(&["invoices"])["invoices"]
         .as_array()
         .map(|i| i.iter().filter(|i| i["status"] == "paid").count());

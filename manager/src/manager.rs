@@ -120,6 +120,8 @@ struct HandedOut {
     /// (local channel id, channel batch id) to acknowledge.
     channel_acks: Vec<(i64, u64)>,
     after: Vec<After>,
+    /// Payments this batch records as no longer open: dropped from memory once durable.
+    closed_payments: Vec<String>,
 }
 
 /// One node's brain: its channels, peers, wallet, payments, invoices and chain view.
@@ -161,7 +163,6 @@ pub struct Manager {
     pub(crate) peers: HashMap<PublicKey, PeerSlot>,
     pub(crate) next_conn: u64,
     pub(crate) payments: HashMap<String, PaymentRecord>,
-    pub(crate) payment_order: Vec<String>,
     pub(crate) payment_by_htlc: HashMap<(i64, u64), String>,
     pub(crate) invoices: HashMap<String, InvoiceRecord>,
     pub(crate) invoice_order: Vec<String>,
@@ -251,7 +252,6 @@ impl Manager {
             peers: HashMap::new(),
             next_conn: 0,
             payments: HashMap::new(),
-            payment_order: Vec::new(),
             payment_by_htlc: HashMap::new(),
             invoices: HashMap::new(),
             invoice_order: Vec::new(),
@@ -293,8 +293,9 @@ impl Manager {
         for c in &stored.channels {
             m.restore_channel(c)?;
         }
-        for p in &stored.payments {
-            m.payment_order.push(p.info.payment_hash.clone());
+        // Only open payments are kept (the node's store loads only those; the others are
+        // served from the store, see `crate::history`).
+        for p in stored.payments.iter().filter(|p| p.is_open()) {
             if p.parts.is_empty() {
                 if let (Some(c), Some(h), true) = (p.channel, p.htlc_id, p.is_pending()) {
                     m.payment_by_htlc
@@ -342,7 +343,7 @@ impl Manager {
         }
         tracing::info!(
             channels = m.channels.len(),
-            payments = m.payments.len(),
+            open_payments = m.payments.len(),
             invoices = m.invoices.len(),
             height,
             "node loaded"
@@ -455,10 +456,17 @@ impl Manager {
         }
         let id = self.next_batch_id;
         self.next_batch_id += 1;
+        let closed_payments = writes
+            .payments
+            .iter()
+            .filter(|p| !p.is_open())
+            .map(|p| p.info.payment_hash.clone())
+            .collect();
         self.handed_out = Some(HandedOut {
             id,
             channel_acks,
             after,
+            closed_payments,
         });
         Some(PersistBatch { id, writes })
     }
@@ -467,12 +475,26 @@ impl Manager {
     /// An unknown id is ignored (and logged).
     pub fn persisted(&mut self, id: u64) {
         match self.handed_out.take() {
-            Some(h) if h.id == id => self.release(h.channel_acks, h.after),
+            Some(h) if h.id == id => {
+                // The store holds their final rows now (unless one was reopened since).
+                for key in &h.closed_payments {
+                    if self.payments.get(key).is_some_and(|p| !p.is_open()) {
+                        self.payments.remove(key);
+                    }
+                }
+                self.release(h.channel_acks, h.after)
+            }
             other => {
                 tracing::error!(batch = id, "persisted() for a batch that is not out");
                 self.handed_out = other;
             }
         }
+    }
+
+    /// Payments held in memory: the open ones, and those whose outcome is not durable yet
+    /// (the others are only in the store, see [`crate::payments_view`]).
+    pub fn open_payment_count(&self) -> usize {
+        self.payments.len()
     }
 
     /// The next thing the shell must do.

@@ -681,22 +681,6 @@ impl Manager {
     }
 }
 
-/// What `listpayments` shows of a payment: its info with the route of the part that
-/// succeeded (else of the last part tried) and where that part failed.
-pub(crate) fn payment_view(rec: &PaymentRecord) -> PaymentInfo {
-    let mut info = rec.info.clone();
-    let shown = rec
-        .parts
-        .iter()
-        .find(|p| p.status == PaymentStatus::Succeeded)
-        .or_else(|| rec.parts.last());
-    if let Some(part) = shown {
-        info.route = part.hops.iter().map(|h| h.node_id.clone()).collect();
-        info.failed_at = part.failed_at;
-    }
-    info
-}
-
 /// Fees of the parts not failed, msat.
 fn live_fees(rec: &PaymentRecord) -> u64 {
     rec.parts

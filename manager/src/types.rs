@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::api::{
     AddressResult, BalanceDetailResult, BalanceResult, ChannelsResult, CloseResult,
     DevBroadcastResult, FeesResult, ForwardsResult, GraphResult, InvoiceInfo, InvoicesResult,
-    NodeInfo, OpenResult, PaymentInfo, PaymentStatus, PaymentsResult, PeerInfo, PeersResult,
-    RouteResult, TowerInfoResult, TowerStatus,
+    NodeInfo, OpenResult, PaymentInfo, PaymentStatus, PeerInfo, PeersResult, RouteResult,
+    TowerInfoResult, TowerStatus,
 };
 use crate::forward::{ChannelPolicy, ForwardRecord};
 use fulmen_watchtower::{Backup, Hint, TowerRecord};
@@ -64,7 +64,9 @@ pub enum Command {
     ListInvoices,
     /// `pay`: answered with the pending payment once its HTLC is durable; the outcome
     /// arrives later as [`NodeEvent::PaymentCompleted`]. Default limits (see
-    /// [`Command::PayWithLimits`]).
+    /// [`Command::PayWithLimits`]). The shell looks up [`crate::pay_command_hash`] in its
+    /// store first and refuses with [`crate::refuse_repeat`] (the manager keeps only open
+    /// payments in memory; `listpayments` is the store's, see [`crate::payments_view`]).
     Pay {
         /// The BOLT 11 string.
         invoice: String,
@@ -87,11 +89,6 @@ pub enum Command {
         amount_msat: u64,
         /// Fee limit, msat.
         max_fee_msat: Option<u64>,
-    },
-    /// `listpayments`: every payment, or only the `last` N, oldest first.
-    ListPayments {
-        /// Only the newest N payments.
-        last: Option<usize>,
     },
     /// `closechannel` (cooperative): answered once the closing transaction is broadcast.
     Close {
@@ -180,8 +177,6 @@ pub enum Response {
     Invoices(InvoicesResult),
     /// `pay`: the payment as it starts (pending).
     PaymentStarted(PaymentInfo),
-    /// `listpayments`.
-    Payments(PaymentsResult),
     /// `closechannel`.
     Closed(CloseResult),
     /// `balance --detail`.

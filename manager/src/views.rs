@@ -10,7 +10,7 @@ use fulmen_channel::machine::Phase;
 
 use crate::api::{
     AddressResult, BalanceResult, ChannelInfo, ChannelsResult, InvoicesResult, NodeInfo,
-    OnchainBalance, PaymentsResult, PeerInfo, PeersResult,
+    OnchainBalance, PeerInfo, PeersResult,
 };
 use crate::manager::{ChannelEntry, Manager};
 use crate::types::{Command, RequestId, Response};
@@ -74,17 +74,6 @@ impl Manager {
                 amount_msat,
                 max_fee_msat,
             } => self.keysend(request, node_id, amount_msat, max_fee_msat),
-            Command::ListPayments { last } => {
-                let skip = last.map_or(0, |n| self.payment_order.len().saturating_sub(n));
-                let payments = self
-                    .payment_order
-                    .iter()
-                    .skip(skip)
-                    .filter_map(|k| self.payments.get(k))
-                    .map(crate::send::payment_view)
-                    .collect();
-                self.reply(request, Ok(Response::Payments(PaymentsResult { payments })));
-            }
             Command::Close { channel_id } => self.close(request, channel_id),
             Command::ForceClose { channel_id } => self.force_close(request, channel_id),
             Command::BalanceDetail => {

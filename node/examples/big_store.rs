@@ -136,9 +136,9 @@ async fn channels(dir: PathBuf, n: u64, sats: u64) -> anyhow::Result<()> {
 async fn payments(datadir: PathBuf, n: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     let store = NodeStore::open(&datadir, DbSync::Normal).await?;
-    let loaded = store.load().await?;
-    let template: PaymentRecord = loaded
-        .payments
+    let template: PaymentRecord = store
+        .payments(Some(100))
+        .await?
         .iter()
         .rev()
         .filter_map(|j| serde_json::from_str::<PaymentRecord>(j).ok())
@@ -158,6 +158,7 @@ async fn payments(datadir: PathBuf, n: u64) -> anyhow::Result<()> {
             batch.payments.push((
                 p.info.payment_hash.clone(),
                 serde_json::to_string(&p).context("encoding a payment")?,
+                p.is_open(),
             ));
         }
         store.write(&batch).await?;

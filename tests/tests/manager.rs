@@ -100,9 +100,7 @@ fn pay_moves_the_exact_amount_and_records_both_rows() {
         panic!()
     };
     assert!(inv.invoices.iter().all(|i| i.status == InvoiceStatus::Paid));
-    let Ok(Response::Payments(ps)) = net.call(A, Command::ListPayments { last: None }) else {
-        panic!()
-    };
+    let ps = net.list_payments(A, None);
     assert_eq!(ps.payments.len(), 3);
     assert!(ps
         .payments
@@ -203,15 +201,15 @@ fn restart_changes_no_view() {
     net.pay_ok(A, &inv.bolt11);
     net.invoice(B, 5_000, "unpaid");
     let views = |net: &mut Network, k: usize| {
-        [
+        let answers = [
             Command::ListChannels,
             Command::ListInvoices,
-            Command::ListPayments { last: None },
             Command::Balance,
         ]
         .into_iter()
         .map(|c| net.call(k, c))
-        .collect::<Vec<_>>()
+        .collect::<Vec<_>>();
+        (answers, net.list_payments(k, None))
     };
     for k in [A, B] {
         let before = views(&mut net, k);
@@ -219,6 +217,37 @@ fn restart_changes_no_view() {
         net.run_until_quiet();
         assert_eq!(views(&mut net, k), before, "{} changed", net.nodes[k].name);
     }
+}
+
+/// A payment leaves the manager's memory once its outcome is durable (the store serves it
+/// from then on), and paying the same invoice again is refused before and after a restart.
+#[test]
+fn settled_payments_live_in_the_store_and_are_not_paid_twice() {
+    let mut net = pair(7);
+    let id = net.open_channel(A, B, 1_000_000, 0);
+    let inv = net.invoice(B, 4_000_000, "once");
+    net.pay_ok(A, &inv.bolt11);
+    assert_eq!(net.nodes[A].m.open_payment_count(), 0);
+    let again = |net: &mut Network| {
+        let cmd = Command::Pay {
+            invoice: inv.bolt11.clone(),
+        };
+        refused(net.call(A, cmd))
+    };
+    let e = again(&mut net);
+    assert!(e.message.contains("already paid"), "{e}");
+    net.restart(A, false);
+    net.run_until_quiet();
+    let e = again(&mut net);
+    assert!(e.message.contains("already paid"), "{e}");
+    let listed = net.list_payments(A, None);
+    assert_eq!(listed.payments.len(), 1);
+    assert_eq!(listed.payments[0].status, PaymentStatus::Succeeded);
+    // Only the channel's balance moved once.
+    assert_eq!(
+        net.channel_balances(A, &id),
+        (1_000_000_000 - 4_000_000, 4_000_000)
+    );
 }
 
 #[test]

@@ -77,23 +77,13 @@ fn a_five_node_line_pays_with_every_fee_exact_to_the_msat() {
         assert_eq!(ours, 1_000_000_000 - moved[k], "channel {k}");
     }
     // `listpayments {last: 0}` is empty; `last: 5` of one payment is that payment.
-    match net.call(0, Command::ListPayments { last: Some(0) }) {
-        Ok(Response::Payments(list)) => assert!(list.payments.is_empty()),
-        other => panic!("payments: {other:?}"),
-    }
-    match net.call(0, Command::ListPayments { last: Some(5) }) {
-        Ok(Response::Payments(list)) => assert_eq!(list.payments.len(), 1),
-        other => panic!("payments: {other:?}"),
-    }
+    assert!(net.list_payments(0, Some(0)).payments.is_empty());
+    assert_eq!(net.list_payments(0, Some(5)).payments.len(), 1);
     // `listpayments` shows the route it took, and no failure.
-    match net.call(0, Command::ListPayments { last: None }) {
-        Ok(Response::Payments(list)) => {
-            let route: Vec<String> = (1..5).map(|k| net.nodes[k].id.to_string()).collect();
-            assert_eq!(list.payments[0].route, route);
-            assert_eq!(list.payments[0].failed_at, None);
-        }
-        other => panic!("payments: {other:?}"),
-    }
+    let list = net.list_payments(0, None);
+    let route: Vec<String> = (1..5).map(|k| net.nodes[k].id.to_string()).collect();
+    assert_eq!(list.payments[0].route, route);
+    assert_eq!(list.payments[0].failed_at, None);
     // Each forwarder earned its fee.
     for (k, earned) in [(1, at_b - at_c), (2, at_c - at_d), (3, at_d - amount)] {
         match net.call(k, Command::ListForwards) {
@@ -122,15 +112,11 @@ fn a_failure_at_hop_k_is_attributed_to_hop_k() {
     // c's link to d is down: its channel is disabled.
     assert!(why.contains("ChannelDisabled"), "{why}");
     // `listpayments` shows the route tried (b, c, d, e) and c (index 1) as where it failed.
-    match net.call(0, Command::ListPayments { last: None }) {
-        Ok(Response::Payments(list)) => {
-            let p = list.payments.last().expect("the payment");
-            let route: Vec<String> = (1..5).map(|k| net.nodes[k].id.to_string()).collect();
-            assert_eq!(p.route, route);
-            assert_eq!(p.failed_at, Some(1));
-        }
-        other => panic!("payments: {other:?}"),
-    }
+    let list = net.list_payments(0, None);
+    let p = list.payments.last().expect("the payment");
+    let route: Vec<String> = (1..5).map(|k| net.nodes[k].id.to_string()).collect();
+    assert_eq!(p.route, route);
+    assert_eq!(p.failed_at, Some(1));
 }
 
 #[test]

@@ -251,11 +251,7 @@ impl Run {
             assert_eq!(i.received_msat, p.map(|p| p.amount_msat));
         }
         for payer in [ALICE, CAROL] {
-            let Ok(Response::Payments(ps)) =
-                self.net.call(payer, Command::ListPayments { last: None })
-            else {
-                panic!("listpayments")
-            };
+            let ps = self.net.list_payments(payer, None);
             for p in self.payments.iter().filter(|p| p.payer == payer) {
                 let row = ps.payments.iter().find(|q| q.payment_hash == p.hash);
                 assert_eq!(row.map(|q| q.status), Some(PaymentStatus::Succeeded));

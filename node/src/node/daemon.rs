@@ -168,7 +168,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         node.handle_input(match step {
             ChainStep::Disconnect(fork) => Input::Reorg(fork),
             ChainStep::Connect(h, b) => Input::Block(h, b),
-        });
+        })
+        .await;
     }
     node.m.rebroadcast();
     node.flush().await?;
@@ -181,6 +182,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             inputs: inputs.clone(),
             identity: identity.clone(),
             peer_config: peer_config.clone(),
+            store: node.store.clone(),
         })?,
     )
     .await?;
@@ -210,12 +212,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // side effects.
     while !node.stopping {
         let Some(first) = rx.recv().await else { break };
-        node.handle_input(first);
+        node.handle_input(first).await;
         let mut n = 1;
         while n < 1024 {
             match rx.try_recv() {
                 Ok(i) => {
-                    node.handle_input(i);
+                    node.handle_input(i).await;
                     n += 1;
                 }
                 Err(_) => break,

@@ -15,7 +15,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::Block;
 use fulmen_manager::api::{PaymentInfo, PaymentStatus};
 use fulmen_manager::{
-    CmdError, Command, Manager, NodeEvent, Output, PeerAccept, RequestId, Response,
+    CmdError, Command, Manager, NodeEvent, Output, PaymentRecord, PeerAccept, RequestId, Response,
 };
 use fulmen_wire::transport::NoiseIdentity;
 use fulmen_wire::Message;
@@ -229,7 +229,7 @@ impl Shell {
     }
 
     /// Applies one input to the manager.
-    pub fn handle_input(&mut self, input: Input) {
+    pub async fn handle_input(&mut self, input: Input) {
         let now = now_secs();
         match input {
             Input::Rpc {
@@ -237,6 +237,10 @@ impl Shell {
                 reply,
                 outcome,
             } => {
+                if let Err(e) = self.check_repeat_payment(&cmd).await {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
                 let id = self.request_id(Some(reply));
                 if let Some(o) = outcome {
                     self.pay_requests.insert(id, o);
@@ -285,6 +289,28 @@ impl Shell {
             Input::UtxoAnswer(scid, answer) => self.m.handle_utxo_answer(now, scid, answer),
             Input::Stop => self.stopping = true,
         }
+    }
+
+    /// A `pay` of an invoice the store has as paid (or in flight) is refused here: the
+    /// manager keeps only open payments, and earlier turns' writes are durable by now (this
+    /// runs in the node task, between flushes), so the store plus the manager's memory is
+    /// the whole history.
+    async fn check_repeat_payment(&self, cmd: &Command) -> Result<(), CmdError> {
+        let Some(hash) = fulmen_manager::pay_command_hash(cmd) else {
+            return Ok(());
+        };
+        let row = self
+            .store
+            .payment(&hash)
+            .await
+            .map_err(|e| CmdError::failed(format!("{e:#}")))?;
+        let earlier = match row {
+            Some(json) => serde_json::from_str::<PaymentRecord>(&json)
+                .map(|p| Some(p.info.status))
+                .map_err(|e| CmdError::failed(format!("decoding a stored payment: {e}")))?,
+            None => None,
+        };
+        fulmen_manager::refuse_repeat(earlier)
     }
 
     fn on_connected(

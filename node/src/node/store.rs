@@ -5,7 +5,9 @@
 //!
 //! Owns: opening `DIR/node.sqlite` (WAL, `synchronous=FULL`, exclusive locking so two
 //! daemons cannot share a data directory), the checked-in migrations in
-//! `node/migrations/node/`, loading everything at start, and applying a [`WriteBatch`]
+//! `node/migrations/node/`, loading everything at start (of the payments, only the open
+//! ones: the others are read on demand for `listpayments` and the repeat-payment check),
+//! and applying a [`WriteBatch`]
 //! atomically and durably in one transaction. Must never: interpret what it stores (records
 //! and change sets are opaque bytes), or rewrite history (records are append-only).
 
@@ -54,8 +56,9 @@ pub struct WriteBatch {
     pub commitment_txs: Vec<(i64, Vec<u8>)>,
     /// Heights at which a channel's funding was spent: (local channel id, height).
     pub closing_heights: Vec<(i64, u32)>,
-    /// Payment upserts: (payment hash hex, JSON).
-    pub payments: Vec<(String, String)>,
+    /// Payment upserts: (payment hash hex, JSON, still open — see
+    /// [`PaymentRecord::is_open`]).
+    pub payments: Vec<(String, String, bool)>,
     /// Invoice upserts: (payment hash hex, JSON).
     pub invoices: Vec<(String, String)>,
     /// Peer upserts: (node id hex, address).
@@ -124,7 +127,10 @@ impl WriteBatch {
             payments: w
                 .payments
                 .iter()
-                .map(|p| Ok((p.info.payment_hash.clone(), serde_json::to_string(p)?)))
+                .map(|p| {
+                    let json = serde_json::to_string(p)?;
+                    Ok((p.info.payment_hash.clone(), json, p.is_open()))
+                })
                 .collect::<Result<_, serde_json::Error>>()
                 .context("serializing a payment")?,
             invoices: w
@@ -209,7 +215,8 @@ pub struct Loaded {
     pub wallet: Vec<Vec<u8>>,
     /// Channels by id.
     pub channels: Vec<StoredChannelRow>,
-    /// Payments (JSON), oldest first.
+    /// Open payments (JSON), oldest first: the others stay in the store (read with
+    /// [`NodeStore::payments`] and [`NodeStore::payment`]).
     pub payments: Vec<String>,
     /// Invoices (JSON), oldest first.
     pub invoices: Vec<String>,
@@ -432,7 +439,7 @@ impl NodeStore {
                 c.monitor_records.push(data);
             }
         }
-        for r in sqlx::query("SELECT data FROM payments ORDER BY seq")
+        for r in sqlx::query("SELECT data FROM payments WHERE is_open = 1 ORDER BY seq")
             .fetch_all(&self.pool)
             .await
             .context("loading payments")?
@@ -497,6 +504,42 @@ impl NodeStore {
                 .push((r.try_get("node_id")?, r.try_get("address")?));
         }
         Ok(out)
+    }
+
+    /// Payments (JSON), oldest first: every one, or only the newest `last`.
+    pub async fn payments(&self, last: Option<usize>) -> anyhow::Result<Vec<String>> {
+        let rows = match last {
+            None => {
+                sqlx::query("SELECT data FROM payments ORDER BY seq")
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Some(n) => {
+                sqlx::query(
+                    "SELECT data FROM (SELECT seq, data FROM payments ORDER BY seq DESC \
+                     LIMIT ?) ORDER BY seq",
+                )
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .context("reading payments")?;
+        rows.iter()
+            .map(|r| r.try_get("data").context("decoding a payment row"))
+            .collect()
+    }
+
+    /// The payment (JSON) with this payment hash (hex), if any.
+    pub async fn payment(&self, hash: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query("SELECT data FROM payments WHERE payment_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a payment")?;
+        row.map(|r| r.try_get("data"))
+            .transpose()
+            .context("decoding a payment row")
     }
 
     /// Writes `batch` in one transaction; durable when this returns `Ok`.
@@ -568,19 +611,29 @@ impl NodeStore {
                 .await
                 .context("storing closing height")?;
         }
-        for (table, rows) in [("payments", &batch.payments), ("invoices", &batch.invoices)] {
-            for (hash, json) in rows {
-                let sql = format!(
-                    "INSERT INTO {table} (payment_hash, data) VALUES (?1, ?2) \
-                     ON CONFLICT (payment_hash) DO UPDATE SET data = excluded.data"
-                );
-                sqlx::query(&sql)
-                    .bind(hash)
-                    .bind(json)
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("storing {table} row"))?;
-            }
+        for (hash, json, open) in &batch.payments {
+            sqlx::query(
+                "INSERT INTO payments (payment_hash, data, is_open) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (payment_hash) DO UPDATE SET data = excluded.data, \
+                 is_open = excluded.is_open",
+            )
+            .bind(hash)
+            .bind(json)
+            .bind(open)
+            .execute(&mut *tx)
+            .await
+            .context("storing payment")?;
+        }
+        for (hash, json) in &batch.invoices {
+            sqlx::query(
+                "INSERT INTO invoices (payment_hash, data) VALUES (?1, ?2) \
+                 ON CONFLICT (payment_hash) DO UPDATE SET data = excluded.data",
+            )
+            .bind(hash)
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .context("storing invoice")?;
         }
         for (id, addr) in &batch.peers {
             sqlx::query(
@@ -701,7 +754,10 @@ mod tests {
             wallet: vec![b"w1".to_vec()],
             new_channels: vec![(1, "02aa".into())],
             records: vec![(1, b"r1".to_vec()), (1, b"r2".to_vec())],
-            payments: vec![("h1".into(), "{\"a\":1}".into())],
+            payments: vec![
+                ("h1".into(), "{\"a\":1}".into(), true),
+                ("h0".into(), "{\"done\":0}".into(), false),
+            ],
             invoices: vec![("h2".into(), "{}".into())],
             peers: vec![("02aa".into(), Some("127.0.0.1:1".into()))],
             ..Default::default()
@@ -713,7 +769,7 @@ mod tests {
             monitor_records: vec![(1, b"m1".to_vec())],
             funding_txs: vec![(1, b"tx".to_vec())],
             closing_heights: vec![(1, 321)],
-            payments: vec![("h1".into(), "{\"a\":2}".into())],
+            payments: vec![("h1".into(), "{\"a\":2}".into(), true)],
             peers: vec![("02aa".into(), None)],
             forwards: vec![((1, 0), "{\"f\":1}".into()), ((1, 0), "{\"f\":2}".into())],
             policies: vec![(1, "{}".into())],
@@ -730,7 +786,21 @@ mod tests {
         assert_eq!(l.channels[0].monitor_records, vec![b"m1".to_vec()]);
         assert_eq!(l.channels[0].funding_tx.as_deref(), Some(&b"tx"[..]));
         assert_eq!(l.channels[0].closing_height, Some(321));
+        // Only open payments load; every one is listed, newest last.
         assert_eq!(l.payments, vec!["{\"a\":2}".to_string()]);
+        assert_eq!(
+            store.payments(None).await.unwrap(),
+            vec!["{\"a\":2}".to_string(), "{\"done\":0}".to_string()]
+        );
+        assert_eq!(
+            store.payments(Some(1)).await.unwrap(),
+            vec!["{\"done\":0}".to_string()]
+        );
+        assert_eq!(
+            store.payment("h0").await.unwrap().as_deref(),
+            Some("{\"done\":0}")
+        );
+        assert_eq!(store.payment("h9").await.unwrap(), None);
         assert_eq!(l.forwards, vec!["{\"f\":2}".to_string()]);
         assert_eq!(l.policies, vec![(1, "{}".to_string())]);
         assert_eq!(l.peers, vec![("02aa".into(), Some("127.0.0.1:1".into()))]);
@@ -769,6 +839,55 @@ mod tests {
         assert_eq!(l.tower_records, vec![b"t1".to_vec(), b"t2".to_vec()]);
         assert_eq!(l.towers, vec![(t.clone(), "127.0.0.1:2".into(), 1, 0)]);
         assert_eq!(l.tower_queue, vec![(t, b"b2".to_vec())]);
+    }
+
+    /// Migration 0007 flags the payments a store already held: open while pending or while
+    /// one of their parts is.
+    #[tokio::test]
+    async fn the_open_flag_of_earlier_payments_comes_from_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let pool = crate::sqlite::open_pool(&path, SqliteSynchronous::Full)
+            .await
+            .unwrap();
+        let all = sqlx::migrate!("./migrations/node");
+        let mut before = sqlx::migrate!("./migrations/node");
+        before.migrations = all
+            .migrations
+            .iter()
+            .filter(|m| m.version < 7)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.unwrap();
+        let rows = [
+            ("a", r#"{"info":{"status":"pending"}}"#),
+            (
+                "b",
+                r#"{"info":{"status":"succeeded"},"parts":[{"status":"succeeded"}]}"#,
+            ),
+            ("c", r#"{"info":{"status":"failed"}}"#),
+            (
+                "d",
+                r#"{"info":{"status":"succeeded"},"parts":[{"status":"succeeded"},{"status":"pending"}]}"#,
+            ),
+        ];
+        for (hash, data) in rows {
+            sqlx::query("INSERT INTO payments (payment_hash, data) VALUES (?, ?)")
+                .bind(hash)
+                .bind(data)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+        let l = store.load().await.unwrap();
+        assert_eq!(
+            l.payments,
+            vec![rows[0].1.to_string(), rows[3].1.to_string()]
+        );
+        assert_eq!(store.payments(None).await.unwrap().len(), 4);
     }
 
     #[tokio::test]

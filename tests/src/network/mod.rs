@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use fulmen_chain::{Chain, ChainParams};
 use fulmen_channel::machine::{Channel, ChannelConfig, Phase, SeedKeySource};
+use fulmen_manager::api::PaymentsResult;
 use fulmen_manager::{
     CmdError, Command, Manager, ManagerConfig, NodeEvent, NodeSecrets, Output, PeerAccept,
     RequestId, Response, Stored, Writes,
@@ -620,6 +621,21 @@ impl Network {
         self.next_request += 1;
         let d = format!("{} {r} {cmd:?}", self.nodes[k].name);
         self.note("command", d.as_bytes());
+        // As the node's shell does: a `pay` of a hash the durable store has as paid or in
+        // flight is refused before the manager sees it (it keeps only open payments).
+        if let Some(hash) = fulmen_manager::pay_command_hash(&cmd) {
+            let earlier = self.nodes[k]
+                .store
+                .durable()
+                .payments
+                .iter()
+                .find(|p| p.info.payment_hash == hash)
+                .map(|p| p.info.status);
+            if let Err(e) = fulmen_manager::refuse_repeat(earlier) {
+                self.nodes[k].replies.insert(r, Err(e));
+                return r;
+            }
+        }
         let now = self.clock.now();
         self.nodes[k].m.handle_command(now, r, cmd);
         self.queue(Work::Turn(k));
@@ -630,6 +646,14 @@ impl Network {
     /// The reply to request `r` of node `k`, if it arrived (taken).
     pub fn take_reply(&mut self, k: usize, r: RequestId) -> Option<Result<Response, CmdError>> {
         self.nodes[k].replies.remove(&r)
+    }
+
+    /// `listpayments` of node `k`, as its shell answers it: from the durable store (every
+    /// payment, or the newest `last`, oldest first).
+    pub fn list_payments(&self, k: usize, last: Option<usize>) -> PaymentsResult {
+        let all = &self.nodes[k].store.durable().payments;
+        let skip = last.map_or(0, |n| all.len().saturating_sub(n));
+        fulmen_manager::payments_view(all.iter().skip(skip))
     }
 
     /// A command, run until quiet, and its reply (which must have arrived).

@@ -1,0 +1,156 @@
+//! Payment history: which payments the manager keeps in memory and what a shell serves from
+//! its store.
+//!
+//! A payment is *open* while its outcome or any of its HTLCs is unresolved; the manager needs
+//! those (to settle, retry, or claim on chain) and keeps them. A payment that is no longer
+//! open is kept only until the batch that recorded its outcome is durable; from then on the
+//! store is its only home, so a node with a million payments on record starts and runs in
+//! the memory of the payments it has in flight. The shell therefore answers `listpayments`
+//! from its store ([`payments_view`]), and before handing the manager a `pay` it looks up
+//! the invoice's payment hash there ([`pay_command_hash`], [`refuse_repeat`]).
+//!
+//! Owns: the rule for what is open, the view of stored payments, the repeat-payment rule.
+//! Must never: read a store itself (the shells do), or let a shell forget a payment before
+//! its last record is durable.
+
+use fulmen_htlc::invoice::payment_hash_unverified;
+
+use crate::api::{PaymentInfo, PaymentStatus, PaymentsResult};
+use crate::types::{CmdError, Command, PaymentRecord};
+
+impl PaymentRecord {
+    /// True while the manager must keep the payment in memory: its outcome is unknown, or
+    /// one of its HTLCs is still unresolved (a part of a payment that already succeeded or
+    /// failed). The store keeps this as a flag, and loads only open payments at start.
+    pub fn is_open(&self) -> bool {
+        if self.is_pending() {
+            return true;
+        }
+        self.parts
+            .iter()
+            .any(|p| p.status == PaymentStatus::Pending)
+    }
+}
+
+/// What `listpayments` shows of a payment: its info with the route of the part that
+/// succeeded (else of the last part tried) and where that part failed.
+pub fn payment_view(rec: &PaymentRecord) -> PaymentInfo {
+    let mut info = rec.info.clone();
+    let shown = rec
+        .parts
+        .iter()
+        .find(|p| p.status == PaymentStatus::Succeeded)
+        .or_else(|| rec.parts.last());
+    if let Some(part) = shown {
+        info.route = part.hops.iter().map(|h| h.node_id.clone()).collect();
+        info.failed_at = part.failed_at;
+    }
+    info
+}
+
+/// The `listpayments` answer for stored payments given oldest first.
+pub fn payments_view<'a>(records: impl IntoIterator<Item = &'a PaymentRecord>) -> PaymentsResult {
+    PaymentsResult {
+        payments: records.into_iter().map(payment_view).collect(),
+    }
+}
+
+/// The payment hash (hex) a `pay` command is for, which the shell must look up in its store
+/// before handing the command over (`None` for every other command, and for an invoice that
+/// does not even decode: the manager refuses it with the reason).
+pub fn pay_command_hash(cmd: &Command) -> Option<String> {
+    match cmd {
+        Command::Pay { invoice } | Command::PayWithLimits { invoice, .. } => {
+            payment_hash_unverified(invoice)
+                .ok()
+                .map(|h| hex::encode(h.0))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a payment of a hash that has this earlier payment on record may start: an
+/// invoice is paid once; one in flight is not paid again; a failed one may be retried.
+pub fn refuse_repeat(earlier: Option<PaymentStatus>) -> Result<(), CmdError> {
+    match earlier {
+        Some(PaymentStatus::Succeeded) => Err(CmdError::failed("this invoice is already paid")),
+        Some(PaymentStatus::Pending) => {
+            Err(CmdError::failed("a payment of this invoice is in flight"))
+        }
+        Some(PaymentStatus::Failed) | None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::send::PartRecord;
+
+    fn record(status: PaymentStatus, parts: &[PaymentStatus]) -> PaymentRecord {
+        let info = PaymentInfo {
+            payment_hash: "00".repeat(32),
+            destination: String::new(),
+            amount_msat: 1,
+            fee_msat: 0,
+            status,
+            preimage: None,
+            failure: None,
+            channel_id: None,
+            created_at: 0,
+            completed_at: None,
+            attempts: 0,
+            route: Vec::new(),
+            failed_at: None,
+        };
+        PaymentRecord {
+            info,
+            channel: None,
+            htlc_id: None,
+            shared_secrets: Vec::new(),
+            parts: parts
+                .iter()
+                .enumerate()
+                .map(|(i, s)| PartRecord {
+                    channel: 1,
+                    htlc_id: i as u64,
+                    amount_msat: 1,
+                    fee_msat: 0,
+                    hops: Vec::new(),
+                    shared_secrets: Vec::new(),
+                    status: *s,
+                    failed_at: None,
+                })
+                .collect(),
+            plan: None,
+        }
+    }
+
+    #[test]
+    fn a_payment_is_open_until_its_outcome_and_every_part_are_resolved() {
+        use PaymentStatus::*;
+        assert!(record(Pending, &[]).is_open());
+        assert!(record(Pending, &[Failed]).is_open());
+        assert!(record(Succeeded, &[Succeeded, Pending]).is_open());
+        assert!(!record(Succeeded, &[Failed, Succeeded]).is_open());
+        assert!(!record(Failed, &[Failed, Failed]).is_open());
+        assert!(!record(Failed, &[]).is_open());
+    }
+
+    #[test]
+    fn only_a_failed_payment_may_be_repeated() {
+        assert!(refuse_repeat(None).is_ok());
+        assert!(refuse_repeat(Some(PaymentStatus::Failed)).is_ok());
+        let paid = refuse_repeat(Some(PaymentStatus::Succeeded)).unwrap_err();
+        assert!(paid.message.contains("already paid"), "{}", paid.message);
+        assert!(refuse_repeat(Some(PaymentStatus::Pending)).is_err());
+    }
+
+    #[test]
+    fn only_pay_commands_name_a_hash_to_look_up() {
+        assert_eq!(pay_command_hash(&Command::ListInvoices), None);
+        let garbage = Command::Pay {
+            invoice: "lnbcrt1garbage".into(),
+        };
+        assert_eq!(pay_command_hash(&garbage), None);
+    }
+}
