@@ -8,6 +8,18 @@
 use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{PublicKey, Scalar, Secp256k1, SecretKey, Signing, Verification};
 
+std::thread_local! {
+    /// One randomized context per thread, cloned for each channel and monitor.
+    static CONTEXT: Secp256k1<bitcoin::secp256k1::All> = Secp256k1::new();
+}
+
+/// A signing and verification context for a channel or monitor: a copy of this thread's
+/// randomized one (a fresh `Secp256k1::new()` re-randomizes, a scalar multiplication;
+/// restoring a thousand channels and their monitors made two thousand of them).
+pub fn context() -> Secp256k1<bitcoin::secp256k1::All> {
+    CONTEXT.with(Clone::clone)
+}
+
 /// Errors of key derivation (each has probability ~2^-128 with honest inputs).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {

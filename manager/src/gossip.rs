@@ -23,7 +23,9 @@ use fulmen_routing::gossip::own::{
     sign_node_announcement,
 };
 use fulmen_routing::graph::direction_between;
-use fulmen_routing::{DirectedPolicy, GraphChange, Handled, UtxoLookup, UtxoResult};
+use fulmen_routing::{
+    ChannelDirection, DirectedPolicy, GraphChange, Handled, UtxoLookup, UtxoResult,
+};
 use fulmen_wire::msgs::{AnnouncementSignatures, GossipTimestampFilter};
 use fulmen_wire::{Message, ShortChannelId};
 
@@ -94,7 +96,23 @@ pub(crate) struct GossipState {
     pub node_announced: Option<u32>,
     /// Timestamp of our last `channel_update` per channel.
     pub updated: HashMap<i64, u32>,
+    /// Peers whose gossip we asked for in this run, with when the connection we asked over
+    /// ended (`None` while it is up): see [`Manager::gossip_connected`].
+    pub synced: HashMap<PublicKey, Option<u64>>,
+    /// Each connected peer's `gossip_timestamp_filter` (first timestamp, range): what we
+    /// relay to it (BOLT 7: only gossip inside the window).
+    pub filters: HashMap<PublicKey, (u32, u32)>,
+    /// Accepted channel announcements not relayed yet because their channel has no update:
+    /// each goes out with its first relayed update (filtered by that update's timestamp).
+    pub held: std::collections::HashSet<ShortChannelId>,
 }
+
+/// Peers a node asks for their whole gossip in one run (a restarted node's graph is empty):
+/// the others are asked only for what is new.
+pub(crate) const FULL_SYNC_PEERS: usize = 3;
+/// How far back before a lost connection (or before now) a peer's gossip is asked for
+/// again: a message created before that moment may have reached the peer after it.
+pub(crate) const RESYNC_MARGIN_SECS: u64 = 600;
 
 impl Manager {
     fn now32(&self) -> u32 {
@@ -107,6 +125,10 @@ impl Manager {
         match msg {
             Message::GossipTimestampFilter(f) => {
                 let Some(peer) = from else { return };
+                if f.chain_hash == chain_hash() {
+                    let window = (f.first_timestamp, f.timestamp_range);
+                    self.gossip_state.filters.insert(peer, window);
+                }
                 match self.gossip.handle_timestamp_filter(f) {
                     Ok(msgs) => {
                         for m in msgs {
@@ -182,17 +204,92 @@ impl Manager {
         }
     }
 
+    /// The connection to `peer` ended: from the next one, ask only for what is newer.
+    pub(crate) fn gossip_disconnected(&mut self, peer: PublicKey) {
+        if let Some(lost_at) = self.gossip_state.synced.get_mut(&peer) {
+            *lost_at = Some(self.now);
+        }
+        self.gossip_state.filters.remove(&peer);
+    }
+
+    /// What to relay of the messages the store accepted: a channel announcement waits for
+    /// its channel's first update (BOLT 7: an announcement is relayed with an update, and
+    /// its timestamp is its updates'), so a peer that asked only for new gossip is not sent
+    /// old channels a restarted node is re-learning.
+    fn relay_batch(&mut self) -> Vec<Message> {
+        let mut out = Vec::new();
+        for m in self.gossip.take_broadcast_batch() {
+            match &m {
+                Message::ChannelAnnouncement(a) if self.relay_timestamp(&m).is_none() => {
+                    let scid = ShortChannelId::from_u64(a.short_channel_id);
+                    self.gossip_state.held.insert(scid);
+                    continue;
+                }
+                Message::ChannelUpdate(u) => {
+                    let scid = ShortChannelId::from_u64(u.short_channel_id);
+                    if self.gossip_state.held.remove(&scid) {
+                        if let Some(a) = self.gossip.channel_announcement(scid) {
+                            out.push(Message::ChannelAnnouncement(a.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            out.push(m);
+        }
+        out
+    }
+
+    /// The timestamp a relayed message is filtered by: its own, or for a channel
+    /// announcement the newest of its channel's updates (`None`: no update yet).
+    fn relay_timestamp(&self, m: &Message) -> Option<u32> {
+        match m {
+            Message::ChannelUpdate(u) => Some(u.timestamp),
+            Message::NodeAnnouncement(a) => Some(a.timestamp),
+            Message::ChannelAnnouncement(a) => {
+                let scid = ShortChannelId::from_u64(a.short_channel_id);
+                [ChannelDirection::FromNode1, ChannelDirection::FromNode2]
+                    .into_iter()
+                    .filter_map(|d| self.gossip.channel_update(scid, d))
+                    .map(|u| u.timestamp)
+                    .max()
+            }
+            _ => None,
+        }
+    }
+
     /// Stale channels leave the graph (two weeks without an update).
     pub(crate) fn gossip_tick(&mut self) {
         let changes = self.gossip.prune_stale(self.now);
         self.apply_graph_changes(&changes);
+        // Held announcements whose channel left the store will never be relayed.
+        let gossip = &self.gossip;
+        self.gossip_state
+            .held
+            .retain(|s| gossip.channel_announcement(*s).is_some());
     }
 
-    /// A new connection: ask the peer for all its gossip.
+    /// A new connection: ask the peer for its gossip (`gossip_timestamp_filter`). All of
+    /// it from the first [`FULL_SYNC_PEERS`] peers of the run; from a peer we had it from
+    /// before in this run, what is newer than when that connection ended; from any other,
+    /// what is new. Without this, every reconnection re-sent the whole graph both ways: a
+    /// node with a thousand channels and 25 peers restarting received and sent 75,000
+    /// gossip messages.
     pub(crate) fn gossip_connected(&mut self, peer: PublicKey) {
+        let since = |t: u64| {
+            let t = t.saturating_sub(RESYNC_MARGIN_SECS);
+            u32::try_from(t).unwrap_or(u32::MAX)
+        };
+        let first_timestamp = match self.gossip_state.synced.get(&peer) {
+            Some(Some(lost_at)) => since(*lost_at),
+            Some(None) => since(self.now),
+            None if self.gossip_state.synced.len() < FULL_SYNC_PEERS => 0,
+            None => since(self.now),
+        };
+        self.gossip_state.synced.insert(peer, None);
         let f = GossipTimestampFilter {
             chain_hash: chain_hash(),
-            first_timestamp: 0,
+            first_timestamp,
             timestamp_range: u32::MAX,
             extra_tlvs: Default::default(),
         };
@@ -203,7 +300,7 @@ impl Manager {
     /// shell for UTXO answers.
     pub(crate) fn gossip_turn(&mut self) {
         self.announce_channels();
-        let batch = self.gossip.take_broadcast_batch();
+        let batch = self.relay_batch();
         if !batch.is_empty() {
             // In node id order: the same inputs give the same outputs (deterministic tests).
             let mut peers: Vec<PublicKey> = self
@@ -214,8 +311,19 @@ impl Manager {
                 .collect();
             peers.sort();
             for m in &batch {
+                let ts = self.relay_timestamp(m).map(u64::from);
                 for p in &peers {
-                    self.send_after(*p, m.clone());
+                    // Outside the window the peer asked for: it has it (or did not ask).
+                    let outside = match (ts, self.gossip_state.filters.get(p)) {
+                        (Some(t), Some(&(first, range))) => {
+                            let first = u64::from(first);
+                            !(first..first + u64::from(range)).contains(&t)
+                        }
+                        _ => false,
+                    };
+                    if !outside {
+                        self.send_after(*p, m.clone());
+                    }
                 }
             }
         }

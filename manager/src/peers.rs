@@ -99,6 +99,7 @@ impl Manager {
         slot.conn = None;
         tracing::info!(%node_id, %reason, "peer disconnected");
         self.channels_down(node_id, &format!("peer disconnected ({reason})"));
+        self.gossip_disconnected(node_id);
         self.tower_peer_disconnected(&node_id);
         self.maybe_reconnect(node_id);
     }

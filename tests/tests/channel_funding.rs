@@ -74,6 +74,14 @@ fn confirmation_derives_stores_and_sends_the_short_channel_id() {
         e.assert_restores();
         let r = Channel::restore(&e.keys, ChannelConfig::default(), e.log()).unwrap();
         assert_eq!(r.short_channel_id(), Some(scid));
+        // The basepoints come from the records: a key source without this channel's keys
+        // (another seed) is refused instead of signing with keys the peer does not know.
+        let other = fulmen_channel::machine::SeedKeySource::new([9u8; 32]);
+        let wrong = Channel::restore(&other, ChannelConfig::default(), e.log());
+        assert!(
+            format!("{:?}", wrong.err()).contains("key source"),
+            "restored with the wrong keys"
+        );
     }
     // A retransmitted channel_ready (reconnection before any update) carries it too.
     for e in [&mut p.a, &mut p.b] {

@@ -315,3 +315,54 @@ fn a_forwarder_crashing_at_any_point_loses_nothing_and_pays_nothing_twice() {
     );
     assert!(b.lost_batches >= 12, "the crashes hit the forward");
 }
+
+/// Gossip after a restart: the restarted node asks its peers for their whole gossip (its
+/// graph is empty) and learns every channel again; its peers, which had its gossip before,
+/// ask it only for what is newer than when they lost it, so the rest of the graph does not
+/// cross the links again towards them (only its own channels, whose updates are new).
+#[test]
+fn a_restarted_node_resyncs_the_graph_and_its_peers_do_not() {
+    let names = ["a", "b", "c", "d", "e"];
+    let (mut net, _) = line(13, &names, 1_000_000);
+    // Long after the last gossip (the resync margin is 10 minutes), and b and d know it
+    // (a manager's clock is its last input's).
+    net.clock.advance(3_600);
+    for k in [1, 3] {
+        net.call(k, Command::GetInfo).expect("getinfo");
+    }
+    // The short channel id of the channel between nodes i and j.
+    let scid = |net: &Network, i: usize, j: usize| -> u64 {
+        let peer = net.nodes[j].id;
+        net.nodes[i]
+            .m
+            .channels()
+            .find(|e| e.peer == peer)
+            .and_then(|e| e.ch.short_channel_id())
+            .map(|s| s.to_u64())
+            .expect("an announced channel")
+    };
+    let (ab, de) = (scid(&net, 0, 1), scid(&net, 3, 4));
+    let start = net.announcements.len();
+    net.restart(2, false);
+    wait_for_graph(&mut net, 2, names.len() - 1);
+    let sent = |net: &Network, from: usize, to: usize| -> std::collections::BTreeSet<u64> {
+        net.announcements[start..]
+            .iter()
+            .filter(|(f, t, _)| (*f, *t) == (from, to))
+            .map(|(_, _, s)| *s)
+            .collect()
+    };
+    // c asked b and d for everything: each sent it the four channels.
+    assert_eq!(sent(&net, 1, 2).len(), 4);
+    assert_eq!(sent(&net, 3, 2).len(), 4);
+    // b and d asked c only for what is new: at most c's own two channels (b–c, c–d: their
+    // updates are new) went back, never a–b or d–e.
+    for peer in [1, 3] {
+        let back = sent(&net, 2, peer);
+        assert!(back.len() <= 2, "{back:?}");
+        assert!(!back.contains(&ab) && !back.contains(&de), "{back:?}");
+    }
+    // And everyone can still pay across c.
+    let inv = net.invoice(4, 5_000_000, "after the restart");
+    net.pay_ok(0, &inv.bolt11);
+}

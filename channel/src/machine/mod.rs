@@ -261,10 +261,12 @@ impl std::fmt::Debug for Channel {
 }
 
 impl Channel {
+    /// Our basepoints are the setup's (derived from `keys` when the channel was created;
+    /// [`Channel::restore`] checks that `keys` still holds them).
     fn with_state(keys: &dyn KeySource, config: ChannelConfig, state: ChannelState) -> Channel {
-        let secp = Secp256k1::new();
+        let secp = crate::keys::context();
         let secrets = keys.channel_secrets(&state.setup.key_id);
-        let local_bp = secrets.basepoints(&secp);
+        let local_bp = state.setup.local.basepoints;
         Channel {
             fee_estimate: state.setup.feerate_per_kw,
             best_height: state.setup.created_height,
@@ -304,6 +306,11 @@ impl Channel {
             state.apply(r)?;
         }
         let mut ch = Channel::with_state(keys, config, state);
+        if !ch.secrets.are_behind(&ch.secp, &ch.local_bp) {
+            return Err(ChannelError::Records(
+                "the key source does not hold this channel's keys".into(),
+            ));
+        }
         ch.link = Link::Down;
         Ok(ch)
     }

@@ -266,9 +266,15 @@ impl ChannelMonitor {
                 "setup without peer parameters".into(),
             ));
         }
-        let secp = Secp256k1::new();
+        let secp = crate::keys::context();
         let secrets = keys.channel_secrets(&setup.channel.key_id);
-        let local_bp = secrets.basepoints(&secp);
+        // Our basepoints as the channel's setup recorded them, checked against `keys`.
+        let local_bp = setup.channel.local.basepoints;
+        if !secrets.are_behind(&secp, &local_bp) {
+            return Err(MonitorError::Records(
+                "the key source does not hold this channel's keys".into(),
+            ));
+        }
         let mut skeleton = ChannelState::new(setup.channel.clone());
         skeleton.funding_outpoint = Some(setup.funding_outpoint);
         Ok(ChannelMonitor {

@@ -74,8 +74,13 @@ pub fn channel_config() -> ChannelConfig {
     ChannelConfig::default()
 }
 
+/// Most inputs one turn takes before its writes are made durable and its outputs acted on.
+const MAX_INPUTS_PER_TURN: usize = 128;
+
 /// Runs the node daemon until it is told to stop.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
     let term = crate::signals::sigterm();
     crate::rpc_auth::create_private_dir(&opts.datadir)?;
     let keys = NodeKeys::load_or_create(&opts.datadir)?;
@@ -125,7 +130,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             ..WriteBatch::default()
         })
         .await?;
-    let stored = store.load().await?.decode()?;
+    let phase = std::time::Instant::now();
+    let loaded = store.load().await?;
+    let load_ms = ms(phase);
+    let phase = std::time::Instant::now();
+    let stored = loaded.decode()?;
+    drop(loaded);
+    let decode_ms = ms(phase);
     let config = ManagerConfig {
         alias: opts.alias.clone(),
         listen: listen.clone(),
@@ -145,9 +156,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         channel_seed: keys.channel_seed,
         wallet_seed: keys.seed.clone(),
     };
+    let phase = std::time::Instant::now();
     let manager = Manager::new(config, secrets, Box::new(OsEntropy), stored, now_secs())
         .context("loading the node")?;
+    let restore_ms = ms(phase);
     let (inputs, mut rx) = mpsc::unbounded_channel();
+    // RPC calls get their own queue, taken first: a user's command does not wait behind a
+    // backlog of peer messages (a thousand channels re-establishing after a restart).
+    let (rpc_inputs, mut rpc_rx) = mpsc::unbounded_channel();
     let mut followed = Followed::new(
         (0..=manager.height()).filter_map(|h| manager.block_hash_at(h).map(|b| (h, b.to_string()))),
     );
@@ -160,6 +176,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         inputs.clone(),
     );
     // Catch up with the chain before serving anyone.
+    let phase = std::time::Instant::now();
     for step in followed
         .catch_up(&chain)
         .await
@@ -173,13 +190,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     node.m.rebroadcast();
     node.flush().await?;
+    let catch_up_ms = ms(phase);
 
     let server = RpcServer::start(
         &opts.datadir,
         opts.rpc_listen,
         NODE_INFO_FILE,
         rpc::module(RpcCtx {
-            inputs: inputs.clone(),
+            inputs: rpc_inputs,
             identity: identity.clone(),
             peer_config: peer_config.clone(),
             store: node.store.clone(),
@@ -187,6 +205,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     )
     .await?;
     tracing::info!(node_id = %node.m.node_id(), rpc = %server.local_addr(), listen = ?listen, height = node.m.height(), "node daemon ready");
+    // Where the start went (store rows read, decoded, the manager rebuilt from them, the
+    // chain caught up with): see BENCHMARKS.md, "Node start".
+    tracing::info!(
+        total_ms = ms(started),
+        load_ms,
+        decode_ms,
+        restore_ms,
+        catch_up_ms,
+        "start-up"
+    );
 
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_PEERS));
     let accept_task = listener.map(|l| {
@@ -211,19 +239,29 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // The node task: one turn = every queued input, then the durable writes, then the
     // side effects.
     while !node.stopping {
-        let Some(first) = rx.recv().await else { break };
+        let first = tokio::select! {
+            biased;
+            Some(i) = rpc_rx.recv() => i,
+            Some(i) = rx.recv() => i,
+            else => break,
+        };
+        let turn_t0 = std::time::Instant::now();
         node.handle_input(first).await;
         let mut n = 1;
-        while n < 1024 {
-            match rx.try_recv() {
-                Ok(i) => {
-                    node.handle_input(i).await;
-                    n += 1;
-                }
-                Err(_) => break,
-            }
+        while n < MAX_INPUTS_PER_TURN {
+            let Ok(i) = rpc_rx.try_recv().or_else(|_| rx.try_recv()) else {
+                break;
+            };
+            node.handle_input(i).await;
+            n += 1;
         }
-        if let Err(e) = node.flush().await {
+        let handled_us = turn_t0.elapsed().as_micros();
+        let flushed = node.flush().await;
+        let total_us = turn_t0.elapsed().as_micros();
+        if total_us > 50_000 {
+            tracing::debug!(inputs = n, handled_us, total_us, "slow turn");
+        }
+        if let Err(e) = flushed {
             tracing::error!(error = %format!("{e:#}"), "store write failed: stopping");
             node.stopping = true;
             server.stop().await;

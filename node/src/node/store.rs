@@ -237,43 +237,12 @@ pub struct Loaded {
 impl Loaded {
     /// Decodes everything into what the manager restarts from.
     pub fn decode(&self) -> anyhow::Result<Stored> {
-        let tx = |raw: &Option<Vec<u8>>| -> anyhow::Result<Option<bitcoin::Transaction>> {
-            raw.as_ref()
-                .map(|b| {
-                    bitcoin::consensus::deserialize(b).context("decoding a stored transaction")
-                })
-                .transpose()
-        };
         let mut out = Stored::default();
         for b in &self.wallet {
             out.wallet
                 .push(serde_json::from_slice(b).context("decoding a stored wallet change set")?);
         }
-        for c in &self.channels {
-            out.channels.push(StoredChannel {
-                id: c.id,
-                peer: c
-                    .peer
-                    .parse()
-                    .with_context(|| format!("peer of channel {}", c.id))?,
-                records: c
-                    .records
-                    .iter()
-                    .map(|r| Record::decode(r))
-                    .collect::<Result<_, _>>()
-                    .with_context(|| format!("decoding the records of channel {}", c.id))?,
-                funding_tx: tx(&c.funding_tx)?,
-                closing_tx: tx(&c.closing_tx)?,
-                commitment_tx: tx(&c.commitment_tx)?,
-                closing_height: c.closing_height,
-                monitor_records: c
-                    .monitor_records
-                    .iter()
-                    .map(|r| MonitorRecord::decode(r))
-                    .collect::<Result<_, _>>()
-                    .with_context(|| format!("decoding the monitor records of channel {}", c.id))?,
-            });
-        }
+        out.channels = decode_channels(&self.channels)?;
         for json in &self.payments {
             let p: PaymentRecord =
                 serde_json::from_str(json).context("decoding a stored payment")?;
@@ -324,6 +293,69 @@ impl Loaded {
         }
         Ok(out)
     }
+}
+
+/// Decodes the channels' rows on every core: most of a start with many channels is parsing
+/// their records (public keys in them are decompressed, one square root each), and each
+/// channel decodes on its own.
+fn decode_channels(rows: &[StoredChannelRow]) -> anyhow::Result<Vec<StoredChannel>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = rows.len().div_ceil(threads.max(1)).max(16);
+    if rows.len() <= per_thread {
+        return rows.iter().map(decode_channel).collect();
+    }
+    std::thread::scope(|s| {
+        let parts: Vec<_> = rows
+            .chunks(per_thread)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(decode_channel)
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for part in parts {
+            let decoded = part
+                .join()
+                .map_err(|_| anyhow::anyhow!("a channel decoding thread panicked"))??;
+            out.extend(decoded);
+        }
+        Ok(out)
+    })
+}
+
+/// One channel's row decoded.
+fn decode_channel(c: &StoredChannelRow) -> anyhow::Result<StoredChannel> {
+    let tx = |raw: &Option<Vec<u8>>| -> anyhow::Result<Option<bitcoin::Transaction>> {
+        raw.as_ref()
+            .map(|b| bitcoin::consensus::deserialize(b).context("decoding a stored transaction"))
+            .transpose()
+    };
+    Ok(StoredChannel {
+        id: c.id,
+        peer: c
+            .peer
+            .parse()
+            .with_context(|| format!("peer of channel {}", c.id))?,
+        records: c
+            .records
+            .iter()
+            .map(|r| Record::decode(r))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("decoding the records of channel {}", c.id))?,
+        funding_tx: tx(&c.funding_tx)?,
+        closing_tx: tx(&c.closing_tx)?,
+        commitment_tx: tx(&c.commitment_tx)?,
+        closing_height: c.closing_height,
+        monitor_records: c
+            .monitor_records
+            .iter()
+            .map(|r| MonitorRecord::decode(r))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("decoding the monitor records of channel {}", c.id))?,
+    })
 }
 
 /// Handle to the open database.
