@@ -69,11 +69,52 @@ fn slot_of(index: u64) -> usize {
 }
 
 /// The receiver's compact storage of the counterparty's per-commitment secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialized (in a channel snapshot) as its slots and last index; decoding checks the slot
+/// count and that each stored secret sits in its index's slot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "SecretStoreRepr", into = "SecretStoreRepr")]
 pub struct SecretStore {
     known: [Option<(u64, [u8; 32])>; SLOTS],
     /// Index of the last secret inserted (None before the first insert).
     last_index: Option<u64>,
+}
+
+/// [`SecretStore`] as persisted.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SecretStoreRepr {
+    known: Vec<Option<(u64, [u8; 32])>>,
+    last_index: Option<u64>,
+}
+
+impl From<SecretStore> for SecretStoreRepr {
+    fn from(s: SecretStore) -> Self {
+        SecretStoreRepr {
+            known: s.known.to_vec(),
+            last_index: s.last_index,
+        }
+    }
+}
+
+impl TryFrom<SecretStoreRepr> for SecretStore {
+    type Error = String;
+
+    fn try_from(r: SecretStoreRepr) -> Result<Self, Self::Error> {
+        let known: [Option<(u64, [u8; 32])>; SLOTS] = r
+            .known
+            .try_into()
+            .map_err(|v: Vec<_>| format!("{} secret slots, expected {SLOTS}", v.len()))?;
+        for (slot, entry) in known.iter().enumerate() {
+            if let Some((index, _)) = entry {
+                if *index > MAX_INDEX || slot_of(*index) != slot {
+                    return Err(format!("secret {index} stored in slot {slot}"));
+                }
+            }
+        }
+        Ok(SecretStore {
+            known,
+            last_index: r.last_index,
+        })
+    }
 }
 
 impl Default for SecretStore {

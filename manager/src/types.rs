@@ -515,6 +515,10 @@ impl Stored {
         }
         for (id, r) in &w.records {
             if let Some(c) = self.channel_mut(*id) {
+                // As the node's store: a snapshot replaces the records before it.
+                if matches!(r, Record::Snapshot(_)) {
+                    c.records.clear();
+                }
                 c.records.push(r.clone());
             }
         }

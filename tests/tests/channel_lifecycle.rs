@@ -6,7 +6,9 @@
 //! Must never: depend on timing or an unseeded RNG.
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use fulmen_channel::machine::{BroadcastKind, Channel, ChannelConfig, ChannelError, Event, Phase};
+use fulmen_channel::machine::{
+    BroadcastKind, Channel, ChannelConfig, ChannelError, Event, Phase, Record,
+};
 use fulmen_tests::pair::*;
 use fulmen_wire::msgs::Message;
 
@@ -397,4 +399,72 @@ fn dust_exposure_limits_feerate_increases_we_send() {
     };
     p.b.ch.handle_message(&Message::UpdateFee(m)).unwrap();
     assert!(p.b.ch.is_connected());
+}
+
+/// Snapshots: every `snapshot_every` records a batch ends with the whole state; replaying
+/// from the last snapshot alone (what the node's store keeps) gives the live state, through
+/// the persistence format, and the channel goes on after restarting from it.
+#[test]
+fn a_channel_restores_from_its_last_snapshot_and_the_tail() {
+    let cfg = ChannelConfig {
+        snapshot_every: 5,
+        ..ChannelConfig::default()
+    };
+    let mut p = open_pair_with(73, cfg.clone(), cfg.clone()).unwrap();
+    for n in 0..6u64 {
+        p.a.ch
+            .add_htlc(2_000_000, hash_of(&preimage(n)), 500 + n as u32, onion())
+            .unwrap();
+        p.a.ch.send_commitment().unwrap();
+        p.run();
+        fulfill_received(&mut p.b);
+        p.run();
+    }
+    p.check_mirror();
+    for e in [&mut p.a, &mut p.b] {
+        e.persist();
+        let log = e.log().to_vec();
+        let last = log
+            .iter()
+            .rposition(|r| matches!(r, Record::Snapshot(_)))
+            .expect("a snapshot in the log");
+        assert!(
+            log[..last].iter().any(|r| matches!(r, Record::Snapshot(_))),
+            "one per 5 records"
+        );
+        let tail: Vec<Record> = log[last..]
+            .iter()
+            .map(|r| Record::decode(&r.encode()).unwrap())
+            .collect();
+        assert!(tail.len() <= 6, "tail of {} records", tail.len());
+        let r = Channel::restore(&e.keys, cfg.clone(), &tail).unwrap();
+        assert_eq!(r.state(), e.ch.state());
+        e.assert_restores();
+    }
+    // A snapshot of another channel does not apply.
+    let theirs =
+        p.b.log()
+            .iter()
+            .find(|r| matches!(r, Record::Snapshot(_)))
+            .cloned()
+            .unwrap();
+    let mut ours = p.a.log()[..1].to_vec();
+    ours.push(theirs);
+    assert!(Channel::restore(&p.a.keys, cfg.clone(), &ours).is_err());
+    // Restarted from the durable records, both go on paying.
+    p.a.restart(false);
+    p.b.restart(false);
+    for e in [&mut p.a, &mut p.b] {
+        e.ch.handle_disconnect();
+        e.ch.handle_reconnect().unwrap();
+    }
+    p.run();
+    p.a.ch
+        .add_htlc(3_000_000, hash_of(&preimage(9)), 509, onion())
+        .unwrap();
+    p.a.ch.send_commitment().unwrap();
+    p.run();
+    fulfill_received(&mut p.b);
+    p.run();
+    p.check_mirror();
 }

@@ -194,8 +194,9 @@ struct Batch {
 /// [`params::MAX_UNSIGNED_UPDATES`] updates outstanding before its `commitment_signed`: a
 /// peer past it breaks the protocol, our commands past it are refused.
 ///
-/// Records are increments (one per state change, never a snapshot); `restore` replays them
-/// and yields a [`ChannelState`] equal to the original's.
+/// Records are increments (one per state change), plus a [`Record::Snapshot`] of the whole
+/// state every [`ChannelConfig::snapshot_every`] records; `restore` replays them from the
+/// first record or from a snapshot and yields a [`ChannelState`] equal to the original's.
 pub struct Channel {
     state: ChannelState,
     secrets: ChannelSecrets,
@@ -221,6 +222,8 @@ pub struct Channel {
     remote_unsigned: usize,
     /// Our recently used per-commitment secrets and points (not persisted).
     points: Mutex<PointCache>,
+    /// Records queued since the last snapshot (or since the first record).
+    since_snapshot: u64,
 }
 
 /// Our last few per-commitment secrets and points, by commitment number. Each costs up to
@@ -284,6 +287,7 @@ impl Channel {
             link: Link::Up,
             remote_unsigned: 0,
             points: Mutex::new(PointCache::default()),
+            since_snapshot: 0,
         }
     }
 
@@ -298,14 +302,22 @@ impl Channel {
         let (first, rest) = records
             .split_first()
             .ok_or(ChannelError::Records("no records".into()))?;
-        let Record::Created(setup) = first else {
-            return Err(ChannelError::Records("first record is not Created".into()));
+        let mut state = match first {
+            Record::Created(setup) => ChannelState::new((**setup).clone()),
+            // What the store keeps of a channel once it dropped the records before a
+            // snapshot.
+            Record::Snapshot(state) => (**state).clone(),
+            _ => {
+                return Err(ChannelError::Records(
+                    "first record is neither Created nor Snapshot".into(),
+                ))
+            }
         };
-        let mut state = ChannelState::new((**setup).clone());
         for r in rest {
             state.apply(r)?;
         }
         let mut ch = Channel::with_state(keys, config, state);
+        ch.since_snapshot = rest.len() as u64;
         if !ch.secrets.are_behind(&ch.secp, &ch.local_bp) {
             return Err(ChannelError::Records(
                 "the key source does not hold this channel's keys".into(),
@@ -407,9 +419,17 @@ impl Channel {
         }
     }
 
-    fn queue(&mut self, records: Vec<Record>, messages: Vec<Message>) {
+    fn queue(&mut self, mut records: Vec<Record>, messages: Vec<Message>) {
         if records.is_empty() && messages.is_empty() {
             return;
+        }
+        // Every `snapshot_every` records, the batch ends with the whole state, so the store
+        // can drop what came before and a restart replays a short tail.
+        self.since_snapshot += records.len() as u64;
+        let every = self.config.snapshot_every;
+        if every > 0 && self.since_snapshot >= every {
+            records.push(Record::Snapshot(Box::new(self.state.clone())));
+            self.since_snapshot = 0;
         }
         let id = self.next_batch_id;
         self.next_batch_id += 1;

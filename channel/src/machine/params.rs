@@ -75,6 +75,9 @@ pub struct ChannelConfig {
     /// as [`super::Event::HtlcMustFail`] once irrevocably committed. Default 5_000_000
     /// msat, as other implementations.
     pub max_dust_htlc_exposure_msat: u64,
+    /// A [`super::Record::Snapshot`] of the whole state ends the batch that brings the
+    /// records since the last one to this many (0: never). Default 1,000 (≈ 125 payments).
+    pub snapshot_every: u64,
 }
 
 impl Default for ChannelConfig {
@@ -94,6 +97,7 @@ impl Default for ChannelConfig {
             max_dust_limit_sat: 20_000,
             max_htlc_minimum_msat: 10_000_000,
             max_dust_htlc_exposure_msat: 5_000_000,
+            snapshot_every: 1_000,
         }
     }
 }

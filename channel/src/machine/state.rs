@@ -42,7 +42,7 @@ pub struct HtlcInfo {
 }
 
 /// The content of one commitment, from OUR point of view whichever side holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Spec {
     /// Our balance.
     pub to_us_msat: u64,
@@ -225,7 +225,7 @@ where
 }
 
 /// Our current commitment and the peer's signatures on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalCommit {
     /// Commitment number.
     pub number: u64,
@@ -238,7 +238,7 @@ pub struct LocalCommit {
 }
 
 /// A commitment of the peer's that we signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteCommit {
     /// Commitment number.
     pub number: u64,
@@ -249,7 +249,7 @@ pub struct RemoteCommit {
 }
 
 /// Where the opening flow stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     /// Opener: `open_channel` sent, waiting for `accept_channel`.
     AwaitingAccept,
@@ -269,7 +269,7 @@ pub enum Phase {
 
 /// Our updates by stage: proposed (sent, not yet signed), signed (in a commitment we signed,
 /// awaiting their revocation), acked (in their current commitment, next in ours).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LocalChanges {
     /// Sent, not yet covered by our `commitment_signed`.
     pub proposed: Vec<Update>,
@@ -281,7 +281,7 @@ pub struct LocalChanges {
 
 /// Their updates by stage: proposed (received), acked (in our commitment, which we
 /// revoked the previous of), signed (in a commitment of theirs we signed).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RemoteChanges {
     /// Received, not yet covered by their `commitment_signed`.
     pub proposed: Vec<Update>,
@@ -378,10 +378,14 @@ pub enum Record {
     /// The channel is closed (failure, funding timeout or mismatch, lost state, mutual
     /// close).
     Closed(CloseReason),
+    /// The whole state at this point: replay starts here, and the store may drop this
+    /// channel's earlier records (written every `ChannelConfig::snapshot_every` records, so
+    /// a restart replays a snapshot and a short tail instead of the channel's history).
+    Snapshot(Box<ChannelState>),
 }
 
 /// Everything that persists about a channel. Equal states mean equal channels.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelState {
     /// The setup.
     pub setup: Setup,
@@ -395,6 +399,7 @@ pub struct ChannelState {
     pub funding_confirmed_height: Option<u32>,
     /// The short channel id, from the verified funding output (`None` before the funding
     /// confirmed, and for channels confirmed under record format version 1).
+    #[serde(with = "super::codec::scid_text")]
     pub short_channel_id: Option<ShortChannelId>,
     /// `channel_ready` sent.
     pub ready_sent: bool,
@@ -657,6 +662,13 @@ impl ChannelState {
             Record::Closed(reason) => {
                 self.phase = Phase::Closed;
                 self.closed_reason = Some(reason.clone());
+            }
+            Record::Snapshot(state) => {
+                // A snapshot of another channel (or of a different setup) is not ours.
+                if state.setup != self.setup {
+                    return Err(bad("snapshot of another channel"));
+                }
+                *self = (**state).clone();
             }
         }
         Ok(())

@@ -44,8 +44,9 @@ pub struct WriteBatch {
     pub wallet: Vec<Vec<u8>>,
     /// New channels: (local id, peer node id hex).
     pub new_channels: Vec<(i64, String)>,
-    /// Channel records: (local channel id, encoded record), in order.
-    pub records: Vec<(i64, Vec<u8>)>,
+    /// Channel records: (local channel id, encoded record, is a snapshot), in order; a
+    /// snapshot deletes the channel's records before it.
+    pub records: Vec<(i64, Vec<u8>, bool)>,
     /// Monitor records: (local channel id, encoded record), in order.
     pub monitor_records: Vec<(i64, Vec<u8>)>,
     /// Funding transactions: (local channel id, consensus bytes).
@@ -110,7 +111,11 @@ impl WriteBatch {
                 .iter()
                 .map(|(id, p)| (*id, p.to_string()))
                 .collect(),
-            records: w.records.iter().map(|(id, r)| (*id, r.encode())).collect(),
+            records: w
+                .records
+                .iter()
+                .map(|(id, r)| (*id, r.encode(), matches!(r, Record::Snapshot(_))))
+                .collect(),
             monitor_records: w
                 .monitor_records
                 .iter()
@@ -595,13 +600,23 @@ impl NodeStore {
                 .await
                 .context("storing channel")?;
         }
-        for (id, data) in &batch.records {
-            sqlx::query("INSERT INTO channel_records (channel, data) VALUES (?, ?)")
+        for (id, data, snapshot) in &batch.records {
+            let row = sqlx::query("INSERT INTO channel_records (channel, data) VALUES (?, ?)")
                 .bind(id)
                 .bind(data)
                 .execute(&mut *tx)
                 .await
-                .context("storing channel record")?;
+                .context("storing channel record")?
+                .last_insert_rowid();
+            if *snapshot {
+                // Replay starts at the snapshot: what came before is no longer needed.
+                sqlx::query("DELETE FROM channel_records WHERE channel = ? AND id < ?")
+                    .bind(id)
+                    .bind(row)
+                    .execute(&mut *tx)
+                    .await
+                    .context("dropping records before a snapshot")?;
+            }
         }
         for (id, data) in &batch.monitor_records {
             sqlx::query("INSERT INTO monitor_records (channel, data) VALUES (?, ?)")
@@ -784,8 +799,12 @@ mod tests {
         let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
         let mut b = WriteBatch {
             wallet: vec![b"w1".to_vec()],
-            new_channels: vec![(1, "02aa".into())],
-            records: vec![(1, b"r1".to_vec()), (1, b"r2".to_vec())],
+            new_channels: vec![(1, "02aa".into()), (2, "02bb".into())],
+            records: vec![
+                (1, b"r1".to_vec(), false),
+                (1, b"r2".to_vec(), false),
+                (2, b"x1".to_vec(), false),
+            ],
             payments: vec![
                 ("h1".into(), "{\"a\":1}".into(), true),
                 ("h0".into(), "{\"done\":0}".into(), false),
@@ -797,7 +816,7 @@ mod tests {
         store.write(&b).await.unwrap();
         b = WriteBatch {
             wallet: vec![b"w2".to_vec()],
-            records: vec![(1, b"r3".to_vec())],
+            records: vec![(1, b"r3".to_vec(), false)],
             monitor_records: vec![(1, b"m1".to_vec())],
             funding_txs: vec![(1, b"tx".to_vec())],
             closing_heights: vec![(1, 321)],
@@ -812,7 +831,7 @@ mod tests {
         let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
         let l = store.load().await.unwrap();
         assert_eq!(l.wallet, vec![b"w1".to_vec(), b"w2".to_vec()]);
-        assert_eq!(l.channels.len(), 1);
+        assert_eq!(l.channels.len(), 2);
         assert_eq!(l.channels[0].records.len(), 3);
         assert_eq!(l.channels[0].records[2], b"r3".to_vec());
         assert_eq!(l.channels[0].monitor_records, vec![b"m1".to_vec()]);
@@ -836,6 +855,23 @@ mod tests {
         assert_eq!(l.forwards, vec!["{\"f\":2}".to_string()]);
         assert_eq!(l.policies, vec![(1, "{}".to_string())]);
         assert_eq!(l.peers, vec![("02aa".into(), Some("127.0.0.1:1".into()))]);
+        // A snapshot drops its channel's earlier records (only that channel's), in the same
+        // transaction; records after it stay.
+        let b = WriteBatch {
+            records: vec![
+                (1, b"r4".to_vec(), false),
+                (1, b"snap".to_vec(), true),
+                (1, b"r5".to_vec(), false),
+            ],
+            ..Default::default()
+        };
+        store.write(&b).await.unwrap();
+        let l = store.load().await.unwrap();
+        assert_eq!(
+            l.channels[0].records,
+            vec![b"snap".to_vec(), b"r5".to_vec()]
+        );
+        assert_eq!(l.channels[1].records, vec![b"x1".to_vec()]);
     }
 
     /// The watchtower tables: records append, towers upsert, a queued backup is deleted and

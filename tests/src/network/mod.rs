@@ -169,7 +169,12 @@ impl Network {
             alias: String::new(),
             listen: None,
             dev: true,
-            channel_config: ChannelConfig::default(),
+            // Snapshots every few records, so restarts and crashes replay from snapshots
+            // (the store keeps only the records from the last one).
+            channel_config: ChannelConfig {
+                snapshot_every: 7,
+                ..ChannelConfig::default()
+            },
             funding_sat_per_vb: 2,
             max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
             forwarding: fulmen_manager::DEFAULT_POLICY,
