@@ -9,7 +9,9 @@
 //! ones: the others are read on demand for `listpayments` and the repeat-payment check),
 //! and applying a [`WriteBatch`]
 //! atomically and durably in one transaction. Must never: interpret what it stores (records
-//! and change sets are opaque bytes), or rewrite history (records are append-only).
+//! and change sets are opaque bytes beyond a channel record's "is a snapshot" flag), or
+//! rewrite history (records are append-only; the only deletion is a channel's records
+//! before its latest snapshot, which replay no longer needs).
 
 use std::path::Path;
 
