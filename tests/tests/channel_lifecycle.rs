@@ -410,15 +410,19 @@ fn a_channel_restores_from_its_last_snapshot_and_the_tail() {
         snapshot_every: 5,
         ..ChannelConfig::default()
     };
-    let mut p = open_pair_with(73, cfg.clone(), cfg.clone()).unwrap();
-    for n in 0..6u64 {
+    // a pays b one HTLC of `msat` with preimage `n`, settled.
+    let pay = |p: &mut Pair, n: u64, msat: u64| {
         p.a.ch
-            .add_htlc(2_000_000, hash_of(&preimage(n)), 500 + n as u32, onion())
+            .add_htlc(msat, hash_of(&preimage(n)), 500 + n as u32, onion())
             .unwrap();
         p.a.ch.send_commitment().unwrap();
         p.run();
         fulfill_received(&mut p.b);
         p.run();
+    };
+    let mut p = open_pair_with(73, cfg.clone(), cfg.clone()).unwrap();
+    for n in 0..6u64 {
+        pay(&mut p, n, 2_000_000);
     }
     p.check_mirror();
     for e in [&mut p.a, &mut p.b] {
@@ -459,12 +463,6 @@ fn a_channel_restores_from_its_last_snapshot_and_the_tail() {
         e.ch.handle_reconnect().unwrap();
     }
     p.run();
-    p.a.ch
-        .add_htlc(3_000_000, hash_of(&preimage(9)), 509, onion())
-        .unwrap();
-    p.a.ch.send_commitment().unwrap();
-    p.run();
-    fulfill_received(&mut p.b);
-    p.run();
+    pay(&mut p, 9, 3_000_000);
     p.check_mirror();
 }
