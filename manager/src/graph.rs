@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use fulmen_channel::machine::Phase;
 use fulmen_routing::graph::direction_between;
-use fulmen_routing::{DirectedPolicy, GraphChange};
+use fulmen_routing::{ChannelDirection, DirectedPolicy, GraphChange};
 
 use bitcoin::secp256k1::PublicKey;
 
@@ -26,7 +26,12 @@ impl Manager {
     pub(crate) fn sync_graph(&mut self) {
         let mut live = HashSet::new();
         let mut changes = Vec::new();
-        for e in &self.channels {
+        // Runs every turn for every channel. A channel whose state, link and policy are as
+        // when it was last put in the graph, while the graph itself has not changed since,
+        // is skipped: a payment turn of a node with a thousand channels looks at one.
+        let in_step = self.graph_synced == Some(self.graph.generation());
+        let mut keys = Vec::new();
+        for (i, e) in self.channels.iter().enumerate() {
             let Some(scid) = e.ch.short_channel_id() else {
                 continue;
             };
@@ -36,8 +41,32 @@ impl Manager {
             live.insert(scid);
             let pol = self.policy_of(e.id);
             let enabled = e.ch.is_connected();
-            let dir = direction_between(&self.node_id, &e.peer);
-            let known = self.graph.channel(scid).is_some();
+            let key = GraphKey {
+                state_version: e.ch.state_version(),
+                enabled,
+                policy: (pol.fee_base_msat, pol.fee_ppm, pol.cltv_expiry_delta),
+            };
+            if in_step && e.graph_key == Some(key) {
+                continue;
+            }
+            keys.push((i, key));
+            // One or two graph lookups, and the direction from the stored endpoints (no
+            // public-key serialization) once the graph has the channel.
+            let first = self
+                .graph
+                .directed_channel(scid, ChannelDirection::FromNode1);
+            let known = first.is_some();
+            let (dir, current) = match first {
+                Some((node_1, _, d)) if node_1 == self.node_id => {
+                    (ChannelDirection::FromNode1, d.policy)
+                }
+                Some(_) => {
+                    let dir = ChannelDirection::FromNode2;
+                    let d = self.graph.directed_channel(scid, dir);
+                    (dir, d.and_then(|(_, _, d)| d.policy))
+                }
+                None => (direction_between(&self.node_id, &e.peer), None),
+            };
             if !known {
                 let (node_1, node_2) = if self.node_id.serialize() < e.peer.serialize() {
                     (self.node_id, e.peer)
@@ -51,10 +80,6 @@ impl Manager {
                     capacity_sat: e.ch.state().setup.funding_sat,
                 });
             }
-            let current = self
-                .graph
-                .directed_channel(scid, dir)
-                .and_then(|(_, _, d)| d.policy);
             let same = current.is_some_and(|p| {
                 p.fee_base_msat == pol.fee_base_msat
                     && p.fee_proportional_millionths == pol.fee_ppm
@@ -92,7 +117,24 @@ impl Manager {
                 tracing::debug!(error = %err, "graph change refused");
             }
         }
+        for (i, key) in keys {
+            if let Some(e) = self.channels.get_mut(i) {
+                e.graph_key = Some(key);
+            }
+        }
+        self.graph_synced = Some(self.graph.generation());
     }
+}
+
+/// What a channel's entry in our graph was made from (see [`Manager::sync_graph`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GraphKey {
+    /// The channel's [`fulmen_channel::machine::Channel::state_version`].
+    state_version: u64,
+    /// Its link was up.
+    enabled: bool,
+    /// Our forwarding policy: base fee, ppm, CLTV delta.
+    policy: (u32, u32, u16),
 }
 
 impl Manager {

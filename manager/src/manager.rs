@@ -47,6 +47,10 @@ pub struct ChannelEntry {
     pub(crate) force_close_waiters: Vec<RequestId>,
     /// The channel's on-chain monitor (once both commitments 0 are signed).
     pub monitor: Option<fulmen_channel::monitor::ChannelMonitor>,
+    /// The channel's [`Channel::state_version`] the monitor last synced with.
+    pub(crate) monitor_synced: Option<u64>,
+    /// What the channel's entry in our graph was last made from.
+    pub(crate) graph_key: Option<crate::graph::GraphKey>,
 }
 
 impl ChannelEntry {
@@ -64,6 +68,8 @@ impl ChannelEntry {
             close_waiters: Vec::new(),
             force_close_waiters: Vec::new(),
             monitor: None,
+            monitor_synced: None,
+            graph_key: None,
         }
     }
 
@@ -179,6 +185,8 @@ pub struct Manager {
     pub(crate) policies: HashMap<i64, crate::forward::ChannelPolicy>,
     /// The routing graph (our channels and what gossip taught us).
     pub(crate) graph: fulmen_routing::NetworkGraph,
+    /// The graph's generation right after our channels were last put in it.
+    pub(crate) graph_synced: Option<u64>,
     /// What our payments taught us about liquidity.
     pub(crate) scorer: fulmen_routing::ProbabilisticScorer,
     /// The route search (its buffers are reused).
@@ -263,6 +271,7 @@ impl Manager {
             forwards: crate::forward::Forwards::default(),
             policies: stored.policies.iter().copied().collect(),
             graph: fulmen_routing::NetworkGraph::new(),
+            graph_synced: None,
             scorer: fulmen_routing::ProbabilisticScorer::new(
                 fulmen_routing::ScorerParams::default(),
             ),
@@ -512,8 +521,11 @@ impl Manager {
         }
         // Channel messages (released by the acknowledgements, or durable already).
         for e in &mut self.channels {
+            let Some(first) = e.ch.poll_message() else {
+                continue;
+            };
             let conn = self.peers.get(&e.peer).and_then(|p| p.conn);
-            while let Some(msg) = e.ch.poll_message() {
+            for msg in std::iter::once(first).chain(std::iter::from_fn(|| e.ch.poll_message())) {
                 match conn {
                     Some(conn) => self.outputs.push_back(Output::Send {
                         node_id: e.peer,

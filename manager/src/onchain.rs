@@ -108,7 +108,8 @@ impl Manager {
                 {
                     Ok(mut m) => {
                         m.set_justice_backups(self.justice_backups);
-                        e.monitor = Some(m)
+                        e.monitor = Some(m);
+                        e.monitor_synced = None;
                     }
                     Err(err) => tracing::error!(channel = e.id, error = %err, "monitor"),
                 }
@@ -117,7 +118,13 @@ impl Manager {
                 continue;
             };
             if let Some(m) = e.monitor.as_mut() {
-                m.sync(e.ch.state());
+                // `sync` reads only the channel's state: nothing to do while it is unchanged
+                // (a node with a thousand channels synced every monitor every turn).
+                let version = e.ch.state_version();
+                if e.monitor_synced != Some(version) {
+                    m.sync(e.ch.state());
+                    e.monitor_synced = Some(version);
+                }
                 let id = e.id;
                 self.pending
                     .monitor_records

@@ -121,6 +121,8 @@ pub struct NetworkGraph {
     /// The searches' compact copy of the edges: built on first use, patched in place by
     /// policy updates, dropped when channels come or go.
     index: OnceLock<SearchIndex>,
+    /// Changes applied so far: see [`NetworkGraph::generation`].
+    generation: u64,
 }
 
 /// The direction of the channel edge going from `from` to `to` (node 1 is the lesser id,
@@ -139,8 +141,22 @@ impl NetworkGraph {
         NetworkGraph::default()
     }
 
+    /// A number that changes whenever the graph does (it counts the changes applied): a
+    /// caller that keeps something in step with the graph can tell it is still in step.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Apply one validated change. On error nothing changed.
     pub fn apply(&mut self, change: &GraphChange) -> Result<(), GraphError> {
+        let res = self.apply_change(change);
+        if res.is_ok() {
+            self.generation += 1;
+        }
+        res
+    }
+
+    fn apply_change(&mut self, change: &GraphChange) -> Result<(), GraphError> {
         match change {
             GraphChange::ChannelAdded {
                 short_channel_id,

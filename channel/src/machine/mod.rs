@@ -224,6 +224,8 @@ pub struct Channel {
     points: Mutex<PointCache>,
     /// Records queued since the last snapshot (or since the first record).
     since_snapshot: u64,
+    /// Records applied since this object was built: see [`Channel::state_version`].
+    state_version: u64,
 }
 
 /// Our last few per-commitment secrets and points, by commitment number. Each costs up to
@@ -288,6 +290,7 @@ impl Channel {
             remote_unsigned: 0,
             points: Mutex::new(PointCache::default()),
             since_snapshot: 0,
+            state_version: 0,
         }
     }
 
@@ -330,6 +333,13 @@ impl Channel {
     /// The persistent state (compare two channels with it).
     pub fn state(&self) -> &ChannelState {
         &self.state
+    }
+
+    /// A number that changes whenever [`Channel::state`] does (it counts the records
+    /// applied since this object was built): a caller that derives something from the state
+    /// — a monitor's view — can skip the work while it is unchanged.
+    pub fn state_version(&self) -> u64 {
+        self.state_version
     }
 
     /// The channel id (temporary until the funding outpoint is known).
@@ -423,6 +433,8 @@ impl Channel {
         if records.is_empty() && messages.is_empty() {
             return;
         }
+        // Every state change is applied, then queued here with its records.
+        self.state_version += records.len() as u64;
         // Every `snapshot_every` records, the batch ends with the whole state, so the store
         // can drop what came before and a restart replays a short tail.
         self.since_snapshot += records.len() as u64;

@@ -82,6 +82,7 @@ pub(super) async fn setup(
         cfg: cfg.clone(),
         tokens: f64::from(cfg.max_msgs_per_sec),
         last_refill: Instant::now(),
+        throttled_since: None,
         awaiting_pong: None,
     };
     let reader = tokio::spawn(reader.run(early, wdead_rx));
@@ -257,6 +258,8 @@ struct Reader {
     cfg: PeerConfig,
     tokens: f64,
     last_refill: Instant,
+    /// Since when every message had to wait for a token (cleared by one that did not).
+    throttled_since: Option<Instant>,
     /// When the outstanding ping was sent.
     awaiting_pong: Option<Instant>,
 }
@@ -356,23 +359,37 @@ impl Reader {
         Step::Stop(DisconnectReason::ProtocolViolation(why))
     }
 
-    fn take_token(&mut self) -> bool {
-        let now = Instant::now();
-        let rate = f64::from(self.cfg.max_msgs_per_sec);
-        let elapsed = now.duration_since(self.last_refill).as_secs_f64();
-        self.last_refill = now;
-        self.tokens = (self.tokens + elapsed * rate).min(rate);
+    /// Takes a token of the bucket, waiting for one if it is empty: a peer faster than
+    /// `max_msgs_per_sec` is read at that rate (TCP pushes back on it), so a burst such as
+    /// a gossip sync of a large graph arrives whole. False once the peer has kept us
+    /// waiting for `max_throttled` without a pause: a flood, not a burst.
+    async fn take_token(&mut self) -> bool {
+        let rate = f64::from(self.cfg.max_msgs_per_sec.max(1));
+        let refill = |r: &mut Self| {
+            let now = Instant::now();
+            let elapsed = now.duration_since(r.last_refill).as_secs_f64();
+            r.last_refill = now;
+            r.tokens = (r.tokens + elapsed * rate).min(rate);
+        };
+        refill(self);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
+            self.throttled_since = None;
         } else {
-            false
+            let since = *self.throttled_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > self.cfg.max_throttled {
+                return false;
+            }
+            let wait = (1.0 - self.tokens) / rate;
+            tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+            refill(self);
         }
+        self.tokens = (self.tokens - 1.0).max(0.0);
+        true
     }
 
     async fn on_message(&mut self, bytes: Vec<u8>) -> Step {
         self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-        if !self.take_token() {
+        if !self.take_token().await {
             let r = DisconnectReason::RateLimited(self.cfg.max_msgs_per_sec);
             self.out.disconnect(&r.to_string());
             return Step::Stop(r);

@@ -42,8 +42,12 @@ pub struct PeerConfig {
     /// Largest inbound message accepted (≤ 65535); larger frames are refused from their
     /// header, before the body is read.
     pub max_message_len: usize,
-    /// Inbound messages per second allowed (token bucket, burst of the same size).
+    /// Inbound messages per second read (token bucket, burst of the same size): a faster
+    /// peer is read at this rate.
     pub max_msgs_per_sec: u32,
+    /// A peer that keeps the bucket empty this long without a pause is flooding and is
+    /// disconnected ([`DisconnectReason::RateLimited`]).
+    pub max_throttled: Duration,
     /// Cap on encoded outbound bytes queued but not yet written to the socket. A peer that
     /// stops reading hits it and is disconnected.
     pub max_buffered_bytes: usize,
@@ -67,6 +71,7 @@ impl Default for PeerConfig {
             pong_timeout: Duration::from_secs(10),
             max_message_len: fulmen_wire::transport::MAX_BODY_LEN,
             max_msgs_per_sec: 2000,
+            max_throttled: Duration::from_secs(60),
             max_buffered_bytes: 4 << 20,
             features: Features::ours(),
             chain_hash: None,

@@ -158,10 +158,43 @@ async fn pong_timeout_disconnects_with_warning() {
     assert!(warning_text(&msgs).contains("no pong"));
 }
 
+/// A burst faster than the rate is read at the rate, whole, without a disconnection (a
+/// gossip sync of a large graph).
+#[tokio::test]
+async fn a_burst_over_the_rate_is_slowed_not_cut() {
+    let mut limited = cfg();
+    limited.max_msgs_per_sec = 100;
+    let (d, mut l) = pair(cfg(), limited).await;
+    let started = std::time::Instant::now();
+    for i in 0..250u32 {
+        let m = Message::UpdateFee(UpdateFee {
+            channel_id: [0; 32],
+            feerate_per_kw: i,
+            extra_tlvs: Default::default(),
+        });
+        d.send(&m).unwrap();
+    }
+    let mut got = 0;
+    while got < 250 {
+        match next(&mut l).await {
+            PeerEvent::Message(m) if matches!(*m, Message::UpdateFee(_)) => got += 1,
+            PeerEvent::Message(_) => {}
+            other => panic!("after {got} messages: {other:?}"),
+        }
+    }
+    // 100 from the full bucket, 150 more at 100 per second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn rate_limit_disconnects_with_warning() {
     let mut limited = cfg();
     limited.max_msgs_per_sec = 5;
+    limited.max_throttled = Duration::from_millis(300);
     let (mut d, mut l) = pair(cfg(), limited).await;
     for i in 0..50u32 {
         let m = Message::UpdateFee(UpdateFee {
@@ -175,7 +208,8 @@ async fn rate_limit_disconnects_with_warning() {
     }
     let (r, msgs) = until_disconnect(&mut l).await;
     assert_eq!(r, DisconnectReason::RateLimited(5));
-    assert!(msgs.len() <= 5, "at most the burst is delivered");
+    // The burst, then 5 per second until the flood has lasted 300 ms.
+    assert!(msgs.len() <= 5 + 3, "{} delivered", msgs.len());
     let (_, msgs) = until_disconnect(&mut d).await;
     assert!(warning_text(&msgs).contains("rate limit"));
 }
