@@ -1,0 +1,176 @@
+//! Tests of the node store: batches, upserts, the open-payment flag and its migration,
+//! snapshot compaction, the tower tables, the single-daemon lock.
+use super::*;
+
+#[tokio::test]
+async fn batches_round_trip_and_upserts_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let mut b = WriteBatch {
+        wallet: vec![b"w1".to_vec()],
+        new_channels: vec![(1, "02aa".into()), (2, "02bb".into())],
+        records: vec![
+            (1, b"r1".to_vec(), false),
+            (1, b"r2".to_vec(), false),
+            (2, b"x1".to_vec(), false),
+        ],
+        payments: vec![
+            ("h1".into(), "{\"a\":1}".into(), true),
+            ("h0".into(), "{\"done\":0}".into(), false),
+        ],
+        invoices: vec![("h2".into(), "{}".into())],
+        peers: vec![("02aa".into(), Some("127.0.0.1:1".into()))],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    b = WriteBatch {
+        wallet: vec![b"w2".to_vec()],
+        records: vec![(1, b"r3".to_vec(), false)],
+        monitor_records: vec![(1, b"m1".to_vec())],
+        funding_txs: vec![(1, b"tx".to_vec())],
+        closing_heights: vec![(1, 321)],
+        payments: vec![("h1".into(), "{\"a\":2}".into(), true)],
+        peers: vec![("02aa".into(), None)],
+        forwards: vec![((1, 0), "{\"f\":1}".into()), ((1, 0), "{\"f\":2}".into())],
+        policies: vec![(1, "{}".into())],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    store.close().await;
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let l = store.load().await.unwrap();
+    assert_eq!(l.wallet, vec![b"w1".to_vec(), b"w2".to_vec()]);
+    assert_eq!(l.channels.len(), 2);
+    assert_eq!(l.channels[0].records.len(), 3);
+    assert_eq!(l.channels[0].records[2], b"r3".to_vec());
+    assert_eq!(l.channels[0].monitor_records, vec![b"m1".to_vec()]);
+    assert_eq!(l.channels[0].funding_tx.as_deref(), Some(&b"tx"[..]));
+    assert_eq!(l.channels[0].closing_height, Some(321));
+    // Only open payments load; every one is listed, newest last.
+    assert_eq!(l.payments, vec!["{\"a\":2}".to_string()]);
+    assert_eq!(
+        store.payments(None).await.unwrap(),
+        vec!["{\"a\":2}".to_string(), "{\"done\":0}".to_string()]
+    );
+    assert_eq!(
+        store.payments(Some(1)).await.unwrap(),
+        vec!["{\"done\":0}".to_string()]
+    );
+    assert_eq!(
+        store.payment("h0").await.unwrap().as_deref(),
+        Some("{\"done\":0}")
+    );
+    assert_eq!(store.payment("h9").await.unwrap(), None);
+    assert_eq!(l.forwards, vec!["{\"f\":2}".to_string()]);
+    assert_eq!(l.policies, vec![(1, "{}".to_string())]);
+    assert_eq!(l.peers, vec![("02aa".into(), Some("127.0.0.1:1".into()))]);
+    // A snapshot drops its channel's earlier records (only that channel's), in the same
+    // transaction; records after it stay.
+    let b = WriteBatch {
+        records: vec![
+            (1, b"r4".to_vec(), false),
+            (1, b"snap".to_vec(), true),
+            (1, b"r5".to_vec(), false),
+        ],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    let l = store.load().await.unwrap();
+    assert_eq!(
+        l.channels[0].records,
+        vec![b"snap".to_vec(), b"r5".to_vec()]
+    );
+    assert_eq!(l.channels[1].records, vec![b"x1".to_vec()]);
+}
+
+/// The watchtower tables: records append, towers upsert, a queued backup is deleted and
+/// counted once when acknowledged (a second acknowledgement counts nothing).
+#[tokio::test]
+async fn tower_tables_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let t = "02aa".to_string();
+    let b = WriteBatch {
+        tower_records: vec![b"t1".to_vec(), b"t2".to_vec()],
+        towers: vec![(t.clone(), "127.0.0.1:1".into())],
+        tower_queue: vec![
+            TowerQueueRow::Queued(t.clone(), b"h1".to_vec(), b"b1".to_vec()),
+            TowerQueueRow::Queued(t.clone(), b"h2".to_vec(), b"b2".to_vec()),
+            TowerQueueRow::Queued(t.clone(), b"h1".to_vec(), b"b1".to_vec()),
+        ],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    let b = WriteBatch {
+        towers: vec![(t.clone(), "127.0.0.1:2".into())],
+        tower_queue: vec![
+            TowerQueueRow::Done(t.clone(), b"h1".to_vec(), true),
+            TowerQueueRow::Done(t.clone(), b"h1".to_vec(), true),
+        ],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    store.close().await;
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let l = store.load().await.unwrap();
+    assert_eq!(l.tower_records, vec![b"t1".to_vec(), b"t2".to_vec()]);
+    assert_eq!(l.towers, vec![(t.clone(), "127.0.0.1:2".into(), 1, 0)]);
+    assert_eq!(l.tower_queue, vec![(t, b"b2".to_vec())]);
+}
+
+/// Migration 0007 flags the payments a store already held: open while pending or while
+/// one of their parts is.
+#[tokio::test]
+async fn the_open_flag_of_earlier_payments_comes_from_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    let pool = crate::sqlite::open_pool(&path, SqliteSynchronous::Full)
+        .await
+        .unwrap();
+    let all = sqlx::migrate!("./migrations/node");
+    let mut before = sqlx::migrate!("./migrations/node");
+    before.migrations = all
+        .migrations
+        .iter()
+        .filter(|m| m.version < 7)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    let rows = [
+        ("a", r#"{"info":{"status":"pending"}}"#),
+        (
+            "b",
+            r#"{"info":{"status":"succeeded"},"parts":[{"status":"succeeded"}]}"#,
+        ),
+        ("c", r#"{"info":{"status":"failed"}}"#),
+        (
+            "d",
+            r#"{"info":{"status":"succeeded"},"parts":[{"status":"succeeded"},{"status":"pending"}]}"#,
+        ),
+    ];
+    for (hash, data) in rows {
+        sqlx::query("INSERT INTO payments (payment_hash, data) VALUES (?, ?)")
+            .bind(hash)
+            .bind(data)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let l = store.load().await.unwrap();
+    assert_eq!(
+        l.payments,
+        vec![rows[0].1.to_string(), rows[3].1.to_string()]
+    );
+    assert_eq!(store.payments(None).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_second_daemon_cannot_open_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let err = NodeStore::open(dir.path(), DbSync::Full).await.unwrap_err();
+    assert!(format!("{err:#}").contains("locked"), "{err:#}");
+}
