@@ -105,6 +105,11 @@ pub(crate) struct GossipState {
     /// Accepted channel announcements not relayed yet because their channel has no update:
     /// each goes out with its first relayed update (filtered by that update's timestamp).
     pub held: std::collections::HashSet<ShortChannelId>,
+    /// Channels with nothing left to announce on the current connection: our signatures
+    /// sent on it, the announcement in the store, our update out. Skipped by
+    /// `announce_channels` without looking up their peer; a channel leaves the set when its
+    /// peer connects or disconnects, and the set empties when the store drops a channel.
+    pub settled: std::collections::HashSet<i64>,
 }
 
 /// Peers a node asks for their whole gossip in one run (a restarted node's graph is empty):
@@ -168,6 +173,13 @@ impl Manager {
     }
 
     pub(crate) fn apply_graph_changes(&mut self, changes: &[GraphChange]) {
+        if changes
+            .iter()
+            .any(|c| matches!(c, GraphChange::ChannelRemoved { .. }))
+        {
+            // An announcement of ours may be gone: look at every channel again.
+            self.gossip_state.settled.clear();
+        }
         for c in changes {
             if let Err(err) = self.graph.apply(c) {
                 tracing::debug!(error = %err, "graph change not applied");
@@ -210,6 +222,19 @@ impl Manager {
             *lost_at = Some(self.now);
         }
         self.gossip_state.filters.remove(&peer);
+        self.unsettle_channels_of(peer);
+    }
+
+    /// `peer`'s channels must be announced on its next connection: out of `settled`.
+    fn unsettle_channels_of(&mut self, peer: PublicKey) {
+        if self.gossip_state.settled.is_empty() {
+            return;
+        }
+        for e in &self.channels {
+            if e.peer == peer {
+                self.gossip_state.settled.remove(&e.id);
+            }
+        }
     }
 
     /// What to relay of the messages the store accepted: a channel announcement waits for
@@ -287,6 +312,7 @@ impl Manager {
             None => since(self.now),
         };
         self.gossip_state.synced.insert(peer, None);
+        self.unsettle_channels_of(peer);
         let f = GossipTimestampFilter {
             chain_hash: chain_hash(),
             first_timestamp,
@@ -344,6 +370,9 @@ impl Manager {
         let depth = self.config.announce_depth.max(1);
         let mut todo = Vec::new();
         for e in &self.channels {
+            if self.gossip_state.settled.contains(&e.id) {
+                continue;
+            }
             let st = e.ch.state();
             let (Some(scid), Some(conf)) = (e.ch.short_channel_id(), st.funding_confirmed_height)
             else {
@@ -365,6 +394,9 @@ impl Manager {
             if !send_ours && (in_store || !self.gossip_state.theirs.contains_key(&id)) {
                 if in_store {
                     self.announced_once(id);
+                    if self.gossip_state.updated.contains_key(&id) {
+                        self.gossip_state.settled.insert(id);
+                    }
                 }
                 continue;
             }
