@@ -250,6 +250,23 @@ fn settled_payments_live_in_the_store_and_are_not_paid_twice() {
     );
 }
 
+/// A channel's monitor restores only with the key source behind the basepoints its records
+/// hold (they are taken from the records, checked on the funding key).
+#[test]
+fn a_monitor_restores_only_with_its_own_keys() {
+    use fulmen_channel::machine::SeedKeySource;
+    use fulmen_channel::monitor::ChannelMonitor;
+    let mut net = pair(8);
+    net.open_channel(A, B, 1_000_000, 0);
+    let stored = net.nodes[A].store.durable().channels[0].clone();
+    assert!(!stored.monitor_records.is_empty());
+    let own = net.nodes[A].key_source();
+    assert!(ChannelMonitor::restore(&own, &stored.monitor_records).is_ok());
+    let other = SeedKeySource::new([42u8; 32]);
+    let err = ChannelMonitor::restore(&other, &stored.monitor_records).unwrap_err();
+    assert!(err.to_string().contains("key source"), "{err}");
+}
+
 #[test]
 fn refused_commands_change_nothing() {
     let mut net = pair(6);
