@@ -18,14 +18,13 @@ use std::collections::HashMap;
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, OutPoint, ScriptBuf};
 use fulmen_channel::machine::Phase;
+use fulmen_routing::gossip::in_filter_window;
 use fulmen_routing::gossip::own::{
     announcement_signatures, announcement_unsigned, combine, sign_channel_update,
     sign_node_announcement,
 };
 use fulmen_routing::graph::direction_between;
-use fulmen_routing::{
-    ChannelDirection, DirectedPolicy, GraphChange, Handled, UtxoLookup, UtxoResult,
-};
+use fulmen_routing::{DirectedPolicy, GraphChange, Handled, UtxoLookup, UtxoResult};
 use fulmen_wire::msgs::{AnnouncementSignatures, GossipTimestampFilter};
 use fulmen_wire::{Message, ShortChannelId};
 
@@ -245,7 +244,7 @@ impl Manager {
         let mut out = Vec::new();
         for m in self.gossip.take_broadcast_batch() {
             match &m {
-                Message::ChannelAnnouncement(a) if self.relay_timestamp(&m).is_none() => {
+                Message::ChannelAnnouncement(a) if self.gossip.filter_timestamp(&m).is_none() => {
                     let scid = ShortChannelId::from_u64(a.short_channel_id);
                     self.gossip_state.held.insert(scid);
                     continue;
@@ -263,24 +262,6 @@ impl Manager {
             out.push(m);
         }
         out
-    }
-
-    /// The timestamp a relayed message is filtered by: its own, or for a channel
-    /// announcement the newest of its channel's updates (`None`: no update yet).
-    fn relay_timestamp(&self, m: &Message) -> Option<u32> {
-        match m {
-            Message::ChannelUpdate(u) => Some(u.timestamp),
-            Message::NodeAnnouncement(a) => Some(a.timestamp),
-            Message::ChannelAnnouncement(a) => {
-                let scid = ShortChannelId::from_u64(a.short_channel_id);
-                [ChannelDirection::FromNode1, ChannelDirection::FromNode2]
-                    .into_iter()
-                    .filter_map(|d| self.gossip.channel_update(scid, d))
-                    .map(|u| u.timestamp)
-                    .max()
-            }
-            _ => None,
-        }
     }
 
     /// Stale channels leave the graph (two weeks without an update).
@@ -337,14 +318,11 @@ impl Manager {
                 .collect();
             peers.sort();
             for m in &batch {
-                let ts = self.relay_timestamp(m).map(u64::from);
+                let ts = self.gossip.filter_timestamp(m);
                 for p in &peers {
                     // Outside the window the peer asked for: it has it (or did not ask).
                     let outside = match (ts, self.gossip_state.filters.get(p)) {
-                        (Some(t), Some(&(first, range))) => {
-                            let first = u64::from(first);
-                            !(first..first + u64::from(range)).contains(&t)
-                        }
+                        (Some(t), Some(&(first, range))) => !in_filter_window(first, range, t),
                         _ => false,
                     };
                     if !outside {

@@ -13,7 +13,6 @@ use bitcoin::{BlockHash, Transaction, Txid};
 use fulmen_channel::machine::{Channel, Entropy, Phase, SeedKeySource};
 use fulmen_wallet::{merge_changesets, Wallet, WalletParams};
 
-use crate::api::PaymentStatus;
 use crate::types::{CmdError, InvoiceRecord};
 use crate::types::{
     ManagerConfig, ManagerError, NodeEvent, NodeSecrets, Output, PaymentRecord, PersistBatch,
@@ -305,20 +304,7 @@ impl Manager {
         // Only open payments are kept (the node's store loads only those; the others are
         // served from the store, see `crate::history`).
         for p in stored.payments.iter().filter(|p| p.is_open()) {
-            if p.parts.is_empty() {
-                if let (Some(c), Some(h), true) = (p.channel, p.htlc_id, p.is_pending()) {
-                    m.payment_by_htlc
-                        .insert((c, h), p.info.payment_hash.clone());
-                }
-            }
-            for part in p
-                .parts
-                .iter()
-                .filter(|x| x.status == PaymentStatus::Pending)
-            {
-                m.payment_by_htlc
-                    .insert((part.channel, part.htlc_id), p.info.payment_hash.clone());
-            }
+            m.index_payment(p);
             m.payments.insert(p.info.payment_hash.clone(), p.clone());
         }
         for f in &stored.forwards {

@@ -109,9 +109,17 @@ impl Manager {
     }
 
     pub(crate) fn save_payment(&mut self, rec: PaymentRecord) {
-        let key = rec.info.payment_hash.clone();
-        // Every part still pending is indexed by its HTLC (a payment stored before parts
-        // existed has its one HTLC in `channel` / `htlc_id`).
+        self.index_payment(&rec);
+        // A payment no longer open stays here until the batch holding this record is
+        // durable (`Manager::persisted` then drops it: the store has it from then on).
+        self.pending.payments.push(rec.clone());
+        self.payments.insert(rec.info.payment_hash.clone(), rec);
+    }
+
+    /// Indexes every part of `rec` still pending by its HTLC, and forgets the others (a
+    /// payment stored before parts existed has its one HTLC in `channel` / `htlc_id`).
+    pub(crate) fn index_payment(&mut self, rec: &PaymentRecord) {
+        let key = &rec.info.payment_hash;
         if rec.parts.is_empty() {
             if let (Some(c), Some(h)) = (rec.channel, rec.htlc_id) {
                 if rec.is_pending() {
@@ -129,10 +137,6 @@ impl Manager {
                 self.payment_by_htlc.remove(&(p.channel, p.htlc_id));
             }
         }
-        // A payment no longer open stays here until the batch holding this record is
-        // durable (`Manager::persisted` then drops it: the store has it from then on).
-        self.pending.payments.push(rec.clone());
-        self.payments.insert(key, rec);
     }
 
     /// An invoice as `listinvoices` shows it now (expiry applied).

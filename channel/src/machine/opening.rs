@@ -85,7 +85,7 @@ impl Channel {
         let mut temp_id = [0u8; 32];
         entropy.fill_bytes(&mut temp_id);
         let secrets = keys.channel_secrets(&key_id);
-        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let secp = crate::keys::context();
         let bp = secrets.basepoints(&secp);
         let reserve = config.reserve_for(funding_sat);
         // Placeholder for the first point; fixed right below from the channel's own seed.
@@ -181,7 +181,7 @@ impl Channel {
         let mut key_id = [0u8; 32];
         entropy.fill_bytes(&mut key_id);
         let secrets = keys.channel_secrets(&key_id);
-        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let secp = crate::keys::context();
         let bp = secrets.basepoints(&secp);
         let setup = Setup {
             is_opener: false,

@@ -137,9 +137,9 @@ async fn list_payments(
     let rows = store.payments(last).await.map_err(failed)?;
     let records = rows
         .iter()
-        .map(|json| serde_json::from_str::<fulmen_manager::PaymentRecord>(json))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| failed(anyhow::anyhow!("decoding a stored payment: {e}")))?;
+        .map(|json| super::store::decode_payment(json))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(failed)?;
     Ok(fulmen_manager::payments_view(&records))
 }
 

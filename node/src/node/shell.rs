@@ -15,7 +15,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::Block;
 use fulmen_manager::api::{PaymentInfo, PaymentStatus};
 use fulmen_manager::{
-    CmdError, Command, Manager, NodeEvent, Output, PaymentRecord, PeerAccept, RequestId, Response,
+    CmdError, Command, Manager, NodeEvent, Output, PeerAccept, RequestId, Response,
 };
 use fulmen_wire::transport::NoiseIdentity;
 use fulmen_wire::Message;
@@ -299,17 +299,15 @@ impl Shell {
         let Some(hash) = fulmen_manager::pay_command_hash(cmd) else {
             return Ok(());
         };
-        let row = self
+        let earlier = self
             .store
             .payment(&hash)
             .await
+            .and_then(|row| {
+                row.map(|json| super::store::decode_payment(&json).map(|p| p.info.status))
+                    .transpose()
+            })
             .map_err(|e| CmdError::failed(format!("{e:#}")))?;
-        let earlier = match row {
-            Some(json) => serde_json::from_str::<PaymentRecord>(&json)
-                .map(|p| Some(p.info.status))
-                .map_err(|e| CmdError::failed(format!("decoding a stored payment: {e}")))?,
-            None => None,
-        };
         fulmen_manager::refuse_repeat(earlier)
     }
 

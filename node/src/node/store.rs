@@ -251,9 +251,7 @@ impl Loaded {
         }
         out.channels = decode_channels(&self.channels)?;
         for json in &self.payments {
-            let p: PaymentRecord =
-                serde_json::from_str(json).context("decoding a stored payment")?;
-            out.payments.push(p);
+            out.payments.push(decode_payment(json)?);
         }
         for json in &self.invoices {
             let i: InvoiceRecord =
@@ -300,6 +298,12 @@ impl Loaded {
         }
         Ok(out)
     }
+}
+
+/// One payment row (as [`Loaded::payments`], [`NodeStore::payments`] and
+/// [`NodeStore::payment`] hand them out) decoded.
+pub fn decode_payment(json: &str) -> anyhow::Result<PaymentRecord> {
+    serde_json::from_str(json).context("decoding a stored payment")
 }
 
 /// Decodes the channels' rows on every core: most of a start with many channels is parsing

@@ -158,6 +158,13 @@ struct PendingChannel {
     updates: [Option<ChannelUpdate>; 2],
 }
 
+/// Whether `timestamp` is inside a `gossip_timestamp_filter`'s window
+/// `[first_timestamp, first_timestamp + timestamp_range)`.
+pub fn in_filter_window(first_timestamp: u32, timestamp_range: u32, timestamp: u32) -> bool {
+    let lo = u64::from(first_timestamp);
+    (lo..lo + u64::from(timestamp_range)).contains(&u64::from(timestamp))
+}
+
 /// Validated gossip and what to relay; see the module docs.
 #[derive(Debug, Clone)]
 pub struct GossipStore {
@@ -568,6 +575,26 @@ impl GossipStore {
         std::mem::take(&mut self.broadcast)
     }
 
+    /// The timestamp a `gossip_timestamp_filter` judges `msg` by, as
+    /// [`GossipStore::messages_since`] does: its own for an update or a node announcement;
+    /// for a channel announcement, the newest of its channel's updates here (`None`: no
+    /// update yet, or not a gossip message).
+    pub fn filter_timestamp(&self, msg: &Message) -> Option<u32> {
+        match msg {
+            Message::ChannelUpdate(u) => Some(u.timestamp),
+            Message::NodeAnnouncement(a) => Some(a.timestamp),
+            Message::ChannelAnnouncement(a) => self
+                .channels
+                .get(&ShortChannelId::from_u64(a.short_channel_id))?
+                .updates
+                .iter()
+                .flatten()
+                .map(|u| u.timestamp)
+                .max(),
+            _ => None,
+        }
+    }
+
     /// Answers a peer's `gossip_timestamp_filter` with [`GossipStore::messages_since`];
     /// refuses another chain's filter.
     pub fn handle_timestamp_filter(
@@ -587,9 +614,7 @@ impl GossipStore {
     /// `node_announcement` in the window right after the first channel of the node sent,
     /// and the rest (nodes whose channels are all outside the window) at the end.
     pub fn messages_since(&self, first_timestamp: u32, timestamp_range: u32) -> Vec<Message> {
-        let lo = u64::from(first_timestamp);
-        let hi = lo + u64::from(timestamp_range);
-        let in_window = |t: u32| (lo..hi).contains(&u64::from(t));
+        let in_window = |t: u32| in_filter_window(first_timestamp, timestamp_range, t);
         let node_in_window = |n: &PublicKey| {
             self.nodes
                 .get(n)

@@ -79,6 +79,24 @@ fn timestamp_filter_sends_announcements_then_updates_then_nodes() {
         .is_empty());
 }
 
+/// A relayed message is judged by the timestamp the sync uses: its own, or for a channel
+/// announcement its newest update's (none without updates).
+#[test]
+fn filter_timestamps_are_the_syncs() {
+    let (mut s, m) = synced_store();
+    let t = |o: u64| u32::try_from(NOW - o).expect("fits");
+    assert_eq!(s.filter_timestamp(&m[0]), Some(t(100)));
+    assert_eq!(s.filter_timestamp(&m[3]), Some(t(5000)));
+    assert_eq!(s.filter_timestamp(&m[7]), Some(t(7000)));
+    let c = announcement(4, 5, scid(3));
+    s.handle_channel_announcement(&c, &mut Utxos::with(&[&c]), NOW)
+        .unwrap();
+    assert_eq!(s.filter_timestamp(&Message::ChannelAnnouncement(c)), None);
+    assert!(in_filter_window(10, 5, 10) && in_filter_window(10, 5, 14));
+    assert!(!in_filter_window(10, 5, 15) && !in_filter_window(10, 5, 9));
+    assert!(in_filter_window(u32::MAX, u32::MAX, u32::MAX));
+}
+
 #[test]
 fn timestamp_filter_of_another_chain_is_refused() {
     let (s, _) = synced_store();

@@ -117,8 +117,6 @@ pub struct Network {
     pub chain: Chain,
     /// Virtual time.
     pub clock: Clock,
-    /// Messages delivered: (from, to, BOLT message type) → count.
-    pub delivered: BTreeMap<(usize, usize, u16), u64>,
     /// Channel announcements delivered: (from, to, short channel id), in order.
     pub announcements: Vec<(usize, usize, u64)>,
     /// Messages in flight.
@@ -187,7 +185,6 @@ impl Network {
             nodes: Vec::new(),
             chain,
             clock: Clock::new(START_TIME),
-            delivered: BTreeMap::new(),
             announcements: Vec::new(),
             links: Links::new(2),
             rng: SimRng::derive(seed, "network scheduler"),
@@ -697,10 +694,6 @@ impl Network {
         let label = format!("{}>{}", self.nodes[d.from].name, self.nodes[d.to].name);
         self.note(&label, &d.bytes);
         let msg = Message::decode(&d.bytes).expect("a delivered message decodes");
-        *self
-            .delivered
-            .entry((d.from, d.to, msg.msg_type()))
-            .or_default() += 1;
         if let Message::ChannelAnnouncement(a) = &msg {
             self.announcements.push((d.from, d.to, a.short_channel_id));
         }
