@@ -26,6 +26,9 @@ pub async fn open_pool(path: &Path, synchronous: SqliteSynchronous) -> anyhow::R
         .busy_timeout(Duration::from_millis(500));
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
+        // One local connection: a ping before each use would only be one more round trip
+        // to sqlx's worker thread.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .with_context(|| format!("opening {}", path.display()))?;

@@ -174,3 +174,39 @@ async fn a_second_daemon_cannot_open_the_same_store() {
     let err = NodeStore::open(dir.path(), DbSync::Full).await.unwrap_err();
     assert!(format!("{err:#}").contains("locked"), "{err:#}");
 }
+
+/// A batch whose statement fails writes nothing, and the store takes the next batch: the
+/// script's transaction is rolled back, not left open on the connection.
+#[tokio::test]
+async fn a_failed_batch_writes_nothing_and_the_next_one_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let first = WriteBatch {
+        new_channels: vec![(1, "02aa".into())],
+        records: vec![(1, b"r1".to_vec(), false)],
+        ..Default::default()
+    };
+    store.write(&first).await.unwrap();
+    // Channel 1 exists: its second insert violates the primary key after the records
+    // and wallet rows before it in the script.
+    let failing = WriteBatch {
+        wallet: vec![b"w".to_vec()],
+        new_channels: vec![(2, "02bb".into()), (1, "02cc".into())],
+        records: vec![(1, b"r2".to_vec(), false)],
+        ..Default::default()
+    };
+    assert!(store.write(&failing).await.is_err());
+    let next = WriteBatch {
+        records: vec![(1, b"r3".to_vec(), false)],
+        payments: vec![("h".into(), "{}".into(), false)],
+        ..Default::default()
+    };
+    store.write(&next).await.unwrap();
+    store.close().await;
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let l = store.load().await.unwrap();
+    assert!(l.wallet.is_empty());
+    assert_eq!(l.channels.len(), 1);
+    assert_eq!(l.channels[0].records, vec![b"r1".to_vec(), b"r3".to_vec()]);
+    assert_eq!(store.payments(None).await.unwrap(), vec!["{}".to_string()]);
+}
