@@ -77,6 +77,12 @@ pub fn channel_config() -> ChannelConfig {
 /// Most inputs one turn takes before its writes are made durable and its outputs acted on.
 const MAX_INPUTS_PER_TURN: usize = 128;
 
+/// A turn stops taking inputs once handling them has taken this long, so that an RPC call
+/// (taken first by the next turn) waits at most about this plus one flush: after a restart
+/// of a node with many channels, the inputs of its reconnecting peers (re-establishment,
+/// announcement signatures, gossip to verify) cost milliseconds each.
+const MAX_TURN_HANDLING: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Runs the node daemon until it is told to stop.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -248,7 +254,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let turn_t0 = std::time::Instant::now();
         node.handle_input(first).await;
         let mut n = 1;
-        while n < MAX_INPUTS_PER_TURN {
+        while n < MAX_INPUTS_PER_TURN && turn_t0.elapsed() < MAX_TURN_HANDLING {
             let Ok(i) = rpc_rx.try_recv().or_else(|_| rx.try_recv()) else {
                 break;
             };
