@@ -17,5 +17,6 @@ pub mod justice;
 pub mod keys;
 pub mod machine;
 pub mod monitor;
+pub mod parallel;
 pub mod shachain;
 pub mod sweep;

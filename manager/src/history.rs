@@ -65,6 +65,7 @@ pub fn pay_command_hash(cmd: &Command) -> Option<String> {
                 .ok()
                 .map(|h| hex::encode(h.0))
         }
+        Command::PayInvoice { invoice, .. } => Some(hex::encode(invoice.payment_hash().0)),
         _ => None,
     }
 }

@@ -10,7 +10,9 @@
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
 use fulmen_channel::machine::HtlcInfo;
-use fulmen_htlc::invoice::{create_invoice, parse_invoice, InvoiceDescription, InvoiceParams};
+use fulmen_htlc::invoice::{
+    create_invoice, parse_invoice, Invoice, InvoiceDescription, InvoiceParams,
+};
 use fulmen_htlc::onion::{create_error_packet, process_onion, OnionReject, ProcessedOnion};
 use fulmen_htlc::{FailureMessage, PaymentHash, PaymentPreimage, PaymentSecret};
 use fulmen_wire::msgs::OnionPacket;
@@ -157,18 +159,19 @@ impl Manager {
         max_fee_msat: Option<u64>,
         timeout_secs: Option<u64>,
     ) {
-        let res = self.start_payment(invoice, max_fee_msat, timeout_secs);
+        let res = parse_invoice(invoice.trim())
+            .map_err(|e| CmdError::invalid(format!("bad invoice: {e}")))
+            .and_then(|inv| self.start_payment(&inv, max_fee_msat, timeout_secs));
         self.reply(request, res.map(Response::PaymentStarted));
     }
 
-    fn start_payment(
+    /// Starts paying a parsed invoice (see [`Command::PayInvoice`]).
+    pub(crate) fn start_payment(
         &mut self,
-        text: &str,
+        inv: &Invoice,
         max_fee_msat: Option<u64>,
         timeout_secs: Option<u64>,
     ) -> Result<PaymentInfo, CmdError> {
-        let inv = parse_invoice(text.trim())
-            .map_err(|e| CmdError::invalid(format!("bad invoice: {e}")))?;
         if inv.currency() != lightning_invoice::Currency::Regtest {
             return Err(CmdError::invalid("the invoice is not for regtest"));
         }
@@ -204,7 +207,7 @@ impl Manager {
             max_fee_msat: max_fee_msat
                 .unwrap_or_else(|| fulmen_routing::pathfind::default_max_fee_msat(amount)),
             deadline: now.saturating_add(timeout_secs.unwrap_or(DEFAULT_PAY_TIMEOUT_SECS)),
-            bolt11: Some(text.trim().to_string()),
+            bolt11: Some(inv.as_str().to_string()),
             ..PaymentPlan::default()
         };
         self.begin_payment(hash, plan)

@@ -69,6 +69,14 @@ impl Manager {
                 max_fee_msat,
                 timeout_secs,
             } => self.pay(request, &invoice, max_fee_msat, timeout_secs),
+            Command::PayInvoice {
+                invoice,
+                max_fee_msat,
+                timeout_secs,
+            } => {
+                let res = self.start_payment(&invoice, max_fee_msat, timeout_secs);
+                self.reply(request, res.map(Response::PaymentStarted));
+            }
             Command::Keysend {
                 node_id,
                 amount_msat,

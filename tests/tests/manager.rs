@@ -250,6 +250,77 @@ fn settled_payments_live_in_the_store_and_are_not_paid_twice() {
     );
 }
 
+/// `PayInvoice` (the invoice parsed by the caller, as the daemon's RPC handler does) pays
+/// like `Pay`, and a second one is refused while the first is in memory and once it is only
+/// in the store.
+#[test]
+fn a_parsed_invoice_pays_once() {
+    use fulmen_htlc::invoice::parse_invoice;
+    let mut net = pair(9);
+    let id = net.open_channel(A, B, 1_000_000, 0);
+    let inv = net.invoice(B, 3_000_000, "parsed");
+    let parsed = || Command::PayInvoice {
+        invoice: Box::new(parse_invoice(&inv.bolt11).expect("a valid invoice")),
+        max_fee_msat: None,
+        timeout_secs: None,
+    };
+    // Two in the same turn: the second sees the first in the manager's memory.
+    let first = net.command(A, parsed());
+    let second = net.command(A, parsed());
+    net.run_until_quiet();
+    let Some(Ok(Response::PaymentStarted(p))) = net.take_reply(A, first) else {
+        panic!("the first payment did not start");
+    };
+    assert_eq!(p.payment_hash, inv.payment_hash);
+    let e = refused(net.take_reply(A, second).expect("a reply"));
+    assert!(e.message.contains("in flight"), "{e}");
+    assert_eq!(net.nodes[A].m.open_payment_count(), 0);
+    let e = refused(net.call(A, parsed()));
+    assert!(e.message.contains("already paid"), "{e}");
+    assert_eq!(
+        net.channel_balances(A, &id),
+        (1_000_000_000 - 3_000_000, 3_000_000)
+    );
+}
+
+/// Forty real HTLCs on one commitment: their signatures are made and checked on several
+/// threads (`fulmen_channel::parallel`), and every payment settles exactly.
+#[test]
+fn forty_htlcs_on_one_commitment_all_settle() {
+    let mut net = pair(10);
+    let id = net.open_channel(A, B, 1_000_000, 0);
+    net.hold_htlcs(B, true);
+    let requests: Vec<_> = (0..40)
+        .map(|i| {
+            let inv = net.invoice(B, 2_000_000 + i * 1_000, "batch");
+            net.command(
+                A,
+                Command::Pay {
+                    invoice: inv.bolt11,
+                },
+            )
+        })
+        .collect();
+    net.run_until_quiet();
+    let st = net.channel(A, &id).expect("the channel").ch.state().clone();
+    let local = st.local_commit.expect("a commitment");
+    assert_eq!(
+        local.spec.offered_by_us.len(),
+        40,
+        "every HTLC on one commitment"
+    );
+    assert_eq!(local.htlc_sigs.len(), 40, "and one signature each");
+    net.hold_htlcs(B, false);
+    net.run_until_quiet();
+    for r in requests {
+        let Some(Ok(Response::PaymentStarted(_))) = net.take_reply(A, r) else {
+            panic!("payment {r} did not start");
+        };
+    }
+    let paid: u64 = (0..40).map(|i| 2_000_000 + i * 1_000).sum();
+    assert_eq!(net.channel_balances(A, &id), (1_000_000_000 - paid, paid));
+}
+
 /// A channel's monitor restores only with the key source behind the basepoints its records
 /// hold (they are taken from the records, checked on the funding key).
 #[test]

@@ -261,9 +261,8 @@ pub fn sign_remote(
         .tx
         .htlc_txs(&built.params, &built.keys, &built.htlcs)
         .map_err(internal)?;
-    let mut sigs = Vec::with_capacity(txs.len());
     if txs.is_empty() {
-        return Ok((sig, sigs));
+        return Ok((sig, Vec::new()));
     }
     let htlc_key = derive_privkey_with_basepoint(
         &secrets.htlc_base,
@@ -271,12 +270,10 @@ pub fn sign_remote(
         &built.keys.per_commitment_point,
     )
     .map_err(internal)?;
-    for (tx, out) in txs.iter().zip(&built.tx.htlcs) {
-        sigs.push(
-            sign_second_stage(secp, tx, &out.witness_script, out.amount, &htlc_key)
-                .map_err(internal)?,
-        );
-    }
+    let pairs: Vec<_> = txs.iter().zip(&built.tx.htlcs).collect();
+    let sigs = crate::parallel::map_in_order(&pairs, |(tx, out)| {
+        sign_second_stage(secp, tx, &out.witness_script, out.amount, &htlc_key).map_err(internal)
+    })?;
     Ok((sig, sigs))
 }
 
@@ -305,13 +302,14 @@ pub fn verify_local(
         .tx
         .htlc_txs(&built.params, &built.keys, &built.htlcs)
         .map_err(internal)?;
-    for ((tx, out), s) in txs.iter().zip(&built.tx.htlcs).zip(htlc_sigs) {
+    let triples: Vec<_> = txs.iter().zip(&built.tx.htlcs).zip(htlc_sigs).collect();
+    crate::parallel::map_in_order(&triples, |((tx, out), s)| {
         let msg = p2wsh_sighash(tx, 0, &out.witness_script, out.amount).map_err(internal)?;
         secp.verify_ecdsa(&msg, s, &built.keys.countersignatory_htlc_key)
             .map_err(|_| {
                 ChannelError::Protocol(format!("invalid htlc signature (output {})", out.vout))
-            })?;
-    }
+            })
+    })?;
     Ok(())
 }
 

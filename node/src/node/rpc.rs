@@ -238,10 +238,20 @@ pub fn module(ctx: RpcCtx) -> anyhow::Result<RpcModule<RpcCtx>> {
             timeout_secs,
             max_fee_msat,
         } = p.parse()?;
-        let cmd = Command::PayWithLimits {
-            invoice,
-            max_fee_msat,
-            timeout_secs,
+        // The invoice's signature checks run here, on an RPC thread, not in the node task
+        // (see `Command::PayInvoice`); an invoice that fails them goes to the manager as
+        // text, which refuses it with the reason.
+        let cmd = match fulmen_htlc::invoice::parse_invoice(invoice.trim()) {
+            Ok(parsed) => Command::PayInvoice {
+                invoice: Box::new(parsed),
+                max_fee_msat,
+                timeout_secs,
+            },
+            Err(_) => Command::PayWithLimits {
+                invoice,
+                max_fee_msat,
+                timeout_secs,
+            },
         };
         pay_and_wait(&ctx, cmd, timeout_secs).await
     })?;

@@ -189,6 +189,10 @@ pub struct Shell {
     block_txids: BlockTxids,
     /// Lookups in flight (see [`super::utxo::MAX_LOOKUPS_IN_FLIGHT`]).
     lookups: Arc<Semaphore>,
+    /// This turn's `pay` hashes → their earlier payment's status in the store (`None`: no
+    /// row), read in one query by [`Shell::prefetch_repeat_checks`]; valid only until the
+    /// turn's flush (which can drop settled payments from the manager into the store).
+    earlier_payments: HashMap<String, Option<PaymentStatus>>,
 }
 
 impl Shell {
@@ -217,6 +221,7 @@ impl Shell {
             stopping: false,
             block_txids: BlockTxids::default(),
             lookups: Arc::new(Semaphore::new(super::utxo::MAX_LOOKUPS_IN_FLIGHT)),
+            earlier_payments: HashMap::new(),
         }
     }
 
@@ -299,6 +304,9 @@ impl Shell {
         let Some(hash) = fulmen_manager::pay_command_hash(cmd) else {
             return Ok(());
         };
+        if let Some(earlier) = self.earlier_payments.get(&hash) {
+            return fulmen_manager::refuse_repeat(*earlier);
+        }
         let earlier = self
             .store
             .payment(&hash)
@@ -309,6 +317,40 @@ impl Shell {
             })
             .map_err(|e| CmdError::failed(format!("{e:#}")))?;
         fulmen_manager::refuse_repeat(earlier)
+    }
+
+    /// Reads the earlier payments of every `pay` among `inputs` (the turn about to be
+    /// handled) in one store query, for [`Shell::check_repeat_payment`]: under load, a
+    /// query per `pay` was a round trip to sqlx's thread each. On a read error the checks
+    /// fall back to one query each (which reports it).
+    pub async fn prefetch_repeat_checks<'a>(&mut self, inputs: impl Iterator<Item = &'a Input>) {
+        self.earlier_payments.clear();
+        let hashes: Vec<String> = inputs
+            .filter_map(|i| match i {
+                Input::Rpc { cmd, .. } => fulmen_manager::pay_command_hash(cmd),
+                _ => None,
+            })
+            .collect();
+        if hashes.is_empty() {
+            return;
+        }
+        let Ok(rows) = self.store.payments_by_hash(&hashes).await else {
+            return;
+        };
+        let mut found = HashMap::new();
+        for (hash, json) in rows {
+            match super::store::decode_payment(&json) {
+                Ok(p) => {
+                    found.insert(hash, p.info.status);
+                }
+                // Left out: its own query reports the error.
+                Err(_) => return,
+            }
+        }
+        for h in hashes {
+            let status = found.get(&h).copied();
+            self.earlier_payments.insert(h, status);
+        }
     }
 
     fn on_connected(
@@ -342,6 +384,8 @@ impl Shell {
     /// The end of a turn: each batch of writes made durable, then its outputs acted on,
     /// until the manager has nothing left.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
+        // What was read for this turn's checks may be stale once the turn's batch is written.
+        self.earlier_payments.clear();
         loop {
             let batch = self.m.poll_persist();
             if let Some(batch) = &batch {

@@ -585,6 +585,28 @@ impl NodeStore {
             .context("decoding a payment row")
     }
 
+    /// The payments (hash hex, JSON) among `hashes` that the store holds, in one query.
+    pub async fn payments_by_hash(
+        &self,
+        hashes: &[String],
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        // sqlite allows 32,766 bound values per statement.
+        for chunk in hashes.chunks(10_000) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql =
+                format!("SELECT payment_hash, data FROM payments WHERE payment_hash IN ({marks})");
+            let mut q = sqlx::query(&sql).persistent(false);
+            for h in chunk {
+                q = q.bind(h);
+            }
+            for r in q.fetch_all(&self.pool).await.context("reading payments")? {
+                out.push((r.try_get("payment_hash")?, r.try_get("data")?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;
