@@ -1,12 +1,12 @@
 //! How long one durable turn's write takes: `NodeStore::write` of a batch shaped like a
 //! payment turn's (three channel records of 600 bytes, one monitor record, one payment
-//! upsert), one after the other, with `synchronous=FULL` and then `NORMAL`, in a fresh
-//! database under DIR (default: the system's temporary directory — pass a directory on
-//! the disk the daemons use).
+//! upsert), one after the other, and a one-row read, with `synchronous=FULL` and then
+//! `NORMAL`, in a fresh database under DIR (default: the system's temporary directory — pass
+//! a directory on the disk the daemons use).
 //!
-//! `cargo run --release -p fulmen-node --example store_write [N] [DIR]` prints the mean,
-//! p50 and p99 per write. A payment makes five such writes one after the other (BENCHMARKS.md,
-//! "What bounds a payment").
+//! `cargo run --release -p fulmen-node --example store_write [N] [DIR]` prints the mean, p50
+//! and p99 per write and the p50 of the read. A payment makes five such writes one after the
+//! other (BENCHMARKS.md, "What bounds a payment").
 
 use std::time::Instant;
 
@@ -40,6 +40,18 @@ async fn main() -> anyhow::Result<()> {
             store.write(&batch).await?;
             took.push(t.elapsed().as_secs_f64() * 1e3);
         }
+        // A trivial read: what one round trip to sqlx's worker thread costs by itself.
+        let mut reads = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            store.meta("opened").await?;
+            reads.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        reads.sort_by(f64::total_cmp);
+        println!(
+            "{sync:?}: one-row read (a round trip to sqlx's thread): p50 {:.3} ms",
+            reads[n / 2]
+        );
         store.close().await;
         let mean = took.iter().sum::<f64>() / n as f64;
         took.sort_by(f64::total_cmp);
