@@ -320,7 +320,7 @@ impl Shell {
     }
 
     /// Reads the earlier payments of every `pay` among `inputs` (the turn about to be
-    /// handled) in one store query, for [`Shell::check_repeat_payment`]: under load, a
+    /// handled) in one store query, for the repeat-payment check of `pay`: under load, a
     /// query per `pay` was a round trip to sqlx's thread each. On a read error the checks
     /// fall back to one query each (which reports it).
     pub async fn prefetch_repeat_checks<'a>(&mut self, inputs: impl Iterator<Item = &'a Input>) {
