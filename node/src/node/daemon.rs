@@ -243,8 +243,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
 
     // The node task: one turn = the queued inputs (at most MAX_INPUTS_PER_TURN, handled for
-    // at most MAX_TURN_HANDLING; the rest wait for the next turn, first), then the durable
-    // writes, then the side effects.
+    // at most MAX_TURN_HANDLING; the rest wait for the next turn, after its RPC calls), then
+    // the durable writes, then the side effects.
     let mut backlog: std::collections::VecDeque<Input> = std::collections::VecDeque::new();
     while !node.stopping {
         if backlog.is_empty() {
@@ -256,11 +256,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             };
             backlog.push_back(first);
         }
+        // RPC calls first (each caller waits for its answer before sending more, so no
+        // caller's order changes), then what the last turn left, then peer inputs.
         let mut turn = Vec::with_capacity(MAX_INPUTS_PER_TURN);
         while turn.len() < MAX_INPUTS_PER_TURN {
-            let Some(i) = backlog
-                .pop_front()
-                .or_else(|| rpc_rx.try_recv().or_else(|_| rx.try_recv()).ok())
+            let Some(i) = rpc_rx
+                .try_recv()
+                .ok()
+                .or_else(|| backlog.pop_front())
+                .or_else(|| rx.try_recv().ok())
             else {
                 break;
             };
