@@ -256,20 +256,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             };
             backlog.push_back(first);
         }
-        // RPC calls first (each caller waits for its answer before sending more, so no
-        // caller's order changes), then what the last turn left, then peer inputs.
-        let mut turn = Vec::with_capacity(MAX_INPUTS_PER_TURN);
-        while turn.len() < MAX_INPUTS_PER_TURN {
-            let Some(i) = rpc_rx
-                .try_recv()
-                .ok()
-                .or_else(|| backlog.pop_front())
-                .or_else(|| rx.try_recv().ok())
-            else {
-                break;
-            };
-            turn.push(i);
-        }
+        let turn = take_turn(&mut rpc_rx, &mut backlog, &mut rx, MAX_INPUTS_PER_TURN);
         let n = turn.len();
         let turn_t0 = std::time::Instant::now();
         node.prefetch_repeat_checks(turn.iter()).await;
@@ -312,6 +299,30 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     node.store.close().await;
     tracing::info!("node daemon stopped");
     Ok(())
+}
+
+/// The inputs of one turn, at most `max`: RPC calls first (each caller waits for its answer
+/// before it sends more, so no caller's order changes), then what the last turn left, then
+/// peer and chain inputs.
+fn take_turn<T>(
+    rpc: &mut mpsc::UnboundedReceiver<T>,
+    backlog: &mut std::collections::VecDeque<T>,
+    peers: &mut mpsc::UnboundedReceiver<T>,
+    max: usize,
+) -> Vec<T> {
+    let mut turn = Vec::with_capacity(max);
+    while turn.len() < max {
+        let Some(i) = rpc
+            .try_recv()
+            .ok()
+            .or_else(|| backlog.pop_front())
+            .or_else(|| peers.try_recv().ok())
+        else {
+            break;
+        };
+        turn.push(i);
+    }
+    turn
 }
 
 /// Entropy from the OS RNG.
@@ -406,5 +417,24 @@ mod tests {
         assert!(third.is_ok(), "the slot came back");
         drop(first);
         task.abort();
+    }
+
+    /// RPC calls go before what a previous turn left, which goes before new peer inputs;
+    /// a turn takes at most `max`, the rest stay queued in order.
+    #[test]
+    fn a_turn_takes_rpc_calls_then_the_backlog_then_peers() {
+        let (rpc_tx, mut rpc) = mpsc::unbounded_channel();
+        let (peer_tx, mut peers) = mpsc::unbounded_channel();
+        let mut backlog: std::collections::VecDeque<&str> = ["left 1", "left 2"].into();
+        peer_tx.send("peer 1").unwrap();
+        peer_tx.send("peer 2").unwrap();
+        rpc_tx.send("rpc 1").unwrap();
+        rpc_tx.send("rpc 2").unwrap();
+        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 5);
+        assert_eq!(turn, ["rpc 1", "rpc 2", "left 1", "left 2", "peer 1"]);
+        rpc_tx.send("rpc 3").unwrap();
+        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 5);
+        assert_eq!(turn, ["rpc 3", "peer 2"]);
+        assert!(take_turn(&mut rpc, &mut backlog, &mut peers, 5).is_empty());
     }
 }
