@@ -159,14 +159,25 @@ impl Manager {
         max_fee_msat: Option<u64>,
         timeout_secs: Option<u64>,
     ) {
-        let res = parse_invoice(invoice.trim())
-            .map_err(|e| CmdError::invalid(format!("bad invoice: {e}")))
-            .and_then(|inv| self.start_payment(&inv, max_fee_msat, timeout_secs));
+        match parse_invoice(invoice.trim()) {
+            Ok(inv) => self.pay_invoice(request, &inv, max_fee_msat, timeout_secs),
+            Err(e) => self.reply(request, Err(CmdError::invalid(format!("bad invoice: {e}")))),
+        }
+    }
+
+    /// `pay` of a parsed invoice (see [`Command::PayInvoice`]).
+    pub(crate) fn pay_invoice(
+        &mut self,
+        request: RequestId,
+        inv: &Invoice,
+        max_fee_msat: Option<u64>,
+        timeout_secs: Option<u64>,
+    ) {
+        let res = self.start_payment(inv, max_fee_msat, timeout_secs);
         self.reply(request, res.map(Response::PaymentStarted));
     }
 
-    /// Starts paying a parsed invoice (see [`Command::PayInvoice`]).
-    pub(crate) fn start_payment(
+    fn start_payment(
         &mut self,
         inv: &Invoice,
         max_fee_msat: Option<u64>,

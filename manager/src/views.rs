@@ -73,10 +73,7 @@ impl Manager {
                 invoice,
                 max_fee_msat,
                 timeout_secs,
-            } => {
-                let res = self.start_payment(&invoice, max_fee_msat, timeout_secs);
-                self.reply(request, res.map(Response::PaymentStarted));
-            }
+            } => self.pay_invoice(request, &invoice, max_fee_msat, timeout_secs),
             Command::Keysend {
                 node_id,
                 amount_msat,

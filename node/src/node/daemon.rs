@@ -183,17 +183,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     );
     // Catch up with the chain before serving anyone.
     let phase = std::time::Instant::now();
-    for step in followed
+    let steps = followed
         .catch_up(&chain)
         .await
         .context("catching up with the chain")?
-    {
-        node.handle_input(match step {
+        .into_iter()
+        .map(|step| match step {
             ChainStep::Disconnect(fork) => Input::Reorg(fork),
             ChainStep::Connect(h, b) => Input::Block(h, b),
         })
-        .await;
-    }
+        .collect();
+    node.handle_turn(steps, Duration::MAX).await;
     node.m.rebroadcast();
     node.flush().await?;
     let catch_up_ms = ms(phase);
@@ -259,16 +259,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let turn = take_turn(&mut rpc_rx, &mut backlog, &mut rx, MAX_INPUTS_PER_TURN);
         let n = turn.len();
         let turn_t0 = std::time::Instant::now();
-        node.prefetch_repeat_checks(turn.iter()).await;
-        let mut turn = turn.into_iter();
-        for i in turn.by_ref() {
-            node.handle_input(i).await;
-            if turn_t0.elapsed() >= MAX_TURN_HANDLING {
-                break;
-            }
-        }
-        let left = turn.len();
-        for i in turn.rev() {
+        let rest = node.handle_turn(turn, MAX_TURN_HANDLING).await;
+        let left = rest.len();
+        for i in rest.into_iter().rev() {
             backlog.push_front(i);
         }
         let handled_us = turn_t0.elapsed().as_micros();

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::Block;
@@ -190,9 +191,9 @@ pub struct Shell {
     /// Lookups in flight (see [`super::utxo::MAX_LOOKUPS_IN_FLIGHT`]).
     lookups: Arc<Semaphore>,
     /// This turn's `pay` hashes → their earlier payment's status in the store (`None`: no
-    /// row), read in one query by [`Shell::prefetch_repeat_checks`]; valid only until the
-    /// turn's flush (which can drop settled payments from the manager into the store).
-    earlier_payments: HashMap<String, Option<PaymentStatus>>,
+    /// row) or why it could not be read; read in one query by [`Shell::handle_turn`], valid
+    /// only until the turn's flush (which can drop settled payments into the store).
+    earlier_payments: HashMap<String, Result<Option<PaymentStatus>, String>>,
 }
 
 impl Shell {
@@ -233,8 +234,24 @@ impl Shell {
         self.next_request
     }
 
+    /// Applies a turn's `inputs` to the manager, in order, until `budget` has passed; returns
+    /// the inputs not handled (for the next turn). The earlier payments of its `pay`
+    /// commands are read from the store first, in one query.
+    pub async fn handle_turn(&mut self, inputs: Vec<Input>, budget: Duration) -> Vec<Input> {
+        let started = std::time::Instant::now();
+        self.read_earlier_payments(&inputs).await;
+        let mut inputs = inputs.into_iter();
+        for i in inputs.by_ref() {
+            self.handle_input(i);
+            if started.elapsed() >= budget {
+                break;
+            }
+        }
+        inputs.collect()
+    }
+
     /// Applies one input to the manager.
-    pub async fn handle_input(&mut self, input: Input) {
+    fn handle_input(&mut self, input: Input) {
         let now = now_secs();
         match input {
             Input::Rpc {
@@ -242,7 +259,7 @@ impl Shell {
                 reply,
                 outcome,
             } => {
-                if let Err(e) = self.check_repeat_payment(&cmd).await {
+                if let Err(e) = self.check_repeat_payment(&cmd) {
                     let _ = reply.send(Err(e));
                     return;
                 }
@@ -300,32 +317,26 @@ impl Shell {
     /// manager keeps only open payments, and earlier turns' writes are durable by now (this
     /// runs in the node task, between flushes), so the store plus the manager's memory is
     /// the whole history.
-    async fn check_repeat_payment(&self, cmd: &Command) -> Result<(), CmdError> {
+    fn check_repeat_payment(&self, cmd: &Command) -> Result<(), CmdError> {
         let Some(hash) = fulmen_manager::pay_command_hash(cmd) else {
             return Ok(());
         };
-        if let Some(earlier) = self.earlier_payments.get(&hash) {
-            return fulmen_manager::refuse_repeat(*earlier);
+        match self.earlier_payments.get(&hash) {
+            Some(Ok(earlier)) => fulmen_manager::refuse_repeat(*earlier),
+            Some(Err(e)) => Err(CmdError::failed(e.clone())),
+            None => Err(CmdError::failed(
+                "the payment history was not read for this pay",
+            )),
         }
-        let earlier = self
-            .store
-            .payment(&hash)
-            .await
-            .and_then(|row| {
-                row.map(|json| super::store::decode_payment(&json).map(|p| p.info.status))
-                    .transpose()
-            })
-            .map_err(|e| CmdError::failed(format!("{e:#}")))?;
-        fulmen_manager::refuse_repeat(earlier)
     }
 
-    /// Reads the earlier payments of every `pay` among `inputs` (the turn about to be
-    /// handled) in one store query, for the repeat-payment check of `pay`: under load, a
-    /// query per `pay` was a round trip to sqlx's thread each. On a read error the checks
-    /// fall back to one query each (which reports it).
-    pub async fn prefetch_repeat_checks<'a>(&mut self, inputs: impl Iterator<Item = &'a Input>) {
+    /// Reads the earlier payments of every `pay` among `inputs` in one store query, for
+    /// [`Shell::check_repeat_payment`]: under load, a query per `pay` was a round trip to
+    /// sqlx's thread each.
+    async fn read_earlier_payments(&mut self, inputs: &[Input]) {
         self.earlier_payments.clear();
         let hashes: Vec<String> = inputs
+            .iter()
             .filter_map(|i| match i {
                 Input::Rpc { cmd, .. } => fulmen_manager::pay_command_hash(cmd),
                 _ => None,
@@ -334,22 +345,22 @@ impl Shell {
         if hashes.is_empty() {
             return;
         }
-        let Ok(rows) = self.store.payments_by_hash(&hashes).await else {
-            return;
-        };
-        let mut found = HashMap::new();
-        for (hash, json) in rows {
-            match super::store::decode_payment(&json) {
-                Ok(p) => {
-                    found.insert(hash, p.info.status);
-                }
-                // Left out: its own query reports the error.
-                Err(_) => return,
+        let rows = match self.store.payments_by_hash(&hashes).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                let e = format!("{e:#}");
+                self.earlier_payments = hashes.into_iter().map(|h| (h, Err(e.clone()))).collect();
+                return;
             }
-        }
+        };
         for h in hashes {
-            let status = found.get(&h).copied();
-            self.earlier_payments.insert(h, status);
+            self.earlier_payments.insert(h, Ok(None));
+        }
+        for (hash, json) in rows {
+            let status = super::store::decode_payment(&json)
+                .map(|p| Some(p.info.status))
+                .map_err(|e| format!("{e:#}"));
+            self.earlier_payments.insert(hash, status);
         }
     }
 

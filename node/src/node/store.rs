@@ -223,7 +223,7 @@ pub struct Loaded {
     /// Channels by id.
     pub channels: Vec<StoredChannelRow>,
     /// Open payments (JSON), oldest first: the others stay in the store (read with
-    /// [`NodeStore::payments`] and [`NodeStore::payment`]).
+    /// [`NodeStore::payments`] and [`NodeStore::payments_by_hash`]).
     pub payments: Vec<String>,
     /// Invoices (JSON), oldest first.
     pub invoices: Vec<String>,
@@ -301,7 +301,7 @@ impl Loaded {
 }
 
 /// One payment row (as [`Loaded::payments`], [`NodeStore::payments`] and
-/// [`NodeStore::payment`] hand them out) decoded.
+/// [`NodeStore::payments_by_hash`] hand them out) decoded.
 pub fn decode_payment(json: &str) -> anyhow::Result<PaymentRecord> {
     serde_json::from_str(json).context("decoding a stored payment")
 }
@@ -310,31 +310,7 @@ pub fn decode_payment(json: &str) -> anyhow::Result<PaymentRecord> {
 /// their records (public keys in them are decompressed, one square root each), and each
 /// channel decodes on its own.
 fn decode_channels(rows: &[StoredChannelRow]) -> anyhow::Result<Vec<StoredChannel>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = rows.len().div_ceil(threads.max(1)).max(16);
-    if rows.len() <= per_thread {
-        return rows.iter().map(decode_channel).collect();
-    }
-    std::thread::scope(|s| {
-        let parts: Vec<_> = rows
-            .chunks(per_thread)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(decode_channel)
-                        .collect::<anyhow::Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for part in parts {
-            let decoded = part
-                .join()
-                .map_err(|_| anyhow::anyhow!("a channel decoding thread panicked"))??;
-            out.extend(decoded);
-        }
-        Ok(out)
-    })
+    fulmen_channel::parallel::map_in_order(rows, decode_channel)
 }
 
 /// One channel's row decoded.
@@ -551,38 +527,19 @@ impl NodeStore {
 
     /// Payments (JSON), oldest first: every one, or only the newest `last`.
     pub async fn payments(&self, last: Option<usize>) -> anyhow::Result<Vec<String>> {
-        let rows = match last {
-            None => {
-                sqlx::query("SELECT data FROM payments ORDER BY seq")
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            Some(n) => {
-                sqlx::query(
-                    "SELECT data FROM (SELECT seq, data FROM payments ORDER BY seq DESC \
-                     LIMIT ?) ORDER BY seq",
-                )
-                .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await
-            }
-        }
+        // sqlite reads a negative LIMIT as none.
+        let limit = last.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let rows = sqlx::query(
+            "SELECT data FROM (SELECT seq, data FROM payments ORDER BY seq DESC LIMIT ?) \
+             ORDER BY seq",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
         .context("reading payments")?;
         rows.iter()
             .map(|r| r.try_get("data").context("decoding a payment row"))
             .collect()
-    }
-
-    /// The payment (JSON) with this payment hash (hex), if any.
-    pub async fn payment(&self, hash: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query("SELECT data FROM payments WHERE payment_hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading a payment")?;
-        row.map(|r| r.try_get("data"))
-            .transpose()
-            .context("decoding a payment row")
     }
 
     /// The payments (hash hex, JSON) among `hashes` that the store holds, in one query.

@@ -2,6 +2,14 @@
 //! snapshot compaction, the tower tables, the single-daemon lock.
 use super::*;
 
+/// Closes `store` and opens it again from `dir`, as a restarted daemon: what it loads.
+async fn reopen(store: NodeStore, dir: &Path) -> (NodeStore, Loaded) {
+    store.close().await;
+    let store = NodeStore::open(dir, DbSync::Full).await.unwrap();
+    let loaded = store.load().await.unwrap();
+    (store, loaded)
+}
+
 #[tokio::test]
 async fn batches_round_trip_and_upserts_replace() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,9 +44,7 @@ async fn batches_round_trip_and_upserts_replace() {
         ..Default::default()
     };
     store.write(&b).await.unwrap();
-    store.close().await;
-    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
-    let l = store.load().await.unwrap();
+    let (store, l) = reopen(store, dir.path()).await;
     assert_eq!(l.wallet, vec![b"w1".to_vec(), b"w2".to_vec()]);
     assert_eq!(l.channels.len(), 2);
     assert_eq!(l.channels[0].records.len(), 3);
@@ -56,11 +62,14 @@ async fn batches_round_trip_and_upserts_replace() {
         store.payments(Some(1)).await.unwrap(),
         vec!["{\"done\":0}".to_string()]
     );
+    // By hash: h0 is there, h9 is not.
     assert_eq!(
-        store.payment("h0").await.unwrap().as_deref(),
-        Some("{\"done\":0}")
+        store
+            .payments_by_hash(&["h0".into(), "h9".into()])
+            .await
+            .unwrap(),
+        vec![("h0".to_string(), "{\"done\":0}".to_string())]
     );
-    assert_eq!(store.payment("h9").await.unwrap(), None);
     assert_eq!(l.forwards, vec!["{\"f\":2}".to_string()]);
     assert_eq!(l.policies, vec![(1, "{}".to_string())]);
     assert_eq!(l.peers, vec![("02aa".into(), Some("127.0.0.1:1".into()))]);
@@ -110,9 +119,7 @@ async fn tower_tables_round_trip() {
         ..Default::default()
     };
     store.write(&b).await.unwrap();
-    store.close().await;
-    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
-    let l = store.load().await.unwrap();
+    let (_store, l) = reopen(store, dir.path()).await;
     assert_eq!(l.tower_records, vec![b"t1".to_vec(), b"t2".to_vec()]);
     assert_eq!(l.towers, vec![(t.clone(), "127.0.0.1:2".into(), 1, 0)]);
     assert_eq!(l.tower_queue, vec![(t, b"b2".to_vec())]);
@@ -202,9 +209,7 @@ async fn a_failed_batch_writes_nothing_and_the_next_one_lands() {
         ..Default::default()
     };
     store.write(&next).await.unwrap();
-    store.close().await;
-    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
-    let l = store.load().await.unwrap();
+    let (store, l) = reopen(store, dir.path()).await;
     assert!(l.wallet.is_empty());
     assert_eq!(l.channels.len(), 1);
     assert_eq!(l.channels[0].records, vec![b"r1".to_vec(), b"r3".to_vec()]);
