@@ -32,6 +32,10 @@ pub struct PayArgs {
     /// Payments per phase (serial, then concurrent).
     #[arg(long, default_value_t = 1000)]
     pub payments: usize,
+    /// Payments of the serial phase (default: --payments; 0 skips it, to measure the
+    /// concurrent phase alone).
+    #[arg(long, value_name = "N")]
+    pub serial_payments: Option<usize>,
     /// Payments in flight in the concurrent phase.
     #[arg(long, default_value_t = 100)]
     pub concurrency: usize,
@@ -223,10 +227,8 @@ pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value
             ));
             // Enough for both phases with room for fees and reserve, within the
             // non-wumbo channel limit.
-            let needed_sat = (args.payments as u64)
-                .saturating_mul(2)
-                .saturating_mul(args.amount_msat)
-                / 1000;
+            let all_payments = args.payments + args.serial_payments.unwrap_or(args.payments);
+            let needed_sat = (all_payments as u64).saturating_mul(args.amount_msat) / 1000;
             let channel_sats = args.channel_sats.unwrap_or_else(|| {
                 needed_sat
                     .saturating_mul(2)
@@ -237,7 +239,7 @@ pub async fn run(args: PayArgs, _net_opt: Option<&Path>) -> anyhow::Result<Value
                 channel_sats <= 16_777_215,
                 "{} payments of {} msat need more than one channel can hold \
                  (--channel-sats is at most 16777215)",
-                args.payments,
+                all_payments,
                 args.amount_msat
             );
             let opts = UpOptions {
@@ -303,7 +305,8 @@ async fn bench(net: &Network, args: &PayArgs, temporary: bool) -> anyhow::Result
     let payer = Arc::new(node_client(payer_entry));
     let payee = node_client(payee_entry);
 
-    let total = 2 * args.payments;
+    let serial_payments = args.serial_payments.unwrap_or(args.payments);
+    let total = serial_payments + args.payments;
     let progress = Progress::new(
         total as u64,
         "{spinner} invoices {bar:40} {pos}/{len} ({per_sec})",
@@ -318,7 +321,7 @@ async fn bench(net: &Network, args: &PayArgs, temporary: bool) -> anyhow::Result
         progress.inc(1);
     }
     progress.finish();
-    let concurrent_invoices = invoices.split_off(args.payments);
+    let concurrent_invoices = invoices.split_off(serial_payments);
 
     let serial = run_phase(payer.clone(), invoices, 1, "serial    ").await?;
     let concurrent = run_phase(

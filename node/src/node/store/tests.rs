@@ -215,3 +215,35 @@ async fn a_failed_batch_writes_nothing_and_the_next_one_lands() {
     assert_eq!(l.channels[0].records, vec![b"r1".to_vec(), b"r3".to_vec()]);
     assert_eq!(store.payments(None).await.unwrap(), vec!["{}".to_string()]);
 }
+
+/// Payments, invoices and forwards go in multi-row statements of at most
+/// `ROWS_PER_STATEMENT` rows: every row of a batch larger than one statement lands, and a
+/// later row of the same key wins, within a statement and across two.
+#[tokio::test]
+async fn rows_beyond_one_statement_all_land_and_the_last_of_a_key_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let n = 600;
+    let mut payments: Vec<(String, String, bool)> = (0..n)
+        .map(|i| (format!("h{i:04}"), format!("{{\"v\":{i}}}"), true))
+        .collect();
+    // h0000 again in the same statement, h0001 again in the next one (rows 256 and 599).
+    payments[10] = ("h0000".into(), "{\"v\":\"second\"}".into(), false);
+    payments[599] = ("h0001".into(), "{\"v\":\"last\"}".into(), false);
+    let batch = WriteBatch {
+        payments,
+        invoices: (0..n).map(|i| (format!("i{i}"), "{}".into())).collect(),
+        forwards: (0..n as i64).map(|i| ((1, i), "{}".into())).collect(),
+        ..Default::default()
+    };
+    store.write(&batch).await.unwrap();
+    let (store, loaded) = reopen(store, dir.path()).await;
+    let all = store.payments(None).await.unwrap();
+    assert_eq!(all.len(), n - 2);
+    assert!(all.contains(&"{\"v\":\"second\"}".to_string()));
+    assert!(all.contains(&"{\"v\":\"last\"}".to_string()));
+    // Open ones are loaded: all but the two rewritten as settled.
+    assert_eq!(loaded.payments.len(), n - 4);
+    assert_eq!(loaded.invoices.len(), n);
+    assert_eq!(loaded.forwards.len(), n);
+}
