@@ -75,13 +75,14 @@ impl Channel {
             .map_err(cmd)?;
         }
         let channel_id = st.channel_id;
-        self.transact(vec![Record::LocalUpdate(update)], |_| {
-            Ok(vec![Message::UpdateFee(UpdateFee {
+        self.transact_update(
+            Record::LocalUpdate(update),
+            vec![Message::UpdateFee(UpdateFee {
                 channel_id,
                 feerate_per_kw,
                 extra_tlvs: Default::default(),
-            })])
-        })
+            })],
+        )
     }
 
     pub(super) fn on_update_fee(&mut self, m: &UpdateFee) -> Result<(), ChannelError> {
@@ -113,7 +114,7 @@ impl Channel {
             m.feerate_per_kw,
         )
         .map_err(|e| proto(format!("funder cannot afford update_fee: {e}")))?;
-        self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))
+        self.transact_update(Record::RemoteUpdate(update), vec![])
     }
 
     /// Fail an HTLC the peer offered whose onion we could not parse; queues
@@ -137,8 +138,9 @@ impl Channel {
             failure_code,
         };
         self.check_local_room(&update)?;
-        self.transact(vec![Record::LocalUpdate(update)], |_| {
-            Ok(link_up
+        self.transact_update(
+            Record::LocalUpdate(update),
+            link_up
                 .then_some(Message::UpdateFailMalformedHtlc(UpdateFailMalformedHtlc {
                     channel_id,
                     id,
@@ -147,8 +149,8 @@ impl Channel {
                     extra_tlvs: Default::default(),
                 }))
                 .into_iter()
-                .collect())
-        })
+                .collect(),
+        )
     }
 
     pub(super) fn on_update_fail_malformed(
@@ -167,6 +169,6 @@ impl Channel {
             sha256_of_onion: m.sha256_of_onion,
             failure_code: m.failure_code,
         };
-        self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))
+        self.transact_update(Record::RemoteUpdate(update), vec![])
     }
 }

@@ -468,10 +468,7 @@ impl Channel {
         let res = records
             .iter()
             .try_for_each(|r| self.state.apply(r))
-            .map_err(|e| match e {
-                ChannelError::Records(s) => internal(format!("record does not apply: {s}")),
-                other => other,
-            })
+            .map_err(own_record_error)
             .and_then(|()| f(self));
         match res {
             Ok(msgs) => {
@@ -483,6 +480,24 @@ impl Channel {
                 Err(e)
             }
         }
+    }
+
+    /// [`Self::transact`] for one `LocalUpdate` or `RemoteUpdate` record whose messages are
+    /// already built: applying it checks the HTLC id before it changes anything, so no copy
+    /// of the state is kept for a rollback (a copy per update made a turn of n new HTLCs
+    /// copy a state holding up to n HTLCs, and their onions, n times).
+    fn transact_update(
+        &mut self,
+        record: Record,
+        messages: Vec<Message>,
+    ) -> Result<(), ChannelError> {
+        debug_assert!(matches!(
+            record,
+            Record::LocalUpdate(_) | Record::RemoteUpdate(_)
+        ));
+        self.state.apply(&record).map_err(own_record_error)?;
+        self.queue(vec![record], messages);
+        Ok(())
     }
 
     fn our_point(&self, number: u64) -> Result<PublicKey, ChannelError> {
@@ -686,5 +701,14 @@ impl Channel {
             &remote_funding,
             &lc.remote_sig,
         )
+    }
+}
+
+/// A record of ours that does not apply is our own failure: handlers validate before they
+/// emit records.
+fn own_record_error(e: ChannelError) -> ChannelError {
+    match e {
+        ChannelError::Records(s) => internal(format!("record does not apply: {s}")),
+        other => other,
     }
 }

@@ -246,8 +246,9 @@ impl Channel {
         )
         .map_err(cmd)?;
         let channel_id = st.channel_id;
-        self.transact(vec![Record::LocalUpdate(update)], |_| {
-            Ok(vec![Message::UpdateAddHtlc(UpdateAddHtlc {
+        self.transact_update(
+            Record::LocalUpdate(update),
+            vec![Message::UpdateAddHtlc(UpdateAddHtlc {
                 channel_id,
                 id,
                 amount_msat,
@@ -256,8 +257,8 @@ impl Channel {
                 onion_routing_packet: onion,
                 path_key: None,
                 extra_tlvs: Default::default(),
-            })])
-        })?;
+            })],
+        )?;
         Ok(id)
     }
 
@@ -301,8 +302,9 @@ impl Channel {
         let update = Update::Fulfill { id, preimage };
         self.check_local_room(&update)?;
         let channel_id = self.state.channel_id;
-        self.transact(vec![Record::LocalUpdate(update)], |_| {
-            Ok(link_up
+        self.transact_update(
+            Record::LocalUpdate(update),
+            link_up
                 .then_some(Message::UpdateFulfillHtlc(UpdateFulfillHtlc {
                     channel_id,
                     id,
@@ -310,8 +312,8 @@ impl Channel {
                     extra_tlvs: Default::default(),
                 }))
                 .into_iter()
-                .collect())
-        })
+                .collect(),
+        )
     }
 
     /// Fail an HTLC the peer offered; queues `update_fail_htlc`. Allowed while the peer
@@ -326,8 +328,9 @@ impl Channel {
         let update = Update::Fail { id, reason };
         self.check_local_room(&update)?;
         let channel_id = self.state.channel_id;
-        self.transact(vec![Record::LocalUpdate(update)], |_| {
-            Ok(link_up
+        self.transact_update(
+            Record::LocalUpdate(update),
+            link_up
                 .then_some(Message::UpdateFailHtlc(UpdateFailHtlc {
                     channel_id,
                     id,
@@ -335,8 +338,8 @@ impl Channel {
                     extra_tlvs: Default::default(),
                 }))
                 .into_iter()
-                .collect())
-        })
+                .collect(),
+        )
     }
 
     /// Whether [`Channel::send_commitment`] would do something: updates to sign and no
@@ -437,7 +440,7 @@ impl Channel {
             spec.feerate_per_kw,
         )
         .map_err(proto)?;
-        self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))
+        self.transact_update(Record::RemoteUpdate(update), vec![])
     }
 
     /// The HTLC we offered with `id`, if irrevocably committed and not settled yet.
@@ -476,7 +479,7 @@ impl Channel {
             return Err(proto(format!("wrong preimage for htlc {}", m.id)));
         }
         let update = Update::Fulfill { id: m.id, preimage };
-        self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))?;
+        self.transact_update(Record::RemoteUpdate(update), vec![])?;
         self.events
             .push_back(Event::HtlcFulfilled { id: m.id, preimage });
         Ok(())
@@ -489,7 +492,7 @@ impl Channel {
             id: m.id,
             reason: m.reason.0.clone(),
         };
-        self.transact(vec![Record::RemoteUpdate(update)], |_| Ok(vec![]))
+        self.transact_update(Record::RemoteUpdate(update), vec![])
     }
 
     pub(super) fn on_commitment_signed(
