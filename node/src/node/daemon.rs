@@ -258,6 +258,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         let turn = take_turn(&mut rpc_rx, &mut backlog, &mut rx, MAX_INPUTS_PER_TURN);
         let n = turn.len();
+        let kinds = tracing::enabled!(tracing::Level::TRACE)
+            .then(|| turn.iter().map(Input::label).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
         let turn_t0 = std::time::Instant::now();
         let rest = node.handle_turn(turn, MAX_TURN_HANDLING).await;
         let left = rest.len();
@@ -271,7 +274,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             tracing::debug!(inputs = n - left, left, handled_us, total_us, "slow turn");
         } else {
             // Every turn, for profiling (`RUST_LOG=fulmen_node::node::daemon=trace`).
-            tracing::trace!(inputs = n - left, left, handled_us, total_us, "turn");
+            tracing::trace!(inputs = n - left, left, handled_us, total_us, kinds, "turn");
         }
         if let Err(e) = flushed {
             tracing::error!(error = %format!("{e:#}"), "store write failed: stopping");

@@ -88,6 +88,23 @@ pub enum Input {
     Stop,
 }
 
+impl Input {
+    /// A short name of the input for the turn trace: `rpc`, `peer:<message type>`, `block`…
+    pub fn label(&self) -> String {
+        match self {
+            Input::Rpc { .. } => "rpc".into(),
+            Input::Connected { .. } => "connected".into(),
+            Input::PeerMessage { msg, .. } => format!("peer:{}", msg.msg_type()),
+            Input::Disconnected { .. } => "disconnected".into(),
+            Input::ReconnectEnded(_) => "reconnect-ended".into(),
+            Input::Block(..) => "block".into(),
+            Input::Reorg(_) => "reorg".into(),
+            Input::UtxoAnswer(..) => "utxo".into(),
+            Input::Stop => "stop".into(),
+        }
+    }
+}
+
 /// True when the chain refused a transaction by a rule that waiting cannot change (its
 /// inputs are spent or conflict, it is invalid) — not when it already has it, or when it is
 /// merely early (time locks, maturity) or cheap.
