@@ -3,7 +3,8 @@
 //! rules of `fulmen_htlc::forward`. A 5-node line with every hop's fee exact to the msat; a
 //! failure at hop k attributed to hop k; a payment at a fee the forwarder has just raised
 //! fails with its new `channel_update` and the retry pays; a payment split over two paths
-//! neither of which could carry it alone (basic MPP); keysend over three hops; and a 20-node
+//! neither of which could carry it alone (basic MPP); a part whose set never completes,
+//! failed back by the payee after the multi-part timeout; keysend over three hops; and a 20-node
 //! random network with 1,000 random payments, the msat of every channel conserved.
 //!
 //! Amounts are real HTLCs (above the trim threshold) throughout.
@@ -174,6 +175,60 @@ fn a_payment_too_big_for_either_path_is_split_over_both() {
         }
         other => panic!("invoices: {other:?}"),
     }
+}
+
+/// A multi-part payment whose other part never arrives (its forwarder holds it): the payee
+/// keeps the part it has for `MPP_TIMEOUT_SECS` (60 s) of the node's periodic tick, then
+/// fails it back with `mpp_timeout` — not holding it until its CLTV expiry would force the
+/// channel closed.
+#[test]
+fn a_part_whose_set_never_completes_is_failed_back_after_the_timeout() {
+    let mut net = Network::new(16, &["a", "b", "c", "e"]);
+    for k in 0..3 {
+        net.fund(k, 1_500_000);
+    }
+    net.open_channel(0, 1, 600_000, 0);
+    net.open_channel(0, 2, 600_000, 0);
+    let be = net.open_channel(1, 3, 600_000, 0);
+    net.open_channel(2, 3, 600_000, 0);
+    for k in 0..4 {
+        wait_for_graph(&mut net, k, 4);
+    }
+    let before = net.channel_balances(3, &be);
+    // c holds what it receives: the part routed through it never reaches e.
+    net.hold_htlcs(2, true);
+    let inv = net.invoice(3, 900_000_000, "never whole");
+    net.start_pay(0, &inv.bolt11);
+    net.run_until_quiet();
+    let waiting = net.channel_balances(3, &be);
+    assert_eq!(waiting.0, before.0, "e has not been paid");
+    assert!(
+        waiting.1 < before.1,
+        "a part waits at e: {waiting:?} vs {before:?}"
+    );
+    net.tick(55);
+    net.run_until_quiet();
+    assert_eq!(
+        net.channel_balances(3, &be),
+        waiting,
+        "still waiting within 60 s"
+    );
+    net.tick(10);
+    net.run_until_quiet();
+    assert_eq!(
+        net.channel_balances(3, &be),
+        before,
+        "the part is failed back after 60 s"
+    );
+    let unpaid = match net.call(3, Command::ListInvoices) {
+        Ok(Response::Invoices(i)) => i.invoices.into_iter().find(|i| i.bolt11 == inv.bolt11),
+        other => panic!("invoices: {other:?}"),
+    };
+    assert_eq!(unpaid.map(|i| i.status), Some(InvoiceStatus::Unpaid));
+    assert!(
+        net.channel_info(3, &be).closing.is_none(),
+        "no channel closed"
+    );
 }
 
 #[test]

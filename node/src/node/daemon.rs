@@ -233,6 +233,20 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         )
     });
     let follow_task = spawn_follower(chain.clone(), inputs.clone(), followed);
+    let tick_task = {
+        let inputs = inputs.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(super::shell::TICK_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await; // the first tick is immediate: skip it
+            loop {
+                every.tick().await;
+                if inputs.send(Input::Tick).is_err() {
+                    break;
+                }
+            }
+        })
+    };
     let signal_task = {
         let inputs = inputs.clone();
         tokio::spawn(async move {
@@ -289,6 +303,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         t.abort();
     }
     follow_task.abort();
+    tick_task.abort();
     signal_task.abort();
     node.disconnect_all("node shutting down");
     node.flush().await?;

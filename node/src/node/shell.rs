@@ -84,9 +84,15 @@ pub enum Input {
     Reorg(u32),
     /// The answer to a UTXO lookup the manager asked for (see [`super::utxo`]).
     UtxoAnswer(fulmen_wire::ShortChannelId, fulmen_manager::UtxoAnswer),
+    /// Time passed: the manager's periodic work (multi-part sets that timed out are failed
+    /// back, stale gossip is pruned). Sent every [`TICK_INTERVAL`].
+    Tick,
     /// Stop the daemon.
     Stop,
 }
+
+/// How often the node task gets an [`Input::Tick`].
+pub const TICK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Input {
     /// A short name of the input for the turn trace: `rpc`, `peer:<message type>`, `block`…
@@ -100,6 +106,7 @@ impl Input {
             Input::Block(..) => "block".into(),
             Input::Reorg(_) => "reorg".into(),
             Input::UtxoAnswer(..) => "utxo".into(),
+            Input::Tick => "tick".into(),
             Input::Stop => "stop".into(),
         }
     }
@@ -326,6 +333,7 @@ impl Shell {
                 }
             }
             Input::UtxoAnswer(scid, answer) => self.m.handle_utxo_answer(now, scid, answer),
+            Input::Tick => self.m.handle_tick(now),
             Input::Stop => self.stopping = true,
         }
     }

@@ -623,6 +623,20 @@ impl Network {
         }
     }
 
+    /// `secs` seconds pass: the clock advances and every node gets the daemon's periodic
+    /// `handle_tick` (multi-part sets time out, stale gossip is pruned), then each runs its
+    /// turn.
+    pub fn tick(&mut self, secs: u64) {
+        self.clock.advance(secs);
+        let now = self.clock.now();
+        self.note("tick", &now.to_be_bytes());
+        for k in 0..self.nodes.len() {
+            self.nodes[k].m.handle_tick(now);
+            self.queue(Work::Turn(k));
+        }
+        self.settle();
+    }
+
     /// Send node `k` a command; its turn runs at once. Returns the request id.
     pub fn command(&mut self, k: usize, cmd: Command) -> RequestId {
         let r = self.next_request;
