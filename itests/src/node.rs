@@ -13,14 +13,6 @@ use serde_json::Value;
 
 use crate::{fulmen, fulmen_bin, wait_for_endpoint, wait_until, CliOutput, DAEMON_TIMEOUT};
 
-/// A free loopback port (bound, read, released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 /// A `fulmen node run` process; killed (SIGKILL) on drop.
 #[derive(Debug)]
 pub struct NodeDaemon {
@@ -51,7 +43,8 @@ impl NodeDaemon {
             name: name.to_owned(),
             datadir: root.join(name),
             chain_datadir: chain_datadir.to_path_buf(),
-            port: free_port(),
+            // The first start binds any free port; restarts reuse the one it got.
+            port: 0,
             child: None,
             logs: 0,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -106,6 +99,17 @@ impl NodeDaemon {
         let what = format!("node {}", self.name);
         let child = self.child.as_mut().expect("just spawned");
         wait_for_endpoint(child, pid, &self.datadir, "node.json", &what, log);
+        if self.port == 0 {
+            let listen = self.info()["listen"]
+                .as_str()
+                .expect("the node listens for peers")
+                .to_owned();
+            self.port = listen
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("a port in the listen address");
+        }
     }
 
     /// True while this harness has the daemon running (not crashed or stopped).

@@ -1,12 +1,11 @@
-//! The description of a test network: `DIR/network.json`, node names, topologies and port
-//! picking.
+//! The description of a test network: `DIR/network.json`, node names and topologies.
 //!
 //! Owns: the `network.json` schema (written by `net up`, read by every other `net` command
 //! and by `fulmen --node NAME …`), the default network directory, the node naming scheme,
-//! which channels a topology opens, and picking free loopback ports. Must never: start or
-//! stop processes, or talk to a daemon.
+//! which channels a topology opens. Must never: start or stop processes, or talk to a
+//! daemon.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -267,26 +266,6 @@ impl Network {
             .collect::<Vec<_>>()
             .join(", ")
     }
-}
-
-/// Picks `n` distinct free loopback ports: binds `127.0.0.1:0` `n` times (holding every
-/// listener until all are bound, so no port is handed out twice), reads the ports and
-/// releases them. The ports are then passed explicitly to the daemons, so a restarted
-/// daemon keeps its addresses.
-pub fn pick_free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let mut listeners = Vec::with_capacity(n);
-    for _ in 0..n {
-        let l = TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
-        listeners.push(l);
-    }
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .context("reading a bound port")
-        })
-        .collect()
 }
 
 /// `127.0.0.1:port`.

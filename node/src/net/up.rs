@@ -21,6 +21,7 @@ use super::network::{
 use crate::chain::api::ChainClient;
 use crate::node::api::GraphResult;
 use crate::node::store::DbSync;
+use crate::rpc_client::EndpointInfo;
 
 use super::{
     chain_client, marker, node_client, poll, process, wait_height, wait_ready, DaemonKind,
@@ -154,6 +155,23 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
+/// The RPC address a daemon in `datadir` bound (from its endpoint file `info_file`).
+fn bound_rpc(datadir: &Path, info_file: &str) -> anyhow::Result<String> {
+    let path = datadir.join(info_file);
+    Ok(EndpointInfo::read(&path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .rpc_address)
+}
+
+/// Sets the value after `flag` in `args` (a daemon's command line) to `value`.
+fn pin_arg(args: &mut [String], flag: &str, value: &str) {
+    if let Some(i) = args.iter().position(|a| a == flag) {
+        if let Some(v) = args.get_mut(i + 1) {
+            *v = value.to_string();
+        }
+    }
+}
+
 /// The arguments of a network's chain daemon.
 pub fn chain_args(datadir: &Path, rpc_port: u16) -> Vec<String> {
     vec![
@@ -212,10 +230,12 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
     create_private_dir(&dir)?;
 
     let total = opts.nodes + usize::from(opts.tower);
-    let ports = network::pick_free_ports(1 + 2 * total)?;
     let chain_dir = dir.join("chain");
     create_private_dir(&chain_dir)?;
-    let chain_port = ports.first().copied().context("no port picked")?;
+    // Every daemon binds port 0 and reports what it got; `bring_up` pins those ports in
+    // the arguments a restart uses. (Ports picked here and bound later by the daemons could
+    // be taken in between — by another test's outgoing connection, say.)
+    let chain_port = 0;
     let seed = match opts.topology {
         Topology::Random => {
             let seed = opts.seed.unwrap_or_else(rand::random::<u64>);
@@ -249,8 +269,7 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<Network> {
             TOWER_NAME.to_string()
         };
         let datadir = dir.join(&name);
-        let listen = ports.get(1 + 2 * i).copied().context("no port picked")?;
-        let rpc = ports.get(2 + 2 * i).copied().context("no port picked")?;
+        let (listen, rpc) = (0, 0);
         net.nodes.push(NodeEntry {
             node_id: String::new(),
             listen: loopback(listen).to_string(),
@@ -303,6 +322,10 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
     net.write()?;
     let p = &net.chain.process;
     wait_ready(DaemonKind::Chain, &p.datadir, p.pid, &p.log).await?;
+    let p = &mut net.chain.process;
+    p.rpc = bound_rpc(&p.datadir, crate::chain::api::CHAIN_INFO_FILE)?;
+    pin_arg(&mut p.args, "--rpc-listen", &p.rpc);
+    net.write()?;
     progress.inc(1);
 
     for i in 0..net.nodes.len() {
@@ -323,6 +346,13 @@ async fn bring_up(net: &mut Network, opts: &UpOptions) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("getinfo on {}", node.name))?;
         node.node_id = info.node_id;
+        node.listen = info
+            .listen
+            .with_context(|| format!("{} is not listening for peers", node.name))?;
+        pin_arg(&mut node.process.args, "--listen", &node.listen);
+        let p = &mut node.process;
+        p.rpc = bound_rpc(&p.datadir, crate::node::api::NODE_INFO_FILE)?;
+        pin_arg(&mut p.args, "--rpc-listen", &p.rpc);
         progress.inc(1);
     }
     net.write()?;
