@@ -21,6 +21,13 @@ use crate::types::{CmdError, ManagerError, NodeEvent, RequestId, Response, Store
 #[derive(Debug, Clone, Copy)]
 pub struct FixedFee(pub u32);
 
+/// How long a shell waits before [`Manager::handle_wake`] when
+/// [`Manager::has_held_commitments`], in milliseconds (lnd batches every commitment for
+/// 50 ms by default, Core Lightning for 10 ms; we hold back only those that settle the
+/// peer's updates): long enough for the next payment through the channel — over a few
+/// hops, ≈ 10–15 ms apart back to back — to take the held commitment along.
+pub const COMMIT_DELAY_MS: u64 = 50;
+
 impl fulmen_channel::machine::FeeEstimator for FixedFee {
     fn feerate_per_kw(&self) -> u32 {
         self.0
@@ -115,12 +122,27 @@ impl Manager {
         self.reply(request, Ok(Response::Disconnected(node_id)));
     }
 
-    /// Drives every channel until it is idle: events handled, commitments sent. A channel
-    /// whose commitment cannot be built is not retried within the turn.
+    /// Whether a commitment is held back because it only settles the peer's updates
+    /// ([`fulmen_channel::machine::Channel::commitment_only_settles`]): the shell then calls
+    /// [`Manager::handle_wake`] shortly (the node daemon after [`crate::COMMIT_DELAY_MS`]).
+    pub fn has_held_commitments(&self) -> bool {
+        self.channels.iter().any(|e| e.ch.commitment_only_settles())
+    }
+
+    /// The held-back commitments go out at the next [`Manager::poll_persist`].
+    pub fn handle_wake(&mut self) {
+        self.commit_now = true;
+    }
+
+    /// Drives every channel until it is idle: events handled, commitments sent (except one
+    /// that only settles the peer's updates, held back until our next update or
+    /// [`Manager::handle_wake`]). A channel whose commitment cannot be built is not retried
+    /// within the turn.
     pub(crate) fn drive_channels(&mut self) {
         // Bounded: every pass either handles events or signs a commitment, and a channel
         // that failed to sign is skipped for the rest of the turn.
         let mut stuck = std::collections::HashSet::new();
+        let commit_now = self.commit_now;
         loop {
             let mut busy = false;
             for i in 0..self.channels.len() {
@@ -131,7 +153,10 @@ impl Manager {
                 let Some(e) = self.channels.get_mut(i) else {
                     continue;
                 };
-                if !stuck.contains(&i) && e.ch.can_send_commitment() {
+                // A commitment that only settles the peer's updates waits for our next
+                // update, or for the wake-up the shell sends shortly after the turn.
+                let held_back = !commit_now && e.ch.commitment_only_settles();
+                if !stuck.contains(&i) && e.ch.can_send_commitment() && !held_back {
                     match e.ch.send_commitment() {
                         Ok(()) => busy = true,
                         Err(err) => {

@@ -30,7 +30,7 @@ mod tower;
 pub mod types;
 mod views;
 
-pub use channels::FixedFee;
+pub use channels::{FixedFee, COMMIT_DELAY_MS};
 pub use forward::{ChannelPolicy, ForwardRecord, ForwardStatus, DEFAULT_POLICY};
 pub use fulmen_routing::UtxoResult;
 pub use gossip::UtxoAnswer;

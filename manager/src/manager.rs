@@ -176,6 +176,9 @@ pub struct Manager {
     pub(crate) now: u64,
     /// `dev hold-htlcs on`: incoming HTLCs are kept unsettled.
     pub(crate) hold_htlcs: bool,
+    /// Set by [`Manager::handle_wake`]: the next turn sends the commitments held back
+    /// because they only settle the peer's updates.
+    pub(crate) commit_now: bool,
     /// The HTLCs kept so.
     pub(crate) held: Vec<crate::onchain::HeldHtlc>,
     /// HTLCs we forwarded.
@@ -266,6 +269,7 @@ impl Manager {
             unconfirmed: HashMap::new(),
             now,
             hold_htlcs: false,
+            commit_now: false,
             held: Vec::new(),
             forwards: crate::forward::Forwards::default(),
             policies: stored.policies.iter().copied().collect(),
@@ -430,6 +434,7 @@ impl Manager {
         self.tower_turn();
         // A monitor event may have settled a payment that frees a channel's commitment.
         self.drive_channels();
+        self.commit_now = false;
         self.gossip_turn();
         if let Some(cs) = self.wallet.take_staged() {
             self.pending.wallet.push(cs);

@@ -4,7 +4,8 @@
 //! chain), restarting in the middle of a payment (clean, and a crash that loses the batch
 //! handed out), every view unchanged by a restart, and refused commands (unknown channel,
 //! paying our own invoice, opening without the funds or without a connection, paying while
-//! the peer is disconnected, paying twice, a malformed invoice).
+//! the peer is disconnected, paying twice, a malformed invoice), and a commitment that only
+//! settles the peer's updates held back for the next payment.
 //!
 //! Must never: use an unseeded RNG or the wall clock.
 
@@ -319,6 +320,75 @@ fn forty_htlcs_on_one_commitment_all_settle() {
     }
     let paid: u64 = (0..40).map(|i| 2_000_000 + i * 1_000).sum();
     assert_eq!(net.channel_balances(A, &id), (1_000_000_000 - paid, paid));
+}
+
+/// A commitment that only settles the peer's updates is held back: after B fulfils A's
+/// payment, A revokes but does not sign B's next commitment until its own next update — the
+/// next payment's `update_add_htlc` and one `commitment_signed` covering both then leave in
+/// A's turn at once, with no `revoke_and_ack` to wait for — or until the wake-up (the
+/// daemon's after `COMMIT_DELAY_MS`; the harness's once nothing is in flight).
+#[test]
+fn a_commitment_that_only_settles_waits_for_the_next_update() {
+    let mut net = pair(11);
+    let id = net.open_channel(A, B, 1_000_000, 0);
+    let first = net.invoice(B, 2_000_000, "first");
+    let second = net.invoice(B, 3_000_000, "second");
+    let r1 = net.command(
+        A,
+        Command::Pay {
+            invoice: first.bolt11,
+        },
+    );
+    let mut steps = 0;
+    while !net.nodes[A].m.has_held_commitments() {
+        assert!(
+            net.step(),
+            "the payment ended without A holding a commitment back"
+        );
+        steps += 1;
+        assert!(steps < 100, "A never held a commitment back");
+    }
+    let st = net.channel(A, &id).expect("the channel").ch.state().clone();
+    assert!(
+        st.remote_next.is_none(),
+        "no commitment of B's awaiting revocation"
+    );
+    let settled = st.remote_changes.acked.len();
+    assert_eq!(settled, 1, "B's fulfil, acknowledged and not yet signed");
+    let r2 = net.command(
+        A,
+        Command::Pay {
+            invoice: second.bolt11,
+        },
+    );
+    // A's turn ran: the add and a commitment covering it and the settlement went out.
+    assert!(!net.nodes[A].m.has_held_commitments());
+    let st = net.channel(A, &id).expect("the channel").ch.state().clone();
+    let next = st.remote_next.expect("a commitment signed at once");
+    assert_eq!(next.spec.offered_by_us.len(), 1, "only the second HTLC");
+    assert_eq!(
+        next.spec
+            .offered_by_us
+            .values()
+            .next()
+            .map(|h| h.amount_msat),
+        Some(3_000_000)
+    );
+    net.run_until_quiet();
+    for r in [r1, r2] {
+        let Some(Ok(Response::PaymentStarted(_))) = net.take_reply(A, r) else {
+            panic!("payment {r} did not start");
+        };
+    }
+    assert_eq!(
+        net.channel_balances(A, &id),
+        (1_000_000_000 - 5_000_000, 5_000_000)
+    );
+    assert!(!net.nodes[A].m.has_held_commitments());
+    assert!(
+        net.is_quiet(),
+        "nothing held back once the network is quiet"
+    );
 }
 
 /// A channel's monitor restores only with the key source behind the basepoints its records

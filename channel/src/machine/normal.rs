@@ -352,6 +352,24 @@ impl Channel {
             && (!st.local_changes.proposed.is_empty() || !st.remote_changes.acked.is_empty())
     }
 
+    /// Whether the commitment we owe would only remove HTLCs the peer settled (its
+    /// `update_fulfill_htlc` / `update_fail_htlc` / `update_fail_malformed_htlc`, already
+    /// acknowledged by our `revoke_and_ack`): nothing waits on it but the peer's own
+    /// commitment, so it may go out with our next update — the manager holds it back
+    /// briefly, and a payer's next `update_add_htlc` then needs no wait for the
+    /// `revoke_and_ack` of a commitment sent just before it.
+    pub fn commitment_only_settles(&self) -> bool {
+        let st = &self.state;
+        self.can_send_commitment()
+            && st.local_changes.proposed.is_empty()
+            && st.remote_changes.acked.iter().all(|u| {
+                matches!(
+                    u,
+                    Update::Fulfill { .. } | Update::Fail { .. } | Update::FailMalformed { .. }
+                )
+            })
+    }
+
     /// Sign the peer's next commitment with every pending update; queues
     /// `commitment_signed` (released after its batch is persisted).
     ///

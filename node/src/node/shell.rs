@@ -84,6 +84,9 @@ pub enum Input {
     Reorg(u32),
     /// The answer to a UTXO lookup the manager asked for (see [`super::utxo`]).
     UtxoAnswer(fulmen_wire::ShortChannelId, fulmen_manager::UtxoAnswer),
+    /// [`fulmen_manager::COMMIT_DELAY_MS`] after a turn that held back a commitment: send
+    /// it now ([`Manager::handle_wake`]).
+    Wake,
     /// Time passed: the manager's periodic work (multi-part sets that timed out are failed
     /// back, stale gossip is pruned). Sent every [`TICK_INTERVAL`].
     Tick,
@@ -106,6 +109,7 @@ impl Input {
             Input::Block(..) => "block".into(),
             Input::Reorg(_) => "reorg".into(),
             Input::UtxoAnswer(..) => "utxo".into(),
+            Input::Wake => "wake".into(),
             Input::Tick => "tick".into(),
             Input::Stop => "stop".into(),
         }
@@ -132,13 +136,22 @@ pub const MAX_QUEUED_PEER_MESSAGES: usize = 4096;
 pub trait PeerEvents {
     /// The next event; `None` once the connection is gone.
     fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send;
+    /// The next event if one is already queued, without waiting.
+    fn queued_event(&mut self) -> Option<PeerEvent>;
 }
 
 impl PeerEvents for Peer {
     fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send {
         self.recv()
     }
+
+    fn queued_event(&mut self) -> Option<PeerEvent> {
+        self.try_recv()
+    }
 }
+
+/// Most events a peer reader takes from its connection before handing them on.
+const PEER_EVENTS_AT_ONCE: usize = 64;
 
 /// A peer reader: forwards `events` of connection `conn` to the node task as inputs. Each
 /// message first takes a credit from `credits` (waiting while the node is
@@ -150,29 +163,52 @@ pub async fn forward_peer_events<E: PeerEvents>(
     inputs: &mpsc::UnboundedSender<Input>,
     credits: &Arc<Semaphore>,
 ) {
-    while let Some(ev) = events.next_event().await {
-        let input = match ev {
-            PeerEvent::Message(msg) => {
-                let Ok(credit) = credits.clone().acquire_owned().await else {
-                    return;
-                };
-                Input::PeerMessage {
-                    node_id,
-                    conn,
-                    msg,
-                    credit: Some(credit),
-                }
+    while let Some(first) = events.next_event().await {
+        // What the connection already queued goes on together, so messages that arrived
+        // together (an update and its `commitment_signed`) land in the same turn.
+        let mut batch = vec![first];
+        while batch.len() < PEER_EVENTS_AT_ONCE {
+            match events.queued_event() {
+                Some(ev) => batch.push(ev),
+                None => break,
             }
-            PeerEvent::Disconnected(r) => Input::Disconnected {
-                node_id,
-                conn,
-                reason: r.to_string(),
-            },
-        };
-        if inputs.send(input).is_err() {
-            return;
+        }
+        for ev in batch {
+            if !forward_one(ev, node_id, conn, inputs, credits).await {
+                return;
+            }
         }
     }
+}
+
+/// Hands one peer event to the node task (a message after taking a credit); false once
+/// the node task or the credits are gone.
+async fn forward_one(
+    ev: PeerEvent,
+    node_id: PublicKey,
+    conn: u64,
+    inputs: &mpsc::UnboundedSender<Input>,
+    credits: &Arc<Semaphore>,
+) -> bool {
+    let input = match ev {
+        PeerEvent::Message(msg) => {
+            let Ok(credit) = credits.clone().acquire_owned().await else {
+                return false;
+            };
+            Input::PeerMessage {
+                node_id,
+                conn,
+                msg,
+                credit: Some(credit),
+            }
+        }
+        PeerEvent::Disconnected(r) => Input::Disconnected {
+            node_id,
+            conn,
+            reason: r.to_string(),
+        },
+    };
+    inputs.send(input).is_ok()
 }
 
 /// Current UNIX time in seconds.
@@ -218,6 +254,8 @@ pub struct Shell {
     /// row) or why it could not be read; read in one query by [`Shell::handle_turn`], valid
     /// only until the turn's flush (which can drop settled payments into the store).
     earlier_payments: HashMap<String, Result<Option<PaymentStatus>, String>>,
+    /// An [`Input::Wake`] is on its way.
+    wake_armed: bool,
 }
 
 impl Shell {
@@ -247,6 +285,7 @@ impl Shell {
             block_txids: BlockTxids::default(),
             lookups: Arc::new(Semaphore::new(super::utxo::MAX_LOOKUPS_IN_FLIGHT)),
             earlier_payments: HashMap::new(),
+            wake_armed: false,
         }
     }
 
@@ -333,6 +372,10 @@ impl Shell {
                 }
             }
             Input::UtxoAnswer(scid, answer) => self.m.handle_utxo_answer(now, scid, answer),
+            Input::Wake => {
+                self.wake_armed = false;
+                self.m.handle_wake();
+            }
             Input::Tick => self.m.handle_tick(now),
             Input::Stop => self.stopping = true,
         }
@@ -433,31 +476,54 @@ impl Shell {
             // Acting can feed the manager (a refused broadcast): go round until quiet.
             let fed = self.act().await;
             if batch.is_none() && !fed {
+                self.arm_wake();
                 return Ok(());
             }
         }
     }
 
+    /// If the manager holds back a commitment, an [`Input::Wake`] after
+    /// [`fulmen_manager::COMMIT_DELAY_MS`] (one at a time).
+    fn arm_wake(&mut self) {
+        if self.wake_armed || !self.m.has_held_commitments() {
+            return;
+        }
+        self.wake_armed = true;
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(
+                fulmen_manager::COMMIT_DELAY_MS,
+            ))
+            .await;
+            let _ = inputs.send(Input::Wake);
+        });
+    }
+
     /// Acts on every released output; true if that fed the manager an input.
     async fn act(&mut self) -> bool {
         let mut fed = false;
+        // A connection's messages go out together (one socket write), in their order; only
+        // a disconnection must wait for the messages released before it.
+        let mut groups: Vec<(PublicKey, u64, Vec<Message>)> = Vec::new();
         while let Some(o) = self.m.poll_output() {
             match o {
-                Output::Send { node_id, conn, msg } => match self.links.get(&node_id) {
-                    Some((c, s)) if *c == conn => {
-                        if let Err(err) = s.send(&msg) {
-                            tracing::warn!(peer = %node_id, error = %err, "sending to peer");
-                        }
+                Output::Send { node_id, conn, msg } => {
+                    match groups
+                        .iter_mut()
+                        .find(|(n, c, _)| *n == node_id && *c == conn)
+                    {
+                        Some((_, _, msgs)) => msgs.push(*msg),
+                        None => groups.push((node_id, conn, vec![*msg])),
                     }
-                    _ => {
-                        tracing::debug!(peer = %node_id, msg = msg.msg_type(), "connection gone: message dropped")
-                    }
-                },
+                }
                 Output::Disconnect {
                     node_id,
                     conn,
                     reason,
                 } => {
+                    for (n, c, msgs) in std::mem::take(&mut groups) {
+                        self.send_group(n, c, &msgs);
+                    }
                     if let Some((c, s)) = self.links.remove(&node_id) {
                         if c == conn {
                             s.disconnect(&reason);
@@ -511,7 +577,26 @@ impl Shell {
                 Output::LookupUtxo { short_channel_id } => self.lookup_utxo(short_channel_id),
             }
         }
+        for (n, c, msgs) in groups {
+            self.send_group(n, c, &msgs);
+        }
         fed
+    }
+
+    /// Queues `msgs` for connection `conn` of `node_id` in one piece, if it is still up.
+    fn send_group(&self, node_id: PublicKey, conn: u64, msgs: &[Message]) {
+        match self.links.get(&node_id) {
+            Some((c, s)) if *c == conn => {
+                if let Err(err) = s.send_all(msgs) {
+                    tracing::warn!(peer = %node_id, error = %err, "sending to peer");
+                }
+            }
+            _ => tracing::debug!(
+                peer = %node_id,
+                messages = msgs.len(),
+                "connection gone: messages dropped"
+            ),
+        }
     }
 
     /// Starts a lookup of the output a short channel id names (a peer announced a channel
@@ -593,6 +678,10 @@ mod tests {
         fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send {
             let ev = self.0.pop_front();
             async move { ev }
+        }
+
+        fn queued_event(&mut self) -> Option<PeerEvent> {
+            self.0.pop_front()
         }
     }
 

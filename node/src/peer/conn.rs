@@ -228,6 +228,15 @@ async fn writer_task(
                     queued.fetch_sub(m.len(), Ordering::AcqRel);
                     stats.messages_out.fetch_add(1, Ordering::Relaxed);
                 }
+                Outbound::Msgs(ms) => {
+                    for m in ms {
+                        if let Err(e) = send.encrypt_into(&m, &mut buf) {
+                            break 'outer DisconnectReason::Transport(e);
+                        }
+                        queued.fetch_sub(m.len(), Ordering::AcqRel);
+                        stats.messages_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 Outbound::Close => {
                     close = true;
                     break;
@@ -266,7 +275,11 @@ struct Reader {
 
 /// Outcome of handling one inbound message.
 enum Step {
+    /// Handled here (ping, pong, an ignored odd type).
     Continue,
+    /// For the caller.
+    Deliver(Box<Message>),
+    /// The connection ends.
     Stop(DisconnectReason),
 }
 
@@ -286,10 +299,8 @@ impl Reader {
         early: Vec<Vec<u8>>,
         writer_dead: &mut oneshot::Receiver<DisconnectReason>,
     ) -> DisconnectReason {
-        for m in early {
-            if let Step::Stop(r) = self.on_message(m).await {
-                return r;
-            }
+        if let Some(r) = self.on_frames(early).await {
+            return r;
         }
         let mut buf = vec![0u8; READ_CHUNK];
         let mut ping = tokio::time::interval_at(
@@ -315,12 +326,12 @@ impl Reader {
                         Ok(evs) => evs,
                         Err(e) => return self.violation_transport(e),
                     };
-                    for ev in evs {
-                        if let TransportEvent::Message(m) = ev {
-                            if let Step::Stop(r) = self.on_message(m).await {
-                                return r;
-                            }
-                        }
+                    let frames = evs.into_iter().filter_map(|ev| match ev {
+                        TransportEvent::Message(m) => Some(m),
+                        _ => None,
+                    });
+                    if let Some(r) = self.on_frames(frames).await {
+                        return r;
                     }
                 }
                 _ = ping.tick() => {
@@ -387,6 +398,44 @@ impl Reader {
         true
     }
 
+    /// Handles the frames of one read. Every message is decoded before any is delivered,
+    /// so they reach the caller's queue back to back and the node task takes them in one
+    /// turn (an update and the `commitment_signed` sent with it). `Some` when the connection
+    /// ends; what came before the frame that ends it is still delivered.
+    async fn on_frames(
+        &mut self,
+        frames: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Option<DisconnectReason> {
+        let mut deliver = Vec::new();
+        let mut end = None;
+        for frame in frames {
+            match self.on_message(frame).await {
+                Step::Continue => {}
+                Step::Deliver(msg) => deliver.push(msg),
+                Step::Stop(r) => {
+                    end = Some(r);
+                    break;
+                }
+            }
+        }
+        // Room for all first (in chunks the queue can hold), then the messages without a
+        // pause between them.
+        let mut deliver = deliver.into_iter().peekable();
+        while deliver.peek().is_some() {
+            let chunk: Vec<Box<Message>> = deliver
+                .by_ref()
+                .take(self.events.max_capacity().max(1))
+                .collect();
+            let Ok(permits) = self.events.reserve_many(chunk.len()).await else {
+                return Some(DisconnectReason::Local("peer handle dropped".into()));
+            };
+            for (permit, msg) in permits.zip(chunk) {
+                permit.send(PeerEvent::Message(msg));
+            }
+        }
+        end
+    }
+
     async fn on_message(&mut self, bytes: Vec<u8>) -> Step {
         self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
         if !self.take_token().await {
@@ -433,17 +482,7 @@ impl Reader {
                 tracing::debug!(msg_type, "ignoring unknown odd message");
                 Step::Continue
             }
-            other => {
-                if self
-                    .events
-                    .send(PeerEvent::Message(Box::new(other)))
-                    .await
-                    .is_err()
-                {
-                    return Step::Stop(DisconnectReason::Local("peer handle dropped".into()));
-                }
-                Step::Continue
-            }
+            other => Step::Deliver(Box::new(other)),
         }
     }
 }

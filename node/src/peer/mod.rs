@@ -148,6 +148,8 @@ pub struct PeerStats {
 pub(crate) enum Outbound {
     /// An encoded message.
     Msg(Vec<u8>),
+    /// Encoded messages written together (one socket write when they fit).
+    Msgs(Vec<Vec<u8>>),
     /// Flush what is queued, then close the socket.
     Close,
 }
@@ -167,12 +169,27 @@ impl PeerSender {
         self.send_encoded(msg.encode())
     }
 
-    /// Queues an already encoded message (type + payload).
-    pub fn send_encoded(&self, bytes: Vec<u8>) -> Result<(), DisconnectReason> {
-        if bytes.len() > fulmen_wire::transport::MAX_BODY_LEN {
-            return Err(TransportError::MessageTooLarge(bytes.len()).into());
+    /// Queues messages to go out together: the writer puts them in one socket write (when
+    /// they fit in one), so the peer reads them in one piece — an `update_add_htlc` and the
+    /// `commitment_signed` that covers it reach the peer's node task in the same turn
+    /// instead of the add waking it alone (a turn and a durable write more on the path).
+    /// Fails as [`PeerSender::send`] does; then none is queued.
+    pub fn send_all(&self, msgs: &[Message]) -> Result<(), DisconnectReason> {
+        let encoded: Vec<Vec<u8>> = msgs.iter().map(Message::encode).collect();
+        if let Some(big) = encoded
+            .iter()
+            .find(|b| b.len() > fulmen_wire::transport::MAX_BODY_LEN)
+        {
+            return Err(TransportError::MessageTooLarge(big.len()).into());
         }
-        let n = bytes.len();
+        self.reserve(encoded.iter().map(Vec::len).sum())?;
+        self.tx
+            .send(Outbound::Msgs(encoded))
+            .map_err(|_| DisconnectReason::Local("connection closed".into()))
+    }
+
+    /// Counts `n` more bytes as queued, or closes the connection if that passes the limit.
+    fn reserve(&self, n: usize) -> Result<(), DisconnectReason> {
         let before = self.queued.fetch_add(n, Ordering::AcqRel);
         if before + n > self.max_buffered {
             self.queued.fetch_sub(n, Ordering::AcqRel);
@@ -181,6 +198,15 @@ impl PeerSender {
             let _ = self.tx.send(Outbound::Close);
             return Err(DisconnectReason::SendBufferFull(self.max_buffered));
         }
+        Ok(())
+    }
+
+    /// Queues an already encoded message (type + payload).
+    pub fn send_encoded(&self, bytes: Vec<u8>) -> Result<(), DisconnectReason> {
+        if bytes.len() > fulmen_wire::transport::MAX_BODY_LEN {
+            return Err(TransportError::MessageTooLarge(bytes.len()).into());
+        }
+        self.reserve(bytes.len())?;
         self.tx
             .send(Outbound::Msg(bytes))
             .map_err(|_| DisconnectReason::Local("connection closed".into()))
@@ -220,6 +246,11 @@ impl Peer {
     /// Next event; `None` after [`PeerEvent::Disconnected`] has been delivered.
     pub async fn recv(&mut self) -> Option<PeerEvent> {
         self.events.recv().await
+    }
+
+    /// The next event if one is already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<PeerEvent> {
+        self.events.try_recv().ok()
     }
 
     /// A handle for sending from other tasks.
