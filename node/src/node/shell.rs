@@ -150,6 +150,9 @@ impl PeerEvents for Peer {
     }
 }
 
+/// Most messages to one connection a turn holds before queueing them to its writer.
+const MAX_GROUP: usize = 64;
+
 /// Most events a peer reader takes from its connection before handing them on.
 const PEER_EVENTS_AT_ONCE: usize = 64;
 
@@ -508,12 +511,23 @@ impl Shell {
         while let Some(o) = self.m.poll_output() {
             match o {
                 Output::Send { node_id, conn, msg } => {
-                    match groups
-                        .iter_mut()
-                        .find(|(n, c, _)| *n == node_id && *c == conn)
+                    let i = match groups
+                        .iter()
+                        .position(|(n, c, _)| *n == node_id && *c == conn)
                     {
-                        Some((_, _, msgs)) => msgs.push(*msg),
-                        None => groups.push((node_id, conn, vec![*msg])),
+                        Some(i) => i,
+                        None => {
+                            groups.push((node_id, conn, Vec::new()));
+                            groups.len() - 1
+                        }
+                    };
+                    if let Some((_, _, msgs)) = groups.get_mut(i) {
+                        msgs.push(*msg);
+                        // A long run (a gossip sync) goes on in pieces, not held whole.
+                        if msgs.len() >= MAX_GROUP {
+                            let msgs = std::mem::take(msgs);
+                            self.send_group(node_id, conn, &msgs);
+                        }
                     }
                 }
                 Output::Disconnect {

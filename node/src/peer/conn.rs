@@ -235,6 +235,14 @@ async fn writer_task(
                         }
                         queued.fetch_sub(m.len(), Ordering::AcqRel);
                         stats.messages_out.fetch_add(1, Ordering::Relaxed);
+                        // A long group (a gossip sync) goes out in ~64 KiB writes, so the
+                        // encrypted copy never holds more than that.
+                        if buf.len() >= READ_CHUNK {
+                            if let Err(e) = wr.write_all(&buf).await {
+                                break 'outer io_err(e);
+                            }
+                            buf.clear();
+                        }
                     }
                 }
                 Outbound::Close => {
