@@ -304,19 +304,23 @@ fn validated(signed: SignedRawBolt11Invoice, text: String) -> Result<Invoice, In
 
 /// The route hints of an invoice string that [`parse_invoice`] already accepted (a
 /// payment's stored invoice, read again at every route search): decoded without checking
-/// the signature again, which costs `lightning-invoice` three public-key recoveries and a
-/// verification. Never use it on an invoice that was not validated first.
+/// its rules and signature again (a public-key recovery). Never use it on an invoice that
+/// was not validated first.
 pub fn route_hints_of_accepted(s: &str) -> Result<Vec<Vec<RouteHintHop>>, InvoiceError> {
     if s.len() > MAX_INVOICE_LEN {
         return Err(InvoiceError::TooLong(s.len()));
     }
     let signed = SignedRawBolt11Invoice::from_str(s.trim())?;
-    Ok(signed
-        .raw_invoice()
+    Ok(route_hints_of(&signed))
+}
+
+/// The private route hints (`r`) of a decoded invoice, as our hops.
+fn route_hints_of(signed: &SignedRawBolt11Invoice) -> Vec<Vec<RouteHintHop>> {
+    signed
         .private_routes()
         .into_iter()
         .map(|route| hint_hops(route))
-        .collect())
+        .collect()
 }
 
 /// The payment hash an invoice string names, read without checking its signature or any
@@ -444,11 +448,7 @@ impl Invoice {
 
     /// Private route hints.
     pub fn route_hints(&self) -> Vec<Vec<RouteHintHop>> {
-        self.signed
-            .private_routes()
-            .into_iter()
-            .map(|route| hint_hops(route))
-            .collect()
+        route_hints_of(&self.signed)
     }
 
     /// Fallback on-chain addresses (`f`) on the invoice's network, as strings; a segwit

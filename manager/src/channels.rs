@@ -155,8 +155,10 @@ impl Manager {
                 };
                 // A commitment that only settles the peer's updates waits for our next
                 // update, or for the wake-up the shell sends shortly after the turn.
-                let held_back = !commit_now && e.ch.commitment_only_settles();
-                if !stuck.contains(&i) && e.ch.can_send_commitment() && !held_back {
+                if !stuck.contains(&i)
+                    && e.ch.can_send_commitment()
+                    && (commit_now || !e.ch.commitment_only_settles())
+                {
                     match e.ch.send_commitment() {
                         Ok(()) => busy = true,
                         Err(err) => {

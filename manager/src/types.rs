@@ -82,10 +82,9 @@ pub enum Command {
         timeout_secs: Option<u64>,
     },
     /// [`Command::PayWithLimits`] for an invoice the caller already parsed and checked
-    /// ([`fulmen_htlc::invoice::parse_invoice`] is the only way to get one): its signature
-    /// checks cost `lightning-invoice` three randomized contexts, three public-key recoveries
-    /// and a verification (≈ 0.25 ms), which the node's RPC handlers spend on their own
-    /// threads instead of the node task's.
+    /// ([`fulmen_htlc::invoice::parse_invoice`] is the only way to get one): the node's RPC
+    /// handlers spend its decoding and its signature check (a public-key recovery) on their
+    /// own threads instead of the node task's.
     PayInvoice {
         /// The parsed invoice.
         invoice: Box<fulmen_htlc::invoice::Invoice>,

@@ -9,8 +9,8 @@
 //!
 //! Must never: use an unseeded RNG or the wall clock.
 
-use fulmen_manager::api::{InvoiceStatus, PaymentStatus};
-use fulmen_manager::{CmdError, Command, NodeEvent, Response};
+use fulmen_manager::api::{InvoiceStatus, PaymentInfo, PaymentStatus};
+use fulmen_manager::{CmdError, Command, NodeEvent, RequestId, Response};
 use fulmen_tests::network::Network;
 
 const A: usize = 0;
@@ -36,6 +36,14 @@ fn refused(res: Result<Response, CmdError>) -> CmdError {
     match res {
         Err(e) => e,
         Ok(r) => panic!("accepted: {r:?}"),
+    }
+}
+
+/// The payment `pay` request `r` to node `k` started (its reply taken).
+fn started(net: &mut Network, k: usize, r: RequestId) -> PaymentInfo {
+    match net.take_reply(k, r) {
+        Some(Ok(Response::PaymentStarted(p))) => p,
+        other => panic!("payment {r} did not start: {other:?}"),
     }
 }
 
@@ -269,9 +277,7 @@ fn a_parsed_invoice_pays_once() {
     let first = net.command(A, parsed());
     let second = net.command(A, parsed());
     net.run_until_quiet();
-    let Some(Ok(Response::PaymentStarted(p))) = net.take_reply(A, first) else {
-        panic!("the first payment did not start");
-    };
+    let p = started(&mut net, A, first);
     assert_eq!(p.payment_hash, inv.payment_hash);
     let e = refused(net.take_reply(A, second).expect("a reply"));
     assert!(e.message.contains("in flight"), "{e}");
@@ -314,9 +320,7 @@ fn forty_htlcs_on_one_commitment_all_settle() {
     net.hold_htlcs(B, false);
     net.run_until_quiet();
     for r in requests {
-        let Some(Ok(Response::PaymentStarted(_))) = net.take_reply(A, r) else {
-            panic!("payment {r} did not start");
-        };
+        started(&mut net, A, r);
     }
     let paid: u64 = (0..40).map(|i| 2_000_000 + i * 1_000).sum();
     assert_eq!(net.channel_balances(A, &id), (1_000_000_000 - paid, paid));
@@ -376,9 +380,7 @@ fn a_commitment_that_only_settles_waits_for_the_next_update() {
     );
     net.run_until_quiet();
     for r in [r1, r2] {
-        let Some(Ok(Response::PaymentStarted(_))) = net.take_reply(A, r) else {
-            panic!("payment {r} did not start");
-        };
+        started(&mut net, A, r);
     }
     assert_eq!(
         net.channel_balances(A, &id),

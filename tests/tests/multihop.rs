@@ -145,20 +145,26 @@ fn a_fee_raised_since_the_last_update_fails_once_then_pays() {
     assert_eq!(p.fee_msat, at_c + fee(at_c) - 20_000_000);
 }
 
-#[test]
-fn a_payment_too_big_for_either_path_is_split_over_both() {
-    // a–b–e and a–c–e, each path able to carry about 600,000 sat.
-    let mut net = Network::new(14, &["a", "b", "c", "e"]);
+/// Two paths a–b–e and a–c–e, each able to carry about 600,000 sat, known to every node;
+/// the id of the b–e channel.
+fn diamond(seed: u64) -> (Network, [u8; 32]) {
+    let mut net = Network::new(seed, &["a", "b", "c", "e"]);
     for k in 0..3 {
         net.fund(k, 1_500_000);
     }
     net.open_channel(0, 1, 600_000, 0);
     net.open_channel(0, 2, 600_000, 0);
-    net.open_channel(1, 3, 600_000, 0);
+    let be = net.open_channel(1, 3, 600_000, 0);
     net.open_channel(2, 3, 600_000, 0);
     for k in 0..4 {
         wait_for_graph(&mut net, k, 4);
     }
+    (net, be)
+}
+
+#[test]
+fn a_payment_too_big_for_either_path_is_split_over_both() {
+    let (mut net, _) = diamond(14);
     let amount = 900_000_000;
     let inv = net.invoice(3, amount, "big");
     let p = net.pay_ok(0, &inv.bolt11);
@@ -183,17 +189,7 @@ fn a_payment_too_big_for_either_path_is_split_over_both() {
 /// channel closed.
 #[test]
 fn a_part_whose_set_never_completes_is_failed_back_after_the_timeout() {
-    let mut net = Network::new(16, &["a", "b", "c", "e"]);
-    for k in 0..3 {
-        net.fund(k, 1_500_000);
-    }
-    net.open_channel(0, 1, 600_000, 0);
-    net.open_channel(0, 2, 600_000, 0);
-    let be = net.open_channel(1, 3, 600_000, 0);
-    net.open_channel(2, 3, 600_000, 0);
-    for k in 0..4 {
-        wait_for_graph(&mut net, k, 4);
-    }
+    let (mut net, be) = diamond(16);
     let before = net.channel_balances(3, &be);
     // c holds what it receives: the part routed through it never reaches e.
     net.hold_htlcs(2, true);

@@ -136,25 +136,16 @@ pub const MAX_QUEUED_PEER_MESSAGES: usize = 4096;
 pub trait PeerEvents {
     /// The next event; `None` once the connection is gone.
     fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send;
-    /// The next event if one is already queued, without waiting.
-    fn queued_event(&mut self) -> Option<PeerEvent>;
 }
 
 impl PeerEvents for Peer {
     fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send {
         self.recv()
     }
-
-    fn queued_event(&mut self) -> Option<PeerEvent> {
-        self.try_recv()
-    }
 }
 
 /// Most messages to one connection a turn holds before queueing them to its writer.
 const MAX_GROUP: usize = 64;
-
-/// Most events a peer reader takes from its connection before handing them on.
-const PEER_EVENTS_AT_ONCE: usize = 64;
 
 /// A peer reader: forwards `events` of connection `conn` to the node task as inputs. Each
 /// message first takes a credit from `credits` (waiting while the node is
@@ -166,52 +157,29 @@ pub async fn forward_peer_events<E: PeerEvents>(
     inputs: &mpsc::UnboundedSender<Input>,
     credits: &Arc<Semaphore>,
 ) {
-    while let Some(first) = events.next_event().await {
-        // What the connection already queued goes on together, so messages that arrived
-        // together (an update and its `commitment_signed`) land in the same turn.
-        let mut batch = vec![first];
-        while batch.len() < PEER_EVENTS_AT_ONCE {
-            match events.queued_event() {
-                Some(ev) => batch.push(ev),
-                None => break,
+    while let Some(ev) = events.next_event().await {
+        let input = match ev {
+            PeerEvent::Message(msg) => {
+                let Ok(credit) = credits.clone().acquire_owned().await else {
+                    return;
+                };
+                Input::PeerMessage {
+                    node_id,
+                    conn,
+                    msg,
+                    credit: Some(credit),
+                }
             }
-        }
-        for ev in batch {
-            if !forward_one(ev, node_id, conn, inputs, credits).await {
-                return;
-            }
-        }
-    }
-}
-
-/// Hands one peer event to the node task (a message after taking a credit); false once
-/// the node task or the credits are gone.
-async fn forward_one(
-    ev: PeerEvent,
-    node_id: PublicKey,
-    conn: u64,
-    inputs: &mpsc::UnboundedSender<Input>,
-    credits: &Arc<Semaphore>,
-) -> bool {
-    let input = match ev {
-        PeerEvent::Message(msg) => {
-            let Ok(credit) = credits.clone().acquire_owned().await else {
-                return false;
-            };
-            Input::PeerMessage {
+            PeerEvent::Disconnected(r) => Input::Disconnected {
                 node_id,
                 conn,
-                msg,
-                credit: Some(credit),
-            }
+                reason: r.to_string(),
+            },
+        };
+        if inputs.send(input).is_err() {
+            return;
         }
-        PeerEvent::Disconnected(r) => Input::Disconnected {
-            node_id,
-            conn,
-            reason: r.to_string(),
-        },
-    };
-    inputs.send(input).is_ok()
+    }
 }
 
 /// Current UNIX time in seconds.
@@ -692,10 +660,6 @@ mod tests {
         fn next_event(&mut self) -> impl std::future::Future<Output = Option<PeerEvent>> + Send {
             let ev = self.0.pop_front();
             async move { ev }
-        }
-
-        fn queued_event(&mut self) -> Option<PeerEvent> {
-            self.0.pop_front()
         }
     }
 

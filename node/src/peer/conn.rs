@@ -219,22 +219,25 @@ async fn writer_task(
         let mut next = Some(first);
         let mut close = false;
         // Batch whatever is already queued, up to ~64 KiB, into one write.
+        // Encrypts one message into `buf` and counts it out of the queue.
+        let mut put = |m: &[u8], buf: &mut Vec<u8>| {
+            send.encrypt_into(m, buf)?;
+            queued.fetch_sub(m.len(), Ordering::AcqRel);
+            stats.messages_out.fetch_add(1, Ordering::Relaxed);
+            Ok::<(), TransportError>(())
+        };
         while let Some(item) = next.take() {
             match item {
                 Outbound::Msg(m) => {
-                    if let Err(e) = send.encrypt_into(&m, &mut buf) {
+                    if let Err(e) = put(&m, &mut buf) {
                         break 'outer DisconnectReason::Transport(e);
                     }
-                    queued.fetch_sub(m.len(), Ordering::AcqRel);
-                    stats.messages_out.fetch_add(1, Ordering::Relaxed);
                 }
                 Outbound::Msgs(ms) => {
                     for m in ms {
-                        if let Err(e) = send.encrypt_into(&m, &mut buf) {
+                        if let Err(e) = put(&m, &mut buf) {
                             break 'outer DisconnectReason::Transport(e);
                         }
-                        queued.fetch_sub(m.len(), Ordering::AcqRel);
-                        stats.messages_out.fetch_add(1, Ordering::Relaxed);
                         // A long group (a gossip sync) goes out in ~64 KiB writes, so the
                         // encrypted copy never holds more than that.
                         if buf.len() >= READ_CHUNK {
@@ -283,11 +286,7 @@ struct Reader {
 
 /// Outcome of handling one inbound message.
 enum Step {
-    /// Handled here (ping, pong, an ignored odd type).
     Continue,
-    /// For the caller.
-    Deliver(Box<Message>),
-    /// The connection ends.
     Stop(DisconnectReason),
 }
 
@@ -307,8 +306,10 @@ impl Reader {
         early: Vec<Vec<u8>>,
         writer_dead: &mut oneshot::Receiver<DisconnectReason>,
     ) -> DisconnectReason {
-        if let Some(r) = self.on_frames(early).await {
-            return r;
+        for m in early {
+            if let Step::Stop(r) = self.on_message(m).await {
+                return r;
+            }
         }
         let mut buf = vec![0u8; READ_CHUNK];
         let mut ping = tokio::time::interval_at(
@@ -334,12 +335,12 @@ impl Reader {
                         Ok(evs) => evs,
                         Err(e) => return self.violation_transport(e),
                     };
-                    let frames = evs.into_iter().filter_map(|ev| match ev {
-                        TransportEvent::Message(m) => Some(m),
-                        _ => None,
-                    });
-                    if let Some(r) = self.on_frames(frames).await {
-                        return r;
+                    for ev in evs {
+                        if let TransportEvent::Message(m) = ev {
+                            if let Step::Stop(r) = self.on_message(m).await {
+                                return r;
+                            }
+                        }
                     }
                 }
                 _ = ping.tick() => {
@@ -406,44 +407,6 @@ impl Reader {
         true
     }
 
-    /// Handles the frames of one read. Every message is decoded before any is delivered,
-    /// so they reach the caller's queue back to back and the node task takes them in one
-    /// turn (an update and the `commitment_signed` sent with it). `Some` when the connection
-    /// ends; what came before the frame that ends it is still delivered.
-    async fn on_frames(
-        &mut self,
-        frames: impl IntoIterator<Item = Vec<u8>>,
-    ) -> Option<DisconnectReason> {
-        let mut deliver = Vec::new();
-        let mut end = None;
-        for frame in frames {
-            match self.on_message(frame).await {
-                Step::Continue => {}
-                Step::Deliver(msg) => deliver.push(msg),
-                Step::Stop(r) => {
-                    end = Some(r);
-                    break;
-                }
-            }
-        }
-        // Room for all first (in chunks the queue can hold), then the messages without a
-        // pause between them.
-        let mut deliver = deliver.into_iter().peekable();
-        while deliver.peek().is_some() {
-            let chunk: Vec<Box<Message>> = deliver
-                .by_ref()
-                .take(self.events.max_capacity().max(1))
-                .collect();
-            let Ok(permits) = self.events.reserve_many(chunk.len()).await else {
-                return Some(DisconnectReason::Local("peer handle dropped".into()));
-            };
-            for (permit, msg) in permits.zip(chunk) {
-                permit.send(PeerEvent::Message(msg));
-            }
-        }
-        end
-    }
-
     async fn on_message(&mut self, bytes: Vec<u8>) -> Step {
         self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
         if !self.take_token().await {
@@ -490,7 +453,17 @@ impl Reader {
                 tracing::debug!(msg_type, "ignoring unknown odd message");
                 Step::Continue
             }
-            other => Step::Deliver(Box::new(other)),
+            other => {
+                if self
+                    .events
+                    .send(PeerEvent::Message(Box::new(other)))
+                    .await
+                    .is_err()
+                {
+                    return Step::Stop(DisconnectReason::Local("peer handle dropped".into()));
+                }
+                Step::Continue
+            }
         }
     }
 }

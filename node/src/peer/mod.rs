@@ -248,11 +248,6 @@ impl Peer {
         self.events.recv().await
     }
 
-    /// The next event if one is already queued, without waiting.
-    pub fn try_recv(&mut self) -> Option<PeerEvent> {
-        self.events.try_recv().ok()
-    }
-
     /// A handle for sending from other tasks.
     pub fn sender(&self) -> PeerSender {
         self.sender.clone()

@@ -690,8 +690,11 @@ impl Network {
     /// the next due time if none is). False when nothing is in flight.
     pub fn step(&mut self) -> bool {
         self.settle();
-        if self.links.is_empty() && (!self.wake_held() || self.links.is_empty()) {
-            return false;
+        if self.links.is_empty() {
+            self.wake_held();
+            if self.links.is_empty() {
+                return false;
+            }
         }
         let now = self.clock.now();
         let d = match self.links.pop_random(now, &mut self.rng) {
@@ -733,19 +736,16 @@ impl Network {
 
     /// With nothing in flight, every node holding back a commitment that only settles its
     /// peer's updates gets the wake-up the daemon sends after `COMMIT_DELAY_MS`, and runs
-    /// its turn. True if any did.
-    fn wake_held(&mut self) -> bool {
-        let mut woke = false;
+    /// its turn.
+    fn wake_held(&mut self) {
         for k in 0..self.nodes.len() {
             if self.nodes[k].m.has_held_commitments() {
                 self.note("wake", &[k as u8]);
                 self.nodes[k].m.handle_wake();
                 self.queue(Work::Turn(k));
-                woke = true;
             }
         }
         self.settle();
-        woke
     }
 
     /// Deliver one message (as [`Network::step`]) and drop that link in the same turn,

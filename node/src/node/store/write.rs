@@ -1,5 +1,7 @@
-//! Writing a [`WriteBatch`]: the whole batch as one SQL script — `BEGIN`, one statement per
-//! row, `COMMIT` — sent to sqlite in a single call.
+//! Writing a [`WriteBatch`]: the whole batch as one SQL script — `BEGIN`, one multi-row
+//! `INSERT` per table (a statement per row where a row needs its own: the `UPDATE`s, a
+//! channel record followed by its snapshot's compaction, the tower queue), `COMMIT` — sent
+//! to sqlite in a single call.
 //!
 //! Owns: the SQL of every write and the order of its bound values. Why one script: sqlx
 //! runs sqlite on its own worker thread, and every statement sent separately is a round trip
@@ -55,7 +57,7 @@ impl<'q> Script<'q> {
     /// `row` (one tuple of plain `?`) once per row, comma-separated, then `tail`. Rows are
     /// written in order, so a later row of the same key wins as with one statement each;
     /// sqlite parses one statement instead of one per row (parsing was a quarter of the
-    /// store thread's CPU with 100 payments in flight).
+    /// store thread's CPU with 100 payments in flight). Every plain insert goes this way.
     fn push_rows<const N: usize>(
         &mut self,
         head: &str,
@@ -131,18 +133,21 @@ impl NodeStore {
 fn script(batch: &WriteBatch) -> anyhow::Result<Script<'_>> {
     use Value::*;
     let mut s = Script::new();
-    for data in &batch.wallet {
-        s.push(
-            "INSERT INTO wallet_changesets (data) VALUES (?)",
-            &[Blob(data)],
-        )?;
-    }
-    for (id, peer) in &batch.new_channels {
-        s.push(
-            "INSERT INTO channels (id, peer) VALUES (?, ?)",
-            &[Int(*id), Text(peer)],
-        )?;
-    }
+    s.push_rows(
+        "INSERT INTO wallet_changesets (data) VALUES ",
+        "(?)",
+        "",
+        batch.wallet.iter().map(|data| [Blob(data)]),
+    )?;
+    s.push_rows(
+        "INSERT INTO channels (id, peer) VALUES ",
+        "(?, ?)",
+        "",
+        batch
+            .new_channels
+            .iter()
+            .map(|(id, peer)| [Int(*id), Text(peer)]),
+    )?;
     for (id, data, snapshot) in &batch.records {
         s.push(
             "INSERT INTO channel_records (channel, data) VALUES (?, ?)",
@@ -157,12 +162,15 @@ fn script(batch: &WriteBatch) -> anyhow::Result<Script<'_>> {
             )?;
         }
     }
-    for (id, data) in &batch.monitor_records {
-        s.push(
-            "INSERT INTO monitor_records (channel, data) VALUES (?, ?)",
-            &[Int(*id), Blob(data)],
-        )?;
-    }
+    s.push_rows(
+        "INSERT INTO monitor_records (channel, data) VALUES ",
+        "(?, ?)",
+        "",
+        batch
+            .monitor_records
+            .iter()
+            .map(|(id, data)| [Int(*id), Blob(data)]),
+    )?;
     for (column, rows) in [
         ("funding_tx", &batch.funding_txs),
         ("closing_tx", &batch.closing_txs),
@@ -200,13 +208,15 @@ fn script(batch: &WriteBatch) -> anyhow::Result<Script<'_>> {
             .iter()
             .map(|(hash, json)| [Text(hash), Text(json)]),
     )?;
-    for (id, addr) in &batch.peers {
-        s.push(
-            "INSERT INTO peers (node_id, address) VALUES (?, ?) \
-             ON CONFLICT (node_id) DO UPDATE SET address = COALESCE(excluded.address, address)",
-            &[Text(id), OptText(addr.as_deref())],
-        )?;
-    }
+    s.push_rows(
+        "INSERT INTO peers (node_id, address) VALUES ",
+        "(?, ?)",
+        " ON CONFLICT (node_id) DO UPDATE SET address = COALESCE(excluded.address, address)",
+        batch
+            .peers
+            .iter()
+            .map(|(id, addr)| [Text(id), OptText(addr.as_deref())]),
+    )?;
     s.push_rows(
         "INSERT INTO forwards (in_channel, in_htlc, data) VALUES ",
         "(?, ?, ?)",
@@ -216,23 +226,27 @@ fn script(batch: &WriteBatch) -> anyhow::Result<Script<'_>> {
             .iter()
             .map(|((chan, htlc), json)| [Int(*chan), Int(*htlc), Text(json)]),
     )?;
-    for (chan, json) in &batch.policies {
-        s.push(
-            "INSERT INTO channel_policies (channel, data) VALUES (?, ?) \
-             ON CONFLICT (channel) DO UPDATE SET data = excluded.data",
-            &[Int(*chan), Text(json)],
-        )?;
-    }
-    for data in &batch.tower_records {
-        s.push("INSERT INTO tower_records (data) VALUES (?)", &[Blob(data)])?;
-    }
-    for (id, addr) in &batch.towers {
-        s.push(
-            "INSERT INTO towers (node_id, address) VALUES (?, ?) \
-             ON CONFLICT (node_id) DO UPDATE SET address = excluded.address",
-            &[Text(id), Text(addr)],
-        )?;
-    }
+    s.push_rows(
+        "INSERT INTO channel_policies (channel, data) VALUES ",
+        "(?, ?)",
+        " ON CONFLICT (channel) DO UPDATE SET data = excluded.data",
+        batch
+            .policies
+            .iter()
+            .map(|(chan, json)| [Int(*chan), Text(json)]),
+    )?;
+    s.push_rows(
+        "INSERT INTO tower_records (data) VALUES ",
+        "(?)",
+        "",
+        batch.tower_records.iter().map(|data| [Blob(data)]),
+    )?;
+    s.push_rows(
+        "INSERT INTO towers (node_id, address) VALUES ",
+        "(?, ?)",
+        " ON CONFLICT (node_id) DO UPDATE SET address = excluded.address",
+        batch.towers.iter().map(|(id, addr)| [Text(id), Text(addr)]),
+    )?;
     for row in &batch.tower_queue {
         match row {
             TowerQueueRow::Queued(tower, hint, data) => s.push(
@@ -256,12 +270,12 @@ fn script(batch: &WriteBatch) -> anyhow::Result<Script<'_>> {
             }
         }
     }
-    for (k, v) in &batch.meta {
-        s.push(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            &[Text(k), Blob(v)],
-        )?;
-    }
+    s.push_rows(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ",
+        "(?, ?)",
+        "",
+        batch.meta.iter().map(|(k, v)| [Text(k), Blob(v)]),
+    )?;
     Ok(s)
 }
 
