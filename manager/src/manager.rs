@@ -143,7 +143,10 @@ struct HandedOut {
 /// 2. [`Manager::poll_persist`]: drives every channel to idle (events handled, commitments
 ///    sent) and hands out **one** [`PersistBatch`] with every write of the turn — channel
 ///    records, wallet change sets, payment and invoice rows, peers. `None` means there was
-///    nothing to write; the turn's outputs are then released at once.
+///    nothing to write; the turn's outputs are then released at once. With a batch,
+///    [`Manager::poll_output`] may already yield channel messages that need no write (an
+///    `update_fulfill_htlc`, see [`fulmen_channel::machine::ChannelConfig::early_fulfill`]):
+///    send them before writing.
 /// 3. The shell writes the batch atomically and durably, then calls
 ///    [`Manager::persisted`] with its id. Only now do the turn's messages, broadcasts,
 ///    replies and events become visible to [`Manager::poll_output`], in that order per
@@ -454,6 +457,8 @@ impl Manager {
             self.release(Vec::new(), after);
             return None;
         }
+        // Messages the channels let go before the write (a fulfill): out now.
+        self.take_channel_messages();
         let id = self.next_batch_id;
         self.next_batch_id += 1;
         let closed_payments = writes
@@ -502,15 +507,10 @@ impl Manager {
         self.outputs.pop_front()
     }
 
-    fn release(&mut self, channel_acks: Vec<(i64, u64)>, after: Vec<After>) {
-        for (cid, bid) in channel_acks {
-            if let Some(e) = self.channels.iter_mut().find(|e| e.id == cid) {
-                if let Err(err) = e.ch.persisted(bid) {
-                    tracing::error!(error = %err, "acknowledging a persisted channel batch");
-                }
-            }
-        }
-        // Channel messages (released by the acknowledgements, or durable already).
+    /// Moves the messages the channels released (by an acknowledgement, because they
+    /// needed no write, or early: [`fulmen_channel::machine::ChannelConfig::early_fulfill`])
+    /// to the outputs, in each channel's order.
+    fn take_channel_messages(&mut self) {
         for e in &mut self.channels {
             let Some(first) = e.ch.poll_message() else {
                 continue;
@@ -529,6 +529,17 @@ impl Manager {
                 }
             }
         }
+    }
+
+    fn release(&mut self, channel_acks: Vec<(i64, u64)>, after: Vec<After>) {
+        for (cid, bid) in channel_acks {
+            if let Some(e) = self.channels.iter_mut().find(|e| e.id == cid) {
+                if let Err(err) = e.ch.persisted(bid) {
+                    tracing::error!(error = %err, "acknowledging a persisted channel batch");
+                }
+            }
+        }
+        self.take_channel_messages();
         for a in after {
             match a {
                 After::Out(o) => self.outputs.push_back(o),

@@ -46,7 +46,7 @@ async fn serve(id: Arc<NoiseIdentity>) -> SocketAddr {
             let id = id.clone();
             tokio::spawn(async move {
                 if let Ok(mut p) = fulmen_node::peer::accept_stream(s, id, cfg()).await {
-                    while let Some(PeerEvent::Message(_)) = p.recv().await {}
+                    while let Some(PeerEvent::Messages(_)) = p.recv().await {}
                 }
             });
         }
@@ -75,7 +75,7 @@ async fn pump(tx: &Peer, rx: &mut Peer, msg: &Message, n: u64) -> Duration {
             sent += 1;
         }
         match rx.recv().await {
-            Some(PeerEvent::Message(_)) => got += 1,
+            Some(PeerEvent::Messages(ms)) => got += ms.len() as u64,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -142,6 +142,71 @@ fn messages_wait_for_persistence() {
     assert!(p.a.ch.persisted(99).is_err());
 }
 
+/// [`ChannelConfig::early_fulfill`]: the payee's `update_fulfill_htlc` leaves before its
+/// record is durable, while the `commitment_signed` after it still waits. If the payee then
+/// crashes and loses that record, the payer (which learned the preimage) forgets the
+/// uncommitted fulfill at the reconnection, the payee fulfills again from its durable state,
+/// and the HTLC settles once. With the option off, the fulfill waits for its batch.
+#[test]
+fn a_fulfill_leaves_before_its_record_and_survives_losing_it() {
+    for early in [true, false] {
+        let cfg = ChannelConfig {
+            early_fulfill: early,
+            ..ChannelConfig::default()
+        };
+        let mut p = open_pair(41, cfg).unwrap();
+        let (a_before, b_before) = p.a.ch.balances_msat().unwrap();
+        let pre = preimage(1);
+        p.a.ch
+            .add_htlc(2_000_000, hash_of(&pre), 501, onion())
+            .unwrap();
+        p.run();
+        let Some(Event::HtlcReceived { id, .. }) = p.b.events.pop() else {
+            panic!("no htlc received")
+        };
+        p.b.ch.fulfill_htlc(id, pre).unwrap();
+        p.b.ch.send_commitment().unwrap();
+        let released = p.b.ch.poll_message();
+        if !early {
+            assert!(released.is_none(), "released before persisted");
+            p.run();
+        } else {
+            let Some(fulfill @ Message::UpdateFulfillHtlc(_)) = released else {
+                panic!("the fulfill did not leave early: {released:?}")
+            };
+            assert!(p.b.ch.poll_message().is_none(), "the signature waits");
+            p.a.ch.handle_message(&fulfill).unwrap();
+            p.flush(0);
+            assert!(p
+                .a
+                .events
+                .contains(&Event::HtlcFulfilled { id, preimage: pre }));
+            // The payee crashes before its batch is durable: the fulfill is forgotten.
+            p.b.hand_out();
+            assert!(p.b.restart(true) >= 1, "the fulfill's batch was lost");
+            p.disconnect();
+            p.reconnect();
+            p.run();
+            assert_eq!(
+                p.a.ch.balances_msat().unwrap(),
+                (a_before - 2_000_000, b_before)
+            );
+            p.b.ch.fulfill_htlc(id, pre).unwrap();
+            p.run();
+        }
+        assert_eq!(
+            p.a.ch.balances_msat().unwrap(),
+            (a_before - 2_000_000, b_before + 2_000_000),
+            "early = {early}"
+        );
+        assert_eq!(
+            p.b.ch.balances_msat().unwrap(),
+            (b_before + 2_000_000, a_before - 2_000_000)
+        );
+        p.check_mirror();
+    }
+}
+
 #[test]
 fn bad_commitment_signature_fails_channel_and_offers_commitment() {
     let mut p = open_pair(10, ChannelConfig::default()).unwrap();

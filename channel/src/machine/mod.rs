@@ -6,7 +6,9 @@
 //! whose fault an error is ([`ChannelError`]). Payments are named by
 //! [`fulmen_htlc::PaymentHash`] / [`fulmen_htlc::PaymentPreimage`]. Must never do I/O, read
 //! a clock or a global RNG, release a message before the records it depends on were
-//! acknowledged durable, or trust a funding output it has not checked.
+//! acknowledged durable (the one exception, [`ChannelConfig::early_fulfill`], is an
+//! `update_fulfill_htlc`, which binds no one until a later signature and revocation that
+//! do wait), or trust a funding output it has not checked.
 //!
 //! Submodules: [`traits`] (key source, entropy, fee estimator), [`params`] (config and
 //! BOLT 2 parameter checks), [`state`] (persistent state, records, `apply`), [`codec`]
@@ -175,7 +177,10 @@ struct Batch {
 ///      [`Channel::persisted`] with its id. **Persist-before-send**: the messages produced
 ///      with a batch (`commitment_signed`, `revoke_and_ack`, `funding_signed`, ...) are held
 ///      inside the channel and only become visible to [`Channel::poll_message`] once that
-///      batch and every earlier one are acknowledged. There is no other way to get them.
+///      batch and every earlier one are acknowledged. There is no other way to get them —
+///      except a lone `update_fulfill_htlc` with nothing of the channel still waiting ahead
+///      of it, released at once unless [`ChannelConfig::early_fulfill`] is off (it commits
+///      no one until the `commitment_signed` and `revoke_and_ack` after it, which wait).
 ///    - [`Channel::poll_message`]: send to the peer, in order.
 ///    - [`Channel::poll_event`]: application events ([`Event::Closed`] carries a
 ///      [`CloseReason`]).
@@ -445,6 +450,10 @@ impl Channel {
         }
         let id = self.next_batch_id;
         self.next_batch_id += 1;
+        let mut messages = messages;
+        if self.may_send_early(&messages) {
+            self.outbox.extend(messages.drain(..));
+        }
         self.batches.push_back(Batch {
             id,
             durable: records.is_empty(),
@@ -453,6 +462,18 @@ impl Channel {
             handed_out: false,
         });
         self.release();
+    }
+
+    /// True if `messages` may leave before their records are durable: a lone
+    /// `update_fulfill_htlc` ([`ChannelConfig::early_fulfill`]) with no earlier message of
+    /// this channel still waiting for its batch.
+    fn may_send_early(&self, messages: &[Message]) -> bool {
+        self.config.early_fulfill
+            && !messages.is_empty()
+            && messages
+                .iter()
+                .all(|m| matches!(m, Message::UpdateFulfillHtlc(_)))
+            && self.batches.iter().all(|b| b.messages.is_empty())
     }
 
     /// Apply `records`, then build the messages with `f` from the new state; on error the

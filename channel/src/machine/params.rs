@@ -78,6 +78,18 @@ pub struct ChannelConfig {
     /// A [`super::Record::Snapshot`] of the whole state ends the batch that brings the
     /// records since the last one to this many (0: never). Default 1,000 (≈ 125 payments).
     pub snapshot_every: u64,
+    /// Release `update_fulfill_htlc` before its record is acknowledged durable (default
+    /// true): a forwarder passes the preimage upstream, and a payer learns it, one durable
+    /// write sooner per hop. Safe by BOLT 2: the fulfill binds no one until the
+    /// `commitment_signed` and `revoke_and_ack` covering it, and those still wait for
+    /// their records. If we crash before the record lands, the peer forgets the
+    /// uncommitted fulfill when the connection drops and we restart with the HTLC still
+    /// ours to settle (a forwarder learns the preimage again: the downstream peer's fulfill
+    /// was not revoked-and-acked either, so it is retransmitted); the preimage the peer
+    /// learned early only lets it pay its own upstream, never take from us. Only while no
+    /// earlier message of the channel still waits (order is kept). False: every message
+    /// waits for its batch.
+    pub early_fulfill: bool,
 }
 
 impl Default for ChannelConfig {
@@ -98,6 +110,7 @@ impl Default for ChannelConfig {
             max_htlc_minimum_msat: 10_000_000,
             max_dust_htlc_exposure_msat: 5_000_000,
             snapshot_every: 1_000,
+            early_fulfill: true,
         }
     }
 }

@@ -284,11 +284,31 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let handled_us = turn_t0.elapsed().as_micros();
         let flushed = node.flush().await;
         let total_us = turn_t0.elapsed().as_micros();
+        let t = std::mem::take(&mut node.timing);
+        let (persist_us, encode_us, write_us) = (t.persist_us, t.encode_us, t.write_us);
         if total_us > 50_000 {
-            tracing::debug!(inputs = n - left, left, handled_us, total_us, "slow turn");
+            tracing::debug!(
+                inputs = n - left,
+                left,
+                handled_us,
+                total_us,
+                persist_us,
+                write_us,
+                "slow turn"
+            );
         } else {
             // Every turn, for profiling (`RUST_LOG=fulmen_node::node::daemon=trace`).
-            tracing::trace!(inputs = n - left, left, handled_us, total_us, kinds, "turn");
+            tracing::trace!(
+                inputs = n - left,
+                left,
+                handled_us,
+                total_us,
+                persist_us,
+                encode_us,
+                write_us,
+                kinds,
+                "turn"
+            );
         }
         if let Err(e) = flushed {
             tracing::error!(error = %format!("{e:#}"), "store write failed: stopping");

@@ -54,17 +54,20 @@ pub enum Input {
         /// The inbound connection slot it holds (returned when the connection ends).
         slot: Option<OwnedSemaphorePermit>,
     },
-    /// A message from a peer.
-    PeerMessage {
+    /// Messages from a peer, in order: what one read from its socket brought (at most
+    /// [`MAX_MESSAGES_PER_INPUT`]), so that an update and the `commitment_signed` the peer
+    /// wrote with it are handled in one turn.
+    PeerMessages {
         /// The peer.
         node_id: PublicKey,
         /// Connection number (stale connections are ignored).
         conn: u64,
-        /// The message.
-        msg: Box<Message>,
-        /// One of the node's [`MAX_QUEUED_PEER_MESSAGES`] credits, returned when the input
-        /// is dropped (handled): peer readers wait for a credit, so a node that falls
-        /// behind pushes back on its peers (TCP) instead of queueing without bound.
+        /// The messages.
+        msgs: Vec<Message>,
+        /// One of the node's [`MAX_QUEUED_PEER_MESSAGES`] credits per message, returned
+        /// when the input is dropped (handled): peer readers wait for credits, so a node
+        /// that falls behind pushes back on its peers (TCP) instead of queueing without
+        /// bound.
         credit: Option<OwnedSemaphorePermit>,
     },
     /// A peer connection ended.
@@ -103,7 +106,10 @@ impl Input {
         match self {
             Input::Rpc { .. } => "rpc".into(),
             Input::Connected { .. } => "connected".into(),
-            Input::PeerMessage { msg, .. } => format!("peer:{}", msg.msg_type()),
+            Input::PeerMessages { msgs, .. } => {
+                let types: Vec<String> = msgs.iter().map(|m| m.msg_type().to_string()).collect();
+                format!("peer:{}", types.join("+"))
+            }
             Input::Disconnected { .. } => "disconnected".into(),
             Input::ReconnectEnded(_) => "reconnect-ended".into(),
             Input::Block(..) => "block".into(),
@@ -132,6 +138,10 @@ fn refused_for_good(data: Option<&serde_json::Value>) -> bool {
 /// Most peer messages queued for the node task at once, over all peers.
 pub const MAX_QUEUED_PEER_MESSAGES: usize = 4096;
 
+/// Most messages of one read handed to the node task as one input: a gossip sync's long
+/// reads go in pieces, so a turn's time limit still applies between them.
+pub const MAX_MESSAGES_PER_INPUT: usize = 16;
+
 /// Where a peer reader takes its events from (a live [`Peer`], or a test's script).
 pub trait PeerEvents {
     /// The next event; `None` once the connection is gone.
@@ -158,26 +168,36 @@ pub async fn forward_peer_events<E: PeerEvents>(
     credits: &Arc<Semaphore>,
 ) {
     while let Some(ev) = events.next_event().await {
-        let input = match ev {
-            PeerEvent::Message(msg) => {
-                let Ok(credit) = credits.clone().acquire_owned().await else {
-                    return;
-                };
-                Input::PeerMessage {
-                    node_id,
-                    conn,
-                    msg,
-                    credit: Some(credit),
+        match ev {
+            PeerEvent::Messages(mut msgs) => {
+                while !msgs.is_empty() {
+                    let rest = msgs.split_off(msgs.len().min(MAX_MESSAGES_PER_INPUT));
+                    // At most MAX_MESSAGES_PER_INPUT (16) of the 4,096 credits at once.
+                    let n = msgs.len() as u32;
+                    let Ok(credit) = credits.clone().acquire_many_owned(n).await else {
+                        return;
+                    };
+                    let input = Input::PeerMessages {
+                        node_id,
+                        conn,
+                        msgs: std::mem::replace(&mut msgs, rest),
+                        credit: Some(credit),
+                    };
+                    if inputs.send(input).is_err() {
+                        return;
+                    }
                 }
             }
-            PeerEvent::Disconnected(r) => Input::Disconnected {
-                node_id,
-                conn,
-                reason: r.to_string(),
-            },
-        };
-        if inputs.send(input).is_err() {
-            return;
+            PeerEvent::Disconnected(r) => {
+                let input = Input::Disconnected {
+                    node_id,
+                    conn,
+                    reason: r.to_string(),
+                };
+                if inputs.send(input).is_err() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -188,6 +208,18 @@ pub fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Time spent in [`Shell::flush`] by phase, in µs, summed until reset (the daemon logs and
+/// resets it each turn: `RUST_LOG=fulmen_node::node::daemon=trace`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlushTiming {
+    /// In [`Manager::poll_persist`]: commitments built and signed, revocations, the batch.
+    pub persist_us: u64,
+    /// Encoding the batch into rows.
+    pub encode_us: u64,
+    /// The store's transaction, until durable.
+    pub write_us: u64,
 }
 
 /// The node task's state: the manager and the I/O around it.
@@ -217,6 +249,8 @@ pub struct Shell {
     pub inputs: mpsc::UnboundedSender<Input>,
     /// Set when the daemon should stop.
     pub stopping: bool,
+    /// Where the flushes since the last [`FlushTiming`] reset went (for the turn trace).
+    pub timing: FlushTiming,
     /// Txids of the recent blocks, for UTXO lookups.
     block_txids: BlockTxids,
     /// Lookups in flight (see [`super::utxo::MAX_LOOKUPS_IN_FLIGHT`]).
@@ -253,6 +287,7 @@ impl Shell {
             peer_credits: Arc::new(Semaphore::new(MAX_QUEUED_PEER_MESSAGES)),
             inputs,
             stopping: false,
+            timing: FlushTiming::default(),
             block_txids: BlockTxids::default(),
             lookups: Arc::new(Semaphore::new(super::utxo::MAX_LOOKUPS_IN_FLIGHT)),
             earlier_payments: HashMap::new(),
@@ -309,13 +344,15 @@ impl Shell {
                 reply,
                 slot,
             } => self.on_connected(peer, dialled, reply, slot),
-            Input::PeerMessage {
+            Input::PeerMessages {
                 node_id,
                 conn,
-                msg,
+                msgs,
                 credit,
             } => {
-                self.m.handle_peer_message(now, node_id, conn, *msg);
+                for msg in msgs {
+                    self.m.handle_peer_message(now, node_id, conn, msg);
+                }
                 drop(credit);
             }
             Input::Disconnected {
@@ -437,11 +474,18 @@ impl Shell {
         // What was read for this turn's checks may be stale once the turn's batch is written.
         self.earlier_payments.clear();
         loop {
+            let t0 = std::time::Instant::now();
             let batch = self.m.poll_persist();
+            self.timing.persist_us += t0.elapsed().as_micros() as u64;
             if let Some(batch) = &batch {
-                self.store
-                    .write(&WriteBatch::from_writes(&batch.writes)?)
-                    .await?;
+                // What may leave before the write (a fulfill) goes first.
+                self.act().await;
+                let t1 = std::time::Instant::now();
+                let rows = WriteBatch::from_writes(&batch.writes)?;
+                let t2 = std::time::Instant::now();
+                self.store.write(&rows).await?;
+                self.timing.encode_us += (t2 - t1).as_micros() as u64;
+                self.timing.write_us += t2.elapsed().as_micros() as u64;
                 self.m.persisted(batch.id);
             }
             // Acting can feed the manager (a refused broadcast): go round until quiet.
@@ -674,7 +718,7 @@ mod tests {
         let credits = Arc::new(Semaphore::new(2));
         let msg = || {
             let e = fulmen_wire::msgs::Error::text([0; 32], "x");
-            PeerEvent::Message(Box::new(Message::Error(e)))
+            PeerEvent::Messages(vec![Message::Error(e)])
         };
         let mut script = Script((0..5).map(|_| msg()).collect());
         let c = credits.clone();
@@ -697,12 +741,58 @@ mod tests {
         drop((first, second));
         let mut rest = 0;
         while let Some(i) = rx.recv().await {
-            assert!(matches!(i, Input::PeerMessage { .. }));
+            assert!(matches!(i, Input::PeerMessages { ref msgs, .. } if msgs.len() == 1));
             rest += 1;
         }
         assert_eq!(rest, 3);
         reader.await.expect("reader ends");
         assert_eq!(credits.available_permits(), 2);
+    }
+
+    /// A read's messages reach the node as one input (one turn), a long read in pieces of
+    /// at most `MAX_MESSAGES_PER_INPUT`, in order, each holding a credit per message.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reads_messages_arrive_together_and_a_long_read_in_pieces() {
+        let secp = Secp256k1::new();
+        let sk = SecretKey::from_slice(&[7; 32]).expect("key");
+        let node_id = PublicKey::from_secret_key(&secp, &sk);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let credits = Arc::new(Semaphore::new(super::MAX_QUEUED_PEER_MESSAGES));
+        let fee = |i: u32| {
+            Message::UpdateFee(fulmen_wire::msgs::UpdateFee {
+                channel_id: [0; 32],
+                feerate_per_kw: i,
+                extra_tlvs: Default::default(),
+            })
+        };
+        let reads = vec![
+            PeerEvent::Messages(vec![fee(0), fee(1)]),
+            PeerEvent::Messages((2..42).map(fee).collect()),
+        ];
+        forward_peer_events(&mut Script(reads.into()), node_id, 1, &tx, &credits).await;
+        drop(tx);
+        let mut sizes = Vec::new();
+        let mut rates = Vec::new();
+        let mut held = Vec::new();
+        while let Some(i) = rx.recv().await {
+            let Input::PeerMessages { msgs, .. } = &i else {
+                panic!("unexpected input {}", i.label());
+            };
+            sizes.push(msgs.len());
+            rates.extend(msgs.iter().map(|m| match m {
+                Message::UpdateFee(f) => f.feerate_per_kw,
+                other => panic!("unexpected {other:?}"),
+            }));
+            held.push(i);
+        }
+        assert_eq!(sizes, [2, 16, 16, 8]);
+        assert_eq!(rates, (0..42).collect::<Vec<_>>());
+        assert_eq!(
+            credits.available_permits(),
+            super::MAX_QUEUED_PEER_MESSAGES - 42
+        );
+        drop(held);
+        assert_eq!(credits.available_permits(), super::MAX_QUEUED_PEER_MESSAGES);
     }
 
     #[test]

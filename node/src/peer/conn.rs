@@ -84,6 +84,7 @@ pub(super) async fn setup(
         last_refill: Instant::now(),
         throttled_since: None,
         awaiting_pong: None,
+        batch: Vec::new(),
     };
     let reader = tokio::spawn(reader.run(early, wdead_rx));
     tracing::info!(%remote_node_id, %remote_addr, "peer connected");
@@ -282,6 +283,8 @@ struct Reader {
     throttled_since: Option<Instant>,
     /// When the outstanding ping was sent.
     awaiting_pong: Option<Instant>,
+    /// The current read's messages for the caller, handed on together once it is decoded.
+    batch: Vec<Message>,
 }
 
 /// Outcome of handling one inbound message.
@@ -310,6 +313,9 @@ impl Reader {
             if let Step::Stop(r) = self.on_message(m).await {
                 return r;
             }
+        }
+        if let Step::Stop(r) = self.hand_on().await {
+            return r;
         }
         let mut buf = vec![0u8; READ_CHUNK];
         let mut ping = tokio::time::interval_at(
@@ -341,6 +347,9 @@ impl Reader {
                                 return r;
                             }
                         }
+                    }
+                    if let Step::Stop(r) = self.hand_on().await {
+                        return r;
                     }
                 }
                 _ = ping.tick() => {
@@ -382,7 +391,8 @@ impl Reader {
     /// Takes a token of the bucket, waiting for one if it is empty: a peer faster than
     /// `max_msgs_per_sec` is read at that rate (TCP pushes back on it), so a burst such as
     /// a gossip sync of a large graph arrives whole. False once the peer has kept us
-    /// waiting for `max_throttled` without a pause: a flood, not a burst.
+    /// waiting for `max_throttled` without a pause: a flood, not a burst (or once nobody
+    /// takes the messages read before the wait).
     async fn take_token(&mut self) -> bool {
         let rate = f64::from(self.cfg.max_msgs_per_sec.max(1));
         let refill = |r: &mut Self| {
@@ -400,6 +410,10 @@ impl Reader {
                 return false;
             }
             let wait = (1.0 - self.tokens) / rate;
+            // What this read brought before the wait goes on now, not after it.
+            if let Step::Stop(_) = self.hand_on().await {
+                return false;
+            }
             tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
             refill(self);
         }
@@ -454,17 +468,23 @@ impl Reader {
                 Step::Continue
             }
             other => {
-                if self
-                    .events
-                    .send(PeerEvent::Message(Box::new(other)))
-                    .await
-                    .is_err()
-                {
-                    return Step::Stop(DisconnectReason::Local("peer handle dropped".into()));
-                }
+                self.batch.push(other);
                 Step::Continue
             }
         }
+    }
+
+    /// Hands the read's messages on as one event: a message and the `commitment_signed`
+    /// sent with it in one write reach the node together, not in two turns.
+    async fn hand_on(&mut self) -> Step {
+        if self.batch.is_empty() {
+            return Step::Continue;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if self.events.send(PeerEvent::Messages(batch)).await.is_err() {
+            return Step::Stop(DisconnectReason::Local("peer handle dropped".into()));
+        }
+        Step::Continue
     }
 }
 

@@ -5,7 +5,7 @@
 //! (a `warning`, or an `error` for incompatible features), and reconnect with backoff.
 //!
 //! Owns: sockets and timers for one peer at a time. Must never: interpret channel or
-//! gossip messages (they are handed to the caller as [`PeerEvent::Message`]), block the
+//! gossip messages (they are handed to the caller as [`PeerEvent::Messages`]), block the
 //! runtime, or buffer without bound (the Noise receiver holds at most one frame, the event
 //! queue is bounded, outbound bytes are capped by [`PeerConfig::max_buffered_bytes`]).
 
@@ -119,9 +119,10 @@ pub enum DisconnectReason {
 /// What a connected peer produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
-    /// A message for the caller (everything but `init`, `ping`, `pong` and unknown odd
-    /// types, which the peer layer handles itself).
-    Message(Box<Message>),
+    /// The messages of one read from the socket, in order, for the caller (everything but
+    /// `init`, `ping`, `pong` and unknown odd types, which the peer layer handles itself).
+    /// Never empty; messages the peer sent in one write usually arrive in one event.
+    Messages(Vec<Message>),
     /// The connection is gone; no more events follow.
     Disconnected(DisconnectReason),
 }

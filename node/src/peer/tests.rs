@@ -52,7 +52,7 @@ async fn until_disconnect(p: &mut Peer) -> (DisconnectReason, Vec<Message>) {
     let mut msgs = Vec::new();
     loop {
         match next(p).await {
-            PeerEvent::Message(m) => msgs.push(*m),
+            PeerEvent::Messages(ms) => msgs.extend(ms),
             PeerEvent::Disconnected(r) => return (r, msgs),
         }
     }
@@ -88,7 +88,7 @@ async fn handshake_init_and_ping_pong() {
         extra_tlvs: Default::default(),
     });
     d.send(&fee).unwrap();
-    assert_eq!(next(&mut l).await, PeerEvent::Message(Box::new(fee)));
+    assert_eq!(next(&mut l).await, PeerEvent::Messages(vec![fee]));
 
     // Keepalive: both sides see several pongs (event-driven wait with a deadline).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -177,8 +177,12 @@ async fn a_burst_over_the_rate_is_slowed_not_cut() {
     let mut got = 0;
     while got < 250 {
         match next(&mut l).await {
-            PeerEvent::Message(m) if matches!(*m, Message::UpdateFee(_)) => got += 1,
-            PeerEvent::Message(_) => {}
+            PeerEvent::Messages(ms) => {
+                got += ms
+                    .iter()
+                    .filter(|m| matches!(m, Message::UpdateFee(_)))
+                    .count()
+            }
             other => panic!("after {got} messages: {other:?}"),
         }
     }

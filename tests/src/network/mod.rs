@@ -76,6 +76,9 @@ pub struct Node {
     pub restarts: u64,
     /// Batches lost in crashes.
     pub lost_batches: u64,
+    /// Messages that left before their turn's batch (an early fulfill) when that batch was
+    /// then lost in a crash.
+    pub sent_before_lost: u64,
     /// Live connection numbers (the manager's), by peer index.
     conns: BTreeMap<usize, u64>,
     node_secret: SecretKey,
@@ -228,6 +231,7 @@ impl Network {
                 rejected: Vec::new(),
                 restarts: 0,
                 lost_batches: 0,
+                sent_before_lost: 0,
                 conns: BTreeMap::new(),
                 node_secret,
                 channel_seed,
@@ -295,10 +299,13 @@ impl Network {
     /// armed) and acknowledged, then its outputs are acted on, until nothing is left.
     fn turn(&mut self, k: usize) {
         while let Some(b) = self.nodes[k].m.poll_persist() {
+            // What may leave before the write (a fulfill) has left, crash or not.
+            let early = self.drain(k);
             let node = &mut self.nodes[k];
             node.store.hand_out(b.id, b.writes);
             if node.crash_armed {
                 node.crash_armed = false;
+                node.sent_before_lost += early;
                 self.restart(k, true);
                 return;
             }
@@ -309,10 +316,14 @@ impl Network {
         self.drain(k);
     }
 
-    fn drain(&mut self, k: usize) {
+    /// Acts on node `k`'s outputs; returns how many there were.
+    fn drain(&mut self, k: usize) -> u64 {
+        let mut n = 0;
         while let Some(o) = self.nodes[k].m.poll_output() {
             self.dispatch(k, o);
+            n += 1;
         }
+        n
     }
 
     fn dispatch(&mut self, k: usize, o: Output) {
