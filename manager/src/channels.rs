@@ -138,6 +138,24 @@ impl Manager {
     /// that only settles the peer's updates, held back until our next update or
     /// [`Manager::handle_wake`]). A channel whose commitment cannot be built is not retried
     /// within the turn.
+    /// Handles every channel's pending events (settlements, forwards, payments ending)
+    /// without signing a commitment: what they queue that may leave before the write (a
+    /// fulfill) can then go before the turn's signing, not after it.
+    pub(crate) fn handle_channel_events(&mut self) {
+        loop {
+            let mut busy = false;
+            for i in 0..self.channels.len() {
+                while let Some(ev) = self.channels.get_mut(i).and_then(|e| e.ch.poll_event()) {
+                    busy = true;
+                    self.on_channel_event(i, ev);
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
     pub(crate) fn drive_channels(&mut self) {
         // Bounded: every pass either handles events or signs a commitment, and a channel
         // that failed to sign is skipped for the rest of the turn.

@@ -146,8 +146,10 @@ struct HandedOut {
 ///    nothing to write; the turn's outputs are then released at once. With a batch,
 ///    [`Manager::poll_output`] may already yield channel messages that need no write (an
 ///    `update_fulfill_htlc`, see [`fulmen_channel::machine::ChannelConfig::early_fulfill`]):
-///    send them before writing.
-/// 3. The shell writes the batch atomically and durably, then calls
+///    send them before writing. [`Manager::release_early`], called before `poll_persist`,
+///    lets such messages go before the turn's commitments are signed.
+/// 3. The shell writes the batch atomically and durably (to survive power loss when
+///    [`PersistBatch::sync`], else at least a crash of the process), then calls
 ///    [`Manager::persisted`] with its id. Only now do the turn's messages, broadcasts,
 ///    replies and events become visible to [`Manager::poll_output`], in that order per
 ///    source (channel messages first, then the rest in the order they arose).
@@ -423,6 +425,21 @@ impl Manager {
         }
     }
 
+    /// Optional, before [`Manager::poll_persist`]: handles what the turn's inputs set off in
+    /// the channels (HTLCs to fulfill, forward or fail; settlements to relay) and releases
+    /// the messages that may leave before the write — an `update_fulfill_htlc`
+    /// ([`fulmen_channel::machine::ChannelConfig::early_fulfill`]) — to
+    /// [`Manager::poll_output`], ahead of the turn's signing. Does nothing while a batch is
+    /// out.
+    pub fn release_early(&mut self) {
+        if self.handed_out.is_some() {
+            return;
+        }
+        self.sync_graph();
+        self.handle_channel_events();
+        self.take_channel_messages();
+    }
+
     /// Ends the turn's input phase: drives channels to idle and hands out the turn's writes.
     /// `None`: nothing to write — the turn's outputs are released at once. While a batch is
     /// out (not yet acknowledged) this returns `None` and does nothing.
@@ -457,6 +474,7 @@ impl Manager {
             self.release(Vec::new(), after);
             return None;
         }
+        let sync = !after.is_empty() || self.channels.iter().any(|e| e.ch.holds_messages());
         // Messages the channels let go before the write (a fulfill): out now.
         self.take_channel_messages();
         let id = self.next_batch_id;
@@ -473,7 +491,7 @@ impl Manager {
             after,
             closed_payments,
         });
-        Some(PersistBatch { id, writes })
+        Some(PersistBatch { id, writes, sync })
     }
 
     /// The batch `id` is durable: releases its messages, broadcasts, replies and events.

@@ -457,6 +457,14 @@ pub struct PersistBatch {
     pub id: u64,
     /// What to write.
     pub writes: Writes,
+    /// True when its acknowledgement releases something — a channel message that waits for
+    /// it (`commitment_signed`, `revoke_and_ack`, …), a reply, an event, a broadcast: write
+    /// it to survive power loss. False for a batch nobody waits on (a `revoke_and_ack`
+    /// received and nothing to answer): a write that survives the process crashing is
+    /// enough, since the next synced write makes it durable too (writes are durable in
+    /// order) and losing it to power loss is losing messages in flight, which the
+    /// protocol recovers from at the reconnection.
+    pub sync: bool,
 }
 
 /// One stored channel.

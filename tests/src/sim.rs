@@ -312,6 +312,15 @@ pub struct DurableLog<S: Store> {
     pending: VecDeque<(u64, S::Batch)>,
     acked: u64,
     lost: u64,
+    /// What survives power loss, if tracked ([`DurableLog::with_power_loss`]).
+    power: Option<PowerLoss<S>>,
+}
+
+/// The part of a [`DurableLog`] that survives power loss: every batch up to the last one
+/// written synced, and the batches acknowledged unsynced since (lost with the power).
+struct PowerLoss<S: Store> {
+    synced: S,
+    unsynced: Vec<S::Batch>,
 }
 
 impl<S: Store> Default for DurableLog<S> {
@@ -321,6 +330,7 @@ impl<S: Store> Default for DurableLog<S> {
             pending: VecDeque::new(),
             acked: 0,
             lost: 0,
+            power: None,
         }
     }
 }
@@ -329,6 +339,61 @@ impl<S: Store> DurableLog<S> {
     /// An empty log.
     pub fn new() -> DurableLog<S> {
         DurableLog::default()
+    }
+
+    /// An empty log that also tracks what survives power loss: a batch acknowledged
+    /// unsynced ([`DurableLog::ack_next_with`]) survives a crash of the process, and power
+    /// loss only once a later batch was written synced.
+    pub fn with_power_loss() -> DurableLog<S> {
+        DurableLog {
+            power: Some(PowerLoss {
+                synced: S::default(),
+                unsynced: Vec::new(),
+            }),
+            ..DurableLog::default()
+        }
+    }
+
+    /// Make the oldest pending batch durable, synced (`sync`: it survives power loss, and
+    /// so does every batch before it) or not; returns its id.
+    pub fn ack_next_with(&mut self, sync: bool) -> Option<u64> {
+        let (id, batch) = self.pending.pop_front()?;
+        self.durable.apply(&batch);
+        self.acked += 1;
+        if let Some(p) = &mut self.power {
+            if sync {
+                for b in p.unsynced.drain(..) {
+                    p.synced.apply(&b);
+                }
+                p.synced.apply(&batch);
+            } else {
+                p.unsynced.push(batch);
+            }
+        }
+        Some(id)
+    }
+
+    /// Power loss: every pending batch and every batch acknowledged unsynced since the last
+    /// synced one is lost; returns how many. Panics unless the log tracks power loss.
+    pub fn power_loss(&mut self) -> usize
+    where
+        S: Clone,
+    {
+        let pending = self.crash().len();
+        let p = self
+            .power
+            .as_mut()
+            .expect("a log made with DurableLog::with_power_loss");
+        let unsynced = p.unsynced.len();
+        p.unsynced.clear();
+        self.durable = p.synced.clone();
+        self.lost += unsynced as u64;
+        pending + unsynced
+    }
+
+    /// Batches acknowledged unsynced since the last synced one (0 unless tracked).
+    pub fn unsynced_len(&self) -> usize {
+        self.power.as_ref().map_or(0, |p| p.unsynced.len())
     }
 
     /// What survives a crash.
@@ -361,12 +426,9 @@ impl<S: Store> DurableLog<S> {
         self.pending.len()
     }
 
-    /// Make the oldest pending batch durable; returns its id.
+    /// Make the oldest pending batch durable (synced); returns its id.
     pub fn ack_next(&mut self) -> Option<u64> {
-        let (id, batch) = self.pending.pop_front()?;
-        self.durable.apply(&batch);
-        self.acked += 1;
-        Some(id)
+        self.ack_next_with(true)
     }
 
     /// A crash: every pending batch is lost; returns them.

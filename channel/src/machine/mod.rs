@@ -411,6 +411,13 @@ impl Channel {
         Ok(())
     }
 
+    /// True if a message waits for a batch to be acknowledged durable: writing the batches
+    /// handed out must survive power loss before it may leave. False: nothing anyone will
+    /// see depends on them yet.
+    pub fn holds_messages(&self) -> bool {
+        self.batches.iter().any(|b| !b.messages.is_empty())
+    }
+
     /// Next message for the peer (only from acknowledged batches).
     pub fn poll_message(&mut self) -> Option<Message> {
         self.outbox.pop_front()

@@ -474,6 +474,9 @@ impl Shell {
         // What was read for this turn's checks may be stale once the turn's batch is written.
         self.earlier_payments.clear();
         loop {
+            // A fulfill leaves before the turn's signing and its write.
+            self.m.release_early();
+            self.act().await;
             let t0 = std::time::Instant::now();
             let batch = self.m.poll_persist();
             self.timing.persist_us += t0.elapsed().as_micros() as u64;
@@ -483,7 +486,7 @@ impl Shell {
                 let t1 = std::time::Instant::now();
                 let rows = WriteBatch::from_writes(&batch.writes)?;
                 let t2 = std::time::Instant::now();
-                self.store.write(&rows).await?;
+                self.store.write_with(&rows, batch.sync).await?;
                 self.timing.encode_us += (t2 - t1).as_micros() as u64;
                 self.timing.write_us += t2.elapsed().as_micros() as u64;
                 self.m.persisted(batch.id);

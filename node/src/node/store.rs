@@ -349,6 +349,8 @@ fn decode_channel(c: &StoredChannelRow) -> anyhow::Result<StoredChannel> {
 #[derive(Clone, Debug)]
 pub struct NodeStore {
     pool: SqlitePool,
+    /// The `--db-sync` level: with `Full`, each write says whether it is fsynced.
+    sync: DbSync,
 }
 
 impl NodeStore {
@@ -378,7 +380,7 @@ impl NodeStore {
                     path.display()
                 )
             })?;
-        Ok(NodeStore { pool })
+        Ok(NodeStore { pool, sync })
     }
 
     /// A meta value.

@@ -225,7 +225,7 @@ impl Network {
                 id: m.node_id(),
                 m,
                 address,
-                store: DurableLog::new(),
+                store: DurableLog::with_power_loss(),
                 replies: BTreeMap::new(),
                 events: Vec::new(),
                 rejected: Vec::new(),
@@ -298,9 +298,15 @@ impl Network {
     /// End node `k`'s turn: each batch handed out is made durable (or lost, if a crash is
     /// armed) and acknowledged, then its outputs are acted on, until nothing is left.
     fn turn(&mut self, k: usize) {
-        while let Some(b) = self.nodes[k].m.poll_persist() {
+        loop {
+            // A fulfill leaves before the turn's signing, as in the daemon.
+            self.nodes[k].m.release_early();
+            let mut early = self.drain(k);
+            let Some(b) = self.nodes[k].m.poll_persist() else {
+                break;
+            };
             // What may leave before the write (a fulfill) has left, crash or not.
-            let early = self.drain(k);
+            early += self.drain(k);
             let node = &mut self.nodes[k];
             node.store.hand_out(b.id, b.writes);
             if node.crash_armed {
@@ -309,9 +315,16 @@ impl Network {
                 self.restart(k, true);
                 return;
             }
-            node.store.ack_next();
+            node.store.ack_next_with(b.sync);
             node.m.persisted(b.id);
-            self.drain(k);
+            // Whatever an acknowledgement releases must wait for a write that survives
+            // power loss: a batch nobody waits on is the only one written unsynced.
+            let released = self.drain(k);
+            assert!(
+                b.sync || released == 0,
+                "{}: {released} outputs released by a batch written unsynced",
+                self.nodes[k].name
+            );
         }
         self.drain(k);
     }
@@ -540,6 +553,17 @@ impl Network {
             assert_eq!(self.nodes[k].store.pending_len(), 0, "clean restart");
             0
         };
+        self.restart_from_store(k, lost, if crash { "crash" } else { "restart" });
+    }
+
+    /// Node `k` loses power: like a crash, and the batches it wrote unsynced since its last
+    /// synced write are lost too (see [`fulmen_manager::PersistBatch::sync`]).
+    pub fn power_loss(&mut self, k: usize) {
+        let lost = self.nodes[k].store.power_loss();
+        self.restart_from_store(k, lost, "power loss");
+    }
+
+    fn restart_from_store(&mut self, k: usize, lost: usize, kind: &str) {
         let peers: Vec<usize> = self.nodes[k].conns.keys().copied().collect();
         for j in peers {
             self.drop_connection(k, j, "peer restarted");
@@ -567,7 +591,6 @@ impl Network {
             now,
         )
         .expect("restart from the durable records");
-        let kind = if crash { "crash" } else { "restart" };
         let d = [k as u8, lost as u8];
         self.note(kind, &d);
         self.sync_chain(k);

@@ -247,3 +247,42 @@ async fn rows_beyond_one_statement_all_land_and_the_last_of_a_key_wins() {
     assert_eq!(loaded.invoices.len(), n);
     assert_eq!(loaded.forwards.len(), n);
 }
+
+/// A write nobody waits on goes without an fsync (`synchronous = NORMAL` for its commit),
+/// the next synced one with it (`FULL`): both land, in order, and the connection is left at
+/// the level of the last write.
+#[tokio::test]
+async fn unsynced_and_synced_writes_both_land_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let rec = |d: &[u8]| WriteBatch {
+        records: vec![(1, d.to_vec(), false)],
+        ..Default::default()
+    };
+    store
+        .write(&WriteBatch {
+            new_channels: vec![(1, "02aa".into())],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.write_with(&rec(b"unsynced"), false).await.unwrap();
+    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(level, 1, "NORMAL for the unsynced write");
+    store.write_with(&rec(b"synced"), true).await.unwrap();
+    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(level, 2, "FULL again");
+    let (_store, loaded) = reopen(store, dir.path()).await;
+    let data: Vec<&[u8]> = loaded.channels[0]
+        .records
+        .iter()
+        .map(|r| r.as_slice())
+        .collect();
+    assert_eq!(data, [b"unsynced".as_slice(), b"synced".as_slice()]);
+}

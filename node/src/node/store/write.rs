@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::Arguments as _;
 
-use super::{NodeStore, TowerQueueRow, WriteBatch};
+use super::{DbSync, NodeStore, TowerQueueRow, WriteBatch};
 
 /// A SQL script and its bound values, built together so they cannot drift apart.
 struct Script<'q> {
@@ -104,10 +104,26 @@ const ROWS_PER_STATEMENT: usize = 256;
 impl NodeStore {
     /// Writes `batch` in one transaction; durable when this returns `Ok`.
     pub async fn write(&self, batch: &WriteBatch) -> anyhow::Result<()> {
+        self.write_with(batch, true).await
+    }
+
+    /// Writes `batch` in one transaction. `sync`: durable across power loss when this
+    /// returns `Ok` (with `--db-sync full`, the WAL is fsynced). Not `sync`: durable across
+    /// a crash of the process only — no fsync — until the next synced write, which makes
+    /// it durable too (the WAL is one file, written in order). With `--db-sync normal`
+    /// no write is fsynced.
+    pub async fn write_with(&self, batch: &WriteBatch, sync: bool) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let script = script(batch)?;
+        let mut script = script(batch)?;
+        if self.sync == DbSync::Full {
+            // The level applies to the connection's next commits: set it for this one.
+            let level = if sync { "FULL" } else { "NORMAL" };
+            script
+                .sql
+                .insert_str(0, &format!("PRAGMA synchronous = {level};\n"));
+        }
         let mut conn = self
             .pool
             .acquire()
