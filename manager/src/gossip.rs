@@ -171,6 +171,24 @@ impl Manager {
         }
     }
 
+    /// A gossip message this node built and signed (the peer's half of a combined
+    /// announcement checked by `combine`): into the store without checking our own
+    /// signatures again, then relayed like any other.
+    fn handle_own_gossip(&mut self, msg: &Message) {
+        let res = {
+            let mut lookup = Lookup {
+                channels: &self.channels,
+                wanted: &mut self.gossip_state.wanted,
+            };
+            self.gossip.handle_own_message(msg, &mut lookup, self.now)
+        };
+        match res {
+            Ok(Handled::Applied(changes)) => self.apply_graph_changes(&changes),
+            Ok(Handled::Held) => {}
+            Err(e) => tracing::debug!(msg = msg.msg_type(), error = %e, "own gossip refused"),
+        }
+    }
+
     pub(crate) fn apply_graph_changes(&mut self, changes: &[GraphChange]) {
         if changes
             .iter()
@@ -417,7 +435,7 @@ impl Manager {
             match combine(&self.secp, &unsigned, &self.node_id, &ours, &theirs) {
                 Ok(ann) => {
                     tracing::info!(channel = id, %scid, "channel announced");
-                    self.handle_gossip(None, &Message::ChannelAnnouncement(ann));
+                    self.handle_own_gossip(&Message::ChannelAnnouncement(ann));
                     self.announce_node();
                     self.policy_changed(id);
                 }
@@ -475,7 +493,7 @@ impl Manager {
             Vec::new(),
         );
         self.gossip_state.node_announced = Some(ts);
-        self.handle_gossip(None, &Message::NodeAnnouncement(ann));
+        self.handle_own_gossip(&Message::NodeAnnouncement(ann));
     }
 
     /// Our policy for channel `id` changed (or it was just announced): a new signed
@@ -512,7 +530,7 @@ impl Manager {
             &self.node_secret,
         );
         self.gossip_state.updated.insert(id, ts);
-        self.handle_gossip(None, &Message::ChannelUpdate(u));
+        self.handle_own_gossip(&Message::ChannelUpdate(u));
     }
 
     /// The bytes of our latest `channel_update` for channel `chan` (type 258 included), for

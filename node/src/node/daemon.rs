@@ -74,7 +74,8 @@ pub fn channel_config() -> ChannelConfig {
     ChannelConfig::default()
 }
 
-/// Most inputs one turn takes before its writes are made durable and its outputs acted on.
+/// Most inputs one turn takes before its writes are made durable and its outputs acted on
+/// (a peer's input counts once per message it carries).
 const MAX_INPUTS_PER_TURN: usize = 128;
 
 /// A turn stops taking inputs once handling them has taken this long, so that an RPC call
@@ -270,7 +271,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             };
             backlog.push_back(first);
         }
-        let turn = take_turn(&mut rpc_rx, &mut backlog, &mut rx, MAX_INPUTS_PER_TURN);
+        let turn = take_turn(
+            &mut rpc_rx,
+            &mut backlog,
+            &mut rx,
+            MAX_INPUTS_PER_TURN,
+            Input::weight,
+        );
         let n = turn.len();
         let kinds = tracing::enabled!(tracing::Level::TRACE)
             .then(|| turn.iter().map(Input::label).collect::<Vec<_>>().join(","))
@@ -332,17 +339,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The inputs of one turn, at most `max`: RPC calls first (each caller waits for its answer
-/// before it sends more, so no caller's order changes), then what the last turn left, then
-/// peer and chain inputs.
+/// The inputs of one turn, taken until they weigh `max` (the last one may go past it):
+/// RPC calls first (each caller waits for its answer before it sends more, so no caller's
+/// order changes), then what the last turn left, then peer and chain inputs.
 fn take_turn<T>(
     rpc: &mut mpsc::UnboundedReceiver<T>,
     backlog: &mut std::collections::VecDeque<T>,
     peers: &mut mpsc::UnboundedReceiver<T>,
     max: usize,
+    weight: impl Fn(&T) -> usize,
 ) -> Vec<T> {
-    let mut turn = Vec::with_capacity(max);
-    while turn.len() < max {
+    let mut turn = Vec::new();
+    let mut taken = 0;
+    while taken < max {
         let Some(i) = rpc
             .try_recv()
             .ok()
@@ -351,6 +360,7 @@ fn take_turn<T>(
         else {
             break;
         };
+        taken += weight(&i);
         turn.push(i);
     }
     turn
@@ -461,11 +471,31 @@ mod tests {
         peer_tx.send("peer 2").unwrap();
         rpc_tx.send("rpc 1").unwrap();
         rpc_tx.send("rpc 2").unwrap();
-        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 5);
+        let one = |_: &&str| 1;
+        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 5, one);
         assert_eq!(turn, ["rpc 1", "rpc 2", "left 1", "left 2", "peer 1"]);
         rpc_tx.send("rpc 3").unwrap();
-        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 5);
+        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 5, one);
         assert_eq!(turn, ["rpc 3", "peer 2"]);
-        assert!(take_turn(&mut rpc, &mut backlog, &mut peers, 5).is_empty());
+        assert!(take_turn(&mut rpc, &mut backlog, &mut peers, 5, one).is_empty());
+    }
+
+    /// A turn counts inputs by weight (a peer input weighs its messages) and stops once
+    /// they reach the limit, the last one taken whole.
+    #[test]
+    fn a_turn_weighs_its_inputs() {
+        let (_rpc_tx, mut rpc) = mpsc::unbounded_channel::<usize>();
+        let (peer_tx, mut peers) = mpsc::unbounded_channel();
+        let mut backlog = std::collections::VecDeque::new();
+        for w in [16, 16, 1, 200, 3] {
+            peer_tx.send(w).unwrap();
+        }
+        let w = |i: &usize| *i;
+        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 32, w);
+        assert_eq!(turn, [16, 16]);
+        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 32, w);
+        assert_eq!(turn, [1, 200], "past the limit by the last one taken");
+        let turn = take_turn(&mut rpc, &mut backlog, &mut peers, 32, w);
+        assert_eq!(turn, [3]);
     }
 }

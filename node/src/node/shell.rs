@@ -101,6 +101,15 @@ pub enum Input {
 pub const TICK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Input {
+    /// How much the input counts towards a turn's limit of inputs: a peer input counts its
+    /// messages, any other 1.
+    pub fn weight(&self) -> usize {
+        match self {
+            Input::PeerMessages { msgs, .. } => msgs.len().max(1),
+            _ => 1,
+        }
+    }
+
     /// A short name of the input for the turn trace: `rpc`, `peer:<message type>`, `block`…
     pub fn label(&self) -> String {
         match self {
@@ -139,8 +148,9 @@ fn refused_for_good(data: Option<&serde_json::Value>) -> bool {
 pub const MAX_QUEUED_PEER_MESSAGES: usize = 4096;
 
 /// Most messages of one read handed to the node task as one input: a gossip sync's long
-/// reads go in pieces, so a turn's time limit still applies between them.
-pub const MAX_MESSAGES_PER_INPUT: usize = 16;
+/// reads go in pieces, so a turn's time limit still applies between them (a live peer's
+/// events are no longer than this already).
+pub const MAX_MESSAGES_PER_INPUT: usize = crate::peer::MAX_MESSAGES_PER_EVENT;
 
 /// Where a peer reader takes its events from (a live [`Peer`], or a test's script).
 pub trait PeerEvents {

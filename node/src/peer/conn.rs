@@ -469,6 +469,9 @@ impl Reader {
             }
             other => {
                 self.batch.push(other);
+                if self.batch.len() >= super::MAX_MESSAGES_PER_EVENT {
+                    return self.hand_on().await;
+                }
                 Step::Continue
             }
         }
@@ -480,7 +483,9 @@ impl Reader {
         if self.batch.is_empty() {
             return Step::Continue;
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
+        // Queued events hold no spare capacity (a `Message` is hundreds of bytes).
+        batch.shrink_to_fit();
         if self.events.send(PeerEvent::Messages(batch)).await.is_err() {
             return Step::Stop(DisconnectReason::Local("peer handle dropped".into()));
         }

@@ -56,7 +56,8 @@ pub struct PeerConfig {
     /// Our chain, sent in `init`'s `networks`; a peer whose `networks` excludes it is
     /// refused.
     pub chain_hash: Option<[u8; 32]>,
-    /// Capacity of the inbound event queue (reading pauses when the caller lags).
+    /// Capacity of the inbound event queue, in events of at most
+    /// [`MAX_MESSAGES_PER_EVENT`] messages each (reading pauses when the caller lags).
     pub event_queue: usize,
     /// Whether we answer `ping` (always true in production; tests turn it off to
     /// exercise the pong timeout).
@@ -75,7 +76,8 @@ impl Default for PeerConfig {
             max_buffered_bytes: 4 << 20,
             features: Features::ours(),
             chain_hash: None,
-            event_queue: 1024,
+            // 64 events of at most 16 messages: 1,024 messages, as when an event was one.
+            event_queue: 64,
             answer_pings: true,
         }
     }
@@ -116,12 +118,17 @@ pub enum DisconnectReason {
     Local(String),
 }
 
+/// Most messages of one [`PeerEvent::Messages`]: a read that brings more (a gossip sync) is
+/// handed on in pieces, so the event queue bounds the messages it holds.
+pub const MAX_MESSAGES_PER_EVENT: usize = 16;
+
 /// What a connected peer produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
     /// The messages of one read from the socket, in order, for the caller (everything but
     /// `init`, `ping`, `pong` and unknown odd types, which the peer layer handles itself).
-    /// Never empty; messages the peer sent in one write usually arrive in one event.
+    /// Never empty, at most [`MAX_MESSAGES_PER_EVENT`]; messages the peer sent in one write
+    /// usually arrive in one event.
     Messages(Vec<Message>),
     /// The connection is gone; no more events follow.
     Disconnected(DisconnectReason),

@@ -319,3 +319,36 @@ fn peer_address_parsing() {
     assert!("nope".parse::<PeerAddress>().is_err());
     assert!(format!("{id}@host").parse::<PeerAddress>().is_err());
 }
+
+/// Messages sent back to back arrive in order, in events of at most
+/// `MAX_MESSAGES_PER_EVENT`: the event queue bounds the messages it holds, not just reads.
+#[tokio::test]
+async fn a_long_read_arrives_in_events_of_bounded_size() {
+    let (d, mut l) = pair(cfg(), cfg()).await;
+    let msgs: Vec<Message> = (0..300u32)
+        .map(|i| {
+            Message::UpdateFee(UpdateFee {
+                channel_id: [0; 32],
+                feerate_per_kw: i,
+                extra_tlvs: Default::default(),
+            })
+        })
+        .collect();
+    for m in &msgs {
+        d.send(m).unwrap();
+    }
+    let mut got = Vec::new();
+    let mut largest = 0;
+    while got.len() < msgs.len() {
+        match next(&mut l).await {
+            PeerEvent::Messages(ms) => {
+                assert!(!ms.is_empty(), "an empty event");
+                largest = largest.max(ms.len());
+                got.extend(ms);
+            }
+            other => panic!("after {} messages: {other:?}", got.len()),
+        }
+    }
+    assert_eq!(got, msgs);
+    assert!(largest <= super::MAX_MESSAGES_PER_EVENT, "{largest}");
+}

@@ -144,9 +144,10 @@ pub fn announcement_signatures<C: Signing>(
     }
 }
 
-/// The complete `channel_announcement` from our signatures and the peer's. Both pairs
-/// are verified against their keys (a wrong peer signature is the peer's fault:
-/// [`GossipError::warn_peer`]); `our_node_id` says which end we are.
+/// The complete `channel_announcement` from our signatures and the peer's. The peer's pair
+/// is verified against its keys (a wrong peer signature is the peer's fault:
+/// [`GossipError::warn_peer`]); ours, just made by [`announcement_signatures`], is not;
+/// `our_node_id` says which end we are.
 pub fn combine<C: Verification>(
     secp: &Secp256k1<C>,
     unsigned: &UnsignedChannelAnnouncement,
@@ -166,28 +167,36 @@ pub fn combine<C: Verification>(
         return Err(GossipError::NotOurChannel);
     };
     let hash = unsigned.signature_hash();
-    let checks = [
-        (
-            &one.node_signature,
-            &unsigned.node_id_1,
-            SignatureRole::Node1,
-        ),
-        (
-            &two.node_signature,
-            &unsigned.node_id_2,
-            SignatureRole::Node2,
-        ),
-        (
-            &one.bitcoin_signature,
-            &unsigned.bitcoin_key_1,
-            SignatureRole::Bitcoin1,
-        ),
-        (
-            &two.bitcoin_signature,
-            &unsigned.bitcoin_key_2,
-            SignatureRole::Bitcoin2,
-        ),
-    ];
+    // Only the peer's signatures: ours were made by us just now, and the store takes the
+    // combined announcement without checking them again (`GossipStore::handle_own_message`).
+    // We are node 2 (checked above) when the peer's signatures are the first pair.
+    let checks = if *our_node_id == unsigned.node_id_2 {
+        [
+            (
+                &one.node_signature,
+                &unsigned.node_id_1,
+                SignatureRole::Node1,
+            ),
+            (
+                &one.bitcoin_signature,
+                &unsigned.bitcoin_key_1,
+                SignatureRole::Bitcoin1,
+            ),
+        ]
+    } else {
+        [
+            (
+                &two.node_signature,
+                &unsigned.node_id_2,
+                SignatureRole::Node2,
+            ),
+            (
+                &two.bitcoin_signature,
+                &unsigned.bitcoin_key_2,
+                SignatureRole::Bitcoin2,
+            ),
+        ]
+    };
     for (sig, key, role) in checks {
         if !verify(secp, hash, sig, key) {
             return Err(GossipError::InvalidSignature(role));

@@ -215,6 +215,56 @@ fn each_bad_signature_is_refused_with_its_role() {
     );
 }
 
+/// Our own messages skip the signature check and nothing else: a peer's copy with a bad
+/// signature is refused, the same bytes as our own are taken; a wrong chain is refused
+/// either way.
+#[test]
+fn own_messages_skip_only_the_signature_check() {
+    let ann = announcement(1, 2, scid(1));
+    let wrong = secp().sign_ecdsa(
+        &bitcoin::secp256k1::Message::from_digest(ann.signature_hash()),
+        &node_sk(9),
+    );
+    let mut unsigned_ok = ann.clone();
+    unsigned_ok.node_signature_1 = wrong;
+    let msg = Message::ChannelAnnouncement(unsigned_ok.clone());
+    assert_eq!(
+        store().handle_message(&msg, &mut Utxos::with(&[&ann]), NOW),
+        Err(GossipError::InvalidSignature(SignatureRole::Node1))
+    );
+    let mut st = store();
+    assert!(matches!(
+        st.handle_own_message(&msg, &mut Utxos::with(&[&ann]), NOW),
+        Ok(Handled::Applied(_))
+    ));
+    let mut other_chain = unsigned_ok;
+    other_chain.chain_hash = [7; 32];
+    assert_eq!(
+        store().handle_own_message(
+            &Message::ChannelAnnouncement(other_chain),
+            &mut Utxos::with(&[&ann]),
+            NOW
+        ),
+        Err(GossipError::WrongChain)
+    );
+    // An update signed by the wrong node: refused from a peer, taken as our own; a
+    // duplicate (not newer) is refused either way.
+    let (n1, _) = ends(1, 2);
+    let mut u = update(&ann, ChannelDirection::FromNode1, ts(-10), n1);
+    u.signature = wrong;
+    let upd = Message::ChannelUpdate(u);
+    assert_eq!(
+        st.handle_message(&upd, &mut Utxos::with(&[&ann]), NOW),
+        Err(GossipError::InvalidSignature(SignatureRole::Origin))
+    );
+    assert!(st
+        .handle_own_message(&upd, &mut Utxos::with(&[&ann]), NOW)
+        .is_ok());
+    assert!(st
+        .handle_own_message(&upd, &mut Utxos::with(&[&ann]), NOW)
+        .is_err());
+}
+
 #[test]
 fn wrong_chain_and_unordered_nodes_are_refused() {
     let ann = announcement(1, 2, scid(1));
@@ -806,6 +856,18 @@ fn combine_checks_the_peers_signatures_and_scid() {
         err,
         GossipError::InvalidSignature(SignatureRole::Bitcoin1 | SignatureRole::Bitcoin2)
     ));
+    // The same from node 2's side: node 1's bad signature is found.
+    let ours_b = announcement_signatures(&s, &unsigned, [1; 32], &node_sk(b), &funding_sk(b));
+    let bad_a = announcement_signatures(&s, &unsigned, [1; 32], &node_sk(9), &funding_sk(a));
+    let a_role = if unsigned.node_id_1 == node_id(a) {
+        SignatureRole::Node1
+    } else {
+        SignatureRole::Node2
+    };
+    assert_eq!(
+        combine(&s, &unsigned, &node_id(b), &ours_b, &bad_a),
+        Err(GossipError::InvalidSignature(a_role))
+    );
     let mut other = announcement_signatures(&s, &unsigned, [1; 32], &node_sk(b), &funding_sk(b));
     other.short_channel_id += 1;
     assert_eq!(
