@@ -134,10 +134,6 @@ impl Manager {
         self.commit_now = true;
     }
 
-    /// Drives every channel until it is idle: events handled, commitments sent (except one
-    /// that only settles the peer's updates, held back until our next update or
-    /// [`Manager::handle_wake`]). A channel whose commitment cannot be built is not retried
-    /// within the turn.
     /// Handles every channel's pending events (settlements, forwards, payments ending)
     /// without signing a commitment: what they queue that may leave before the write (a
     /// fulfill) can then go before the turn's signing, not after it.
@@ -145,10 +141,7 @@ impl Manager {
         loop {
             let mut busy = false;
             for i in 0..self.channels.len() {
-                while let Some(ev) = self.channels.get_mut(i).and_then(|e| e.ch.poll_event()) {
-                    busy = true;
-                    self.on_channel_event(i, ev);
-                }
+                busy |= self.handle_events_of(i);
             }
             if !busy {
                 return;
@@ -156,6 +149,20 @@ impl Manager {
         }
     }
 
+    /// Handles channel `i`'s pending events; true if there were any.
+    fn handle_events_of(&mut self, i: usize) -> bool {
+        let mut any = false;
+        while let Some(ev) = self.channels.get_mut(i).and_then(|e| e.ch.poll_event()) {
+            any = true;
+            self.on_channel_event(i, ev);
+        }
+        any
+    }
+
+    /// Drives every channel until it is idle: events handled, commitments sent (except one
+    /// that only settles the peer's updates, held back until our next update or
+    /// [`Manager::handle_wake`]). A channel whose commitment cannot be built is not retried
+    /// within the turn.
     pub(crate) fn drive_channels(&mut self) {
         // Bounded: every pass either handles events or signs a commitment, and a channel
         // that failed to sign is skipped for the rest of the turn.
@@ -164,10 +171,7 @@ impl Manager {
         loop {
             let mut busy = false;
             for i in 0..self.channels.len() {
-                while let Some(ev) = self.channels.get_mut(i).and_then(|e| e.ch.poll_event()) {
-                    busy = true;
-                    self.on_channel_event(i, ev);
-                }
+                busy |= self.handle_events_of(i);
                 let Some(e) = self.channels.get_mut(i) else {
                     continue;
                 };

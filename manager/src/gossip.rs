@@ -123,8 +123,8 @@ impl Manager {
         u32::try_from(self.now).unwrap_or(u32::MAX)
     }
 
-    /// A gossip message from a peer (or one of ours): validated by the store, applied to
-    /// the graph.
+    /// A gossip message from a peer (`from`), or from outside without one (a
+    /// `channel_update` inside a failure): validated by the store, applied to the graph.
     pub(crate) fn handle_gossip(&mut self, from: Option<PublicKey>, msg: &Message) {
         match msg {
             Message::GossipTimestampFilter(f) => {
@@ -151,41 +151,40 @@ impl Manager {
             }
             _ => {}
         }
-        let res = {
-            let mut lookup = Lookup {
-                channels: &self.channels,
-                wanted: &mut self.gossip_state.wanted,
-            };
-            self.gossip.handle_message(msg, &mut lookup, self.now)
-        };
-        match res {
-            Ok(Handled::Applied(changes)) => self.apply_graph_changes(&changes),
-            Ok(Handled::Held) => {}
-            Err(e) => {
-                tracing::debug!(peer = ?from, msg = msg.msg_type(), error = %e, "gossip refused");
-                if let (true, Some(peer)) = (e.warn_peer(), from) {
-                    let w = fulmen_wire::msgs::Warning::text([0; 32], &e.to_string());
-                    self.send_after(peer, Message::Warning(w));
-                }
-            }
-        }
+        self.store_gossip(from, msg, false);
     }
 
     /// A gossip message this node built and signed (the peer's half of a combined
     /// announcement checked by `combine`): into the store without checking our own
     /// signatures again, then relayed like any other.
     fn handle_own_gossip(&mut self, msg: &Message) {
+        self.store_gossip(None, msg, true);
+    }
+
+    /// Into the gossip store (`own`: ours, signatures not checked again); what it applies
+    /// goes to the graph; a peer whose message is refused for its own fault is warned.
+    fn store_gossip(&mut self, from: Option<PublicKey>, msg: &Message, own: bool) {
         let res = {
             let mut lookup = Lookup {
                 channels: &self.channels,
                 wanted: &mut self.gossip_state.wanted,
             };
-            self.gossip.handle_own_message(msg, &mut lookup, self.now)
+            if own {
+                self.gossip.handle_own_message(msg, &mut lookup, self.now)
+            } else {
+                self.gossip.handle_message(msg, &mut lookup, self.now)
+            }
         };
         match res {
             Ok(Handled::Applied(changes)) => self.apply_graph_changes(&changes),
             Ok(Handled::Held) => {}
-            Err(e) => tracing::debug!(msg = msg.msg_type(), error = %e, "own gossip refused"),
+            Err(e) => {
+                tracing::debug!(peer = ?from, own, msg = msg.msg_type(), error = %e, "gossip refused");
+                if let (true, Some(peer)) = (e.warn_peer(), from) {
+                    let w = fulmen_wire::msgs::Warning::text([0; 32], &e.to_string());
+                    self.send_after(peer, Message::Warning(w));
+                }
+            }
         }
     }
 

@@ -12,7 +12,7 @@
 //! Must never: use an unseeded RNG or the wall clock.
 
 use fulmen_manager::api::{InvoiceStatus, PaymentStatus};
-use fulmen_manager::{Command, Response, DEFAULT_POLICY};
+use fulmen_manager::{Command, RequestId, Response, DEFAULT_POLICY};
 use fulmen_tests::network::Network;
 use fulmen_tests::sim::SimRng;
 
@@ -313,6 +313,37 @@ fn twenty_random_nodes_make_a_thousand_payments_and_conserve_every_msat() {
     assert!(ok >= 900, "{ok} succeeded");
 }
 
+/// Starts a payment of `10_000_000 + n` msat from a to c (nodes 0 and 2 of a line) and lets
+/// `n` deliveries happen; returns its payment hash, amount and the `pay` request.
+fn pay_and_step(net: &mut Network, n: u64, label: &str) -> (String, u64, RequestId) {
+    let amount = 10_000_000 + n;
+    let inv = net.invoice(2, amount, &format!("{label} {n}"));
+    let r = net.command(
+        0,
+        Command::Pay {
+            invoice: inv.bolt11.clone(),
+        },
+    );
+    for _ in 0..n {
+        if !net.step() {
+            break;
+        }
+    }
+    (inv.payment_hash, amount, r)
+}
+
+/// The channels `ids` of a line (1,000,000 sat each) conserve their capacity with nothing in
+/// flight, both ends agree, and the payee (node 2) holds exactly `paid` msat.
+fn check_line(net: &Network, ids: &[[u8; 32]], paid: u64, at: &str) {
+    for (k, id) in ids.iter().enumerate() {
+        let (x, y) = net.channel_balances(k, id);
+        assert_eq!(x + y, 1_000_000_000, "{at}, channel {k}");
+        let (y2, x2) = net.channel_balances(k + 1, id);
+        assert_eq!((x, y), (x2, y2), "{at}, channel {k}");
+    }
+    assert_eq!(net.channel_balances(2, &ids[1]).0, paid, "{at}");
+}
+
 /// In a line a–b–c, `victim` loses its next batch after each of the first 24 deliveries of
 /// a payment, and restarts: every payment ends once, nothing is lost, c is paid exactly what
 /// succeeded. Returns the victim.
@@ -320,20 +351,8 @@ fn crash_at_every_point(seed: u64, victim: usize) -> fulmen_tests::network::Node
     let (mut net, ids) = line(seed, &["a", "b", "c"], 1_000_000);
     let mut paid = 0u64;
     for n in 0..24 {
-        let amount = 10_000_000 + n;
-        let inv = net.invoice(2, amount, &format!("crash {n}"));
-        let r = net.command(
-            0,
-            Command::Pay {
-                invoice: inv.bolt11.clone(),
-            },
-        );
         // Let `n` deliveries happen, then the victim loses its next batch and restarts.
-        for _ in 0..n {
-            if !net.step() {
-                break;
-            }
-        }
+        let (hash, amount, r) = pay_and_step(&mut net, n, "crash");
         net.arm_crash(victim);
         net.run_until_quiet();
         net.disarm();
@@ -344,21 +363,12 @@ fn crash_at_every_point(seed: u64, victim: usize) -> fulmen_tests::network::Node
             matches!(started, Some(Ok(Response::PaymentStarted(_)))),
             "{started:?}"
         );
-        let hash = inv.payment_hash.clone();
         let outcomes = net.payment_outcomes(0, &hash);
         assert_eq!(outcomes.len(), 1, "crash point {n}: one outcome");
         if outcomes[0].status == PaymentStatus::Succeeded {
             paid += amount;
         }
-        // Nothing in flight, both channels conserve their capacity, ends agree.
-        for (k, id) in ids.iter().enumerate() {
-            let (x, y) = net.channel_balances(k, id);
-            assert_eq!(x + y, 1_000_000_000, "crash point {n}, channel {k}");
-            let (y2, x2) = net.channel_balances(k + 1, id);
-            assert_eq!((x, y), (x2, y2), "crash point {n}, channel {k}");
-        }
-        // c received exactly what succeeded.
-        assert_eq!(net.channel_balances(2, &ids[1]).0, paid, "crash point {n}");
+        check_line(&net, &ids, paid, &format!("crash point {n}"));
     }
     assert!(paid > 0);
     let v = net.nodes.swap_remove(victim);
@@ -397,26 +407,13 @@ fn power_loss_at_any_point_takes_only_what_nobody_saw() {
         let (mut net, ids) = line(40 + victim as u64, &["a", "b", "c"], 1_000_000);
         let mut paid = 0u64;
         for n in 0..24 {
-            let amount = 10_000_000 + n;
-            let inv = net.invoice(2, amount, &format!("power {n}"));
-            let r = net.command(
-                0,
-                Command::Pay {
-                    invoice: inv.bolt11.clone(),
-                },
-            );
-            for _ in 0..n {
-                if !net.step() {
-                    break;
-                }
-            }
+            let (hash, amount, r) = pay_and_step(&mut net, n, "power");
             if net.nodes[victim].store.unsynced_len() > 0 {
                 took_unsynced += 1;
             }
             net.power_loss(victim);
             net.run_until_quiet();
             let started = net.take_reply(0, r);
-            let hash = inv.payment_hash.clone();
             let outcomes = net.payment_outcomes(0, &hash);
             if victim == 0 && started.is_none() {
                 // The payer lost power before its reply: no payment, or one that ended.
@@ -430,21 +427,7 @@ fn power_loss_at_any_point_takes_only_what_nobody_saw() {
             {
                 paid += amount;
             }
-            for (k, id) in ids.iter().enumerate() {
-                let (x, y) = net.channel_balances(k, id);
-                assert_eq!(
-                    x + y,
-                    1_000_000_000,
-                    "victim {victim}, point {n}, channel {k}"
-                );
-                let (y2, x2) = net.channel_balances(k + 1, id);
-                assert_eq!((x, y), (x2, y2), "victim {victim}, point {n}, channel {k}");
-            }
-            assert_eq!(
-                net.channel_balances(2, &ids[1]).0,
-                paid,
-                "victim {victim}, point {n}"
-            );
+            check_line(&net, &ids, paid, &format!("victim {victim}, point {n}"));
         }
         assert!(paid > 0);
     }
