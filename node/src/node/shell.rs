@@ -720,13 +720,17 @@ mod tests {
         }
     }
 
+    /// The node id the scripted peer's inputs carry.
+    fn peer_id() -> PublicKey {
+        let sk = SecretKey::from_slice(&[7; 32]).expect("key");
+        PublicKey::from_secret_key(&Secp256k1::new(), &sk)
+    }
+
     /// [harden] 5(b): a node that falls behind pushes back on its peer readers instead of
     /// queueing their messages without bound.
     #[tokio::test(flavor = "current_thread")]
     async fn peer_readers_wait_for_credits_when_the_node_falls_behind() {
-        let secp = Secp256k1::new();
-        let sk = SecretKey::from_slice(&[7; 32]).expect("key");
-        let node_id = PublicKey::from_secret_key(&secp, &sk);
+        let node_id = peer_id();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let credits = Arc::new(Semaphore::new(2));
         let msg = || {
@@ -766,9 +770,7 @@ mod tests {
     /// at most `MAX_MESSAGES_PER_INPUT`, in order, each holding a credit per message.
     #[tokio::test(flavor = "current_thread")]
     async fn a_reads_messages_arrive_together_and_a_long_read_in_pieces() {
-        let secp = Secp256k1::new();
-        let sk = SecretKey::from_slice(&[7; 32]).expect("key");
-        let node_id = PublicKey::from_secret_key(&secp, &sk);
+        let node_id = peer_id();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let credits = Arc::new(Semaphore::new(super::MAX_QUEUED_PEER_MESSAGES));
         let fee = |i: u32| {

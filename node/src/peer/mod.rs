@@ -183,40 +183,36 @@ impl PeerSender {
     /// instead of the add waking it alone (a turn and a durable write more on the path).
     /// Fails as [`PeerSender::send`] does; then none is queued.
     pub fn send_all(&self, msgs: &[Message]) -> Result<(), DisconnectReason> {
-        let encoded: Vec<Vec<u8>> = msgs.iter().map(Message::encode).collect();
+        self.enqueue(msgs.iter().map(Message::encode).collect())
+    }
+
+    /// Queues an already encoded message (type + payload).
+    pub fn send_encoded(&self, bytes: Vec<u8>) -> Result<(), DisconnectReason> {
+        self.enqueue(vec![bytes])
+    }
+
+    /// Queues encoded messages as one piece for the writer, all or none: refused if one is
+    /// too large; the connection is closed if they would pass the outbound buffer limit.
+    fn enqueue(&self, encoded: Vec<Vec<u8>>) -> Result<(), DisconnectReason> {
         if let Some(big) = encoded
             .iter()
             .find(|b| b.len() > fulmen_wire::transport::MAX_BODY_LEN)
         {
             return Err(TransportError::MessageTooLarge(big.len()).into());
         }
-        self.reserve(encoded.iter().map(Vec::len).sum())?;
-        self.tx
-            .send(Outbound::Msgs(encoded))
-            .map_err(|_| DisconnectReason::Local("connection closed".into()))
-    }
-
-    /// Counts `n` more bytes as queued, or closes the connection if that passes the limit.
-    fn reserve(&self, n: usize) -> Result<(), DisconnectReason> {
+        let n = encoded.iter().map(Vec::len).sum();
         let before = self.queued.fetch_add(n, Ordering::AcqRel);
         if before + n > self.max_buffered {
             self.queued.fetch_sub(n, Ordering::AcqRel);
-            let w = Warning::text([0; 32], "outbound buffer full: peer is not reading");
-            let _ = self.tx.send(Outbound::Msg(Message::Warning(w).encode()));
-            let _ = self.tx.send(Outbound::Close);
+            self.disconnect("outbound buffer full: peer is not reading");
             return Err(DisconnectReason::SendBufferFull(self.max_buffered));
         }
-        Ok(())
-    }
-
-    /// Queues an already encoded message (type + payload).
-    pub fn send_encoded(&self, bytes: Vec<u8>) -> Result<(), DisconnectReason> {
-        if bytes.len() > fulmen_wire::transport::MAX_BODY_LEN {
-            return Err(TransportError::MessageTooLarge(bytes.len()).into());
-        }
-        self.reserve(bytes.len())?;
+        let out = match <[Vec<u8>; 1]>::try_from(encoded) {
+            Ok([one]) => Outbound::Msg(one),
+            Err(many) => Outbound::Msgs(many),
+        };
         self.tx
-            .send(Outbound::Msg(bytes))
+            .send(out)
             .map_err(|_| DisconnectReason::Local("connection closed".into()))
     }
 

@@ -159,45 +159,27 @@ pub fn combine<C: Verification>(
     if ours.short_channel_id != scid || theirs.short_channel_id != scid {
         return Err(GossipError::ShortChannelIdMismatch);
     }
-    let (one, two) = if *our_node_id == unsigned.node_id_1 {
-        (ours, theirs)
+    // Which pair is the peer's, and the keys and roles it must match.
+    let (one, two, their_keys) = if *our_node_id == unsigned.node_id_1 {
+        let keys = [
+            (&unsigned.node_id_2, SignatureRole::Node2),
+            (&unsigned.bitcoin_key_2, SignatureRole::Bitcoin2),
+        ];
+        (ours, theirs, keys)
     } else if *our_node_id == unsigned.node_id_2 {
-        (theirs, ours)
+        let keys = [
+            (&unsigned.node_id_1, SignatureRole::Node1),
+            (&unsigned.bitcoin_key_1, SignatureRole::Bitcoin1),
+        ];
+        (theirs, ours, keys)
     } else {
         return Err(GossipError::NotOurChannel);
     };
-    let hash = unsigned.signature_hash();
     // Only the peer's signatures: ours were made by us just now, and the store takes the
     // combined announcement without checking them again (`GossipStore::handle_own_message`).
-    // We are node 2 (checked above) when the peer's signatures are the first pair.
-    let checks = if *our_node_id == unsigned.node_id_2 {
-        [
-            (
-                &one.node_signature,
-                &unsigned.node_id_1,
-                SignatureRole::Node1,
-            ),
-            (
-                &one.bitcoin_signature,
-                &unsigned.bitcoin_key_1,
-                SignatureRole::Bitcoin1,
-            ),
-        ]
-    } else {
-        [
-            (
-                &two.node_signature,
-                &unsigned.node_id_2,
-                SignatureRole::Node2,
-            ),
-            (
-                &two.bitcoin_signature,
-                &unsigned.bitcoin_key_2,
-                SignatureRole::Bitcoin2,
-            ),
-        ]
-    };
-    for (sig, key, role) in checks {
+    let hash = unsigned.signature_hash();
+    let their_sigs = [&theirs.node_signature, &theirs.bitcoin_signature];
+    for (sig, (key, role)) in their_sigs.into_iter().zip(their_keys) {
         if !verify(secp, hash, sig, key) {
             return Err(GossipError::InvalidSignature(role));
         }

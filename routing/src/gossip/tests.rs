@@ -181,14 +181,18 @@ fn valid_announcement_is_accepted_and_applies_to_the_graph() {
     );
 }
 
+/// A signature over `ann`'s hash by a key that is not one of its own.
+fn wrong_signature(ann: &ChannelAnnouncement) -> bitcoin::secp256k1::ecdsa::Signature {
+    secp().sign_ecdsa(
+        &bitcoin::secp256k1::Message::from_digest(ann.signature_hash()),
+        &node_sk(9),
+    )
+}
+
 #[test]
 fn each_bad_signature_is_refused_with_its_role() {
     let ann = announcement(1, 2, scid(1));
-    // A signature over the right hash by a key that is not the announced one.
-    let wrong = secp().sign_ecdsa(
-        &bitcoin::secp256k1::Message::from_digest(ann.signature_hash()),
-        &node_sk(9),
-    );
+    let wrong = wrong_signature(&ann);
     type SetSig = fn(&mut ChannelAnnouncement, bitcoin::secp256k1::ecdsa::Signature);
     let cases: [(SetSig, SignatureRole); 4] = [
         (|a, w| a.node_signature_1 = w, SignatureRole::Node1),
@@ -221,10 +225,7 @@ fn each_bad_signature_is_refused_with_its_role() {
 #[test]
 fn own_messages_skip_only_the_signature_check() {
     let ann = announcement(1, 2, scid(1));
-    let wrong = secp().sign_ecdsa(
-        &bitcoin::secp256k1::Message::from_digest(ann.signature_hash()),
-        &node_sk(9),
-    );
+    let wrong = wrong_signature(&ann);
     let mut unsigned_ok = ann.clone();
     unsigned_ok.node_signature_1 = wrong;
     let msg = Message::ChannelAnnouncement(unsigned_ok.clone());

@@ -248,6 +248,14 @@ async fn rows_beyond_one_statement_all_land_and_the_last_of_a_key_wins() {
     assert_eq!(loaded.forwards.len(), n);
 }
 
+/// The connection's `synchronous` level (1 = NORMAL, 2 = FULL).
+async fn sync_level(store: &NodeStore) -> i64 {
+    sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+}
+
 /// A write nobody waits on goes without an fsync (`synchronous = NORMAL` for its commit),
 /// the next synced one with it (`FULL`): both land, in order, and the connection is left at
 /// the level of the last write.
@@ -267,16 +275,10 @@ async fn unsynced_and_synced_writes_both_land_in_order() {
         .await
         .unwrap();
     store.write_with(&rec(b"unsynced"), false).await.unwrap();
-    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    let level = sync_level(&store).await;
     assert_eq!(level, 1, "NORMAL for the unsynced write");
     store.write_with(&rec(b"synced"), true).await.unwrap();
-    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    let level = sync_level(&store).await;
     assert_eq!(level, 2, "FULL again");
     let (_store, loaded) = reopen(store, dir.path()).await;
     let data: Vec<&[u8]> = loaded.channels[0]
