@@ -164,14 +164,19 @@ pub fn derive_revocation_privkey<C: Signing>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelBasepoints {
     /// Key of the 2-of-2 funding output.
+    #[serde(with = "crate::machine::codec::key_hex")]
     pub funding_pubkey: PublicKey,
     /// Revocation basepoint (the *other* side derives revocation keys from it).
+    #[serde(with = "crate::machine::codec::key_hex")]
     pub revocation_basepoint: PublicKey,
     /// Payment basepoint; with `option_static_remotekey` it is the `to_remote` key as is.
+    #[serde(with = "crate::machine::codec::key_hex")]
     pub payment_basepoint: PublicKey,
     /// Delayed payment basepoint (`to_local` and second-stage outputs).
+    #[serde(with = "crate::machine::codec::key_hex")]
     pub delayed_payment_basepoint: PublicKey,
     /// HTLC basepoint.
+    #[serde(with = "crate::machine::codec::key_hex")]
     pub htlc_basepoint: PublicKey,
 }
 

@@ -9,7 +9,10 @@
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, OutPoint, ScriptBuf};
-use fulmen_channel::machine::{Broadcast, BroadcastKind, Channel, CloseReason, Event};
+use fulmen_channel::machine::{
+    Broadcast, BroadcastKind, Channel, ChannelConfig, CloseReason, Event, SeedKeySource,
+};
+use fulmen_channel::monitor::{ChannelMonitor, MonitorError};
 
 use crate::api::{CloseResult, OpenResult};
 use crate::forward::Downstream;
@@ -402,36 +405,24 @@ impl Manager {
         }
     }
 
-    /// Rebuilds one stored channel.
-    pub(crate) fn restore_channel(&mut self, stored: &StoredChannel) -> Result<(), ManagerError> {
+    /// Takes in one stored channel rebuilt by [`rebuild_channel`] (`None`: it has no
+    /// records): its transactions, what waits on the chain, its peer.
+    pub(crate) fn restore_channel(&mut self, stored: &StoredChannel, rebuilt: Option<Rebuilt>) {
         self.next_channel_id = self.next_channel_id.max(stored.id + 1);
-        if stored.records.is_empty() {
-            return Ok(());
-        }
-        let ch = Channel::restore(
-            &self.key_source,
-            self.config.channel_config.clone(),
-            &stored.records,
-        )
-        .map_err(|source| ManagerError::Channel {
-            id: stored.id,
-            source,
-        })?;
+        let Some(Rebuilt { ch, monitor }) = rebuilt else {
+            return;
+        };
         let mut e = ChannelEntry::new(stored.id, stored.peer, ch);
         e.funding_tx = stored.funding_tx.clone();
         e.closing_tx = stored.closing_tx.clone();
         e.force_close_tx = stored.commitment_tx.clone();
         e.closing_height = stored.closing_height;
-        if !stored.monitor_records.is_empty() {
-            match fulmen_channel::monitor::ChannelMonitor::restore(
-                &self.key_source,
-                &stored.monitor_records,
-            ) {
-                Ok(m) => e.monitor = Some(m),
-                Err(err) => {
-                    tracing::error!(channel = stored.id, error = %err, "monitor does not restore")
-                }
+        match monitor {
+            Some(Ok(m)) => e.monitor = Some(m),
+            Some(Err(err)) => {
+                tracing::error!(channel = stored.id, error = %err, "monitor does not restore")
             }
+            None => {}
         }
         // Re-broadcast until the funding is seen spent (the chain follower drops what
         // confirms).
@@ -450,8 +441,36 @@ impl Manager {
         }
         self.peers.entry(stored.peer).or_default();
         self.channels.push(e);
-        Ok(())
     }
+}
+
+/// A stored channel's state machine and monitor rebuilt from their records.
+pub(crate) struct Rebuilt {
+    ch: Channel,
+    /// `None` before the monitor exists; an error is logged, the channel still restores.
+    monitor: Option<Result<ChannelMonitor, MonitorError>>,
+}
+
+/// Rebuilds one stored channel from its records: pure computation (key derivations, the
+/// records replayed), so the node's channels are rebuilt on every core at start
+/// ([`fulmen_channel::parallel::map_in_order`]). `None` for a channel without records.
+pub(crate) fn rebuild_channel(
+    keys: &SeedKeySource,
+    config: &ChannelConfig,
+    stored: &StoredChannel,
+) -> Result<Option<Rebuilt>, ManagerError> {
+    if stored.records.is_empty() {
+        return Ok(None);
+    }
+    let ch = Channel::restore(keys, config.clone(), &stored.records).map_err(|source| {
+        ManagerError::Channel {
+            id: stored.id,
+            source,
+        }
+    })?;
+    let monitor = (!stored.monitor_records.is_empty())
+        .then(|| ChannelMonitor::restore(keys, &stored.monitor_records));
+    Ok(Some(Rebuilt { ch, monitor }))
 }
 
 /// The failure an upstream node reports for a downstream `update_fail_malformed_htlc`

@@ -109,7 +109,17 @@ pub(crate) struct GossipState {
     /// `announce_channels` without looking up their peer; a channel leaves the set when its
     /// peer connects or disconnects, and the set empties when the store drops a channel.
     pub settled: std::collections::HashSet<i64>,
+    /// `announce_channels` stopped at [`MAX_CHANNELS_SIGNED_PER_PASS`] with channels still to
+    /// sign for: see [`Manager::has_deferred_work`].
+    pub deferred: bool,
 }
+
+/// Most channels whose announcement signatures `announce_channels` makes in one pass (two
+/// signatures each, and a check of the peer's pair and our `channel_update` when the
+/// announcement completes: ≈ 0.3 ms). A restarted node with a thousand channels signs for
+/// all of them as their peers reconnect; in passes of this size a turn stays short and an
+/// RPC call does not wait behind the whole lot.
+pub const MAX_CHANNELS_SIGNED_PER_PASS: usize = 32;
 
 /// Peers a node asks for their whole gossip in one run (a restarted node's graph is empty):
 /// the others are asked only for what is new.
@@ -322,6 +332,14 @@ impl Manager {
 
     /// End of a turn: announce what is deep enough, relay what the store accepted, ask the
     /// shell for UTXO answers.
+    /// Whether the last [`Manager::poll_persist`] left channels to sign announcements for
+    /// (more than [`MAX_CHANNELS_SIGNED_PER_PASS`] were due): the shell then runs another
+    /// turn soon — after the RPC calls and the inputs already queued — so the next pass
+    /// signs the next ones.
+    pub fn has_deferred_work(&self) -> bool {
+        self.gossip_state.deferred
+    }
+
     pub(crate) fn gossip_turn(&mut self) {
         self.announce_channels();
         let batch = self.relay_batch();
@@ -381,6 +399,8 @@ impl Manager {
             };
             todo.push((e.id, e.peer, scid, conn, e.ch.channel_id()));
         }
+        let mut budget = MAX_CHANNELS_SIGNED_PER_PASS;
+        self.gossip_state.deferred = false;
         for (id, peer, scid, conn, channel_id) in todo {
             // Signing costs two signatures and a key derivation: only when our signatures
             // must go out on this connection, or the announcement is still to be combined.
@@ -395,6 +415,12 @@ impl Manager {
                 }
                 continue;
             }
+            // The rest wait for the next pass (the shell comes back for them at once).
+            if budget == 0 {
+                self.gossip_state.deferred = true;
+                break;
+            }
+            budget -= 1;
             let Some(e) = self.channels.iter().find(|e| e.id == id) else {
                 continue;
             };

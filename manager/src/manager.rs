@@ -307,8 +307,13 @@ impl Manager {
                 },
             );
         }
-        for c in &stored.channels {
-            m.restore_channel(c)?;
+        // Rebuilt on every core (key derivations dominate a start with many channels), then
+        // taken in, in their stored order.
+        let rebuilt = fulmen_channel::parallel::map_in_order(&stored.channels, |c| {
+            crate::channels::rebuild_channel(&m.key_source, &m.config.channel_config, c)
+        })?;
+        for (c, r) in stored.channels.iter().zip(rebuilt) {
+            m.restore_channel(c, r);
         }
         // Only open payments are kept (the node's store loads only those; the others are
         // served from the store, see `crate::history`).

@@ -12,7 +12,7 @@
 //! Must never: use an unseeded RNG or the wall clock.
 
 use fulmen_manager::api::{InvoiceStatus, PaymentStatus};
-use fulmen_manager::{Command, RequestId, Response, DEFAULT_POLICY};
+use fulmen_manager::{Command, RequestId, Response, DEFAULT_POLICY, MAX_CHANNELS_SIGNED_PER_PASS};
 use fulmen_tests::network::Network;
 use fulmen_tests::sim::SimRng;
 
@@ -483,5 +483,35 @@ fn a_restarted_node_resyncs_the_graph_and_its_peers_do_not() {
     }
     // And everyone can still pay across c.
     let inv = net.invoice(4, 5_000_000, "after the restart");
+    net.pay_ok(0, &inv.bolt11);
+}
+
+/// A node with more announced channels than one pass signs for
+/// ([`MAX_CHANNELS_SIGNED_PER_PASS`]): after a restart, with every peer back at once, it signs
+/// its `announcement_signatures` again in passes of at most that many (a turn stays short, an
+/// RPC call does not wait behind them all), the next pass in the next turn, until every
+/// channel's have gone out; and it still pays over them.
+#[test]
+fn a_restarted_node_signs_its_announcements_in_passes() {
+    let n = MAX_CHANNELS_SIGNED_PER_PASS + 8;
+    let mut net = Network::new(41, &["a", "b"]);
+    net.fund(0, n as u64 * 300_000 + 1_000_000);
+    for _ in 0..n {
+        net.open_channel(0, 1, 200_000, 0);
+    }
+    wait_for_graph(&mut net, 1, n);
+    let before = net.nodes[0].announcement_signatures;
+    assert_eq!(before.total, n, "one announcement_signatures per channel");
+    net.restart(0, false);
+    net.run_until_quiet();
+    let after = net.nodes[0].announcement_signatures;
+    assert_eq!(
+        after.total - before.total,
+        n,
+        "each channel's signatures again"
+    );
+    assert_eq!(after.most_in_one_pass, MAX_CHANNELS_SIGNED_PER_PASS);
+    assert!(!net.nodes[0].m.has_deferred_work());
+    let inv = net.invoice(1, 5_000_000, "after the restart");
     net.pay_ok(0, &inv.bolt11);
 }

@@ -5,7 +5,9 @@
 //! [`Record::encode`] writes [`RECORD_FORMAT_VERSION`]; [`Record::decode`] reads it and
 //! every older version, and refuses any other with [`RecordCodecError::UnsupportedVersion`]
 //! (an old node refuses a newer record rather than misreading it). Field encodings:
-//! secp256k1 keys and signatures as hex strings (compressed key, DER signature), outpoints
+//! secp256k1 keys and signatures as hex strings (a key uncompressed — [`key_hex`]: read back
+//! without a square root; older records hold compressed keys, both are read — a signature
+//! DER), outpoints
 //! as `"txid:vout"`, scripts as hex, the 1366-byte onion as a 2732-char hex string, short
 //! channel ids as `"HEIGHTxINDEXxVOUT"`, other byte arrays (payment hashes and preimages
 //! included) as JSON arrays of numbers.
@@ -148,6 +150,47 @@ pub mod scid_text {
     }
 }
 
+/// Serde helper for a public key in a record: written as the hex of its 65-byte uncompressed
+/// form, read from either form (used with `#[serde(with = ...)]`). A compressed key costs a
+/// field square root to parse (≈ 5 µs; a channel's records and monitor hold dozens, a
+/// thousand channels' tens of thousands at every start), an uncompressed one only a check
+/// that the point is on the curve. Readers of older records, and older readers of these,
+/// take both forms (`PublicKey`'s own `Deserialize`).
+pub mod key_hex {
+    use bitcoin::hex::DisplayHex as _;
+    use bitcoin::secp256k1::PublicKey;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize as the uncompressed form's hex.
+    pub fn serialize<S: Serializer>(key: &PublicKey, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&key.serialize_uncompressed().to_lower_hex_string())
+    }
+
+    /// Deserialize from the hex of the compressed or the uncompressed form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PublicKey, D::Error> {
+        PublicKey::deserialize(d)
+    }
+}
+
+/// [`key_hex`] for an optional key (`null` when absent).
+pub mod opt_key_hex {
+    use bitcoin::secp256k1::PublicKey;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize as the uncompressed form's hex, or `null`.
+    pub fn serialize<S: Serializer>(key: &Option<PublicKey>, s: S) -> Result<S::Ok, S::Error> {
+        match key {
+            Some(k) => super::key_hex::serialize(k, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserialize from either form's hex, or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PublicKey>, D::Error> {
+        Option::<PublicKey>::deserialize(d)
+    }
+}
+
 fn hex_digit(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -207,6 +250,7 @@ mod tests {
     use crate::funding::FundingMismatch;
     use crate::machine::close::CloseReason;
     use crate::machine::state::{HtlcInfo, Update};
+    use bitcoin::hex::DisplayHex as _;
     use bitcoin::secp256k1::{Secp256k1, SecretKey};
     use bitcoin::{OutPoint, ScriptBuf};
     use fulmen_htlc::{PaymentHash, PaymentPreimage};
@@ -369,6 +413,29 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn keys_are_written_uncompressed_and_read_in_both_forms() {
+        let pk = SecretKey::from_slice(&[7u8; 32])
+            .unwrap()
+            .public_key(&Secp256k1::new());
+        let r = Record::ReceivedRevocation {
+            secret: [3u8; 32],
+            next_point: pk,
+        };
+        let text = String::from_utf8(r.encode()).unwrap();
+        let long = pk.serialize_uncompressed().to_lower_hex_string();
+        assert!(text.contains(&format!("\"{long}\"")), "{text}");
+        // As records written before: the compressed form.
+        let short = text.replace(&long, &pk.serialize().to_lower_hex_string());
+        assert_eq!(Record::decode(short.as_bytes()), Ok(r.clone()));
+        assert_eq!(Record::decode(text.as_bytes()), Ok(r));
+        // Neither form's length, or a point off the curve, is refused.
+        let cut = text.replace(&long, &long[..100]);
+        assert!(Record::decode(cut.as_bytes()).is_err());
+        let off = text.replace(&long, &format!("04{}", "11".repeat(64)));
+        assert!(Record::decode(off.as_bytes()).is_err());
     }
 
     #[test]

@@ -161,6 +161,7 @@ pub struct SideParams {
     /// This side's basepoints.
     pub basepoints: ChannelBasepoints,
     /// This side's per-commitment point for commitment 0.
+    #[serde(with = "crate::machine::codec::key_hex")]
     pub first_per_commitment_point: PublicKey,
 }
 

@@ -245,6 +245,7 @@ pub struct RemoteCommit {
     /// Content.
     pub spec: Spec,
     /// The peer's per-commitment point for it.
+    #[serde(with = "crate::machine::codec::key_hex")]
     pub point: PublicKey,
 }
 
@@ -347,7 +348,7 @@ pub enum Record {
     /// We sent `channel_ready`.
     ReadySent,
     /// We received `channel_ready` with the peer's second per-commitment point.
-    ReadyReceived(PublicKey),
+    ReadyReceived(#[serde(with = "crate::machine::codec::key_hex")] PublicKey),
     /// We sent an update (a fee update right after another replaces it in the state).
     LocalUpdate(Update),
     /// We received an update (checked; a fee update right after another replaces it in
@@ -367,6 +368,7 @@ pub enum Record {
         /// Its per-commitment secret.
         secret: [u8; 32],
         /// Its point for the commitment after next.
+        #[serde(with = "crate::machine::codec::key_hex")]
         next_point: PublicKey,
     },
     /// We sent `shutdown` with this script.
@@ -410,6 +412,7 @@ pub struct ChannelState {
     /// Their next commitment, signed by us, awaiting their revocation.
     pub remote_next: Option<RemoteCommit>,
     /// Their per-commitment point for the commitment after `remote_commit`.
+    #[serde(with = "crate::machine::codec::opt_key_hex")]
     pub remote_next_point: Option<PublicKey>,
     /// Our updates.
     pub local_changes: LocalChanges,

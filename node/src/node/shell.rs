@@ -90,6 +90,9 @@ pub enum Input {
     /// [`fulmen_manager::COMMIT_DELAY_MS`] after a turn that held back a commitment: send
     /// it now ([`Manager::handle_wake`]).
     Wake,
+    /// The last turn left work for another pass ([`Manager::has_deferred_work`]): do the
+    /// next (queued behind what was already waiting, so RPC calls and peers go first).
+    Continue,
     /// Time passed: the manager's periodic work (multi-part sets that timed out are failed
     /// back, stale gossip is pruned). Sent every [`TICK_INTERVAL`].
     Tick,
@@ -125,6 +128,7 @@ impl Input {
             Input::Reorg(_) => "reorg".into(),
             Input::UtxoAnswer(..) => "utxo".into(),
             Input::Wake => "wake".into(),
+            Input::Continue => "continue".into(),
             Input::Tick => "tick".into(),
             Input::Stop => "stop".into(),
         }
@@ -271,6 +275,8 @@ pub struct Shell {
     earlier_payments: HashMap<String, Result<Option<PaymentStatus>, String>>,
     /// An [`Input::Wake`] is on its way.
     wake_armed: bool,
+    /// An [`Input::Continue`] is queued.
+    continue_armed: bool,
 }
 
 impl Shell {
@@ -302,6 +308,7 @@ impl Shell {
             lookups: Arc::new(Semaphore::new(super::utxo::MAX_LOOKUPS_IN_FLIGHT)),
             earlier_payments: HashMap::new(),
             wake_armed: false,
+            continue_armed: false,
         }
     }
 
@@ -394,6 +401,8 @@ impl Shell {
                 self.wake_armed = false;
                 self.m.handle_wake();
             }
+            // Nothing to apply: the turn's `poll_persist` does the deferred work.
+            Input::Continue => self.continue_armed = false,
             Input::Tick => self.m.handle_tick(now),
             Input::Stop => self.stopping = true,
         }
@@ -505,6 +514,7 @@ impl Shell {
             let fed = self.act().await;
             if batch.is_none() && !fed {
                 self.arm_wake();
+                self.arm_continue();
                 return Ok(());
             }
         }
@@ -525,6 +535,15 @@ impl Shell {
             .await;
             let _ = inputs.send(Input::Wake);
         });
+    }
+
+    /// If the manager left work for another pass ([`Manager::has_deferred_work`]), an
+    /// [`Input::Continue`] at the back of the queue (one at a time).
+    fn arm_continue(&mut self) {
+        if self.continue_armed || !self.m.has_deferred_work() {
+            return;
+        }
+        self.continue_armed = self.inputs.send(Input::Continue).is_ok();
     }
 
     /// Acts on every released output; true if that fed the manager an input.

@@ -79,6 +79,9 @@ pub struct Node {
     /// Messages that left before their turn's batch (an early fulfill) when that batch was
     /// then lost in a crash.
     pub sent_before_lost: u64,
+    /// `announcement_signatures` sent, and the most one `poll_persist` pass released (the
+    /// manager signs for at most `MAX_CHANNELS_SIGNED_PER_PASS` channels per pass).
+    pub announcement_signatures: AnnouncementSignaturesSent,
     /// Live connection numbers (the manager's), by peer index.
     conns: BTreeMap<usize, u64>,
     node_secret: SecretKey,
@@ -86,6 +89,24 @@ pub struct Node {
     wallet_seed: Seed,
     incarnation: u64,
     crash_armed: bool,
+}
+
+/// A node's `announcement_signatures` sent, counted per `poll_persist` pass.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AnnouncementSignaturesSent {
+    /// In all.
+    pub total: usize,
+    /// The most released between two `poll_persist` calls.
+    pub most_in_one_pass: usize,
+    pass_start: usize,
+}
+
+impl AnnouncementSignaturesSent {
+    /// A pass ends (the next `poll_persist` is called, or the turn ends).
+    fn end_pass(&mut self) {
+        self.most_in_one_pass = self.most_in_one_pass.max(self.total - self.pass_start);
+        self.pass_start = self.total;
+    }
 }
 
 impl Node {
@@ -232,6 +253,7 @@ impl Network {
                 restarts: 0,
                 lost_batches: 0,
                 sent_before_lost: 0,
+                announcement_signatures: Default::default(),
                 conns: BTreeMap::new(),
                 node_secret,
                 channel_seed,
@@ -302,6 +324,7 @@ impl Network {
             // A fulfill leaves before the turn's signing, as in the daemon.
             self.nodes[k].m.release_early();
             let mut early = self.drain(k);
+            self.nodes[k].announcement_signatures.end_pass();
             let Some(b) = self.nodes[k].m.poll_persist() else {
                 break;
             };
@@ -327,6 +350,12 @@ impl Network {
             );
         }
         self.drain(k);
+        self.nodes[k].announcement_signatures.end_pass();
+        // Work left for another pass (announcements of many channels): another turn, after
+        // what is already queued, as the daemon's `Input::Continue`.
+        if self.nodes[k].m.has_deferred_work() {
+            self.queue(Work::Turn(k));
+        }
     }
 
     /// Acts on node `k`'s outputs; returns how many there were.
@@ -345,6 +374,9 @@ impl Network {
             Output::Send { node_id, conn, msg } => {
                 let j = self.index_of(&node_id);
                 if self.nodes[k].conns.get(&j) == Some(&conn) {
+                    if matches!(*msg, Message::AnnouncementSignatures(_)) {
+                        self.nodes[k].announcement_signatures.total += 1;
+                    }
                     let now = self.clock.now();
                     self.links.send(k, j, msg.encode(), now, &mut self.rng);
                 }
