@@ -330,8 +330,6 @@ impl Manager {
         self.send_after(peer, Message::GossipTimestampFilter(f));
     }
 
-    /// End of a turn: announce what is deep enough, relay what the store accepted, ask the
-    /// shell for UTXO answers.
     /// Whether the last [`Manager::poll_persist`] left channels to sign announcements for
     /// (more than [`MAX_CHANNELS_SIGNED_PER_PASS`] were due): the shell then runs another
     /// turn soon — after the RPC calls and the inputs already queued — so the next pass
@@ -340,6 +338,8 @@ impl Manager {
         self.gossip_state.deferred
     }
 
+    /// End of a turn: announce what is deep enough, relay what the store accepted, ask the
+    /// shell for UTXO answers.
     pub(crate) fn gossip_turn(&mut self) {
         self.announce_channels();
         let batch = self.relay_batch();

@@ -264,7 +264,8 @@ impl Field for PublicKey {
         w.extend_from_slice(&self.serialize());
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        PublicKey::from_slice(r.take(33)?).map_err(|_| DecodeError::InvalidPoint)
+        // Gossip names the same keys again and again: see [`crate::key_cache`].
+        crate::key_cache::parse_compressed(r.take(33)?).map_err(|_| DecodeError::InvalidPoint)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod features;
+pub mod key_cache;
 pub mod msgs;
 pub mod scid;
 pub mod tlv;
