@@ -4,7 +4,8 @@
 # arguments from network.json, and prints
 #   - ready:  spawn → the daemon's "start-up" log line (state loaded, chain caught up, RPC up),
 #   - answer: spawn → the first `fulmen info` answered (polled every 10 ms),
-#   - the start-up phases the daemon logged, RSS at the answer and 3 s later;
+#   - the start-up phases the daemon logged, RSS at the answer and 3 s later, and the CPU time
+#     the daemon used until then (user + system: the reconnection storm after the start);
 # then stops the node again and lets the network settle (PAUSE seconds, default 20).
 # Usage: [FULMEN=path/to/fulmen] [PAUSE=s] scripts/start_bench.sh NETDIR [RUNS]   (needs jq)
 set -euo pipefail
@@ -23,10 +24,11 @@ for _ in $(seq "$RUNS"); do
   rss1=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   sleep 3
   rss2=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  cpu=$(awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$pid/stat")
   line=$(grep -a "start-up" "$LOG" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')
   tr=$(date -d "$(echo "$line" | cut -c1-27)" +%s%N)
   echo "ready $(( (tr - t0) / 1000000 )) ms, answer $(( (t1 - t0) / 1000000 )) ms," \
-    "RSS $(( rss1 / 1024 )) → $(( rss2 / 1024 )) MB; ${line##*start-up }"
+    "cpu ${cpu} ms, RSS $(( rss1 / 1024 )) → $(( rss2 / 1024 )) MB; ${line##*start-up }"
   "$BIN" --net "$NET" --node "$NAME" stop >/dev/null 2>&1
   wait "$pid" || true
   sleep "${PAUSE:-20}"
