@@ -1,5 +1,5 @@
 //! Spreading a commitment's HTLC signatures (signing or verifying) over the machine's cores
-//! (also used by the node to decode its channels' rows at start).
+//! (also used at start to decode the node's channel rows and rebuild its channels from them).
 //!
 //! Without anchors, every commitment carries one signature per untrimmed HTLC: with a
 //! hundred HTLCs in flight that is a hundred ECDSA signatures to make and a hundred to check
