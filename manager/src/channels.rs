@@ -468,8 +468,13 @@ pub(crate) fn rebuild_channel(
             source,
         }
     })?;
-    let monitor = (!stored.monitor_records.is_empty())
-        .then(|| ChannelMonitor::restore(keys, &stored.monitor_records));
+    let monitor = (!stored.monitor_records.is_empty()).then(|| {
+        ChannelMonitor::restore(keys, &stored.monitor_records).map(|mut m| {
+            // Monitors compact like their channels (`ChannelConfig::snapshot_every`).
+            m.set_snapshot_every(config.snapshot_every);
+            m
+        })
+    });
     Ok(Some(Rebuilt { ch, monitor }))
 }
 

@@ -108,6 +108,7 @@ impl Manager {
                 {
                     Ok(mut m) => {
                         m.set_justice_backups(self.justice_backups);
+                        m.set_snapshot_every(self.config.channel_config.snapshot_every);
                         e.monitor = Some(m);
                         e.monitor_synced = None;
                     }

@@ -544,6 +544,10 @@ impl Stored {
         }
         for (id, r) in &w.monitor_records {
             if let Some(c) = self.channel_mut(*id) {
+                // As the node's store: a snapshot replaces the records before it.
+                if matches!(r, MonitorRecord::Snapshot(_)) {
+                    c.monitor_records.clear();
+                }
                 c.monitor_records.push(r.clone());
             }
         }

@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
                 records: (0..3)
                     .map(|r| (1, vec![(i + r) as u8; 600], false))
                     .collect(),
-                monitor_records: vec![(1, vec![i as u8; 300])],
+                monitor_records: vec![(1, vec![i as u8; 300], false)],
                 payments: vec![(format!("{i:064x}"), format!("{{\"n\":{i}}}"), i % 2 == 0)],
                 ..Default::default()
             };

@@ -12,6 +12,7 @@
 //! Must never: use an unseeded RNG or the wall clock.
 
 use bitcoin::OutPoint;
+use fulmen_channel::monitor::MonitorRecord;
 use fulmen_manager::api::PaymentStatus;
 use fulmen_tests::network::Network;
 
@@ -422,4 +423,78 @@ fn a_tower_alone_punishes_a_breach_the_victim_did_not_see() {
         .txs
         .iter()
         .any(|t| t.compute_txid() == out[0].justice_tx.compute_txid()));
+}
+
+/// A long history compacts: the victim's monitor writes a snapshot every few records (the
+/// harness's `snapshot_every` is 7; one is written once the records since the last outnumber
+/// half the revoked HTLCs it keeps), the store drops what came before, and a monitor
+/// restored from the snapshot and its tail is the one that wrote them. A breach of a state
+/// revoked long before the last snapshot, with HTLCs in flight both ways in it, is still
+/// punished to the sat after that restart.
+#[test]
+fn a_compacted_monitor_restores_whole_and_punishes_an_old_breach() {
+    let mut s = setup(5, 300_000_000);
+    s.net.hold_htlcs(ALICE, true);
+    s.net.hold_htlcs(BOB, true);
+    let to_bob = s.pay_held(ALICE, HTLC_MSAT);
+    let to_alice = s.pay_held(BOB, HTLC_MSAT + 1_000_000);
+    s.net.run_until_quiet();
+    let number = s
+        .net
+        .channel(ALICE, &s.id)
+        .and_then(|e| e.ch.state().local_commit.as_ref().map(|c| c.number))
+        .expect("alice's commitment with the HTLCs");
+    s.net.hold_htlcs(ALICE, false);
+    s.net.hold_htlcs(BOB, false);
+    s.net.run_until_quiet();
+    for (k, h) in [(ALICE, &to_bob), (BOB, &to_alice)] {
+        assert_eq!(s.net.payment_status(k, h), Some(PaymentStatus::Succeeded));
+    }
+    // A history after it: each payment adds about seven monitor records.
+    for i in 0..12 {
+        s.pay(i % 2, HTLC_MSAT);
+    }
+    let channel = s.net.channel(BOB, &s.id).expect("bob's channel").id;
+    let log = |net: &Network| {
+        net.nodes[BOB]
+            .store
+            .durable()
+            .channels
+            .iter()
+            .find(|c| c.id == channel)
+            .map(|c| c.monitor_records.clone())
+            .expect("bob's monitor log")
+    };
+    let compacted = log(&s.net);
+    assert!(
+        matches!(compacted.first(), Some(MonitorRecord::Snapshot(_))),
+        "the log starts at a snapshot"
+    );
+    assert!(compacted.len() < 20, "{} records kept", compacted.len());
+    let monitor = |net: &Network| {
+        net.channel(BOB, &s.id)
+            .and_then(|e| e.monitor.as_ref().map(|m| m.snapshot()))
+            .expect("bob's monitor")
+    };
+    let before = monitor(&s.net);
+    s.net.restart(BOB, false);
+    assert_eq!(
+        monitor(&s.net),
+        before,
+        "restored whole from the compacted log"
+    );
+    s.net.run_until_quiet();
+    let b = s.net.dev_breach(ALICE, &s.id, Some(number));
+    assert_eq!(b.commitment_number, number);
+    s.net.mine(1);
+    let c = s.net.closing(BOB, &s.id).expect("bob sees the breach");
+    assert_eq!(c.kind, format!("revoked_remote_commitment({number})"));
+    let taken = c.outputs.iter().filter(|o| o.kind == "revoked").count();
+    assert_eq!(taken, 3, "to_local and both HTLC outputs taken by justice");
+    let st = s.finish(10);
+    assert_eq!(st.to_wallet.get(&ALICE), None, "the cheater gets nothing");
+    assert_eq!(
+        st.to_wallet.get(&BOB).copied().unwrap_or(0),
+        CAPACITY_SAT - st.fees
+    );
 }

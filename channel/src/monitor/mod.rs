@@ -26,6 +26,7 @@
 mod classify;
 pub mod records;
 mod resolve;
+mod snapshot;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -36,9 +37,10 @@ use fulmen_htlc::{PaymentHash, PaymentPreimage};
 pub use classify::SpendKind;
 pub use records::{
     CommitmentSummary, MonitorCodecError, MonitorHtlc, MonitorRecord, MonitorSetup,
-    MONITOR_FORMAT_VERSION,
+    MonitorSnapshot, MONITOR_FORMAT_VERSION,
 };
 pub use resolve::{OutputKind, OutputReport, OutputStatus, Resolution};
+pub use snapshot::DEFAULT_MONITOR_SNAPSHOT_EVERY;
 
 use crate::keys::ChannelBasepoints;
 use crate::machine::state::{ChannelState, Update};
@@ -58,7 +60,7 @@ pub enum MonitorError {
 
 /// One HTLC of a revoked counterparty commitment: what a justice transaction needs to
 /// rebuild its script, and its id to report how it ended (45 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RevokedHtlc {
     /// Its id (in its direction).
     pub id: u64,
@@ -148,7 +150,7 @@ pub enum MonitorEvent {
 }
 
 /// Our latest commitment, as the monitor keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LocalCommitment {
     pub number: u64,
     pub summary: CommitmentSummary,
@@ -157,8 +159,9 @@ pub(crate) struct LocalCommitment {
 }
 
 /// A counterparty commitment we signed that is not (known to be) revoked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CounterpartyCommitment {
+    #[serde(with = "crate::machine::codec::key_hex")]
     pub point: PublicKey,
     pub summary: CommitmentSummary,
 }
@@ -196,6 +199,10 @@ pub struct ChannelMonitor {
     handed_out: HashSet<Txid>,
     /// Events reported since the last restart (the node treats repeats as no-ops).
     reported: HashSet<String>,
+    /// Records since the last snapshot (or since the first record).
+    since_snapshot: u64,
+    /// See [`ChannelMonitor::set_snapshot_every`] (not persisted: the node sets it).
+    snapshot_every: u64,
     /// Build a [`JusticeBackup`] at each revocation (not persisted: the node sets it).
     justice_backups: bool,
     backups: VecDeque<JusticeBackup>,
@@ -240,9 +247,9 @@ impl ChannelMonitor {
         Ok(m)
     }
 
-    /// Rebuild a monitor from its records (the first must be `Setup`). Every claim still
-    /// needed is handed out again at the next [`ChannelMonitor::block_connected`] or
-    /// [`ChannelMonitor::rebroadcast`].
+    /// Rebuild a monitor from its records (the first must be `Setup`, or a `Snapshot` once
+    /// the store dropped what came before it). Every claim still needed is handed out again
+    /// at the next [`ChannelMonitor::block_connected`] or [`ChannelMonitor::rebroadcast`].
     pub fn restore(
         keys: &dyn KeySource,
         records: &[MonitorRecord],
@@ -250,12 +257,25 @@ impl ChannelMonitor {
         let (first, rest) = records
             .split_first()
             .ok_or(MonitorError::Records("no records".into()))?;
-        let MonitorRecord::Setup(setup) = first else {
-            return Err(MonitorError::Records("first record is not Setup".into()));
+        let mut m = match first {
+            MonitorRecord::Setup(setup) => ChannelMonitor::empty(keys, (**setup).clone())?,
+            MonitorRecord::Snapshot(s) => {
+                let mut m = ChannelMonitor::empty(keys, s.setup.clone())?;
+                m.load_snapshot(s)?;
+                m
+            }
+            _ => {
+                return Err(MonitorError::Records(
+                    "first record is neither Setup nor Snapshot".into(),
+                ))
+            }
         };
-        let mut m = ChannelMonitor::empty(keys, (**setup).clone())?;
         for r in rest {
             m.apply(r)?;
+            m.since_snapshot = match r {
+                MonitorRecord::Snapshot(_) => 0,
+                _ => m.since_snapshot + 1,
+            };
         }
         Ok(m)
     }
@@ -297,6 +317,8 @@ impl ChannelMonitor {
             events: VecDeque::new(),
             handed_out: HashSet::new(),
             reported: HashSet::new(),
+            since_snapshot: 0,
+            snapshot_every: DEFAULT_MONITOR_SNAPSHOT_EVERY,
             justice_backups: false,
             backups: VecDeque::new(),
         })
@@ -396,6 +418,7 @@ impl ChannelMonitor {
                 self.confirmed.retain(|(h, _)| h <= fork_height);
                 self.height = *fork_height;
             }
+            MonitorRecord::Snapshot(s) => self.load_snapshot(s)?,
         }
         Ok(())
     }
@@ -411,6 +434,8 @@ impl ChannelMonitor {
             return;
         }
         self.records.push(r);
+        self.since_snapshot += 1;
+        self.maybe_snapshot();
     }
 
     /// Learn what the channel signed, revoked and settled since the last call: counterparty

@@ -2,9 +2,10 @@
 //! ([`MonitorRecord::encode`] / [`MonitorRecord::decode`]) and the compact shapes they carry
 //! ([`MonitorSetup`], [`MonitorHtlc`], [`CommitmentSummary`]).
 //!
-//! Format: one UTF-8 JSON object `{"v":1,"record":<record>}` (serde, externally tagged);
+//! Format: one UTF-8 JSON object `{"v":2,"record":<record>}` (serde, externally tagged);
 //! transactions as consensus hex, keys and signatures as hex, payment hashes and preimages
-//! as arrays of numbers. Version 1 is the only one; anything else is refused.
+//! as arrays of numbers. Versions: **2** adds [`MonitorRecord::Snapshot`]; **1** is the same
+//! without it (read as is). Any other version is refused.
 //!
 //! Must never: panic on garbage bytes (a stored file may be corrupt), or hold a field a
 //! justice transaction or a claim does not need.
@@ -19,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::machine::state::{HtlcInfo, Setup, Spec};
 
 /// Current version of the monitor record format.
-pub const MONITOR_FORMAT_VERSION: u32 = 1;
+pub const MONITOR_FORMAT_VERSION: u32 = 2;
+/// The oldest version [`MonitorRecord::decode`] still reads.
+pub const OLDEST_READABLE_MONITOR_VERSION: u32 = 1;
 
 /// Everything about a channel that never changes and that the monitor needs: the channel's
 /// setup (both sides' parameters), where the funding output is, and where claims pay.
@@ -170,6 +173,46 @@ pub enum MonitorRecord {
         /// The last height still on the best chain.
         fork_height: u32,
     },
+    /// The monitor's whole persistent state (see [`super::ChannelMonitor::set_snapshot_every`]):
+    /// replay starts at the latest one, and the store drops the records before it.
+    Snapshot(Box<MonitorSnapshot>),
+}
+
+/// A monitor's whole persistent state at one moment: what replaying its records up to there
+/// rebuilds (the setup, the unrevoked counterparty commitments, what justice needs of the
+/// revoked ones, the peer's secrets, our latest commitment, preimages, what confirmed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorSnapshot {
+    pub(crate) setup: MonitorSetup,
+    pub(crate) counterparty: Vec<(u64, super::CounterpartyCommitment)>,
+    pub(crate) revoked: Vec<(u64, Vec<super::RevokedHtlc>)>,
+    pub(crate) their_secrets: crate::shachain::SecretStore,
+    pub(crate) local: Option<super::LocalCommitment>,
+    /// Dev mode only (`keep_old_commitments`): our revoked commitments.
+    pub(crate) old_local: Vec<super::LocalCommitment>,
+    pub(crate) preimages: Vec<PaymentPreimage>,
+    pub(crate) force_closed: bool,
+    pub(crate) confirmed: Vec<ConfirmedTx>,
+    pub(crate) height: u32,
+}
+
+impl MonitorSnapshot {
+    /// Whether it holds our commitment `number` with the peer's signatures (the latest, or
+    /// an old one a dev node keeps).
+    pub fn holds_local_commitment(&self, number: u64) -> bool {
+        self.local
+            .iter()
+            .chain(&self.old_local)
+            .any(|c| c.number == number)
+    }
+}
+
+/// A transaction that confirmed at `height` (in a [`MonitorSnapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ConfirmedTx {
+    pub height: u32,
+    #[serde(with = "tx_hex")]
+    pub tx: Transaction,
 }
 
 /// Why stored monitor record bytes could not be decoded.
@@ -190,10 +233,16 @@ struct EnvelopeRef<'a> {
 }
 
 #[derive(Deserialize)]
+struct Head {
+    v: u32,
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Envelope {
+    #[allow(dead_code)]
     v: u32,
-    record: serde_json::Value,
+    record: MonitorRecord,
 }
 
 impl MonitorRecord {
@@ -207,19 +256,26 @@ impl MonitorRecord {
         serde_json::to_vec(&env).unwrap_or_default()
     }
 
-    /// Decode bytes written by [`MonitorRecord::encode`].
+    /// Decode bytes written by [`MonitorRecord::encode`] of this or an older version (the
+    /// version is read first; the record is then parsed once, straight into its type).
     pub fn decode(bytes: &[u8]) -> Result<MonitorRecord, MonitorCodecError> {
-        let env: Envelope = serde_json::from_slice(bytes)
-            .map_err(|e| MonitorCodecError::Malformed(e.to_string()))?;
-        if env.v != MONITOR_FORMAT_VERSION {
-            return Err(MonitorCodecError::UnsupportedVersion(env.v));
+        let malformed = |e: serde_json::Error| MonitorCodecError::Malformed(e.to_string());
+        let head: Head = serde_json::from_slice(bytes).map_err(malformed)?;
+        if !(OLDEST_READABLE_MONITOR_VERSION..=MONITOR_FORMAT_VERSION).contains(&head.v) {
+            return Err(MonitorCodecError::UnsupportedVersion(head.v));
         }
-        serde_json::from_value(env.record).map_err(|e| MonitorCodecError::Malformed(e.to_string()))
+        let env: Envelope = serde_json::from_slice(bytes).map_err(malformed)?;
+        if head.v < 2 && matches!(env.record, MonitorRecord::Snapshot(_)) {
+            return Err(MonitorCodecError::Malformed(
+                "a snapshot in a version 1 record".into(),
+            ));
+        }
+        Ok(env.record)
     }
 }
 
 /// Transactions as consensus-encoded hex strings.
-mod tx_hex {
+pub(crate) mod tx_hex {
     use super::*;
     use serde::{Deserializer, Serializer};
 
@@ -243,13 +299,23 @@ mod tests {
             &b""[..],
             b"{",
             b"{\"v\":1}",
-            b"{\"v\":2,\"record\":\"ForceClosed\"}",
+            b"{\"v\":3,\"record\":\"ForceClosed\"}",
+            b"{\"v\":0,\"record\":\"ForceClosed\"}",
             b"{\"v\":1,\"record\":{\"Confirmed\":{\"height\":1,\"tx\":\"zz\"}}}",
         ] {
             assert!(MonitorRecord::decode(bytes).is_err());
         }
         let r = MonitorRecord::Disconnected { fork_height: 7 };
-        assert_eq!(MonitorRecord::decode(&r.encode()), Ok(r));
+        assert_eq!(MonitorRecord::decode(&r.encode()), Ok(r.clone()));
+        // Version 1 records (written before snapshots existed) still decode.
+        assert_eq!(
+            MonitorRecord::decode(b"{\"v\":1,\"record\":{\"Disconnected\":{\"fork_height\":7}}}"),
+            Ok(r)
+        );
+        assert_eq!(
+            MonitorRecord::decode(b"{\"v\":1,\"record\":\"ForceClosed\"}"),
+            Ok(MonitorRecord::ForceClosed)
+        );
     }
 
     /// The bytes ARCHITECTURE.md states per state: a revocation record, and a counterparty

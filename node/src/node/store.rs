@@ -49,8 +49,9 @@ pub struct WriteBatch {
     /// Channel records: (local channel id, encoded record, is a snapshot), in order; a
     /// snapshot deletes the channel's records before it.
     pub records: Vec<(i64, Vec<u8>, bool)>,
-    /// Monitor records: (local channel id, encoded record), in order.
-    pub monitor_records: Vec<(i64, Vec<u8>)>,
+    /// Monitor records: (local channel id, encoded record, is a snapshot), in order; a
+    /// snapshot deletes the monitor's records before it.
+    pub monitor_records: Vec<(i64, Vec<u8>, bool)>,
     /// Funding transactions: (local channel id, consensus bytes).
     pub funding_txs: Vec<(i64, Vec<u8>)>,
     /// Closing transactions: (local channel id, consensus bytes).
@@ -121,7 +122,7 @@ impl WriteBatch {
             monitor_records: w
                 .monitor_records
                 .iter()
-                .map(|(id, r)| (*id, r.encode()))
+                .map(|(id, r)| (*id, r.encode(), matches!(r, MonitorRecord::Snapshot(_))))
                 .collect(),
             funding_txs: w.funding_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
             closing_txs: w.closing_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),

@@ -474,8 +474,12 @@ impl Network {
             let durable = stored.is_some_and(|c| {
                 c.closing_tx.as_ref() == Some(tx)
                     || c.commitment_tx.as_ref() == Some(tx)
-                    || c.monitor_records.iter().any(|r| {
-                        matches!(r, MonitorRecord::LocalCommitment { number: n, .. } if Some(*n) == number)
+                    || c.monitor_records.iter().any(|r| match (r, number) {
+                        (MonitorRecord::LocalCommitment { number: n, .. }, Some(want)) => {
+                            *n == want
+                        }
+                        (MonitorRecord::Snapshot(s), Some(want)) => s.holds_local_commitment(want),
+                        _ => false,
                     })
             });
             assert!(

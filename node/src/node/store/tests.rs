@@ -34,7 +34,7 @@ async fn batches_round_trip_and_upserts_replace() {
     b = WriteBatch {
         wallet: vec![b"w2".to_vec()],
         records: vec![(1, b"r3".to_vec(), false)],
-        monitor_records: vec![(1, b"m1".to_vec())],
+        monitor_records: vec![(1, b"m1".to_vec(), false)],
         funding_txs: vec![(1, b"tx".to_vec())],
         closing_heights: vec![(1, 321)],
         payments: vec![("h1".into(), "{\"a\":2}".into(), true)],
@@ -90,6 +90,29 @@ async fn batches_round_trip_and_upserts_replace() {
         vec![b"snap".to_vec(), b"r5".to_vec()]
     );
     assert_eq!(l.channels[1].records, vec![b"x1".to_vec()]);
+    // The same for monitor records, with several channels and snapshots in one batch.
+    let b = WriteBatch {
+        monitor_records: vec![
+            (1, b"m2".to_vec(), false),
+            (2, b"n1".to_vec(), false),
+            (1, b"msnap".to_vec(), true),
+            (1, b"m3".to_vec(), false),
+            (2, b"n2".to_vec(), false),
+            (1, b"msnap2".to_vec(), true),
+            (1, b"m4".to_vec(), false),
+        ],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    let l = store.load().await.unwrap();
+    assert_eq!(
+        l.channels[0].monitor_records,
+        vec![b"msnap2".to_vec(), b"m4".to_vec()]
+    );
+    assert_eq!(
+        l.channels[1].monitor_records,
+        vec![b"n1".to_vec(), b"n2".to_vec()]
+    );
 }
 
 /// The watchtower tables: records append, towers upsert, a queued backup is deleted and

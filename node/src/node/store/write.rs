@@ -178,15 +178,33 @@ fn script(batch: &WriteBatch) -> anyhow::Result<Script<'_>> {
             )?;
         }
     }
-    s.push_rows(
-        "INSERT INTO monitor_records (channel, data) VALUES ",
-        "(?, ?)",
-        "",
-        batch
-            .monitor_records
-            .iter()
-            .map(|(id, data)| [Int(*id), Blob(data)]),
-    )?;
+    // In runs between snapshots, each run one statement; a snapshot row then deletes the
+    // monitor's rows before it, as for channel records.
+    for run in batch
+        .monitor_records
+        .split_inclusive(|(_, _, snapshot)| *snapshot)
+    {
+        let (plain, last) = match run.split_last() {
+            Some((last @ (_, _, true), plain)) => (plain, Some(last)),
+            _ => (run, None),
+        };
+        s.push_rows(
+            "INSERT INTO monitor_records (channel, data) VALUES ",
+            "(?, ?)",
+            "",
+            plain.iter().map(|(id, data, _)| [Int(*id), Blob(data)]),
+        )?;
+        if let Some((id, data, _)) = last {
+            s.push(
+                "INSERT INTO monitor_records (channel, data) VALUES (?, ?)",
+                &[Int(*id), Blob(data)],
+            )?;
+            s.push(
+                "DELETE FROM monitor_records WHERE channel = ? AND id < last_insert_rowid()",
+                &[Int(*id)],
+            )?;
+        }
+    }
     for (column, rows) in [
         ("funding_tx", &batch.funding_txs),
         ("closing_tx", &batch.closing_txs),
@@ -305,7 +323,7 @@ mod tests {
             wallet: vec![vec![1]],
             new_channels: vec![(1, "peer".into())],
             records: vec![(1, vec![2], false), (1, vec![3], true)],
-            monitor_records: vec![(1, vec![4])],
+            monitor_records: vec![(1, vec![4], false)],
             funding_txs: vec![(1, vec![5])],
             closing_txs: vec![(1, vec![6])],
             commitment_txs: vec![(1, vec![7])],

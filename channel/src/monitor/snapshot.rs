@@ -1,0 +1,106 @@
+//! Compaction of a monitor's records: [`MonitorRecord::Snapshot`], the whole persistent state
+//! of a [`ChannelMonitor`], written every so many records so that a restart replays the
+//! latest snapshot and a short tail instead of every record since the channel opened (≈ 7
+//! per payment).
+//!
+//! Owns: building a snapshot from the monitor's state and loading one back, and when to
+//! write one. A snapshot carries every revoked HTLC the monitor keeps for justice, which
+//! grows with the channel's history, so one is written only once the records since the
+//! last are at least half as many as those HTLCs: the bytes rewritten stay within about
+//! twice the bytes of records. Must never: leave out a field that replay rebuilds (a
+//! monitor restored from a snapshot and its tail equals one restored from every record),
+//! or be written while the caller cannot persist it with the records before it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::records::{ConfirmedTx, MonitorSnapshot};
+use super::{ChannelMonitor, MonitorError, MonitorRecord};
+
+/// Default [`ChannelMonitor::set_snapshot_every`]: as `ChannelConfig::snapshot_every`.
+pub const DEFAULT_MONITOR_SNAPSHOT_EVERY: u64 = 1_000;
+
+impl ChannelMonitor {
+    /// Write a [`MonitorRecord::Snapshot`] after every `n` records (0: never), once the
+    /// records since the last one are at least half as many as the revoked HTLCs kept (the
+    /// snapshot carries them all). Not persisted: the node sets it after `new` or `restore`.
+    pub fn set_snapshot_every(&mut self, n: u64) {
+        self.snapshot_every = n;
+    }
+
+    /// After a record: a snapshot, if one is due (see the module doc).
+    pub(super) fn maybe_snapshot(&mut self) {
+        let every = self.snapshot_every;
+        if every == 0 || self.since_snapshot < every {
+            return;
+        }
+        let kept: u64 = self.revoked.values().map(|h| h.len() as u64).sum();
+        if self.since_snapshot < kept / 2 {
+            return;
+        }
+        let snapshot = self.snapshot();
+        self.records
+            .push(MonitorRecord::Snapshot(Box::new(snapshot)));
+        self.since_snapshot = 0;
+    }
+
+    /// The monitor's whole persistent state, in a canonical order (two monitors with equal
+    /// snapshots act the same on any chain).
+    pub fn snapshot(&self) -> MonitorSnapshot {
+        let mut preimages: Vec<_> = self.preimages.values().copied().collect();
+        preimages.sort_by_key(|p| p.payment_hash());
+        MonitorSnapshot {
+            setup: self.setup.clone(),
+            counterparty: self
+                .counterparty
+                .iter()
+                .map(|(n, c)| (*n, c.clone()))
+                .collect(),
+            revoked: self.revoked.iter().map(|(n, h)| (*n, h.clone())).collect(),
+            their_secrets: self.their_secrets.clone(),
+            local: self.local.clone(),
+            old_local: self.old_local_full.values().cloned().collect(),
+            preimages,
+            force_closed: self.force_closed,
+            confirmed: self
+                .confirmed
+                .iter()
+                .map(|(height, tx)| ConfirmedTx {
+                    height: *height,
+                    tx: tx.clone(),
+                })
+                .collect(),
+            height: self.height,
+        }
+    }
+
+    /// Replaces the state with a snapshot's (of this monitor's channel: same setup).
+    pub(super) fn load_snapshot(&mut self, s: &MonitorSnapshot) -> Result<(), MonitorError> {
+        if s.setup != self.setup {
+            return Err(MonitorError::Records(
+                "a snapshot of another channel's monitor".into(),
+            ));
+        }
+        self.counterparty = s.counterparty.iter().cloned().collect();
+        self.revoked = s.revoked.iter().cloned().collect();
+        self.their_secrets = s.their_secrets.clone();
+        self.local = s.local.clone();
+        self.old_local_full = s
+            .old_local
+            .iter()
+            .map(|c| (c.number, c.clone()))
+            .collect::<BTreeMap<_, _>>();
+        self.preimages = s
+            .preimages
+            .iter()
+            .map(|p| (p.payment_hash(), *p))
+            .collect::<HashMap<_, _>>();
+        self.force_closed = s.force_closed;
+        self.confirmed = s
+            .confirmed
+            .iter()
+            .map(|c| (c.height, c.tx.clone()))
+            .collect();
+        self.height = s.height;
+        Ok(())
+    }
+}
