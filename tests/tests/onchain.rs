@@ -470,7 +470,8 @@ fn a_compacted_monitor_restores_whole_and_punishes_an_old_breach() {
         matches!(compacted.first(), Some(MonitorRecord::Snapshot(_))),
         "the log starts at a snapshot"
     );
-    assert!(compacted.len() < 20, "{} records kept", compacted.len());
+    // The history wrote ≈ 100 records (≈ 7 per payment): a good part of them is gone.
+    assert!(compacted.len() < 60, "{} records kept", compacted.len());
     let monitor = |net: &Network| {
         net.channel(BOB, &s.id)
             .and_then(|e| e.monitor.as_ref().map(|m| m.snapshot()))

@@ -201,6 +201,8 @@ pub struct ChannelMonitor {
     reported: HashSet<String>,
     /// Records since the last snapshot (or since the first record).
     since_snapshot: u64,
+    /// HTLCs in `revoked`, all commitments together.
+    revoked_htlcs: u64,
     /// See [`ChannelMonitor::set_snapshot_every`] (not persisted: the node sets it).
     snapshot_every: u64,
     /// Build a [`JusticeBackup`] at each revocation (not persisted: the node sets it).
@@ -318,6 +320,7 @@ impl ChannelMonitor {
             handed_out: HashSet::new(),
             reported: HashSet::new(),
             since_snapshot: 0,
+            revoked_htlcs: 0,
             snapshot_every: DEFAULT_MONITOR_SNAPSHOT_EVERY,
             justice_backups: false,
             backups: VecDeque::new(),
@@ -382,6 +385,7 @@ impl ChannelMonitor {
                             })
                             .collect();
                         if !htlcs.is_empty() {
+                            self.revoked_htlcs += htlcs.len() as u64;
                             self.revoked.insert(n, htlcs);
                         }
                     }
