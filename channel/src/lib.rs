@@ -12,6 +12,7 @@
 
 pub mod closing;
 pub mod commitment;
+mod envelope;
 pub mod funding;
 pub mod justice;
 pub mod keys;

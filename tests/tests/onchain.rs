@@ -101,6 +101,37 @@ impl Setup {
         }
         s
     }
+
+    /// Alice broadcasts her revoked commitment `number`, which held HTLCs both ways: bob
+    /// sees the breach, his justice takes `to_local` and both HTLC outputs, and once every
+    /// output is resolved the cheater has nothing.
+    fn breach_with_htlcs_punished(&mut self, number: u64) {
+        let b = self.net.dev_breach(ALICE, &self.id, Some(number));
+        assert_eq!(b.commitment_number, number);
+        self.net.mine(1);
+        let c = self
+            .net
+            .closing(BOB, &self.id)
+            .expect("bob sees the breach");
+        assert_eq!(c.kind, format!("revoked_remote_commitment({number})"));
+        let htlc_outputs = c.outputs.iter().filter(|o| o.kind == "revoked").count();
+        assert_eq!(
+            htlc_outputs, 3,
+            "to_local and two HTLC outputs taken by justice"
+        );
+        let st = self.finish(10);
+        cheater_got_nothing(&st);
+    }
+}
+
+/// After a breach: the cheater (alice) got nothing on chain, the victim (bob) the whole
+/// capacity less the fees.
+fn cheater_got_nothing(st: &fulmen_tests::network::Settlement) {
+    assert_eq!(st.to_wallet.get(&ALICE), None, "the cheater gets nothing");
+    assert_eq!(
+        st.to_wallet.get(&BOB).copied().unwrap_or(0),
+        CAPACITY_SAT - st.fees
+    );
 }
 
 #[test]
@@ -130,11 +161,7 @@ fn breach_without_htlcs_is_punished_to_the_sat() {
             .iter()
             .map(|o| o.value.to_sat())
             .sum::<u64>();
-    assert_eq!(st.to_wallet.get(&ALICE), None);
-    assert_eq!(
-        st.to_wallet.get(&BOB).copied().unwrap_or(0),
-        CAPACITY_SAT - st.fees
-    );
+    cheater_got_nothing(&st);
     assert!(st.fees > revoked_fee, "justice paid a fee");
     assert_eq!(st.txs.len(), 2, "the breach and one justice transaction");
 }
@@ -168,22 +195,7 @@ fn breach_with_htlcs_in_flight_both_ways_is_punished() {
         assert_eq!(s.net.payment_status(k, h), Some(PaymentStatus::Succeeded));
     }
     s.pay(BOB, 10_000_000);
-    let b = s.net.dev_breach(ALICE, &s.id, Some(number));
-    assert_eq!(b.commitment_number, number);
-    s.net.mine(1);
-    let c = s.net.closing(BOB, &s.id).expect("bob sees the breach");
-    assert_eq!(c.kind, format!("revoked_remote_commitment({number})"));
-    let htlc_outputs = c.outputs.iter().filter(|o| o.kind == "revoked").count();
-    assert_eq!(
-        htlc_outputs, 3,
-        "to_local and two HTLC outputs taken by justice"
-    );
-    let st = s.finish(10);
-    assert_eq!(st.to_wallet.get(&ALICE), None, "the cheater gets nothing");
-    assert_eq!(
-        st.to_wallet.get(&BOB).copied().unwrap_or(0),
-        CAPACITY_SAT - st.fees
-    );
+    s.breach_with_htlcs_punished(number);
 }
 
 #[test]
@@ -200,11 +212,7 @@ fn a_victim_restarted_after_the_breach_still_punishes() {
     let c = s.net.closing(BOB, &s.id).expect("bob sees the breach");
     assert!(c.kind.starts_with("revoked_remote_commitment"), "{c:?}");
     let st = s.finish(10);
-    assert_eq!(st.to_wallet.get(&ALICE), None);
-    assert_eq!(
-        st.to_wallet.get(&BOB).copied().unwrap_or(0),
-        CAPACITY_SAT - st.fees
-    );
+    cheater_got_nothing(&st);
     assert!(!b.txid.is_empty());
 }
 
@@ -414,11 +422,7 @@ fn a_tower_alone_punishes_a_breach_the_victim_did_not_see() {
     s.net.chain.mine(1, None, t + 1);
     // Bob catches up: the justice already confirmed pays his wallet; nothing to claim.
     let st = s.finish(10);
-    assert_eq!(st.to_wallet.get(&ALICE), None);
-    assert_eq!(
-        st.to_wallet.get(&BOB).copied().unwrap_or(0),
-        CAPACITY_SAT - st.fees
-    );
+    cheater_got_nothing(&st);
     assert!(st
         .txs
         .iter()
@@ -426,8 +430,8 @@ fn a_tower_alone_punishes_a_breach_the_victim_did_not_see() {
 }
 
 /// A long history compacts: the victim's monitor writes a snapshot every few records (the
-/// harness's `snapshot_every` is 7; one is written once the records since the last outnumber
-/// half the revoked HTLCs it keeps), the store drops what came before, and a monitor
+/// harness's `snapshot_every` is 7; one is written once the records since the last weigh about
+/// as much as the snapshot would), the store drops what came before, and a monitor
 /// restored from the snapshot and its tail is the one that wrote them. A breach of a state
 /// revoked long before the last snapshot, with HTLCs in flight both ways in it, is still
 /// punished to the sat after that restart.
@@ -490,19 +494,7 @@ fn a_compacted_monitor_restores_whole_and_punishes_an_old_breach() {
         "restored whole from the compacted log"
     );
     s.net.run_until_quiet();
-    let b = s.net.dev_breach(ALICE, &s.id, Some(number));
-    assert_eq!(b.commitment_number, number);
-    s.net.mine(1);
-    let c = s.net.closing(BOB, &s.id).expect("bob sees the breach");
-    assert_eq!(c.kind, format!("revoked_remote_commitment({number})"));
-    let taken = c.outputs.iter().filter(|o| o.kind == "revoked").count();
-    assert_eq!(taken, 3, "to_local and both HTLC outputs taken by justice");
-    let st = s.finish(10);
-    assert_eq!(st.to_wallet.get(&ALICE), None, "the cheater gets nothing");
-    assert_eq!(
-        st.to_wallet.get(&BOB).copied().unwrap_or(0),
-        CAPACITY_SAT - st.fees
-    );
+    s.breach_with_htlcs_punished(number);
     // The log after the on-chain resolution (confirmed transactions, perhaps in a snapshot)
     // reads back the same too.
     for r in &log(&s.net) {

@@ -25,10 +25,11 @@
 //! be corrupt); do I/O (the node writes the bytes where it wants).
 
 use fulmen_wire::msgs::{OnionPacket, ONION_PACKET_LEN};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::state::Record;
+use crate::envelope::{self, Envelope, Read};
 
 /// Current version of the record persistence format (the `v` field).
 pub const RECORD_FORMAT_VERSION: u32 = 2;
@@ -47,58 +48,34 @@ pub enum RecordCodecError {
     UnsupportedVersion(u32),
 }
 
-#[derive(Serialize)]
-struct EnvelopeRef<'a> {
-    v: u32,
-    record: &'a Record,
-}
-
-#[derive(Deserialize)]
-struct Head {
-    v: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    #[allow(dead_code)]
-    v: u32,
-    record: Record,
-}
-
 impl Record {
     /// The persistence bytes of this record (format version [`RECORD_FORMAT_VERSION`]).
     pub fn encode(&self) -> Vec<u8> {
-        let env = EnvelopeRef {
-            v: RECORD_FORMAT_VERSION,
-            record: self,
-        };
         // Cannot fail: serde_json to a Vec errors only on a map key that is not a string or an
         // integer, or on a Serialize impl that errors; Record's maps are keyed by u64 and
         // `onion_hex` only writes a string.
         // tidy: allow-unwrap (infallible, see above)
-        serde_json::to_vec(&env).expect("record serialization is infallible")
+        envelope::write(RECORD_FORMAT_VERSION, self).expect("record serialization is infallible")
     }
 
     /// Decode bytes written by [`Record::encode`] of this or any older format version.
     /// Never panics on garbage.
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordCodecError> {
         let malformed = |e: serde_json::Error| RecordCodecError::Malformed(e.to_string());
-        let head: Head = serde_json::from_slice(bytes).map_err(malformed)?;
-        match head.v {
-            RECORD_FORMAT_VERSION => {
-                let env: Envelope = serde_json::from_slice(bytes).map_err(malformed)?;
-                Ok(env.record)
-            }
-            1 => {
+        let read = envelope::read::<Record>(bytes).map_err(RecordCodecError::Malformed)?;
+        match read {
+            Read::Parsed(RECORD_FORMAT_VERSION, record) => Ok(record),
+            Read::Unparsed(RECORD_FORMAT_VERSION, e) => Err(RecordCodecError::Malformed(e)),
+            // Version 1 is read through its upgrade, whether or not it parsed as is.
+            read if read.version() == 1 => {
                 let mut doc: Value = serde_json::from_slice(bytes).map_err(malformed)?;
                 if let Some(rec) = doc.get_mut("record") {
                     upgrade_v1(rec);
                 }
-                let env: Envelope = serde_json::from_value(doc).map_err(malformed)?;
+                let env: Envelope<Record> = serde_json::from_value(doc).map_err(malformed)?;
                 Ok(env.record)
             }
-            v => Err(RecordCodecError::UnsupportedVersion(v)),
+            read => Err(RecordCodecError::UnsupportedVersion(read.version())),
         }
     }
 }

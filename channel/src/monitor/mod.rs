@@ -199,7 +199,7 @@ pub struct ChannelMonitor {
     handed_out: HashSet<Txid>,
     /// Events reported since the last restart (the node treats repeats as no-ops).
     reported: HashSet<String>,
-    /// Records since the last snapshot (or since the first record).
+    /// Records applied since the last snapshot (or since the first record).
     since_snapshot: u64,
     /// HTLCs in `revoked`, all commitments together.
     revoked_htlcs: u64,
@@ -274,10 +274,6 @@ impl ChannelMonitor {
         };
         for r in rest {
             m.apply(r)?;
-            m.since_snapshot = match r {
-                MonitorRecord::Snapshot(_) => 0,
-                _ => m.since_snapshot + 1,
-            };
         }
         Ok(m)
     }
@@ -422,8 +418,13 @@ impl ChannelMonitor {
                 self.confirmed.retain(|(h, _)| h <= fork_height);
                 self.height = *fork_height;
             }
-            MonitorRecord::Snapshot(s) => self.load_snapshot(s)?,
+            MonitorRecord::Snapshot(s) => {
+                self.load_snapshot(s)?;
+                self.since_snapshot = 0;
+                return Ok(());
+            }
         }
+        self.since_snapshot += 1;
         Ok(())
     }
 
@@ -438,7 +439,6 @@ impl ChannelMonitor {
             return;
         }
         self.records.push(r);
-        self.since_snapshot += 1;
         self.maybe_snapshot();
     }
 

@@ -17,6 +17,7 @@ use bitcoin::{OutPoint, ScriptBuf, Transaction};
 use fulmen_htlc::{PaymentHash, PaymentPreimage};
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::{self, Read};
 use crate::machine::state::{HtlcInfo, Setup, Spec};
 
 /// Current version of the monitor record format.
@@ -226,51 +227,28 @@ pub enum MonitorCodecError {
     UnsupportedVersion(u32),
 }
 
-#[derive(Serialize)]
-struct EnvelopeRef<'a> {
-    v: u32,
-    record: &'a MonitorRecord,
-}
-
-#[derive(Deserialize)]
-struct Head {
-    v: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    #[allow(dead_code)]
-    v: u32,
-    record: MonitorRecord,
-}
-
 impl MonitorRecord {
     /// The record's bytes (see the module doc).
     pub fn encode(&self) -> Vec<u8> {
-        let env = EnvelopeRef {
-            v: MONITOR_FORMAT_VERSION,
-            record: self,
-        };
         // Serializing plain data with string keys cannot fail.
-        serde_json::to_vec(&env).unwrap_or_default()
+        envelope::write(MONITOR_FORMAT_VERSION, self).unwrap_or_default()
     }
 
-    /// Decode bytes written by [`MonitorRecord::encode`] of this or an older version (the
-    /// version is read first; the record is then parsed once, straight into its type).
+    /// Decode bytes written by [`MonitorRecord::encode`] of this or an older version (one
+    /// pass: version 1 records are read as they are).
     pub fn decode(bytes: &[u8]) -> Result<MonitorRecord, MonitorCodecError> {
-        let malformed = |e: serde_json::Error| MonitorCodecError::Malformed(e.to_string());
-        let head: Head = serde_json::from_slice(bytes).map_err(malformed)?;
-        if !(OLDEST_READABLE_MONITOR_VERSION..=MONITOR_FORMAT_VERSION).contains(&head.v) {
-            return Err(MonitorCodecError::UnsupportedVersion(head.v));
+        let read = envelope::read::<MonitorRecord>(bytes).map_err(MonitorCodecError::Malformed)?;
+        let v = read.version();
+        if !(OLDEST_READABLE_MONITOR_VERSION..=MONITOR_FORMAT_VERSION).contains(&v) {
+            return Err(MonitorCodecError::UnsupportedVersion(v));
         }
-        let env: Envelope = serde_json::from_slice(bytes).map_err(malformed)?;
-        if head.v < 2 && matches!(env.record, MonitorRecord::Snapshot(_)) {
-            return Err(MonitorCodecError::Malformed(
-                "a snapshot in a version 1 record".into(),
-            ));
+        match read {
+            Read::Parsed(v, MonitorRecord::Snapshot(_)) if v < 2 => Err(
+                MonitorCodecError::Malformed("a snapshot in a version 1 record".into()),
+            ),
+            Read::Parsed(_, record) => Ok(record),
+            Read::Unparsed(_, e) => Err(MonitorCodecError::Malformed(e)),
         }
-        Ok(env.record)
     }
 }
 

@@ -33,9 +33,11 @@ enum Value<'q> {
 }
 
 impl<'q> Script<'q> {
-    fn new() -> Self {
+    /// A script that runs `before` (whole statements, outside the transaction), then
+    /// `BEGIN`.
+    fn new(before: &str) -> Self {
         Script {
-            sql: String::from("BEGIN;\n"),
+            sql: format!("{before}BEGIN;\n"),
             args: SqliteArguments::default(),
             statements: 0,
         }
@@ -49,6 +51,35 @@ impl<'q> Script<'q> {
         self.statements += 1;
         for v in values {
             self.bind(v)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the rows of a compacted log table (`channel_records`, `monitor_records`):
+    /// `(channel, data, is a snapshot)`, in order. Runs of plain rows go as multi-row
+    /// inserts; a snapshot row goes alone, followed by the deletion of its channel's rows
+    /// before it (replay starts at the snapshot: what came before is no longer needed).
+    fn push_log(&mut self, table: &str, rows: &'q [(i64, Vec<u8>, bool)]) -> anyhow::Result<()> {
+        use Value::*;
+        let insert = format!("INSERT INTO {table} (channel, data) VALUES ");
+        for run in rows.split_inclusive(|(_, _, snapshot)| *snapshot) {
+            let (plain, snapshot) = match run.split_last() {
+                Some((last @ (_, _, true), plain)) => (plain, Some(last)),
+                _ => (run, None),
+            };
+            self.push_rows(
+                &insert,
+                "(?, ?)",
+                "",
+                plain.iter().map(|(id, data, _)| [Int(*id), Blob(data)]),
+            )?;
+            if let Some((id, data, _)) = snapshot {
+                self.push(&format!("{insert}(?, ?)"), &[Int(*id), Blob(data)])?;
+                self.push(
+                    &format!("DELETE FROM {table} WHERE channel = ? AND id < last_insert_rowid()"),
+                    &[Int(*id)],
+                )?;
+            }
         }
         Ok(())
     }
@@ -116,14 +147,14 @@ impl NodeStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut script = script(batch)?;
-        if self.sync == DbSync::Full {
-            // The level applies to the connection's next commits: set it for this one.
-            let level = if sync { "FULL" } else { "NORMAL" };
-            script
-                .sql
-                .insert_str(0, &format!("PRAGMA synchronous = {level};\n"));
-        }
+        // With `--db-sync full`, the level applies to the connection's next commits: set it
+        // for this one.
+        let before = match (self.sync, sync) {
+            (DbSync::Full, true) => "PRAGMA synchronous = FULL;\n",
+            (DbSync::Full, false) => "PRAGMA synchronous = NORMAL;\n",
+            (DbSync::Normal, _) => "",
+        };
+        let script = script(batch, before)?;
         let mut conn = self
             .pool
             .acquire()
@@ -145,10 +176,11 @@ impl NodeStore {
     }
 }
 
-/// The statements of `batch`, in the order the old per-statement writer ran them.
-fn script(batch: &WriteBatch) -> anyhow::Result<Script<'_>> {
+/// The statements of `batch`, in the order the old per-statement writer ran them, after
+/// `before` (see [`Script::new`]).
+fn script<'q>(batch: &'q WriteBatch, before: &str) -> anyhow::Result<Script<'q>> {
     use Value::*;
-    let mut s = Script::new();
+    let mut s = Script::new(before);
     s.push_rows(
         "INSERT INTO wallet_changesets (data) VALUES ",
         "(?)",
@@ -164,47 +196,8 @@ fn script(batch: &WriteBatch) -> anyhow::Result<Script<'_>> {
             .iter()
             .map(|(id, peer)| [Int(*id), Text(peer)]),
     )?;
-    for (id, data, snapshot) in &batch.records {
-        s.push(
-            "INSERT INTO channel_records (channel, data) VALUES (?, ?)",
-            &[Int(*id), Blob(data)],
-        )?;
-        if *snapshot {
-            // Replay starts at the snapshot (the row just inserted): what came before is no
-            // longer needed.
-            s.push(
-                "DELETE FROM channel_records WHERE channel = ? AND id < last_insert_rowid()",
-                &[Int(*id)],
-            )?;
-        }
-    }
-    // In runs between snapshots, each run one statement; a snapshot row then deletes the
-    // monitor's rows before it, as for channel records.
-    for run in batch
-        .monitor_records
-        .split_inclusive(|(_, _, snapshot)| *snapshot)
-    {
-        let (plain, last) = match run.split_last() {
-            Some((last @ (_, _, true), plain)) => (plain, Some(last)),
-            _ => (run, None),
-        };
-        s.push_rows(
-            "INSERT INTO monitor_records (channel, data) VALUES ",
-            "(?, ?)",
-            "",
-            plain.iter().map(|(id, data, _)| [Int(*id), Blob(data)]),
-        )?;
-        if let Some((id, data, _)) = last {
-            s.push(
-                "INSERT INTO monitor_records (channel, data) VALUES (?, ?)",
-                &[Int(*id), Blob(data)],
-            )?;
-            s.push(
-                "DELETE FROM monitor_records WHERE channel = ? AND id < last_insert_rowid()",
-                &[Int(*id)],
-            )?;
-        }
-    }
+    s.push_log("channel_records", &batch.records)?;
+    s.push_log("monitor_records", &batch.monitor_records)?;
     for (column, rows) in [
         ("funding_tx", &batch.funding_txs),
         ("closing_tx", &batch.closing_txs),
@@ -344,7 +337,7 @@ mod tests {
                 TowerQueueRow::Done("t".into(), vec![11], true),
             ],
         };
-        let s = script(&batch).expect("script");
+        let s = script(&batch, "").expect("script");
         use sqlx::Arguments as _;
         assert_eq!(s.sql.matches('?').count(), s.args.len());
         assert_eq!(s.sql.matches(";\n").count(), s.statements + 1); // + BEGIN
