@@ -68,10 +68,16 @@ struct Net {
 impl Net {
     /// Starts the daemons, funds alice, opens a `CAP` channel pushing `push_msat` to bob.
     fn new(push_msat: u64) -> Net {
+        Net::with_bob_args(push_msat, &[])
+    }
+
+    /// As [`Net::new`], bob's daemon started with `bob_args` too.
+    fn with_bob_args(push_msat: u64, bob_args: &[&str]) -> Net {
         let chain = ChainDaemon::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let alice = NodeDaemon::start_with(dir.path(), "alice", chain.datadir(), &["--dev"]);
-        let bob = NodeDaemon::start_with(dir.path(), "bob", chain.datadir(), &["--dev"]);
+        let args: Vec<&str> = ["--dev"].iter().chain(bob_args).copied().collect();
+        let bob = NodeDaemon::start_with(dir.path(), "bob", chain.datadir(), &args);
         chain.cli(&["mine", "101"]).ok();
         let addr = s(&alice.ok(&["newaddress"])["address"]);
         chain.cli(&["fund", &addr, &FUND_SAT.to_string()]).ok();
@@ -409,10 +415,14 @@ fn a_breach_without_htlcs_is_punished_to_the_sat() {
 /// both ends quiet after every step (no batching) that is: one per HTLC added or removed.
 /// The test checks that it hit the state it meant (alice's balance in it, and bob seeing
 /// three revoked outputs).
+///
+/// Bob's monitor writes a snapshot every few records (`--snapshot-every 7`), so by the
+/// breach the revoked state's HTLCs are in his revocation archive, and his justice reads
+/// them back from there.
 #[test]
 fn a_breach_with_htlcs_in_flight_both_ways_is_punished() {
     let started = Instant::now();
-    let net = Net::new(300_000_000);
+    let net = Net::with_bob_args(300_000_000, &["--snapshot-every", "7"]);
     // Alice's commitments: #0 at opening, #1 with the HTLC, #2 after its fulfil.
     net.pay(ALICE, 30_000_000);
     net.hold(ALICE, true);
@@ -435,7 +445,12 @@ fn a_breach_with_htlcs_in_flight_both_ways_is_punished() {
     net.wait_payment(ALICE, &dust, "succeeded");
     net.wait_payment(BOB, &to_alice, "succeeded");
     net.wait_quiet(0);
-    net.pay(BOB, 10_000_000);
+    // A history after it: snapshots archive the revoked states.
+    for _ in 0..4 {
+        net.pay(BOB, 10_000_000);
+    }
+    let archive_read = "reading an archived revoked state";
+    assert!(!net.node(BOB).log_text().contains(archive_read));
     let b = net.node(ALICE).ok(&[
         "dev",
         "broadcast-revoked",
@@ -450,6 +465,10 @@ fn a_breach_with_htlcs_in_flight_both_ways_is_punished() {
     assert_eq!(c["kind"], format!("revoked_remote_commitment({number})"));
     let revoked = net.outputs_of_kind(BOB, "revoked");
     assert_eq!(revoked.len(), 3, "to_local and two HTLC outputs: {c:#}");
+    assert!(
+        net.node(BOB).log_text().contains(archive_read),
+        "bob's justice read the state from his archive"
+    );
     let st = net.finish(10);
     assert_eq!(st.gain[ALICE], 0, "the cheater gets nothing");
     assert_eq!(st.gain[BOB], CAP - st.fees);

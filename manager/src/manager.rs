@@ -206,6 +206,9 @@ pub struct Manager {
     pub(crate) justice_backups: bool,
     /// Justice backups not yet taken by the shell.
     pub(crate) justice_queue: Vec<(i64, fulmen_channel::monitor::JusticeBackup)>,
+    /// Archived revoked HTLC sets asked of the shell ([`Output::LoadRevokedHtlcs`]) since
+    /// the last block: (local channel id, commitment number).
+    pub(crate) revoked_htlcs_asked: std::collections::HashSet<(i64, u64)>,
     /// Watchtowers: the one we run and the ones we back up to.
     pub(crate) towers: crate::tower::Towers,
     /// Parts of incoming multi-part payments held until they add up.
@@ -288,6 +291,7 @@ impl Manager {
             towers,
             justice_backups: false,
             justice_queue: Vec::new(),
+            revoked_htlcs_asked: Default::default(),
             gossip: fulmen_routing::GossipStore::new(fulmen_routing::GossipConfig::new(
                 crate::peers::chain_hash(),
             )),

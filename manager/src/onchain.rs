@@ -12,7 +12,7 @@
 use bitcoin::{Block, Transaction};
 use fulmen_channel::machine::HtlcInfo;
 use fulmen_channel::monitor::{
-    ChannelMonitor, HtlcOutcome, MonitorEvent, OutputKind, OutputStatus, Resolution,
+    ChannelMonitor, HtlcOutcome, MonitorEvent, OutputKind, OutputStatus, Resolution, RevokedHtlc,
 };
 use fulmen_htlc::PaymentPreimage;
 use fulmen_wire::msgs::OnionPacket;
@@ -22,7 +22,15 @@ use crate::api::{
     InvoiceStatus, LimboOutput,
 };
 use crate::manager::{After, ChannelEntry, Manager};
-use crate::types::{CmdError, NodeEvent, RequestId, Response};
+use crate::types::{CmdError, NodeEvent, Output, RequestId, Response, Writes};
+
+/// A monitor's records and the HTLC sets its snapshots archived, into the turn's writes.
+fn take_monitor_writes(w: &mut Writes, id: i64, m: &mut ChannelMonitor) {
+    w.monitor_records
+        .extend(m.take_records().into_iter().map(|r| (id, r)));
+    w.revoked_htlcs
+        .extend(m.take_archived().into_iter().map(|c| (id, c)));
+}
 
 /// An incoming HTLC kept unsettled by `dev hold-htlcs on`.
 #[derive(Debug, Clone)]
@@ -127,9 +135,7 @@ impl Manager {
                     e.monitor_synced = Some(version);
                 }
                 let id = e.id;
-                self.pending
-                    .monitor_records
-                    .extend(m.take_records().into_iter().map(|r| (id, r)));
+                take_monitor_writes(&mut self.pending, id, m);
                 while let Some(b) = m.poll_justice_backup() {
                     self.justice_queue.push((id, b));
                 }
@@ -140,6 +146,8 @@ impl Manager {
 
     /// Every monitor sees the block.
     pub(crate) fn monitors_block_connected(&mut self, block: &Block, height: u32) {
+        // An archived state asked for and not answered (a read that failed) is asked again.
+        self.revoked_htlcs_asked.clear();
         for e in &mut self.channels {
             if let Some(m) = e.monitor.as_mut() {
                 m.block_connected(height, &block.txdata);
@@ -177,13 +185,22 @@ impl Manager {
                 continue;
             };
             let id = e.id;
-            self.pending
-                .monitor_records
-                .extend(m.take_records().into_iter().map(|r| (id, r)));
+            take_monitor_writes(&mut self.pending, id, m);
             while let Some(b) = m.poll_broadcast() {
                 let txid = b.tx.compute_txid();
                 tracing::info!(channel = id, what = b.what, %txid, "on-chain claim");
                 self.after.push(After::Broadcast(b.tx));
+            }
+            // A revoked commitment of the peer's confirmed and its HTLC set is archived: ask
+            // the shell (once per block), after this turn's writes are durable.
+            if let Some(number) = m.wanted_revoked_htlcs() {
+                if self.revoked_htlcs_asked.insert((id, number)) {
+                    tracing::info!(channel = id, number, "reading an archived revoked state");
+                    self.after.push(After::Out(Output::LoadRevokedHtlcs {
+                        channel: id,
+                        number,
+                    }));
+                }
             }
             while let Some(ev) = m.poll_event() {
                 events.push((id, ev));
@@ -192,6 +209,23 @@ impl Manager {
         for (id, ev) in events {
             self.on_monitor_event(id, ev);
         }
+    }
+
+    /// The shell's answer to [`Output::LoadRevokedHtlcs`]: the archived HTLCs of revoked
+    /// commitment `number` of channel `channel` (empty if the archive has no row for it).
+    /// The monitor then resolves the breach: its justice claims go out after this turn's
+    /// writes.
+    pub fn handle_revoked_htlcs(&mut self, channel: i64, number: u64, htlcs: Vec<RevokedHtlc>) {
+        let Some(m) = self
+            .channels
+            .iter_mut()
+            .find(|e| e.id == channel)
+            .and_then(|e| e.monitor.as_mut())
+        else {
+            return;
+        };
+        m.provide_revoked_htlcs(number, htlcs);
+        self.drain_monitors();
     }
 
     fn on_monitor_event(&mut self, chan: i64, ev: MonitorEvent) {

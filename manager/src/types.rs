@@ -8,7 +8,7 @@
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use bitcoin::Transaction;
 use fulmen_channel::machine::{ChannelConfig, Record};
-use fulmen_channel::monitor::MonitorRecord;
+use fulmen_channel::monitor::{MonitorRecord, RevokedCommitment, RevokedHtlc};
 use fulmen_wire::Message;
 use serde::{Deserialize, Serialize};
 
@@ -303,6 +303,15 @@ pub enum Output {
         /// The channel's position on chain.
         short_channel_id: fulmen_wire::ShortChannelId,
     },
+    /// Read the archived HTLC set of revoked commitment `number` of channel `channel` (the
+    /// peer broadcast it: justice needs it) and answer with
+    /// [`crate::Manager::handle_revoked_htlcs`] (an empty set if the archive has no row).
+    LoadRevokedHtlcs {
+        /// Local channel id.
+        channel: i64,
+        /// The revoked commitment's number.
+        number: u64,
+    },
     /// Dial `node_id` at `address` (with backoff); on success call
     /// [`crate::Manager::handle_peer_connected`], on giving up
     /// [`crate::Manager::handle_reconnect_ended`].
@@ -384,6 +393,9 @@ pub struct Writes {
     pub commitment_txs: Vec<(i64, Transaction)>,
     /// Monitor records to append: (local channel id, record), in order.
     pub monitor_records: Vec<(i64, MonitorRecord)>,
+    /// Revoked HTLC sets a monitor snapshot among `monitor_records` archived: (local channel
+    /// id, set), to insert by (channel, commitment number) in the same transaction.
+    pub revoked_htlcs: Vec<(i64, RevokedCommitment)>,
     /// Heights at which a channel's funding was spent: (local channel id, height).
     pub closing_heights: Vec<(i64, u32)>,
     /// Payment upserts (by payment hash).
@@ -512,6 +524,10 @@ pub struct Stored {
     pub towers: Vec<StoredTower>,
     /// Backups not yet acknowledged: (tower, backup), oldest first.
     pub tower_queue: Vec<(PublicKey, Backup)>,
+    /// The revocation archive, by (local channel id, commitment number). Never read by
+    /// [`crate::Manager::new`] (the node's store leaves it empty when loading and reads a row
+    /// when asked with [`Output::LoadRevokedHtlcs`]); the test harness answers from it.
+    pub revoked_htlcs: std::collections::BTreeMap<(i64, u64), Vec<RevokedHtlc>>,
 }
 
 impl Stored {
@@ -550,6 +566,9 @@ impl Stored {
                 }
                 c.monitor_records.push(r.clone());
             }
+        }
+        for (id, c) in &w.revoked_htlcs {
+            self.revoked_htlcs.insert((*id, c.number), c.htlcs.clone());
         }
         for (id, tx) in &w.funding_txs {
             if let Some(c) = self.channel_mut(*id) {

@@ -33,7 +33,19 @@ struct Setup {
 }
 
 fn setup(seed: u64, push_msat: u64) -> Setup {
+    setup_with(seed, push_msat, true)
+}
+
+/// As [`setup`]; `dev: false` runs both nodes as real ones (no old commitments kept, no
+/// breaking the rules on purpose).
+fn setup_with(seed: u64, push_msat: u64, dev: bool) -> Setup {
     let mut net = Network::new(seed, &["alice", "bob"]);
+    if !dev {
+        net.config.dev = false;
+        net.run_until_quiet();
+        net.restart(ALICE, false);
+        net.restart(BOB, false);
+    }
     net.fund(ALICE, 3_000_000);
     let id = net.open_channel(ALICE, BOB, CAPACITY_SAT, push_msat);
     let funding = net
@@ -481,6 +493,19 @@ fn a_compacted_monitor_restores_whole_and_punishes_an_old_breach() {
     for r in &compacted {
         assert_eq!(MonitorRecord::decode(&r.encode()).as_ref(), Ok(r));
     }
+    // The HTLC sets of the revoked states are in the archive, not in the monitor: the
+    // breached state's with both HTLCs.
+    let archived = |net: &Network| {
+        net.channel(BOB, &s.id)
+            .and_then(|e| e.monitor.as_ref().and_then(|m| m.archived_through()))
+    };
+    assert!(archived(&s.net) >= Some(number), "{:?}", archived(&s.net));
+    let durable = s.net.nodes[BOB].store.durable();
+    assert_eq!(
+        durable.revoked_htlcs.get(&(channel, number)).map(Vec::len),
+        Some(2),
+        "the breached state's HTLCs are archived"
+    );
     let monitor = |net: &Network| {
         net.channel(BOB, &s.id)
             .and_then(|e| e.monitor.as_ref().map(|m| m.snapshot()))
@@ -494,10 +519,65 @@ fn a_compacted_monitor_restores_whole_and_punishes_an_old_breach() {
         "restored whole from the compacted log"
     );
     s.net.run_until_quiet();
+    assert!(s.net.nodes[BOB].archive_reads.is_empty());
     s.breach_with_htlcs_punished(number);
+    // Justice read the breached state's HTLCs back from the archive (once).
+    assert_eq!(s.net.nodes[BOB].archive_reads, vec![(channel, number, 2)]);
     // The log after the on-chain resolution (confirmed transactions, perhaps in a snapshot)
     // reads back the same too.
     for r in &log(&s.net) {
         assert_eq!(MonitorRecord::decode(&r.encode()).as_ref(), Ok(r));
     }
+}
+
+/// A monitor's snapshot — what a restart reads — stays the same size however many payments
+/// the channel carries: the HTLC sets of revoked states move to the revocation archive and
+/// the preimages of settled HTLCs are forgotten (before, each payment grew it by ≈ 380
+/// bytes, ≈ 23 KB over the 60 payments here). Real nodes: a dev node keeps its own old
+/// commitments, which do grow it.
+#[test]
+fn a_monitor_snapshot_does_not_grow_with_the_history() {
+    let mut s = setup_with(6, 300_000_000, false);
+    let channel = s.net.channel(BOB, &s.id).expect("bob's channel").id;
+    let snapshot_bytes = |net: &Network| {
+        let log = net.nodes[BOB]
+            .store
+            .durable()
+            .channels
+            .iter()
+            .find(|c| c.id == channel)
+            .map(|c| c.monitor_records.clone())
+            .expect("bob's monitor log");
+        match log.first() {
+            Some(r @ MonitorRecord::Snapshot(_)) => r.encode().len(),
+            other => panic!("the log starts at {other:?}"),
+        }
+    };
+    let archived_htlcs = |net: &Network| -> usize {
+        let durable = net.nodes[BOB].store.durable();
+        durable
+            .revoked_htlcs
+            .iter()
+            .filter(|((c, _), _)| *c == channel)
+            .map(|(_, h)| h.len())
+            .sum()
+    };
+    for i in 0..20 {
+        s.pay(i % 2, HTLC_MSAT);
+    }
+    let (early, archived_early) = (snapshot_bytes(&s.net), archived_htlcs(&s.net));
+    for i in 0..60 {
+        s.pay(i % 2, HTLC_MSAT);
+    }
+    let (late, archived_late) = (snapshot_bytes(&s.net), archived_htlcs(&s.net));
+    // The peer's secrets (O(log n)) may add an entry or two.
+    assert!(
+        late <= early + 1_000,
+        "snapshot {early} bytes after 20 payments, {late} after 80"
+    );
+    // Every payment's HTLC was in at least one revoked state of the peer's, now archived.
+    assert!(
+        archived_late >= archived_early + 55,
+        "archived HTLCs {archived_early} -> {archived_late}"
+    );
 }

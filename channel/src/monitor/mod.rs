@@ -23,6 +23,7 @@
 //! than a justice transaction needs per revoked state (bytes per state: see
 //! ARCHITECTURE.md).
 
+mod archive;
 mod classify;
 pub mod records;
 mod resolve;
@@ -34,6 +35,7 @@ use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
 use bitcoin::{OutPoint, Transaction, Txid};
 use fulmen_htlc::{PaymentHash, PaymentPreimage};
 
+pub use archive::{ArchiveCodecError, RevokedCommitment};
 pub use classify::SpendKind;
 pub use records::{
     CommitmentSummary, MonitorCodecError, MonitorHtlc, MonitorRecord, MonitorSetup,
@@ -176,8 +178,15 @@ pub struct ChannelMonitor {
     pub(crate) secp: Secp256k1<All>,
     /// Unrevoked counterparty commitments we signed, by number (current and next).
     pub(crate) counterparty: BTreeMap<u64, CounterpartyCommitment>,
-    /// HTLCs of revoked counterparty commitments that had any, by number.
+    /// HTLCs of counterparty commitments revoked since the last snapshot that had any, by
+    /// number (a snapshot moves them to the archive: see `archive.rs`).
     pub(crate) revoked: BTreeMap<u64, Vec<RevokedHtlc>>,
+    /// Every commitment up to this number had its HTLC set archived (or had none).
+    pub(crate) archived_through: Option<u64>,
+    /// Archived HTLC sets the node handed back (not persisted: the archive holds them).
+    fetched: BTreeMap<u64, Vec<RevokedHtlc>>,
+    /// HTLC sets archived by a snapshot and not yet taken (see `take_archived`).
+    archive_out: Vec<RevokedCommitment>,
     /// The peer's per-commitment secrets (compact: O(log n)).
     pub(crate) their_secrets: SecretStore,
     pub(crate) local: Option<LocalCommitment>,
@@ -304,6 +313,9 @@ impl ChannelMonitor {
             secp,
             counterparty: BTreeMap::new(),
             revoked: BTreeMap::new(),
+            archived_through: None,
+            fetched: BTreeMap::new(),
+            archive_out: Vec::new(),
             their_secrets: SecretStore::new(),
             local: None,
             old_local_full: BTreeMap::new(),
@@ -333,7 +345,8 @@ impl ChannelMonitor {
         &self.setup
     }
 
-    /// Number of revoked counterparty commitments whose HTLCs are kept (those that had any).
+    /// Number of revoked counterparty commitments whose HTLCs are kept in memory (those that
+    /// had any, revoked since the last snapshot archived the others).
     pub fn revoked_states_with_htlcs(&self) -> usize {
         self.revoked.len()
     }
@@ -512,7 +525,13 @@ impl ChannelMonitor {
             })
             .filter(|p| !self.preimages.contains_key(&p.payment_hash()))
             .collect();
-        for p in new {
+        if new.is_empty() {
+            return;
+        }
+        // Only a preimage of an HTLC in a commitment that can still confirm is worth a record
+        // (a snapshot forgets the others: see `snapshot.rs`).
+        let held = self.hashes_in_commitments();
+        for p in new.into_iter().filter(|p| held.contains(&p.payment_hash())) {
             self.push(MonitorRecord::Preimage(p));
         }
     }
@@ -733,7 +752,8 @@ impl ChannelMonitor {
     /// Recompute the resolution; hand out new claims and report new events.
     fn refresh(&mut self) {
         let Some(res) = self.resolve() else {
-            if self.force_closed {
+            // Spent, by a revoked commitment whose archived HTLC set is on its way: wait.
+            if self.force_closed && self.funding_spend().is_none() {
                 if let Some(local) = self.local.clone() {
                     if let Ok(tx) = self.signed_local_tx(&local) {
                         let txid = tx.compute_txid();

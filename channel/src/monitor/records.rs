@@ -4,8 +4,10 @@
 //!
 //! Format: one UTF-8 JSON object `{"v":2,"record":<record>}` (serde, externally tagged);
 //! transactions as consensus hex, keys and signatures as hex, payment hashes and preimages
-//! as arrays of numbers. Versions: **2** adds [`MonitorRecord::Snapshot`]; **1** is the same
-//! without it (read as is). Any other version is refused.
+//! as arrays of numbers. Versions: **3** adds a snapshot's `archived_through` (the revoked
+//! HTLC sets it no longer carries are in the revocation archive: an older build must not read
+//! it as "no HTLCs"); **2** adds [`MonitorRecord::Snapshot`]; **1** is the same without it
+//! (both read as they are). Any other version is refused.
 //!
 //! Must never: panic on garbage bytes (a stored file may be corrupt), or hold a field a
 //! justice transaction or a claim does not need.
@@ -21,7 +23,7 @@ use crate::envelope::{self, Read};
 use crate::machine::state::{HtlcInfo, Setup, Spec};
 
 /// Current version of the monitor record format.
-pub const MONITOR_FORMAT_VERSION: u32 = 2;
+pub const MONITOR_FORMAT_VERSION: u32 = 3;
 /// The oldest version [`MonitorRecord::decode`] still reads.
 pub const OLDEST_READABLE_MONITOR_VERSION: u32 = 1;
 
@@ -187,6 +189,9 @@ pub struct MonitorSnapshot {
     pub(crate) setup: MonitorSetup,
     pub(crate) counterparty: Vec<(u64, super::CounterpartyCommitment)>,
     pub(crate) revoked: Vec<(u64, Vec<super::RevokedHtlc>)>,
+    /// Since version 3: the HTLC sets of every commitment up to this number are archived.
+    #[serde(default)]
+    pub(crate) archived_through: Option<u64>,
     pub(crate) their_secrets: crate::shachain::SecretStore,
     pub(crate) local: Option<super::LocalCommitment>,
     /// Dev mode only (`keep_old_commitments`): our revoked commitments.
@@ -277,7 +282,7 @@ mod tests {
             &b""[..],
             b"{",
             b"{\"v\":1}",
-            b"{\"v\":3,\"record\":\"ForceClosed\"}",
+            b"{\"v\":4,\"record\":\"ForceClosed\"}",
             b"{\"v\":0,\"record\":\"ForceClosed\"}",
             b"{\"v\":1,\"record\":{\"Confirmed\":{\"height\":1,\"tx\":\"zz\"}}}",
         ] {

@@ -321,25 +321,25 @@ impl ChannelMonitor {
 
     /// Every HTLC hash of the channel the monitor knows (to spot preimages in witnesses).
     fn known_hashes(&self) -> HashSet<PaymentHash> {
-        let mut hs: HashSet<PaymentHash> = self
-            .local
-            .iter()
-            .map(|l| &l.summary)
-            .chain(self.counterparty.values().map(|c| &c.summary))
-            .flat_map(|s| s.htlcs.iter().map(|h| h.payment_hash))
-            .collect();
+        let mut hs = self.hashes_in_commitments();
         hs.extend(
             self.revoked
                 .values()
+                .chain(self.fetched.values())
                 .flat_map(|v| v.iter().map(|h| h.payment_hash)),
         );
         hs
     }
 
-    /// The resolution, or `None` while the funding output is unspent.
+    /// The resolution, or `None` while the funding output is unspent (or spent by a revoked
+    /// commitment whose archived HTLC set has not been provided yet).
     pub(crate) fn resolve(&self) -> Option<super::Resolution> {
         let (height, spend) = self.funding_spend()?;
         let kind = self.classify(spend);
+        if let SpendKind::Revoked { number } = &kind {
+            // Nothing is resolved until the archived HTLC set is back (`archive.rs`).
+            self.revoked_htlcs_of(*number)?;
+        }
         let spends: Spends = self
             .confirmed
             .iter()
@@ -812,8 +812,9 @@ impl ChannelMonitor {
                 .map_err(internal)?;
         let delay = self.setup.channel.local.to_self_delay;
         let txid = spend.compute_txid();
-        let empty = Vec::new();
-        let revoked_htlcs: &Vec<RevokedHtlc> = self.revoked.get(&number).unwrap_or(&empty);
+        let revoked_htlcs: &[RevokedHtlc] = self
+            .revoked_htlcs_of(number)
+            .ok_or("its HTLC set is archived and not fetched")?;
         let htlcs: Vec<CommitmentHtlc> = revoked_htlcs
             .iter()
             .map(|h| CommitmentHtlc {

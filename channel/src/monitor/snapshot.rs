@@ -3,16 +3,23 @@
 //! latest snapshot and a short tail instead of every record since the channel opened (≈ 7
 //! per payment).
 //!
-//! Owns: building a snapshot from the monitor's state and loading one back, and when to
-//! write one. A snapshot carries what grows with the channel's history — the revoked HTLCs
-//! kept for justice, the preimages, and on a dev node its old commitments — so one is
-//! written only once the records since the last weigh about as much as the snapshot would
-//! (by the sizes below): the bytes a snapshot rewrites stay within about those of the
-//! records it replaces. Must never: leave out a field that replay rebuilds (a
+//! Owns: building a snapshot from the monitor's state and loading one back, when to write
+//! one, and what a snapshot lets go of. At a snapshot the HTLC sets of the commitments
+//! revoked since the last one move to the revocation archive (`archive.rs`), and the
+//! preimages of HTLCs that no unrevoked commitment holds any more are forgotten (a claim
+//! needs a preimage only for an HTLC output of a commitment that can still confirm; on a
+//! revoked one, justice takes every output with the revocation key). So a snapshot's size
+//! does not grow with the channel's history, except on a dev node, which keeps its own old
+//! commitments: a snapshot is written once the records since the last weigh about as much
+//! as the snapshot would (by the sizes below), so the bytes it rewrites stay within about
+//! those of the records it replaces. Must never: leave out a field that replay rebuilds (a
 //! monitor restored from a snapshot and its tail equals one restored from every record),
-//! or be written while the caller cannot persist it with the records before it.
+//! forget a preimage an unrevoked commitment's HTLC needs, or be written while the caller
+//! cannot persist it, with the HTLC sets it archives, in the batch of the records before it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use fulmen_htlc::PaymentHash;
 
 use super::records::{ConfirmedTx, MonitorSnapshot};
 use super::{ChannelMonitor, MonitorError, MonitorRecord};
@@ -21,9 +28,8 @@ use super::{ChannelMonitor, MonitorError, MonitorRecord};
 pub const DEFAULT_MONITOR_SNAPSHOT_EVERY: u64 = 1_000;
 
 /// Encoded bytes, about (JSON, measured on a 7,800-payment history): a record on average, and
-/// in a snapshot a revoked HTLC, a preimage, an old commitment of a dev node.
+/// in a snapshot a preimage, an old commitment of a dev node.
 const RECORD_BYTES: u64 = 500;
-const REVOKED_HTLC_BYTES: u64 = 230;
 const PREIMAGE_BYTES: u64 = 150;
 const OLD_COMMITMENT_BYTES: u64 = 500;
 
@@ -41,12 +47,15 @@ impl ChannelMonitor {
         if every == 0 || self.since_snapshot < every {
             return;
         }
-        let growing = self.revoked_htlcs * REVOKED_HTLC_BYTES
-            + self.preimages.len() as u64 * PREIMAGE_BYTES
+        // (Revoked HTLC sets are not rewritten: they move to the archive once.)
+        let growing = self.preimages.len() as u64 * PREIMAGE_BYTES
             + self.old_local_full.len() as u64 * OLD_COMMITMENT_BYTES;
         if self.since_snapshot * RECORD_BYTES < growing {
             return;
         }
+        self.archive_revoked();
+        let held = self.hashes_in_commitments();
+        self.preimages.retain(|hash, _| held.contains(hash));
         let snapshot = self.snapshot();
         self.records
             .push(MonitorRecord::Snapshot(Box::new(snapshot)));
@@ -66,6 +75,7 @@ impl ChannelMonitor {
                 .map(|(n, c)| (*n, c.clone()))
                 .collect(),
             revoked: self.revoked.iter().map(|(n, h)| (*n, h.clone())).collect(),
+            archived_through: self.archived_through,
             their_secrets: self.their_secrets.clone(),
             local: self.local.clone(),
             old_local: self.old_local_full.values().cloned().collect(),
@@ -93,6 +103,7 @@ impl ChannelMonitor {
         self.counterparty = s.counterparty.iter().cloned().collect();
         self.revoked = s.revoked.iter().cloned().collect();
         self.revoked_htlcs = s.revoked.iter().map(|(_, h)| h.len() as u64).sum();
+        self.archived_through = s.archived_through;
         self.their_secrets = s.their_secrets.clone();
         self.local = s.local.clone();
         self.old_local_full = s
@@ -113,5 +124,17 @@ impl ChannelMonitor {
             .collect();
         self.height = s.height;
         Ok(())
+    }
+
+    /// Payment hashes of the HTLCs in the commitments that can still confirm: our latest,
+    /// the peer's unrevoked ones, and on a dev node our old ones.
+    pub(super) fn hashes_in_commitments(&self) -> HashSet<PaymentHash> {
+        self.local
+            .iter()
+            .chain(self.old_local_full.values())
+            .map(|l| &l.summary)
+            .chain(self.counterparty.values().map(|c| &c.summary))
+            .flat_map(|s| s.htlcs.iter().map(|h| h.payment_hash))
+            .collect()
     }
 }

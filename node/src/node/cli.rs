@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// a breach is mined.
     #[arg(long)]
     pub tower: bool,
+    /// Testing: channels and their monitors write a snapshot every N records (default
+    /// 1,000), so that a short test crosses snapshots and the revocation archive.
+    #[arg(long, hide = true, value_name = "N")]
+    pub snapshot_every: Option<u64>,
 }
 
 /// Default node data directory.
@@ -104,6 +108,7 @@ impl RunArgs {
             dev: self.dev,
             db_sync: self.db_sync,
             tower: self.tower,
+            snapshot_every: self.snapshot_every,
         })
     }
 }

@@ -66,6 +66,9 @@ pub struct RunOptions {
     pub db_sync: DbSync,
     /// Run as a watchtower for peers (`--tower`).
     pub tower: bool,
+    /// Records between channel and monitor snapshots (`None`: the default of
+    /// [`channel_config`]).
+    pub snapshot_every: Option<u64>,
 }
 
 /// The channel parameters a node uses: the `fulmen-channel` defaults (funding depth 3,
@@ -148,7 +151,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         alias: opts.alias.clone(),
         listen: listen.clone(),
         dev: opts.dev,
-        channel_config: channel_config(),
+        channel_config: ChannelConfig {
+            snapshot_every: opts
+                .snapshot_every
+                .unwrap_or(channel_config().snapshot_every),
+            ..channel_config()
+        },
         funding_sat_per_vb: 2,
         max_pending_inbound_opens: fulmen_manager::MAX_PENDING_INBOUND_OPENS,
         forwarding: fulmen_manager::DEFAULT_POLICY,

@@ -633,6 +633,21 @@ impl Shell {
                 Output::Event(ev) => tracing::debug!(event = ?ev, "node event"),
                 Output::Connect { node_id, address } => self.redial(node_id, address),
                 Output::LookupUtxo { short_channel_id } => self.lookup_utxo(short_channel_id),
+                Output::LoadRevokedHtlcs { channel, number } => {
+                    // Rare (the peer broadcast a revoked commitment): read it here, in order.
+                    match self.store.revoked_htlcs(channel, number).await {
+                        Ok(htlcs) => {
+                            self.m.handle_revoked_htlcs(channel, number, htlcs);
+                            fed = true;
+                        }
+                        Err(e) => tracing::error!(
+                            channel,
+                            number,
+                            error = %format!("{e:#}"),
+                            "reading the revocation archive (asked again at the next block)"
+                        ),
+                    }
+                }
             }
         }
         for (n, c, msgs) in groups {

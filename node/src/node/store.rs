@@ -1,17 +1,17 @@
 //! The node daemon's sqlite store (sqlx): wallet change sets, channel update records, channel
-//! monitor records, channel transactions, payments, invoices, forwards, channel policies,
-//! peers, and the watchtower tables (a tower's records; the towers a node backs up to and the
-//! backups queued for them).
+//! monitor records, the revocation archive, channel transactions, payments, invoices,
+//! forwards, channel policies, peers, and the watchtower tables (a tower's records; the
+//! towers a node backs up to and the backups queued for them).
 //!
 //! Owns: opening `DIR/node.sqlite` (WAL, `synchronous=FULL`, exclusive locking so two
 //! daemons cannot share a data directory), the checked-in migrations in
 //! `node/migrations/node/`, loading everything at start (of the payments, only the open
-//! ones: the others are read on demand for `listpayments` and the repeat-payment check),
-//! and applying a [`WriteBatch`]
-//! atomically and durably in one transaction. Must never: interpret what it stores (records
-//! and change sets are opaque bytes beyond a channel record's "is a snapshot" flag), or
-//! rewrite history (records are append-only; the only deletion is a channel's records
-//! before its latest snapshot, which replay no longer needs).
+//! ones: the others are read on demand for `listpayments` and the repeat-payment check; the
+//! revocation archive not at all: a row is read when a monitor asks for it), and applying a
+//! [`WriteBatch`] atomically and durably in one transaction. Must never: interpret what it
+//! stores (records and change sets are opaque bytes beyond a channel record's "is a
+//! snapshot" flag), or rewrite history (records are append-only; the only deletion is a
+//! channel's records before its latest snapshot, which replay no longer needs).
 
 use std::path::Path;
 
@@ -52,6 +52,9 @@ pub struct WriteBatch {
     /// Monitor records: (local channel id, encoded record, is a snapshot), in order; a
     /// snapshot deletes the monitor's records before it.
     pub monitor_records: Vec<(i64, Vec<u8>, bool)>,
+    /// Revocation archive rows (insert or replace): (local channel id, commitment number,
+    /// `RevokedCommitment` bytes).
+    pub revoked_htlcs: Vec<(i64, i64, Vec<u8>)>,
     /// Funding transactions: (local channel id, consensus bytes).
     pub funding_txs: Vec<(i64, Vec<u8>)>,
     /// Closing transactions: (local channel id, consensus bytes).
@@ -124,6 +127,14 @@ impl WriteBatch {
                 .iter()
                 .map(|(id, r)| (*id, r.encode(), matches!(r, MonitorRecord::Snapshot(_))))
                 .collect(),
+            revoked_htlcs: w
+                .revoked_htlcs
+                .iter()
+                .map(|(id, c)| {
+                    let number = i64::try_from(c.number).context("a commitment number")?;
+                    Ok((*id, number, c.encode()))
+                })
+                .collect::<anyhow::Result<_>>()?,
             funding_txs: w.funding_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
             closing_txs: w.closing_txs.iter().map(|(id, t)| (*id, tx(t))).collect(),
             commitment_txs: w
@@ -565,6 +576,29 @@ impl NodeStore {
             }
         }
         Ok(out)
+    }
+
+    /// The archived HTLCs of revoked commitment `number` of channel `channel` (empty if the
+    /// archive has no row: that commitment had none).
+    pub async fn revoked_htlcs(
+        &self,
+        channel: i64,
+        number: u64,
+    ) -> anyhow::Result<Vec<fulmen_channel::monitor::RevokedHtlc>> {
+        let key = i64::try_from(number).context("a commitment number")?;
+        let row = sqlx::query("SELECT data FROM revoked_htlcs WHERE channel = ? AND number = ?")
+            .bind(channel)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading the revocation archive")?;
+        let Some(row) = row else {
+            return Ok(Vec::new());
+        };
+        let data: Vec<u8> = row.try_get("data").context("a revocation archive row")?;
+        let set = fulmen_channel::monitor::RevokedCommitment::decode(number, &data)
+            .with_context(|| format!("revoked state {number} of channel {channel}"))?;
+        Ok(set.htlcs)
     }
 
     /// Closes the pool.

@@ -82,6 +82,9 @@ pub struct Node {
     /// `announcement_signatures` sent, and the most one `poll_persist` pass released (the
     /// manager signs for at most `MAX_CHANNELS_SIGNED_PER_PASS` channels per pass).
     pub announcement_signatures: AnnouncementSignaturesSent,
+    /// Revocation archive rows the node asked for (`Output::LoadRevokedHtlcs`): (channel,
+    /// commitment number, HTLCs in the row), in order.
+    pub archive_reads: Vec<(i64, u64, usize)>,
     /// Live connection numbers (the manager's), by peer index.
     conns: BTreeMap<usize, u64>,
     node_secret: SecretKey,
@@ -254,6 +257,7 @@ impl Network {
                 lost_batches: 0,
                 sent_before_lost: 0,
                 announcement_signatures: Default::default(),
+                archive_reads: Vec::new(),
                 conns: BTreeMap::new(),
                 node_secret,
                 channel_seed,
@@ -410,6 +414,22 @@ impl Network {
             Output::Connect { node_id, .. } => {
                 let to = self.index_of(&node_id);
                 self.queue(Work::Dial { from: k, to });
+            }
+            Output::LoadRevokedHtlcs { channel, number } => {
+                // As the node's store: a row of the durable revocation archive, or none.
+                let htlcs = self.nodes[k]
+                    .store
+                    .durable()
+                    .revoked_htlcs
+                    .get(&(channel, number))
+                    .cloned()
+                    .unwrap_or_default();
+                self.note(&format!("{name} archive read"), &number.to_be_bytes());
+                self.nodes[k]
+                    .archive_reads
+                    .push((channel, number, htlcs.len()));
+                self.nodes[k].m.handle_revoked_htlcs(channel, number, htlcs);
+                self.queue(Work::Turn(k));
             }
             Output::LookupUtxo { short_channel_id } => {
                 let answer = self.utxo_answer(short_channel_id);

@@ -1,5 +1,5 @@
 //! Tests of the node store: batches, upserts, the open-payment flag and its migration,
-//! snapshot compaction, the tower tables, the single-daemon lock.
+//! snapshot compaction, the revocation archive, the tower tables, the single-daemon lock.
 use super::*;
 
 /// Closes `store` and opens it again from `dir`, as a restarted daemon: what it loads.
@@ -310,4 +310,58 @@ async fn unsynced_and_synced_writes_both_land_in_order() {
         .map(|r| r.as_slice())
         .collect();
     assert_eq!(data, [b"unsynced".as_slice(), b"synced".as_slice()]);
+}
+
+#[tokio::test]
+async fn the_revocation_archive_is_read_by_key_and_not_loaded() {
+    use fulmen_channel::monitor::{RevokedCommitment, RevokedHtlc};
+    use fulmen_htlc::PaymentHash;
+    let dir = tempfile::tempdir().unwrap();
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let set = |n: u64, htlcs: usize| RevokedCommitment {
+        number: n,
+        htlcs: (0..htlcs as u64)
+            .map(|id| RevokedHtlc {
+                id,
+                offered_by_them: id % 2 == 0,
+                cltv_expiry: 500 + id as u32,
+                payment_hash: PaymentHash([n as u8; 32]),
+            })
+            .collect(),
+    };
+    let rows = |sets: &[(i64, RevokedCommitment)]| -> Vec<(i64, i64, Vec<u8>)> {
+        sets.iter()
+            .map(|(c, s)| (*c, s.number as i64, s.encode()))
+            .collect()
+    };
+    let b = WriteBatch {
+        new_channels: vec![(1, "02aa".into()), (2, "02bb".into())],
+        monitor_records: vec![(1, b"msnap".to_vec(), true)],
+        revoked_htlcs: rows(&[(1, set(3, 2)), (1, set(4, 1)), (2, set(3, 5))]),
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    let (store, l) = reopen(store, dir.path()).await;
+    // Loading the store does not read the archive (`Loaded` has no place for it); a row is
+    // read by (channel, number).
+    assert_eq!(l.channels[0].monitor_records, vec![b"msnap".to_vec()]);
+    assert_eq!(store.revoked_htlcs(1, 3).await.unwrap(), set(3, 2).htlcs);
+    assert_eq!(store.revoked_htlcs(1, 4).await.unwrap(), set(4, 1).htlcs);
+    assert_eq!(store.revoked_htlcs(2, 3).await.unwrap(), set(3, 5).htlcs);
+    // No row: that state had no HTLCs.
+    assert_eq!(store.revoked_htlcs(1, 5).await.unwrap(), Vec::new());
+    // Writing a row again (a restart before a snapshot was acknowledged) replaces it.
+    let b = WriteBatch {
+        revoked_htlcs: rows(&[(1, set(3, 2))]),
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    assert_eq!(store.revoked_htlcs(1, 3).await.unwrap(), set(3, 2).htlcs);
+    // A damaged row is an error, not a panic or an empty set.
+    let b = WriteBatch {
+        revoked_htlcs: vec![(1, 6, vec![1, 2, 3])],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    assert!(store.revoked_htlcs(1, 6).await.is_err());
 }

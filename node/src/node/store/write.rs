@@ -198,6 +198,15 @@ fn script<'q>(batch: &'q WriteBatch, before: &str) -> anyhow::Result<Script<'q>>
     )?;
     s.push_log("channel_records", &batch.records)?;
     s.push_log("monitor_records", &batch.monitor_records)?;
+    s.push_rows(
+        "INSERT OR REPLACE INTO revoked_htlcs (channel, number, data) VALUES ",
+        "(?, ?, ?)",
+        "",
+        batch
+            .revoked_htlcs
+            .iter()
+            .map(|(chan, number, data)| [Int(*chan), Int(*number), Blob(data)]),
+    )?;
     for (column, rows) in [
         ("funding_tx", &batch.funding_txs),
         ("closing_tx", &batch.closing_txs),
@@ -317,6 +326,7 @@ mod tests {
             new_channels: vec![(1, "peer".into())],
             records: vec![(1, vec![2], false), (1, vec![3], true)],
             monitor_records: vec![(1, vec![4], false)],
+            revoked_htlcs: vec![(1, 5, vec![1])],
             funding_txs: vec![(1, vec![5])],
             closing_txs: vec![(1, vec![6])],
             commitment_txs: vec![(1, vec![7])],
