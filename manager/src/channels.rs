@@ -457,6 +457,7 @@ pub(crate) struct Rebuilt {
 pub(crate) fn rebuild_channel(
     keys: &SeedKeySource,
     config: &ChannelConfig,
+    dev: bool,
     stored: &StoredChannel,
 ) -> Result<Option<Rebuilt>, ManagerError> {
     if stored.records.is_empty() {
@@ -472,6 +473,9 @@ pub(crate) fn rebuild_channel(
         ChannelMonitor::restore(keys, &stored.monitor_records).map(|mut m| {
             // Monitors compact like their channels (`ChannelConfig::snapshot_every`).
             m.set_snapshot_every(config.snapshot_every);
+            // Only a dev node keeps its own revoked commitments (a channel opened by one
+            // that now runs as a real node lets them go).
+            m.set_keep_old_commitments(dev);
             m
         })
     });

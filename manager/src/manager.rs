@@ -314,7 +314,12 @@ impl Manager {
         // Rebuilt on every core (key derivations dominate a start with many channels), then
         // taken in, in their stored order.
         let rebuilt = fulmen_channel::parallel::map_in_order(&stored.channels, |c| {
-            crate::channels::rebuild_channel(&m.key_source, &m.config.channel_config, c)
+            crate::channels::rebuild_channel(
+                &m.key_source,
+                &m.config.channel_config,
+                m.config.dev,
+                c,
+            )
         })?;
         for (c, r) in stored.channels.iter().zip(rebuilt) {
             m.restore_channel(c, r);

@@ -211,6 +211,19 @@ impl Manager {
         }
     }
 
+    /// Before a clean stop: every channel and every monitor that wrote records since its
+    /// last snapshot writes one now (in the next [`Manager::poll_persist`]), so the next
+    /// start reads one channel record and one monitor record per channel instead of tails
+    /// of up to `snapshot_every` records each.
+    pub fn compact_logs(&mut self) {
+        for e in &mut self.channels {
+            e.ch.compact();
+            if let Some(m) = e.monitor.as_mut() {
+                m.compact();
+            }
+        }
+    }
+
     /// The shell's answer to [`Output::LoadRevokedHtlcs`]: the archived HTLCs of revoked
     /// commitment `number` of channel `channel` (empty if the archive has no row for it).
     /// The monitor then resolves the breach: its justice claims go out after this turn's

@@ -6,6 +6,14 @@
 //! - `big_store channels NETDIR N [SATS]`: alice opens N more channels (SATS each, default
 //!   100,000) to the other nodes of the network, round after round (at most 8 pending per
 //!   peer, as the peers allow), mining until each round is active.
+//! - `big_store history NETDIR N AMOUNT_MSAT`: real payments through those channels: alice
+//!   keysends N payments of AMOUNT_MSAT to every other node, then every other node keysends
+//!   N back (the peers in parallel, each one payment at a time). A node picks, among its
+//!   parallel channels to a peer, one that can carry the payment, so once N × AMOUNT covers
+//!   what alice can spend to a peer, every channel has carried payments both ways — each
+//!   with a history of real HTLCs (commitments, revocations, monitor records). A peer whose
+//!   channels cannot carry another payment (no route) stops early. With
+//!   `BIG_STORE_BACK_ONLY` set, only the second half runs.
 //! - `big_store payments DATADIR N`: with that node's daemon stopped, writes N settled
 //!   payments through the store's own API ([`NodeStore::write`], 10,000 per transaction),
 //!   each a copy of the newest succeeded payment already in the store with a fresh payment
@@ -31,7 +39,10 @@ const PER_PEER_ROUND: usize = 8;
 const PAYMENTS_PER_BATCH: usize = 10_000;
 
 fn usage() -> anyhow::Error {
-    anyhow::anyhow!("usage: big_store channels NETDIR N [SATS] | big_store payments DATADIR N")
+    anyhow::anyhow!(
+        "usage: big_store channels NETDIR N [SATS] | big_store history NETDIR N AMOUNT_MSAT \
+         | big_store payments DATADIR N"
+    )
 }
 
 #[tokio::main]
@@ -48,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
             let sats = if args.len() > 3 { number(3)? } else { 100_000 };
             channels(PathBuf::from(arg(1)?), number(2)?, sats).await
         }
+        "history" => history(PathBuf::from(arg(1)?), number(2)?, number(3)?).await,
         "payments" => payments(PathBuf::from(arg(1)?), number(2)?).await,
         _ => Err(usage()),
     }
@@ -130,6 +142,53 @@ async fn channels(dir: PathBuf, n: u64, sats: u64) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
+    Ok(())
+}
+
+async fn history(dir: PathBuf, n: u64, amount_msat: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let net = Network::read(&dir).context("reading network.json")?;
+    let (alice, peers) = net.nodes.split_first().context("the network has no node")?;
+    let phases = [("alice → peers", true), ("peers → alice", false)];
+    let skip = usize::from(std::env::var_os("BIG_STORE_BACK_ONLY").is_some());
+    for (phase, outbound) in phases.into_iter().skip(skip) {
+        let phase_started = Instant::now();
+        let jobs = peers.iter().map(|peer| {
+            let (from, to) = if outbound {
+                (alice.clone(), peer.clone())
+            } else {
+                (peer.clone(), alice.clone())
+            };
+            async move {
+                let client = node_client(&from);
+                let mut failed = 0u64;
+                for _ in 0..n {
+                    // No route: every channel to that peer is spent (the amount was more
+                    // than the channels hold): that peer is done.
+                    match client
+                        .keysend(&to.node_id, amount_msat, None, Some(60))
+                        .await
+                    {
+                        Ok(p) if p.status == PaymentStatus::Succeeded => {}
+                        Ok(_) => failed += 1,
+                        Err(e) if e.to_string().contains("no route") => break,
+                        Err(e) => {
+                            return Err(e)
+                                .with_context(|| format!("keysend {} → {}", from.name, to.name))
+                        }
+                    }
+                }
+                anyhow::Ok(failed)
+            }
+        });
+        let failed: u64 = futures_util::future::try_join_all(jobs).await?.iter().sum();
+        eprintln!(
+            "{phase}: at most {} payments, {failed} failed, in {:.1}s",
+            n * peers.len() as u64,
+            phase_started.elapsed().as_secs_f64(),
+        );
+    }
+    eprintln!("history in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

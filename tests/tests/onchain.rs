@@ -12,6 +12,7 @@
 //! Must never: use an unseeded RNG or the wall clock.
 
 use bitcoin::OutPoint;
+use fulmen_channel::machine::Record;
 use fulmen_channel::monitor::MonitorRecord;
 use fulmen_manager::api::PaymentStatus;
 use fulmen_tests::network::Network;
@@ -580,4 +581,109 @@ fn a_monitor_snapshot_does_not_grow_with_the_history() {
         archived_late >= archived_early + 55,
         "archived HTLCs {archived_early} -> {archived_late}"
     );
+}
+
+/// Before a clean stop the daemon compacts: every channel's and every monitor's log becomes
+/// one snapshot. The node restarts from those alone, whole, and still punishes a breach of
+/// a state revoked long before, its HTLCs read back from the revocation archive.
+#[test]
+fn a_clean_stop_leaves_one_snapshot_per_log_and_the_restart_still_punishes() {
+    let mut s = setup(7, 300_000_000);
+    s.net.hold_htlcs(ALICE, true);
+    s.net.hold_htlcs(BOB, true);
+    s.pay_held(ALICE, HTLC_MSAT);
+    s.pay_held(BOB, HTLC_MSAT + 1_000_000);
+    s.net.run_until_quiet();
+    let number = s
+        .net
+        .channel(ALICE, &s.id)
+        .and_then(|e| e.ch.state().local_commit.as_ref().map(|c| c.number))
+        .expect("alice's commitment with the HTLCs");
+    s.net.hold_htlcs(ALICE, false);
+    s.net.hold_htlcs(BOB, false);
+    s.net.run_until_quiet();
+    for i in 0..5 {
+        s.pay(i % 2, HTLC_MSAT);
+    }
+    let channel = s.net.channel(BOB, &s.id).expect("bob's channel").id;
+    s.net.compact_logs(BOB);
+    let stored = s.net.nodes[BOB]
+        .store
+        .durable()
+        .channels
+        .iter()
+        .find(|c| c.id == channel)
+        .cloned()
+        .expect("bob's stored channel");
+    assert!(
+        matches!(stored.records.as_slice(), [Record::Snapshot(_)]),
+        "{} channel records",
+        stored.records.len()
+    );
+    assert!(
+        matches!(
+            stored.monitor_records.as_slice(),
+            [MonitorRecord::Snapshot(_)]
+        ),
+        "{} monitor records",
+        stored.monitor_records.len()
+    );
+    let view = |net: &Network| {
+        net.channel(BOB, &s.id)
+            .map(|e| {
+                let monitor = e.monitor.as_ref().map(|m| m.snapshot());
+                (e.ch.state().clone(), monitor)
+            })
+            .expect("bob's channel")
+    };
+    let before = view(&s.net);
+    s.net.restart(BOB, false);
+    assert_eq!(
+        view(&s.net),
+        before,
+        "restored whole from the two snapshots"
+    );
+    s.net.run_until_quiet();
+    s.breach_with_htlcs_punished(number);
+    assert_eq!(s.net.nodes[BOB].archive_reads, vec![(channel, number, 2)]);
+}
+
+/// A channel opened by a dev node keeps that node's revoked commitments (for `dev
+/// broadcast-revoked`); once the node runs as a real one, its monitor lets them go, and the
+/// compacted log no longer holds them. The channel goes on working.
+#[test]
+fn a_dev_node_restarted_as_a_real_one_drops_its_old_commitments() {
+    let mut s = setup(8, 300_000_000);
+    for i in 0..4 {
+        s.pay(i % 2, HTLC_MSAT);
+    }
+    let channel = s.net.channel(BOB, &s.id).expect("bob's channel").id;
+    let snapshot = |net: &Network| {
+        net.channel(BOB, &s.id)
+            .and_then(|e| e.monitor.as_ref().map(|m| m.snapshot()))
+            .expect("bob's monitor")
+    };
+    assert!(
+        snapshot(&s.net).holds_local_commitment(1),
+        "a dev node keeps them"
+    );
+    s.net.config.dev = false;
+    s.net.restart(BOB, false);
+    s.net.run_until_quiet();
+    assert!(!snapshot(&s.net).holds_local_commitment(1));
+    s.net.compact_logs(BOB);
+    let log = s.net.nodes[BOB]
+        .store
+        .durable()
+        .channels
+        .iter()
+        .find(|c| c.id == channel)
+        .map(|c| c.monitor_records.clone())
+        .expect("bob's monitor log");
+    match log.as_slice() {
+        [MonitorRecord::Snapshot(m)] => assert!(!m.holds_local_commitment(1)),
+        other => panic!("{} monitor records", other.len()),
+    }
+    s.pay(ALICE, HTLC_MSAT);
+    s.pay(BOB, HTLC_MSAT);
 }

@@ -471,6 +471,25 @@ impl Channel {
         self.release();
     }
 
+    /// Writes a snapshot of the whole state now if any record was written since the last
+    /// one (a clean stop: the next start reads one record for this channel instead of up to
+    /// `snapshot_every`). A batch of its own, with no message; the state does not change.
+    pub fn compact(&mut self) {
+        if self.since_snapshot == 0 {
+            return;
+        }
+        self.since_snapshot = 0;
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        self.batches.push_back(Batch {
+            id,
+            durable: false,
+            records: vec![Record::Snapshot(Box::new(self.state.clone()))],
+            messages: Vec::new(),
+            handed_out: false,
+        });
+    }
+
     /// True if `messages` may leave before their records are durable: a lone
     /// `update_fulfill_htlc` ([`ChannelConfig::early_fulfill`]) with no earlier message of
     /// this channel still waiting for its batch.

@@ -214,6 +214,9 @@ pub struct ChannelMonitor {
     revoked_htlcs: u64,
     /// See [`ChannelMonitor::set_snapshot_every`] (not persisted: the node sets it).
     snapshot_every: u64,
+    /// Keep our revoked commitments: the setup's `keep_old_commitments`, unless the node
+    /// turned it off ([`ChannelMonitor::set_keep_old_commitments`]; not persisted).
+    keep_old: bool,
     /// Build a [`JusticeBackup`] at each revocation (not persisted: the node sets it).
     justice_backups: bool,
     backups: VecDeque<JusticeBackup>,
@@ -302,6 +305,7 @@ impl ChannelMonitor {
                 "the key source does not hold this channel's keys".into(),
             ));
         }
+        let keep_old = setup.keep_old_commitments;
         let mut skeleton = ChannelState::new(setup.channel.clone());
         skeleton.funding_outpoint = Some(setup.funding_outpoint);
         Ok(ChannelMonitor {
@@ -330,6 +334,7 @@ impl ChannelMonitor {
             since_snapshot: 0,
             revoked_htlcs: 0,
             snapshot_every: DEFAULT_MONITOR_SNAPSHOT_EVERY,
+            keep_old,
             justice_backups: false,
             backups: VecDeque::new(),
         })
@@ -412,7 +417,7 @@ impl ChannelMonitor {
                     remote_sig: *remote_sig,
                     htlc_sigs: htlc_sigs.clone(),
                 });
-                if let (Some(old), true) = (old, self.setup.keep_old_commitments) {
+                if let (Some(old), true) = (old, self.keep_old) {
                     self.old_local_full.insert(old.number, old);
                 }
             }
@@ -606,6 +611,18 @@ impl ChannelMonitor {
     pub fn force_closed(&mut self) {
         if !self.force_closed {
             self.push(MonitorRecord::ForceClosed);
+        }
+    }
+
+    /// Stop keeping our revoked commitments (`on: false`) when the setup asked for them: a
+    /// channel opened by a dev node that now runs as a real one. Those kept are dropped (the
+    /// next snapshot, or [`ChannelMonitor::compact`], leaves them out). `on: true` keeps them again only if the setup asked.
+    pub fn set_keep_old_commitments(&mut self, on: bool) {
+        self.keep_old = on && self.setup.keep_old_commitments;
+        if !self.keep_old && !self.old_local_full.is_empty() {
+            self.old_local_full.clear();
+            // The snapshot on record still holds them: a compaction writes a new one.
+            self.since_snapshot = self.since_snapshot.max(1);
         }
     }
 

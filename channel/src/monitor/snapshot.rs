@@ -53,6 +53,20 @@ impl ChannelMonitor {
         if self.since_snapshot * RECORD_BYTES < growing {
             return;
         }
+        self.write_snapshot();
+    }
+
+    /// Writes a snapshot now if any record was written since the last one (a clean stop:
+    /// the next start reads one record for this monitor).
+    pub fn compact(&mut self) {
+        if self.since_snapshot > 0 {
+            self.write_snapshot();
+        }
+    }
+
+    /// Archives the revoked HTLC sets, forgets the preimages no commitment needs, and
+    /// appends the snapshot.
+    fn write_snapshot(&mut self) {
         self.archive_revoked();
         let held = self.hashes_in_commitments();
         self.preimages.retain(|hash, _| held.contains(hash));

@@ -23,6 +23,15 @@ pub fn channel_id_from_hex(s: &str) -> [u8; 32] {
 }
 
 impl Network {
+    /// Node `k` compacts its channel and monitor logs as the daemon does before a clean
+    /// stop ([`fulmen_manager::Manager::compact_logs`]); the network runs until quiet, so
+    /// the snapshots are durable.
+    pub fn compact_logs(&mut self, k: usize) {
+        self.nodes[k].m.compact_logs();
+        self.queue(super::Work::Turn(k));
+        self.run_until_quiet();
+    }
+
     /// Pay `sats` from the faucet to a fresh address of node `k` and confirm it (1 block).
     pub fn fund(&mut self, k: usize, sats: u64) {
         let Ok(Response::Address(a)) = self.call(k, Command::NewAddress) else {
