@@ -1,5 +1,5 @@
-//! Payment history: which payments the manager keeps in memory and what a shell serves from
-//! its store.
+//! Payment history: which payments and invoices the manager keeps in memory and what a shell
+//! serves from its store.
 //!
 //! A payment is *open* while its outcome or any of its HTLCs is unresolved; the manager needs
 //! those (to settle, retry, or claim on chain) and keeps them. A payment that is no longer
@@ -9,14 +9,73 @@
 //! from its store ([`payments_view`]), and before handing the manager a `pay` it looks up
 //! the invoice's payment hash there ([`pay_command_hash`], [`refuse_repeat`]).
 //!
-//! Owns: the rule for what is open, the view of stored payments, the repeat-payment rule.
-//! Must never: read a store itself (the shells do), or let a shell forget a payment before
-//! its last record is durable.
+//! Invoices likewise: an invoice is open while unpaid; a paid one (keysend receipts
+//! included) leaves memory once its paid row is durable, and the shell answers
+//! `listinvoices` from its store ([`invoices_view`]). One decision needs a paid invoice
+//! back: an incoming HTLC for its payment hash must be refused as a repeat (and a keysend
+//! reusing its preimage must not overwrite its row). So before each turn the shell reads
+//! the stored, no longer open invoices of the payment hashes of the `update_add_htlc`s the
+//! turn brings, in one query, and hands them over with [`crate::Manager::recall_invoices`];
+//! they leave memory again after the turn's write.
+//!
+//! Owns: the rules for what is open, the views of stored payments and invoices, the
+//! repeat-payment rule. Must never: read a store itself (the shells do), or let a shell
+//! forget a payment or an invoice before its last record is durable.
 
 use fulmen_htlc::invoice::payment_hash_unverified;
 
-use crate::api::{PaymentInfo, PaymentStatus, PaymentsResult};
-use crate::types::{CmdError, Command, PaymentRecord};
+use crate::api::PaymentsResult;
+use crate::api::{InvoiceInfo, InvoiceStatus, InvoicesResult, PaymentInfo, PaymentStatus};
+use crate::types::{CmdError, Command, InvoiceRecord, PaymentRecord};
+use crate::Manager;
+
+impl InvoiceRecord {
+    /// True while the manager must keep the invoice in memory: it is not paid yet (an
+    /// expired one too: an HTLC for it is refused with its expiry). The store keeps this as
+    /// a flag, and loads only open invoices at start.
+    pub fn is_open(&self) -> bool {
+        self.info.status == InvoiceStatus::Unpaid
+    }
+}
+
+/// What `listinvoices` shows of an invoice at `now` (UNIX seconds): an unpaid one past its
+/// expiry shows as `expired`.
+pub fn invoice_view(rec: &InvoiceRecord, now: u64) -> InvoiceInfo {
+    let mut info = rec.info.clone();
+    if info.status == InvoiceStatus::Unpaid && now >= info.expires_at {
+        info.status = InvoiceStatus::Expired;
+    }
+    info
+}
+
+/// The `listinvoices` answer for stored invoices given oldest first.
+pub fn invoices_view<'a>(
+    records: impl IntoIterator<Item = &'a InvoiceRecord>,
+    now: u64,
+) -> InvoicesResult {
+    InvoicesResult {
+        invoices: records.into_iter().map(|r| invoice_view(r, now)).collect(),
+    }
+}
+
+impl Manager {
+    /// Stored invoices no longer open whose payment hashes this turn's `update_add_htlc`s
+    /// carry (see the module doc): kept for this turn's decisions, dropped after its write.
+    /// An invoice the manager holds already is left as it is.
+    pub fn recall_invoices(&mut self, records: Vec<InvoiceRecord>) {
+        for r in records {
+            self.invoices
+                .entry(r.info.payment_hash.clone())
+                .or_insert(r);
+        }
+    }
+
+    /// Invoices held in memory: the open ones, and those whose latest row is not durable
+    /// yet or that were recalled for this turn.
+    pub fn invoice_count(&self) -> usize {
+        self.invoices.len()
+    }
+}
 
 impl PaymentRecord {
     /// True while the manager must keep the payment in memory: its outcome is unknown, or
@@ -148,7 +207,7 @@ mod tests {
 
     #[test]
     fn only_pay_commands_name_a_hash_to_look_up() {
-        assert_eq!(pay_command_hash(&Command::ListInvoices), None);
+        assert_eq!(pay_command_hash(&Command::ListChannels), None);
         let garbage = Command::Pay {
             invoice: "lnbcrt1garbage".into(),
         };

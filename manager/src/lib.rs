@@ -34,7 +34,9 @@ pub use channels::{FixedFee, COMMIT_DELAY_MS};
 pub use forward::{ChannelPolicy, ForwardRecord, ForwardStatus, DEFAULT_POLICY};
 pub use fulmen_routing::UtxoResult;
 pub use gossip::{UtxoAnswer, MAX_CHANNELS_SIGNED_PER_PASS};
-pub use history::{pay_command_hash, payment_view, payments_view, refuse_repeat};
+pub use history::{
+    invoice_view, invoices_view, pay_command_hash, payment_view, payments_view, refuse_repeat,
+};
 pub use manager::{ChannelEntry, Manager};
 pub use payments::{MAX_TOTAL_CLTV_DELTA, MIN_FINAL_CLTV};
 pub use peers::message_channel_id;

@@ -175,7 +175,6 @@ pub struct Manager {
     pub(crate) payments: HashMap<String, PaymentRecord>,
     pub(crate) payment_by_htlc: HashMap<(i64, u64), String>,
     pub(crate) invoices: HashMap<String, InvoiceRecord>,
-    pub(crate) invoice_order: Vec<String>,
     pub(crate) height: u32,
     pub(crate) unconfirmed: HashMap<Txid, Transaction>,
     pub(crate) now: u64,
@@ -272,7 +271,6 @@ impl Manager {
             payments: HashMap::new(),
             payment_by_htlc: HashMap::new(),
             invoices: HashMap::new(),
-            invoice_order: Vec::new(),
             height,
             unconfirmed: HashMap::new(),
             now,
@@ -333,8 +331,8 @@ impl Manager {
         for f in &stored.forwards {
             m.forwards.insert(f.clone());
         }
-        for i in &stored.invoices {
-            m.invoice_order.push(i.info.payment_hash.clone());
+        // Likewise only open invoices (see `crate::history`).
+        for i in stored.invoices.iter().filter(|i| i.is_open()) {
             m.invoices.insert(i.info.payment_hash.clone(), i.clone());
         }
         // Towers we back up to: the monitors keep building backups, the towers are redialled.
@@ -519,6 +517,11 @@ impl Manager {
                         self.payments.remove(key);
                     }
                 }
+                // Invoices no longer open (paid, or recalled for this turn's HTLCs: see
+                // `Manager::recall_invoices`) live in the store only, once their latest row
+                // is durable (none is waiting in the next turn's writes: one batch is out
+                // at a time, and this one held every row written so far).
+                self.invoices.retain(|_, i| i.is_open());
                 self.release(h.channel_acks, h.after)
             }
             other => {

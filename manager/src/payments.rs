@@ -104,9 +104,6 @@ impl Manager {
     pub(crate) fn save_invoice(&mut self, rec: InvoiceRecord) {
         let key = rec.info.payment_hash.clone();
         self.pending.invoices.push(rec.clone());
-        if !self.invoices.contains_key(&key) {
-            self.invoice_order.push(key.clone());
-        }
         self.invoices.insert(key, rec);
     }
 
@@ -142,14 +139,6 @@ impl Manager {
     }
 
     /// An invoice as `listinvoices` shows it now (expiry applied).
-    pub(crate) fn invoice_view(&self, rec: &InvoiceRecord) -> InvoiceInfo {
-        let mut info = rec.info.clone();
-        if info.status == InvoiceStatus::Unpaid && self.now >= info.expires_at {
-            info.status = InvoiceStatus::Expired;
-        }
-        info
-    }
-
     /// `pay`: an invoice, over a route (retried, split if needed) within the fee limit
     /// (default 1 % + 50 sat) and the time limit (default 60 s).
     pub(crate) fn pay(

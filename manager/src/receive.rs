@@ -209,3 +209,113 @@ impl Manager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{ManagerConfig, NodeSecrets, Stored};
+    use bitcoin::secp256k1::SecretKey;
+    use fulmen_channel::machine::{ChannelConfig, Entropy};
+
+    const NOW: u64 = 1_700_000_000;
+
+    struct Counter(u8);
+    impl Entropy for Counter {
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for b in dest {
+                self.0 = self.0.wrapping_add(1);
+                *b = self.0;
+            }
+        }
+    }
+
+    /// A payee whose store holds one paid invoice (preimage `[9; 32]`).
+    fn payee() -> (Manager, InvoiceRecord) {
+        let pre = PaymentPreimage([9; 32]);
+        let paid = InvoiceRecord {
+            info: InvoiceInfo {
+                bolt11: String::new(),
+                payment_hash: hex::encode(pre.payment_hash().0),
+                amount_msat: 5_000_000,
+                description: "paid".into(),
+                status: InvoiceStatus::Paid,
+                received_msat: Some(5_000_000),
+                created_at: NOW,
+                expires_at: NOW + 3600,
+                paid_at: Some(NOW),
+            },
+            preimage: hex::encode(pre.0),
+            payment_secret: hex::encode([8; 32]),
+            min_final_cltv: MIN_FINAL_CLTV,
+        };
+        let config = ManagerConfig {
+            alias: "payee".into(),
+            listen: None,
+            dev: false,
+            channel_config: ChannelConfig::default(),
+            funding_sat_per_vb: 2,
+            max_pending_inbound_opens: crate::MAX_PENDING_INBOUND_OPENS,
+            forwarding: crate::DEFAULT_POLICY,
+            accept_keysend: true,
+            announce_channels: true,
+            announce_depth: 1,
+            tower: false,
+        };
+        let secrets = NodeSecrets {
+            node_secret: SecretKey::from_slice(&[0x11; 32]).expect("a key"),
+            channel_seed: [0x22; 32],
+            wallet_seed: fulmen_wallet::Seed::from_phrase(
+                "abandon abandon abandon abandon abandon abandon abandon abandon abandon \
+                 abandon abandon about",
+            )
+            .expect("a phrase"),
+        };
+        let stored = Stored {
+            invoices: vec![paid.clone()],
+            ..Stored::default()
+        };
+        let m =
+            Manager::new(config, secrets, Box::new(Counter(0)), stored, NOW).expect("a manager");
+        (m, paid)
+    }
+
+    /// A keysend HTLC reusing the paid invoice's preimage.
+    fn keysend_again(m: &mut Manager) -> Option<Settle> {
+        let pre = PaymentPreimage([9; 32]);
+        let htlc = HtlcInfo {
+            amount_msat: 5_000_000,
+            payment_hash: pre.payment_hash(),
+            cltv_expiry: 1_000,
+        };
+        let payload = HopPayload {
+            amt_to_forward: 5_000_000,
+            outgoing_cltv_value: 1_000,
+            short_channel_id: None,
+            payment_data: None,
+            payment_metadata: None,
+            keysend_preimage: Some(pre),
+        };
+        m.receive_decision(0, 0, &htlc, &payload, [1; 32])
+    }
+
+    /// A paid invoice is not loaded at start; recalled for a turn (as the shell does for the
+    /// HTLCs of the turn), a keysend reusing its preimage is refused as a repeat instead of
+    /// being taken as a new payment that would overwrite the invoice's row — which is what
+    /// happens without the recall.
+    #[test]
+    fn a_recalled_paid_invoice_refuses_a_keysend_reusing_its_preimage() {
+        let (mut m, paid) = payee();
+        assert_eq!(m.invoice_count(), 0, "paid invoices are not loaded");
+        m.recall_invoices(vec![paid]);
+        assert!(matches!(keysend_again(&mut m), Some(Settle::Fail(_))));
+        assert!(m.pending.invoices.is_empty(), "nothing rewritten");
+
+        let (mut m, _) = payee();
+        assert!(matches!(keysend_again(&mut m), Some(Settle::Fulfill(_))));
+        assert_eq!(
+            m.pending.invoices.len(),
+            1,
+            "a keysend row under the paid hash"
+        );
+    }
+}

@@ -60,8 +60,6 @@ pub enum Command {
         /// Validity, seconds.
         expiry_secs: u64,
     },
-    /// `listinvoices`.
-    ListInvoices,
     /// `pay`: answered with the pending payment once its HTLC is durable; the outcome
     /// arrives later as [`NodeEvent::PaymentCompleted`]. Default limits (see
     /// [`Command::PayWithLimits`]). The shell looks up [`crate::pay_command_hash`] in its

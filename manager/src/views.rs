@@ -9,8 +9,8 @@ use bitcoin::secp256k1::PublicKey;
 use fulmen_channel::machine::Phase;
 
 use crate::api::{
-    AddressResult, BalanceResult, ChannelInfo, ChannelsResult, InvoicesResult, NodeInfo,
-    OnchainBalance, PeerInfo, PeersResult,
+    AddressResult, BalanceResult, ChannelInfo, ChannelsResult, NodeInfo, OnchainBalance, PeerInfo,
+    PeersResult,
 };
 use crate::manager::{ChannelEntry, Manager};
 use crate::types::{Command, RequestId, Response};
@@ -54,15 +54,6 @@ impl Manager {
                 description,
                 expiry_secs,
             } => self.create_invoice(request, amount_msat, description, expiry_secs),
-            Command::ListInvoices => {
-                let invoices = self
-                    .invoice_order
-                    .iter()
-                    .filter_map(|k| self.invoices.get(k))
-                    .map(|rec| self.invoice_view(rec))
-                    .collect();
-                self.reply(request, Ok(Response::Invoices(InvoicesResult { invoices })));
-            }
             Command::Pay { invoice } => self.pay(request, &invoice, None, None),
             Command::PayWithLimits {
                 invoice,

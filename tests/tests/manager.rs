@@ -105,9 +105,7 @@ fn pay_moves_the_exact_amount_and_records_both_rows() {
     let total = 2_000_000 + 31_337 + 5_000_000;
     assert_eq!(net.channel_balances(A, &id), (1_000_000_000 - total, total));
     assert_eq!(net.channel_balances(B, &id), (total, 1_000_000_000 - total));
-    let Ok(Response::Invoices(inv)) = net.call(B, Command::ListInvoices) else {
-        panic!()
-    };
+    let inv = net.list_invoices(B);
     assert!(inv.invoices.iter().all(|i| i.status == InvoiceStatus::Paid));
     let ps = net.list_payments(A, None);
     assert_eq!(ps.payments.len(), 3);
@@ -210,15 +208,11 @@ fn restart_changes_no_view() {
     net.pay_ok(A, &inv.bolt11);
     net.invoice(B, 5_000, "unpaid");
     let views = |net: &mut Network, k: usize| {
-        let answers = [
-            Command::ListChannels,
-            Command::ListInvoices,
-            Command::Balance,
-        ]
-        .into_iter()
-        .map(|c| net.call(k, c))
-        .collect::<Vec<_>>();
-        (answers, net.list_payments(k, None))
+        let answers = [Command::ListChannels, Command::Balance]
+            .into_iter()
+            .map(|c| net.call(k, c))
+            .collect::<Vec<_>>();
+        (answers, net.list_payments(k, None), net.list_invoices(k))
     };
     for k in [A, B] {
         let before = views(&mut net, k);
@@ -808,4 +802,57 @@ fn a_refused_funding_is_forgotten_and_not_rebroadcast() {
             );
         }
     }
+}
+
+/// Paid invoices and keysend receipts leave the payee's memory once their paid rows are
+/// durable (a node that received a million payments keeps only its unpaid invoices);
+/// `listinvoices`, served from the store, shows every one, before and after a restart.
+#[test]
+fn paid_invoices_and_keysend_receipts_live_in_the_store_only() {
+    let mut net = pair(9);
+    net.open_channel(A, B, 600_000, 0);
+    let first = net.invoice(B, 4_000_000, "first");
+    let second = net.invoice(B, 5_000_000, "second");
+    net.invoice(B, 6_000_000, "unpaid");
+    net.pay_ok(A, &first.bolt11);
+    net.pay_ok(A, &second.bolt11);
+    let r = net.call(
+        A,
+        Command::Keysend {
+            node_id: net.nodes[B].id,
+            amount_msat: 7_000_000,
+            max_fee_msat: None,
+        },
+    );
+    let Ok(Response::PaymentStarted(_)) = r else {
+        panic!("keysend: {r:?}")
+    };
+    net.run_until_quiet();
+    let statuses = |net: &Network| {
+        net.list_invoices(B)
+            .invoices
+            .iter()
+            .map(|i| (i.description.clone(), i.status, i.received_msat))
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        ("first".to_string(), InvoiceStatus::Paid, Some(4_000_000)),
+        ("second".to_string(), InvoiceStatus::Paid, Some(5_000_000)),
+        ("unpaid".to_string(), InvoiceStatus::Unpaid, None),
+        ("keysend".to_string(), InvoiceStatus::Paid, Some(7_000_000)),
+    ];
+    assert_eq!(statuses(&net), expected);
+    assert_eq!(net.nodes[B].m.invoice_count(), 1, "only the unpaid one");
+    net.restart(B, false);
+    net.run_until_quiet();
+    assert_eq!(net.nodes[B].m.invoice_count(), 1);
+    assert_eq!(statuses(&net), expected);
+    // The payer's own repeat check still refuses paying an invoice twice.
+    let again = net.call(
+        A,
+        Command::Pay {
+            invoice: first.bolt11.clone(),
+        },
+    );
+    assert!(again.is_err(), "{again:?}");
 }

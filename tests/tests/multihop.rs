@@ -169,18 +169,13 @@ fn a_payment_too_big_for_either_path_is_split_over_both() {
     let inv = net.invoice(3, amount, "big");
     let p = net.pay_ok(0, &inv.bolt11);
     assert!(p.attempts >= 2, "split: {p:?}");
-    match net.call(3, Command::ListInvoices) {
-        Ok(Response::Invoices(i)) => {
-            let i = i
-                .invoices
-                .iter()
-                .find(|i| i.bolt11 == inv.bolt11)
-                .expect("invoice");
-            assert_eq!(i.status, InvoiceStatus::Paid);
-            assert_eq!(i.received_msat, Some(amount));
-        }
-        other => panic!("invoices: {other:?}"),
-    }
+    let invoices = net.list_invoices(3).invoices;
+    let i = invoices
+        .iter()
+        .find(|i| i.bolt11 == inv.bolt11)
+        .expect("invoice");
+    assert_eq!(i.status, InvoiceStatus::Paid);
+    assert_eq!(i.received_msat, Some(amount));
 }
 
 /// A multi-part payment whose other part never arrives (its forwarder holds it): the payee
@@ -216,10 +211,11 @@ fn a_part_whose_set_never_completes_is_failed_back_after_the_timeout() {
         before,
         "the part is failed back after 60 s"
     );
-    let unpaid = match net.call(3, Command::ListInvoices) {
-        Ok(Response::Invoices(i)) => i.invoices.into_iter().find(|i| i.bolt11 == inv.bolt11),
-        other => panic!("invoices: {other:?}"),
-    };
+    let unpaid = net
+        .list_invoices(3)
+        .invoices
+        .into_iter()
+        .find(|i| i.bolt11 == inv.bolt11);
     assert_eq!(unpaid.map(|i| i.status), Some(InvoiceStatus::Unpaid));
     assert!(
         net.channel_info(3, &be).closing.is_none(),
@@ -247,12 +243,10 @@ fn keysend_pays_across_three_hops() {
         net.payment_status(0, &p.payment_hash),
         Some(PaymentStatus::Succeeded)
     );
-    match net.call(3, Command::ListInvoices) {
-        Ok(Response::Invoices(i)) => assert!(i.invoices.iter().any(|i| i.description == "keysend"
-            && i.status == InvoiceStatus::Paid
-            && i.received_msat == Some(30_000_000))),
-        other => panic!("invoices: {other:?}"),
-    }
+    let invoices = net.list_invoices(3).invoices;
+    assert!(invoices.iter().any(|i| i.description == "keysend"
+        && i.status == InvoiceStatus::Paid
+        && i.received_msat == Some(30_000_000)));
 }
 
 #[test]

@@ -241,9 +241,7 @@ impl Run {
                 carol_paid += p.amount_msat;
             }
         }
-        let Ok(Response::Invoices(inv)) = self.net.call(BOB, Command::ListInvoices) else {
-            panic!("listinvoices")
-        };
+        let inv = self.net.list_invoices(BOB);
         assert_eq!(inv.invoices.len(), self.payments.len());
         for i in &inv.invoices {
             assert_eq!(i.status, InvoiceStatus::Paid, "{}", i.payment_hash);

@@ -25,7 +25,7 @@ use super::records::{ConfirmedTx, MonitorSnapshot};
 use super::{ChannelMonitor, MonitorError, MonitorRecord};
 
 /// Default [`ChannelMonitor::set_snapshot_every`]: as `ChannelConfig::snapshot_every`.
-pub const DEFAULT_MONITOR_SNAPSHOT_EVERY: u64 = 1_000;
+pub const DEFAULT_MONITOR_SNAPSHOT_EVERY: u64 = 100;
 
 /// Encoded bytes, about (JSON, measured on a 7,800-payment history): a record on average, and
 /// in a snapshot a preimage, an old commitment of a dev node.

@@ -322,10 +322,12 @@ impl Shell {
 
     /// Applies a turn's `inputs` to the manager, in order, until `budget` has passed; returns
     /// the inputs not handled (for the next turn). The earlier payments of its `pay`
-    /// commands are read from the store first, in one query.
+    /// commands are read from the store first, in one query, and so are the paid invoices of
+    /// the payment hashes its `update_add_htlc`s carry.
     pub async fn handle_turn(&mut self, inputs: Vec<Input>, budget: Duration) -> Vec<Input> {
         let started = std::time::Instant::now();
         self.read_earlier_payments(&inputs).await;
+        self.recall_invoices(&inputs).await;
         let mut inputs = inputs.into_iter();
         for i in inputs.by_ref() {
             self.handle_input(i);
@@ -457,6 +459,47 @@ impl Shell {
                 .map_err(|e| format!("{e:#}"));
             self.earlier_payments.insert(hash, status);
         }
+    }
+
+    /// Hands the manager the stored invoices no longer open whose payment hashes the
+    /// `update_add_htlc`s among `inputs` carry, in one store query
+    /// ([`fulmen_manager::Manager::recall_invoices`]): an HTLC for a paid invoice is refused
+    /// as a repeat. A failed read is logged and the turn goes on (such an HTLC is then
+    /// treated as for an unknown payment hash).
+    async fn recall_invoices(&mut self, inputs: &[Input]) {
+        let hashes: Vec<String> = inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::PeerMessages { msgs, .. } => Some(msgs),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|m| match m {
+                Message::UpdateAddHtlc(a) => Some(hex::encode(a.payment_hash)),
+                _ => None,
+            })
+            .collect();
+        if hashes.is_empty() {
+            return;
+        }
+        let rows = match self.store.closed_invoices_by_hash(&hashes).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reading paid invoices");
+                return;
+            }
+        };
+        let records = rows
+            .iter()
+            .filter_map(|json| match super::store::decode_invoice(json) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "a stored invoice");
+                    None
+                }
+            })
+            .collect();
+        self.m.recall_invoices(records);
     }
 
     fn on_connected(

@@ -5,8 +5,9 @@
 //!
 //! Owns: opening `DIR/node.sqlite` (WAL, `synchronous=FULL`, exclusive locking so two
 //! daemons cannot share a data directory), the checked-in migrations in
-//! `node/migrations/node/`, loading everything at start (of the payments, only the open
-//! ones: the others are read on demand for `listpayments` and the repeat-payment check; the
+//! `node/migrations/node/`, loading everything at start (of the payments and invoices,
+//! only the open ones: the others are read on demand for `listpayments`, `listinvoices`,
+//! the repeat-payment check and incoming HTLCs of paid invoices; the
 //! revocation archive not at all: a row is read when a monitor asks for it), and applying a
 //! [`WriteBatch`] atomically and durably in one transaction. Must never: interpret what it
 //! stores (records and change sets are opaque bytes beyond a channel record's "is a
@@ -67,7 +68,7 @@ pub struct WriteBatch {
     /// [`PaymentRecord::is_open`]).
     pub payments: Vec<(String, String, bool)>,
     /// Invoice upserts: (payment hash hex, JSON).
-    pub invoices: Vec<(String, String)>,
+    pub invoices: Vec<(String, String, bool)>,
     /// Peer upserts: (node id hex, address).
     pub peers: Vec<(String, Option<String>)>,
     /// Meta upserts.
@@ -155,7 +156,10 @@ impl WriteBatch {
             invoices: w
                 .invoices
                 .iter()
-                .map(|i| Ok((i.info.payment_hash.clone(), serde_json::to_string(i)?)))
+                .map(|i| {
+                    let json = serde_json::to_string(i)?;
+                    Ok((i.info.payment_hash.clone(), json, i.is_open()))
+                })
                 .collect::<Result<_, serde_json::Error>>()
                 .context("serializing an invoice")?,
             peers: w
@@ -237,7 +241,8 @@ pub struct Loaded {
     /// Open payments (JSON), oldest first: the others stay in the store (read with
     /// [`NodeStore::payments`] and [`NodeStore::payments_by_hash`]).
     pub payments: Vec<String>,
-    /// Invoices (JSON), oldest first.
+    /// Open invoices (JSON), oldest first: the others stay in the store (read with
+    /// [`NodeStore::invoices`] and [`NodeStore::closed_invoices_by_hash`]).
     pub invoices: Vec<String>,
     /// Peers and addresses.
     pub peers: Vec<(String, Option<String>)>,
@@ -266,9 +271,7 @@ impl Loaded {
             out.payments.push(decode_payment(json)?);
         }
         for json in &self.invoices {
-            let i: InvoiceRecord =
-                serde_json::from_str(json).context("decoding a stored invoice")?;
-            out.invoices.push(i);
+            out.invoices.push(decode_invoice(json)?);
         }
         for json in &self.forwards {
             out.forwards
@@ -316,6 +319,11 @@ impl Loaded {
 /// [`NodeStore::payments_by_hash`] hand them out) decoded.
 pub fn decode_payment(json: &str) -> anyhow::Result<PaymentRecord> {
     serde_json::from_str(json).context("decoding a stored payment")
+}
+
+/// One invoice row decoded.
+pub fn decode_invoice(json: &str) -> anyhow::Result<InvoiceRecord> {
+    serde_json::from_str(json).context("decoding a stored invoice")
 }
 
 /// Decodes the channels' rows on every core: most of a start with many channels is parsing
@@ -479,7 +487,7 @@ impl NodeStore {
         {
             out.payments.push(r.try_get("data")?);
         }
-        for r in sqlx::query("SELECT data FROM invoices ORDER BY seq")
+        for r in sqlx::query("SELECT data FROM invoices WHERE is_open = 1 ORDER BY seq")
             .fetch_all(&self.pool)
             .await
             .context("loading invoices")?
@@ -554,6 +562,38 @@ impl NodeStore {
         rows.iter()
             .map(|r| r.try_get("data").context("decoding a payment row"))
             .collect()
+    }
+
+    /// Every invoice (JSON), oldest first.
+    pub async fn invoices(&self) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT data FROM invoices ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .context("reading invoices")?;
+        rows.iter()
+            .map(|r| r.try_get("data").context("decoding an invoice row"))
+            .collect()
+    }
+
+    /// The invoices no longer open (JSON) among `hashes` (payment hashes, hex), in one
+    /// query: what the manager needs back to decide on incoming HTLCs for them.
+    pub async fn closed_invoices_by_hash(&self, hashes: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        // sqlite allows 32,766 bound values per statement.
+        for chunk in hashes.chunks(10_000) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT data FROM invoices WHERE is_open = 0 AND payment_hash IN ({marks})"
+            );
+            let mut q = sqlx::query(&sql).persistent(false);
+            for h in chunk {
+                q = q.bind(h);
+            }
+            for r in q.fetch_all(&self.pool).await.context("reading invoices")? {
+                out.push(r.try_get("data")?);
+            }
+        }
+        Ok(out)
     }
 
     /// The payments (hash hex, JSON) among `hashes` that the store holds, in one query.

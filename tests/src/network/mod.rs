@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use fulmen_chain::{Chain, ChainParams};
 use fulmen_channel::machine::{Channel, ChannelConfig, Phase, SeedKeySource};
-use fulmen_manager::api::PaymentsResult;
+use fulmen_manager::api::{InvoicesResult, PaymentsResult};
 use fulmen_manager::{
     CmdError, Command, Manager, ManagerConfig, NodeEvent, NodeSecrets, Output, PeerAccept,
     RequestId, Response, Stored, Writes,
@@ -768,6 +768,13 @@ impl Network {
         fulmen_manager::payments_view(all.iter().skip(skip))
     }
 
+    /// `listinvoices` of node `k`, as its shell answers it: from the durable store, oldest
+    /// first, at the network's clock.
+    pub fn list_invoices(&self, k: usize) -> InvoicesResult {
+        let all = &self.nodes[k].store.durable().invoices;
+        fulmen_manager::invoices_view(all, self.clock.now())
+    }
+
     /// A command, run until quiet, and its reply (which must have arrived).
     pub fn call(&mut self, k: usize, cmd: Command) -> Result<Response, CmdError> {
         let r = self.command(k, cmd);
@@ -803,6 +810,19 @@ impl Network {
         let msg = Message::decode(&d.bytes).expect("a delivered message decodes");
         if let Message::ChannelAnnouncement(a) = &msg {
             self.announcements.push((d.from, d.to, a.short_channel_id));
+        }
+        if let Message::UpdateAddHtlc(a) = &msg {
+            // As the node's shell: the paid invoice of the HTLC's payment hash, if any.
+            let hash = hex::encode(a.payment_hash);
+            let recalled: Vec<_> = self.nodes[d.to]
+                .store
+                .durable()
+                .invoices
+                .iter()
+                .filter(|i| !i.is_open() && i.info.payment_hash == hash)
+                .cloned()
+                .collect();
+            self.nodes[d.to].m.recall_invoices(recalled);
         }
         let conn = self.nodes[d.to].conns[&d.from];
         let from_id = self.nodes[d.from].id;

@@ -26,7 +26,7 @@ async fn batches_round_trip_and_upserts_replace() {
             ("h1".into(), "{\"a\":1}".into(), true),
             ("h0".into(), "{\"done\":0}".into(), false),
         ],
-        invoices: vec![("h2".into(), "{}".into())],
+        invoices: vec![("h2".into(), "{}".into(), true)],
         peers: vec![("02aa".into(), Some("127.0.0.1:1".into()))],
         ..Default::default()
     };
@@ -255,7 +255,9 @@ async fn rows_beyond_one_statement_all_land_and_the_last_of_a_key_wins() {
     payments[599] = ("h0001".into(), "{\"v\":\"last\"}".into(), false);
     let batch = WriteBatch {
         payments,
-        invoices: (0..n).map(|i| (format!("i{i}"), "{}".into())).collect(),
+        invoices: (0..n)
+            .map(|i| (format!("i{i}"), "{}".into(), true))
+            .collect(),
         forwards: (0..n as i64).map(|i| ((1, i), "{}".into())).collect(),
         ..Default::default()
     };
@@ -364,4 +366,63 @@ async fn the_revocation_archive_is_read_by_key_and_not_loaded() {
     };
     store.write(&b).await.unwrap();
     assert!(store.revoked_htlcs(1, 6).await.is_err());
+}
+
+#[tokio::test]
+async fn only_open_invoices_load_and_the_flag_of_earlier_ones_comes_from_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    let pool = crate::sqlite::open_pool(&path, SqliteSynchronous::Full)
+        .await
+        .unwrap();
+    let all = sqlx::migrate!("./migrations/node");
+    let mut before = sqlx::migrate!("./migrations/node");
+    before.migrations = all
+        .migrations
+        .iter()
+        .filter(|m| m.version < 9)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    let rows = [
+        ("a", r#"{"info":{"status":"unpaid"}}"#),
+        ("b", r#"{"info":{"status":"paid"}}"#),
+    ];
+    for (hash, data) in rows {
+        sqlx::query("INSERT INTO invoices (payment_hash, data) VALUES (?, ?)")
+            .bind(hash)
+            .bind(data)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    // Rows from before the flag: only the unpaid one loads.
+    let l = store.load().await.unwrap();
+    assert_eq!(l.invoices, vec![rows[0].1.to_string()]);
+    // Written with the flag: `a` is paid now, `c` is new and open.
+    let b = WriteBatch {
+        invoices: vec![
+            ("a".into(), r#"{"info":{"status":"paid"}}"#.into(), false),
+            ("c".into(), r#"{"info":{"status":"unpaid"}}"#.into(), true),
+        ],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    let (store, l) = reopen(store, dir.path()).await;
+    assert_eq!(
+        l.invoices,
+        vec![r#"{"info":{"status":"unpaid"}}"#.to_string()]
+    );
+    // Every invoice, oldest first, for `listinvoices`.
+    assert_eq!(store.invoices().await.unwrap().len(), 3);
+    // The closed ones by payment hash (an open or unknown hash: nothing).
+    let closed = store
+        .closed_invoices_by_hash(&["a".into(), "b".into(), "c".into(), "z".into()])
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 2);
+    assert!(closed.iter().all(|j| j.contains("\"paid\"")));
 }

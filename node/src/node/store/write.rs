@@ -236,13 +236,14 @@ fn script<'q>(batch: &'q WriteBatch, before: &str) -> anyhow::Result<Script<'q>>
             .map(|(hash, json, open)| [Text(hash), Text(json), Bool(*open)]),
     )?;
     s.push_rows(
-        "INSERT INTO invoices (payment_hash, data) VALUES ",
-        "(?, ?)",
-        " ON CONFLICT (payment_hash) DO UPDATE SET data = excluded.data",
+        "INSERT INTO invoices (payment_hash, data, is_open) VALUES ",
+        "(?, ?, ?)",
+        " ON CONFLICT (payment_hash) DO UPDATE SET data = excluded.data, \
+         is_open = excluded.is_open",
         batch
             .invoices
             .iter()
-            .map(|(hash, json)| [Text(hash), Text(json)]),
+            .map(|(hash, json, open)| [Text(hash), Text(json), Bool(*open)]),
     )?;
     s.push_rows(
         "INSERT INTO peers (node_id, address) VALUES ",
@@ -335,7 +336,7 @@ mod tests {
             payments: (0..300)
                 .map(|i| (format!("h{i}"), "{}".into(), true))
                 .collect(),
-            invoices: vec![("h".into(), "{}".into())],
+            invoices: vec![("h".into(), "{}".into(), true)],
             peers: vec![("p".into(), None)],
             meta: vec![("k".into(), vec![9])],
             forwards: vec![((1, 2), "{}".into())],
