@@ -70,6 +70,12 @@ impl Manager {
         }
     }
 
+    /// True if the invoice of `payment_hash` (hex) is in memory (open, or not yet durable):
+    /// the shell need not recall it.
+    pub fn holds_invoice(&self, payment_hash: &str) -> bool {
+        self.invoices.contains_key(payment_hash)
+    }
+
     /// Invoices held in memory: the open ones, and those whose latest row is not durable
     /// yet or that were recalled for this turn.
     pub fn invoice_count(&self) -> usize {

@@ -534,8 +534,9 @@ impl ChannelMonitor {
             return;
         }
         // Only a preimage of an HTLC in a commitment that can still confirm is worth a record
-        // (a snapshot forgets the others: see `snapshot.rs`).
-        let held = self.hashes_in_commitments();
+        // (a snapshot forgets the others: see `snapshot.rs`). One settled now is in a current
+        // commitment; a dev node's old ones are not searched (thousands, on every fulfill).
+        let held = self.hashes_in_commitments(false);
         for p in new.into_iter().filter(|p| held.contains(&p.payment_hash())) {
             self.push(MonitorRecord::Preimage(p));
         }

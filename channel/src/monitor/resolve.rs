@@ -321,7 +321,7 @@ impl ChannelMonitor {
 
     /// Every HTLC hash of the channel the monitor knows (to spot preimages in witnesses).
     fn known_hashes(&self) -> HashSet<PaymentHash> {
-        let mut hs = self.hashes_in_commitments();
+        let mut hs = self.hashes_in_commitments(true);
         hs.extend(
             self.revoked
                 .values()

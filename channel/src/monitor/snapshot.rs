@@ -68,7 +68,7 @@ impl ChannelMonitor {
     /// appends the snapshot.
     fn write_snapshot(&mut self) {
         self.archive_revoked();
-        let held = self.hashes_in_commitments();
+        let held = self.hashes_in_commitments(true);
         self.preimages.retain(|hash, _| held.contains(hash));
         let snapshot = self.snapshot();
         self.records
@@ -141,11 +141,12 @@ impl ChannelMonitor {
     }
 
     /// Payment hashes of the HTLCs in the commitments that can still confirm: our latest,
-    /// the peer's unrevoked ones, and on a dev node our old ones.
-    pub(super) fn hashes_in_commitments(&self) -> HashSet<PaymentHash> {
+    /// the peer's unrevoked ones, and on a dev node (`with_old`) our old ones.
+    pub(super) fn hashes_in_commitments(&self, with_old: bool) -> HashSet<PaymentHash> {
+        let old = self.old_local_full.values().filter(|_| with_old);
         self.local
             .iter()
-            .chain(self.old_local_full.values())
+            .chain(old)
             .map(|l| &l.summary)
             .chain(self.counterparty.values().map(|c| &c.summary))
             .flat_map(|s| s.htlcs.iter().map(|h| h.payment_hash))

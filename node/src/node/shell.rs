@@ -478,6 +478,8 @@ impl Shell {
                 Message::UpdateAddHtlc(a) => Some(hex::encode(a.payment_hash)),
                 _ => None,
             })
+            // An open invoice is in memory already (the common case: no query).
+            .filter(|h| !self.m.holds_invoice(h))
             .collect();
         if hashes.is_empty() {
             return;
