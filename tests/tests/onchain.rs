@@ -118,6 +118,55 @@ impl Setup {
     /// Alice broadcasts her revoked commitment `number`, which held HTLCs both ways: bob
     /// sees the breach, his justice takes `to_local` and both HTLC outputs, and once every
     /// output is resolved the cheater has nothing.
+    /// An HTLC each way held on both sides, then settled: returns the number of alice's
+    /// commitment that held both (revoked now), for a breach later.
+    fn revoked_state_with_htlcs_both_ways(&mut self) -> u64 {
+        self.net.hold_htlcs(ALICE, true);
+        self.net.hold_htlcs(BOB, true);
+        let to_bob = self.pay_held(ALICE, HTLC_MSAT);
+        let to_alice = self.pay_held(BOB, HTLC_MSAT + 1_000_000);
+        self.net.run_until_quiet();
+        let number = self
+            .net
+            .channel(ALICE, &self.id)
+            .and_then(|e| e.ch.state().local_commit.as_ref().map(|c| c.number))
+            .expect("alice's commitment with the HTLCs");
+        self.net.hold_htlcs(ALICE, false);
+        self.net.hold_htlcs(BOB, false);
+        self.net.run_until_quiet();
+        for (k, h) in [(ALICE, &to_bob), (BOB, &to_alice)] {
+            assert_eq!(
+                self.net.payment_status(k, h),
+                Some(PaymentStatus::Succeeded)
+            );
+        }
+        number
+    }
+
+    /// Bob restarts from his (compacted) store and is whole again — channel state and
+    /// monitor; then alice broadcasts her revoked state `number` (two HTLCs) and bob
+    /// punishes it, reading its HTLCs back from his archive exactly once.
+    fn restart_bob_whole_then_punish(&mut self, number: u64, channel: i64) {
+        let view = |net: &Network, id: &[u8; 32]| {
+            net.channel(BOB, id)
+                .map(|e| {
+                    let monitor = e.monitor.as_ref().map(|m| m.snapshot());
+                    (e.ch.state().clone(), monitor)
+                })
+                .expect("bob's channel")
+        };
+        let before = view(&self.net, &self.id);
+        self.net.restart(BOB, false);
+        assert_eq!(view(&self.net, &self.id), before, "restored whole");
+        self.net.run_until_quiet();
+        assert!(self.net.nodes[BOB].archive_reads.is_empty());
+        self.breach_with_htlcs_punished(number);
+        assert_eq!(
+            self.net.nodes[BOB].archive_reads,
+            vec![(channel, number, 2)]
+        );
+    }
+
     fn breach_with_htlcs_punished(&mut self, number: u64) {
         let b = self.net.dev_breach(ALICE, &self.id, Some(number));
         assert_eq!(b.commitment_number, number);
@@ -451,22 +500,7 @@ fn a_tower_alone_punishes_a_breach_the_victim_did_not_see() {
 #[test]
 fn a_compacted_monitor_restores_whole_and_punishes_an_old_breach() {
     let mut s = setup(5, 300_000_000);
-    s.net.hold_htlcs(ALICE, true);
-    s.net.hold_htlcs(BOB, true);
-    let to_bob = s.pay_held(ALICE, HTLC_MSAT);
-    let to_alice = s.pay_held(BOB, HTLC_MSAT + 1_000_000);
-    s.net.run_until_quiet();
-    let number = s
-        .net
-        .channel(ALICE, &s.id)
-        .and_then(|e| e.ch.state().local_commit.as_ref().map(|c| c.number))
-        .expect("alice's commitment with the HTLCs");
-    s.net.hold_htlcs(ALICE, false);
-    s.net.hold_htlcs(BOB, false);
-    s.net.run_until_quiet();
-    for (k, h) in [(ALICE, &to_bob), (BOB, &to_alice)] {
-        assert_eq!(s.net.payment_status(k, h), Some(PaymentStatus::Succeeded));
-    }
+    let number = s.revoked_state_with_htlcs_both_ways();
     // A history after it: each payment adds about seven monitor records.
     for i in 0..12 {
         s.pay(i % 2, HTLC_MSAT);
@@ -507,23 +541,7 @@ fn a_compacted_monitor_restores_whole_and_punishes_an_old_breach() {
         Some(2),
         "the breached state's HTLCs are archived"
     );
-    let monitor = |net: &Network| {
-        net.channel(BOB, &s.id)
-            .and_then(|e| e.monitor.as_ref().map(|m| m.snapshot()))
-            .expect("bob's monitor")
-    };
-    let before = monitor(&s.net);
-    s.net.restart(BOB, false);
-    assert_eq!(
-        monitor(&s.net),
-        before,
-        "restored whole from the compacted log"
-    );
-    s.net.run_until_quiet();
-    assert!(s.net.nodes[BOB].archive_reads.is_empty());
-    s.breach_with_htlcs_punished(number);
-    // Justice read the breached state's HTLCs back from the archive (once).
-    assert_eq!(s.net.nodes[BOB].archive_reads, vec![(channel, number, 2)]);
+    s.restart_bob_whole_then_punish(number, channel);
     // The log after the on-chain resolution (confirmed transactions, perhaps in a snapshot)
     // reads back the same too.
     for r in &log(&s.net) {
@@ -589,19 +607,7 @@ fn a_monitor_snapshot_does_not_grow_with_the_history() {
 #[test]
 fn a_clean_stop_leaves_one_snapshot_per_log_and_the_restart_still_punishes() {
     let mut s = setup(7, 300_000_000);
-    s.net.hold_htlcs(ALICE, true);
-    s.net.hold_htlcs(BOB, true);
-    s.pay_held(ALICE, HTLC_MSAT);
-    s.pay_held(BOB, HTLC_MSAT + 1_000_000);
-    s.net.run_until_quiet();
-    let number = s
-        .net
-        .channel(ALICE, &s.id)
-        .and_then(|e| e.ch.state().local_commit.as_ref().map(|c| c.number))
-        .expect("alice's commitment with the HTLCs");
-    s.net.hold_htlcs(ALICE, false);
-    s.net.hold_htlcs(BOB, false);
-    s.net.run_until_quiet();
+    let number = s.revoked_state_with_htlcs_both_ways();
     for i in 0..5 {
         s.pay(i % 2, HTLC_MSAT);
     }
@@ -628,24 +634,7 @@ fn a_clean_stop_leaves_one_snapshot_per_log_and_the_restart_still_punishes() {
         "{} monitor records",
         stored.monitor_records.len()
     );
-    let view = |net: &Network| {
-        net.channel(BOB, &s.id)
-            .map(|e| {
-                let monitor = e.monitor.as_ref().map(|m| m.snapshot());
-                (e.ch.state().clone(), monitor)
-            })
-            .expect("bob's channel")
-    };
-    let before = view(&s.net);
-    s.net.restart(BOB, false);
-    assert_eq!(
-        view(&s.net),
-        before,
-        "restored whole from the two snapshots"
-    );
-    s.net.run_until_quiet();
-    s.breach_with_htlcs_punished(number);
-    assert_eq!(s.net.nodes[BOB].archive_reads, vec![(channel, number, 2)]);
+    s.restart_bob_whole_then_punish(number, channel);
 }
 
 /// A channel opened by a dev node keeps that node's revoked commitments (for `dev

@@ -578,22 +578,11 @@ impl NodeStore {
     /// The invoices no longer open (JSON) among `hashes` (payment hashes, hex), in one
     /// query: what the manager needs back to decide on incoming HTLCs for them.
     pub async fn closed_invoices_by_hash(&self, hashes: &[String]) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        // sqlite allows 32,766 bound values per statement.
-        for chunk in hashes.chunks(10_000) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
-                "SELECT data FROM invoices WHERE is_open = 0 AND payment_hash IN ({marks})"
-            );
-            let mut q = sqlx::query(&sql).persistent(false);
-            for h in chunk {
-                q = q.bind(h);
-            }
-            for r in q.fetch_all(&self.pool).await.context("reading invoices")? {
-                out.push(r.try_get("data")?);
-            }
-        }
-        Ok(out)
+        let sql = "SELECT data FROM invoices WHERE is_open = 0 AND payment_hash IN";
+        let rows = self.rows_by_hash(sql, hashes, "reading invoices").await?;
+        rows.iter()
+            .map(|r| r.try_get("data").context("decoding an invoice row"))
+            .collect()
     }
 
     /// The payments (hash hex, JSON) among `hashes` that the store holds, in one query.
@@ -601,19 +590,30 @@ impl NodeStore {
         &self,
         hashes: &[String],
     ) -> anyhow::Result<Vec<(String, String)>> {
+        let sql = "SELECT payment_hash, data FROM payments WHERE payment_hash IN";
+        let rows = self.rows_by_hash(sql, hashes, "reading payments").await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("payment_hash")?, r.try_get("data")?)))
+            .collect()
+    }
+
+    /// The rows of `select` (ending in `IN`) for `hashes`: one statement per 10,000 (sqlite
+    /// allows 32,766 bound values per statement).
+    async fn rows_by_hash(
+        &self,
+        select: &str,
+        hashes: &[String],
+        what: &'static str,
+    ) -> anyhow::Result<Vec<sqlx::sqlite::SqliteRow>> {
         let mut out = Vec::new();
-        // sqlite allows 32,766 bound values per statement.
         for chunk in hashes.chunks(10_000) {
             let marks = vec!["?"; chunk.len()].join(",");
-            let sql =
-                format!("SELECT payment_hash, data FROM payments WHERE payment_hash IN ({marks})");
+            let sql = format!("{select} ({marks})");
             let mut q = sqlx::query(&sql).persistent(false);
             for h in chunk {
                 q = q.bind(h);
             }
-            for r in q.fetch_all(&self.pool).await.context("reading payments")? {
-                out.push((r.try_get("payment_hash")?, r.try_get("data")?));
-            }
+            out.extend(q.fetch_all(&self.pool).await.context(what)?);
         }
         Ok(out)
     }

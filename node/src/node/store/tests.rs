@@ -10,6 +10,47 @@ async fn reopen(store: NodeStore, dir: &Path) -> (NodeStore, Loaded) {
     (store, loaded)
 }
 
+/// A database in `dir` with the migrations before `version` only (to write rows as an older
+/// daemon did, then open it with [`NodeStore::open`]).
+async fn migrated_before(dir: &Path, version: i64) -> sqlx::SqlitePool {
+    let pool = crate::sqlite::open_pool(&dir.join(DB_FILE), SqliteSynchronous::Full)
+        .await
+        .unwrap();
+    let all = sqlx::migrate!("./migrations/node");
+    let mut before = sqlx::migrate!("./migrations/node");
+    before.migrations = all
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    pool
+}
+
+/// Writes `rows` (payment hash, JSON) into `table` of `pool` as an older daemon did, then
+/// opens the store (running the migrations after).
+async fn with_rows(
+    pool: sqlx::SqlitePool,
+    table: &str,
+    rows: &[(&str, &str)],
+    dir: &Path,
+) -> NodeStore {
+    for (hash, data) in rows {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (payment_hash, data) VALUES (?, ?)"
+        ))
+        .bind(hash)
+        .bind(data)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    NodeStore::open(dir, DbSync::Full).await.unwrap()
+}
+
 #[tokio::test]
 async fn batches_round_trip_and_upserts_replace() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,20 +194,7 @@ async fn tower_tables_round_trip() {
 #[tokio::test]
 async fn the_open_flag_of_earlier_payments_comes_from_their_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DB_FILE);
-    let pool = crate::sqlite::open_pool(&path, SqliteSynchronous::Full)
-        .await
-        .unwrap();
-    let all = sqlx::migrate!("./migrations/node");
-    let mut before = sqlx::migrate!("./migrations/node");
-    before.migrations = all
-        .migrations
-        .iter()
-        .filter(|m| m.version < 7)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
-    before.run(&pool).await.unwrap();
+    let pool = migrated_before(dir.path(), 7).await;
     let rows = [
         ("a", r#"{"info":{"status":"pending"}}"#),
         (
@@ -179,16 +207,7 @@ async fn the_open_flag_of_earlier_payments_comes_from_their_rows() {
             r#"{"info":{"status":"succeeded"},"parts":[{"status":"succeeded"},{"status":"pending"}]}"#,
         ),
     ];
-    for (hash, data) in rows {
-        sqlx::query("INSERT INTO payments (payment_hash, data) VALUES (?, ?)")
-            .bind(hash)
-            .bind(data)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    pool.close().await;
-    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let store = with_rows(pool, "payments", &rows, dir.path()).await;
     let l = store.load().await.unwrap();
     assert_eq!(
         l.payments,
@@ -371,34 +390,12 @@ async fn the_revocation_archive_is_read_by_key_and_not_loaded() {
 #[tokio::test]
 async fn only_open_invoices_load_and_the_flag_of_earlier_ones_comes_from_their_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DB_FILE);
-    let pool = crate::sqlite::open_pool(&path, SqliteSynchronous::Full)
-        .await
-        .unwrap();
-    let all = sqlx::migrate!("./migrations/node");
-    let mut before = sqlx::migrate!("./migrations/node");
-    before.migrations = all
-        .migrations
-        .iter()
-        .filter(|m| m.version < 9)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
-    before.run(&pool).await.unwrap();
+    let pool = migrated_before(dir.path(), 9).await;
     let rows = [
         ("a", r#"{"info":{"status":"unpaid"}}"#),
         ("b", r#"{"info":{"status":"paid"}}"#),
     ];
-    for (hash, data) in rows {
-        sqlx::query("INSERT INTO invoices (payment_hash, data) VALUES (?, ?)")
-            .bind(hash)
-            .bind(data)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    pool.close().await;
-    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let store = with_rows(pool, "invoices", &rows, dir.path()).await;
     // Rows from before the flag: only the unpaid one loads.
     let l = store.load().await.unwrap();
     assert_eq!(l.invoices, vec![rows[0].1.to_string()]);
