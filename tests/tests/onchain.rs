@@ -186,6 +186,18 @@ impl Setup {
     }
 }
 
+/// Bob's durable row of channel `channel` (its records and monitor records).
+fn bob_stored(net: &Network, channel: i64) -> fulmen_manager::StoredChannel {
+    net.nodes[BOB]
+        .store
+        .durable()
+        .channels
+        .iter()
+        .find(|c| c.id == channel)
+        .cloned()
+        .expect("bob's stored channel")
+}
+
 /// After a breach: the cheater (alice) got nothing on chain, the victim (bob) the whole
 /// capacity less the fees.
 fn cheater_got_nothing(st: &fulmen_tests::network::Settlement) {
@@ -506,16 +518,7 @@ fn a_compacted_monitor_restores_whole_and_punishes_an_old_breach() {
         s.pay(i % 2, HTLC_MSAT);
     }
     let channel = s.net.channel(BOB, &s.id).expect("bob's channel").id;
-    let log = |net: &Network| {
-        net.nodes[BOB]
-            .store
-            .durable()
-            .channels
-            .iter()
-            .find(|c| c.id == channel)
-            .map(|c| c.monitor_records.clone())
-            .expect("bob's monitor log")
-    };
+    let log = |net: &Network| bob_stored(net, channel).monitor_records;
     let compacted = log(&s.net);
     assert!(
         matches!(compacted.first(), Some(MonitorRecord::Snapshot(_))),
@@ -559,14 +562,7 @@ fn a_monitor_snapshot_does_not_grow_with_the_history() {
     let mut s = setup_with(6, 300_000_000, false);
     let channel = s.net.channel(BOB, &s.id).expect("bob's channel").id;
     let snapshot_bytes = |net: &Network| {
-        let log = net.nodes[BOB]
-            .store
-            .durable()
-            .channels
-            .iter()
-            .find(|c| c.id == channel)
-            .map(|c| c.monitor_records.clone())
-            .expect("bob's monitor log");
+        let log = bob_stored(net, channel).monitor_records;
         match log.first() {
             Some(r @ MonitorRecord::Snapshot(_)) => r.encode().len(),
             other => panic!("the log starts at {other:?}"),
@@ -613,14 +609,7 @@ fn a_clean_stop_leaves_one_snapshot_per_log_and_the_restart_still_punishes() {
     }
     let channel = s.net.channel(BOB, &s.id).expect("bob's channel").id;
     s.net.compact_logs(BOB);
-    let stored = s.net.nodes[BOB]
-        .store
-        .durable()
-        .channels
-        .iter()
-        .find(|c| c.id == channel)
-        .cloned()
-        .expect("bob's stored channel");
+    let stored = bob_stored(&s.net, channel);
     assert!(
         matches!(stored.records.as_slice(), [Record::Snapshot(_)]),
         "{} channel records",
@@ -661,14 +650,7 @@ fn a_dev_node_restarted_as_a_real_one_drops_its_old_commitments() {
     s.net.run_until_quiet();
     assert!(!snapshot(&s.net).holds_local_commitment(1));
     s.net.compact_logs(BOB);
-    let log = s.net.nodes[BOB]
-        .store
-        .durable()
-        .channels
-        .iter()
-        .find(|c| c.id == channel)
-        .map(|c| c.monitor_records.clone())
-        .expect("bob's monitor log");
+    let log = bob_stored(&s.net, channel).monitor_records;
     match log.as_slice() {
         [MonitorRecord::Snapshot(m)] => assert!(!m.holds_local_commitment(1)),
         other => panic!("{} monitor records", other.len()),
