@@ -107,7 +107,24 @@ pub(crate) struct Forwards {
     pub order: Vec<(i64, u64)>,
 }
 
+impl ForwardRecord {
+    /// True while the manager must keep the forward in memory: no outcome yet (its
+    /// outgoing HTLC is indexed to settle the incoming one). A resolved forward is only shown
+    /// by `forwards`; the store keeps the flag and loads only open forwards at start.
+    pub fn is_open(&self) -> bool {
+        self.status == ForwardStatus::Pending
+    }
+}
+
 impl Forwards {
+    /// Drops the resolved forwards except those of `keep` (their latest row is not durable
+    /// yet).
+    pub(crate) fn retain_open(&mut self, keep: &std::collections::HashSet<(i64, u64)>) {
+        self.by_in.retain(|k, r| r.is_open() || keep.contains(k));
+        let by_in = &self.by_in;
+        self.order.retain(|k| by_in.contains_key(k));
+    }
+
     pub(crate) fn insert(&mut self, r: ForwardRecord) {
         let k = (r.in_channel, r.in_htlc);
         if r.status == ForwardStatus::Pending {

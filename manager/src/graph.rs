@@ -249,11 +249,16 @@ impl Manager {
                 .unwrap_or_default()
         };
         let mut earned = 0;
-        let forwards = self
+        // Oldest first: the ones in memory and those recalled from the store for this call.
+        let mut records: Vec<&crate::ForwardRecord> = self
             .forwards
             .order
             .iter()
             .filter_map(|k| self.forwards.by_in.get(k))
+            .collect();
+        records.sort_by_key(|r| r.created_at);
+        let forwards = records
+            .into_iter()
             .map(|r| {
                 let fee = r.in_msat.saturating_sub(r.out_msat);
                 if r.status == ForwardStatus::Settled {

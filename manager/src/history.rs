@@ -18,6 +18,10 @@
 //! turn brings, in one query, and hands them over with [`crate::Manager::recall_invoices`];
 //! they leave memory again after the turn's write.
 //!
+//! Forwards too: one is open while its outcome is unknown; a resolved one leaves memory once
+//! durable, and for a `forwards` command the shell reads the resolved ones from its store and
+//! hands them over first ([`crate::Manager::recall_forwards`]).
+//!
 //! Owns: the rules for what is open, the views of stored payments and invoices, the
 //! repeat-payment rule. Must never: read a store itself (the shells do), or let a shell
 //! forget a payment or an invoice before its last record is durable.
@@ -68,6 +72,23 @@ impl Manager {
                 .entry(r.info.payment_hash.clone())
                 .or_insert(r);
         }
+    }
+
+    /// Stored forwards no longer open, in stored order, for a `forwards` command in this
+    /// turn (the shell reads them first): shown with the open ones, dropped after the turn's
+    /// write. A forward the manager holds already is left as it is.
+    pub fn recall_forwards(&mut self, records: Vec<crate::ForwardRecord>) {
+        for r in records {
+            if !self.forwards.by_in.contains_key(&(r.in_channel, r.in_htlc)) {
+                self.forwards.insert(r);
+            }
+        }
+    }
+
+    /// Forwards held in memory: the open ones, and those whose outcome is not durable yet
+    /// or that were recalled for this turn.
+    pub fn forward_count(&self) -> usize {
+        self.forwards.by_in.len()
     }
 
     /// True if the invoice of `payment_hash` (hex) is in memory (open, or not yet durable):

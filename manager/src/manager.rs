@@ -328,7 +328,8 @@ impl Manager {
             m.index_payment(p);
             m.payments.insert(p.info.payment_hash.clone(), p.clone());
         }
-        for f in &stored.forwards {
+        // Open forwards only, likewise.
+        for f in stored.forwards.iter().filter(|f| f.is_open()) {
             m.forwards.insert(f.clone());
         }
         // Likewise only open invoices (see `crate::history`).
@@ -483,6 +484,7 @@ impl Manager {
         let writes = std::mem::take(&mut self.pending);
         let after = std::mem::take(&mut self.after);
         if writes.is_empty() && channel_acks.is_empty() {
+            self.drop_closed_history();
             self.release(Vec::new(), after);
             return None;
         }
@@ -517,11 +519,7 @@ impl Manager {
                         self.payments.remove(key);
                     }
                 }
-                // Invoices no longer open (paid, or recalled for this turn's HTLCs: see
-                // `Manager::recall_invoices`) live in the store only, once their latest row
-                // is durable (none is waiting in the next turn's writes: one batch is out
-                // at a time, and this one held every row written so far).
-                self.invoices.retain(|_, i| i.is_open());
+                self.drop_closed_history();
                 self.release(h.channel_acks, h.after)
             }
             other => {
@@ -529,6 +527,66 @@ impl Manager {
                 self.handed_out = other;
             }
         }
+    }
+
+    /// Invoices and forwards no longer open (paid, resolved, or recalled for this turn: see
+    /// `crate::history`) live in the store only once their latest row is durable: called when
+    /// a batch is acknowledged (it held every row written until it was handed out; a row
+    /// written since waits in `pending`) and when a turn had nothing to write.
+    fn drop_closed_history(&mut self) {
+        let unwritten: std::collections::HashSet<&String> = self
+            .pending
+            .invoices
+            .iter()
+            .map(|i| &i.info.payment_hash)
+            .collect();
+        // A recalled invoice stays while an HTLC for its hash is in flight: the decision on
+        // an incoming HTLC comes once it is irrevocably committed, turns after it arrived.
+        let in_flight = if self.invoices.values().any(|i| !i.is_open()) {
+            self.incoming_hashes_in_flight()
+        } else {
+            Default::default()
+        };
+        self.invoices
+            .retain(|k, i| i.is_open() || unwritten.contains(k) || in_flight.contains(k.as_str()));
+        // Resolved forwards likewise (`crate::history`).
+        let unwritten: std::collections::HashSet<(i64, u64)> = self
+            .pending
+            .forwards
+            .iter()
+            .map(|f| (f.in_channel, f.in_htlc))
+            .collect();
+        self.forwards.retain_open(&unwritten);
+    }
+
+    /// Payment hashes (hex) of the HTLCs peers offered us that are not settled yet, on every
+    /// channel: proposed, in a commitment, or both.
+    fn incoming_hashes_in_flight(&self) -> std::collections::HashSet<String> {
+        let mut out = std::collections::HashSet::new();
+        for e in &self.channels {
+            let st = e.ch.state();
+            let rc = &st.remote_changes;
+            let adds = rc
+                .proposed
+                .iter()
+                .chain(&rc.acked)
+                .chain(&rc.signed)
+                .filter_map(|u| match u {
+                    fulmen_channel::machine::state::Update::Add { htlc, .. } => Some(htlc),
+                    _ => None,
+                });
+            let specs = st
+                .local_commit
+                .iter()
+                .map(|c| &c.spec)
+                .chain(st.remote_commit.iter().map(|c| &c.spec))
+                .chain(st.remote_next.iter().map(|c| &c.spec));
+            let committed = specs.flat_map(|s| s.offered_by_them.values());
+            for h in adds.chain(committed) {
+                out.insert(hex::encode(h.payment_hash.0));
+            }
+        }
+        out
     }
 
     /// Payments held in memory: the open ones, and those whose outcome is not durable yet

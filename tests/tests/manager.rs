@@ -856,3 +856,38 @@ fn paid_invoices_and_keysend_receipts_live_in_the_store_only() {
     );
     assert!(again.is_err(), "{again:?}");
 }
+
+/// A paid invoice left the payee's memory; a second payer's HTLC for its hash makes the
+/// node task recall it from the store (`Manager::recall_invoices`), and it stays in memory
+/// while that HTLC is in flight — the decision comes once the HTLC is committed, turns after
+/// it arrived (here later still: the payee holds incoming HTLCs). The HTLC is refused as a
+/// repeat, and the invoice leaves memory again.
+#[test]
+fn a_paid_invoice_is_recalled_while_an_htlc_for_it_is_in_flight() {
+    let mut net = Network::new(10, &["alice", "bob", "carol"]);
+    let carol = 2;
+    net.fund(A, 2_000_000);
+    net.fund(carol, 2_000_000);
+    net.open_channel(A, B, 600_000, 0);
+    net.open_channel(carol, B, 600_000, 0);
+    let inv = net.invoice(B, 4_000_000, "once");
+    net.pay_ok(A, &inv.bolt11);
+    assert!(!net.nodes[B].m.holds_invoice(&inv.payment_hash));
+    net.hold_htlcs(B, true);
+    let again = net.start_pay(carol, &inv.bolt11);
+    net.run_until_quiet();
+    assert!(
+        net.nodes[B].m.holds_invoice(&inv.payment_hash),
+        "recalled while carol's HTLC is held"
+    );
+    net.hold_htlcs(B, false);
+    net.run_until_quiet();
+    assert_eq!(
+        net.payment_status(carol, &again.payment_hash),
+        Some(PaymentStatus::Failed)
+    );
+    assert!(!net.nodes[B].m.holds_invoice(&inv.payment_hash));
+    let shown = net.list_invoices(B).invoices;
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].received_msat, Some(4_000_000), "paid once");
+}

@@ -85,8 +85,10 @@ fn a_five_node_line_pays_with_every_fee_exact_to_the_msat() {
     let route: Vec<String> = (1..5).map(|k| net.nodes[k].id.to_string()).collect();
     assert_eq!(list.payments[0].route, route);
     assert_eq!(list.payments[0].failed_at, None);
-    // Each forwarder earned its fee.
+    // Each forwarder earned its fee. A resolved forward lives in the store only (the
+    // forwarders hold none in memory); `forwards` reads it back from there.
     for (k, earned) in [(1, at_b - at_c), (2, at_c - at_d), (3, at_d - amount)] {
+        assert_eq!(net.nodes[k].m.forward_count(), 0, "node {k}");
         match net.call(k, Command::ListForwards) {
             Ok(Response::Forwards(f)) => {
                 assert_eq!(f.fees_earned_msat, earned, "node {k}");

@@ -328,6 +328,7 @@ impl Shell {
         let started = std::time::Instant::now();
         self.read_earlier_payments(&inputs).await;
         self.recall_invoices(&inputs).await;
+        self.recall_forwards(&inputs).await;
         let mut inputs = inputs.into_iter();
         for i in inputs.by_ref() {
             self.handle_input(i);
@@ -502,6 +503,42 @@ impl Shell {
             })
             .collect();
         self.m.recall_invoices(records);
+    }
+
+    /// For a `forwards` command among `inputs`: hands the manager the resolved forwards from
+    /// the store ([`fulmen_manager::Manager::recall_forwards`]), which it shows with the open
+    /// ones it holds. A failed read is logged (the answer then shows the open ones only).
+    async fn recall_forwards(&mut self, inputs: &[Input]) {
+        let asked = inputs.iter().any(|i| {
+            matches!(
+                i,
+                Input::Rpc {
+                    cmd: Command::ListForwards,
+                    ..
+                }
+            )
+        });
+        if !asked {
+            return;
+        }
+        let rows = match self.store.closed_forwards().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reading forwards");
+                return;
+            }
+        };
+        let records = rows
+            .iter()
+            .filter_map(|json| match serde_json::from_str(json) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "a stored forward");
+                    None
+                }
+            })
+            .collect();
+        self.m.recall_forwards(records);
     }
 
     fn on_connected(

@@ -5,9 +5,10 @@
 //!
 //! Owns: opening `DIR/node.sqlite` (WAL, `synchronous=FULL`, exclusive locking so two
 //! daemons cannot share a data directory), the checked-in migrations in
-//! `node/migrations/node/`, loading everything at start (of the payments and invoices,
-//! only the open ones: the others are read on demand for `listpayments`, `listinvoices`,
-//! the repeat-payment check and incoming HTLCs of paid invoices; the
+//! `node/migrations/node/`, loading everything at start (of the payments, invoices and
+//! forwards, only the open ones: the others are read on demand for `listpayments`,
+//! `listinvoices`, `listforwards`, the repeat-payment check and incoming HTLCs of paid
+//! invoices; the
 //! revocation archive not at all: a row is read when a monitor asks for it), and applying a
 //! [`WriteBatch`] atomically and durably in one transaction. Must never: interpret what it
 //! stores (records and change sets are opaque bytes beyond a channel record's "is a
@@ -74,7 +75,7 @@ pub struct WriteBatch {
     /// Meta upserts.
     pub meta: Vec<(String, Vec<u8>)>,
     /// Forward upserts: ((incoming channel, incoming HTLC id), JSON).
-    pub forwards: Vec<((i64, i64), String)>,
+    pub forwards: Vec<((i64, i64), String, bool)>,
     /// Policy upserts: (channel, JSON).
     pub policies: Vec<(i64, String)>,
     /// Watchtower records (encoded), in order.
@@ -173,7 +174,7 @@ impl WriteBatch {
                 .iter()
                 .map(|f| {
                     let htlc = i64::try_from(f.in_htlc).unwrap_or(i64::MAX);
-                    Ok(((f.in_channel, htlc), serde_json::to_string(f)?))
+                    Ok(((f.in_channel, htlc), serde_json::to_string(f)?, f.is_open()))
                 })
                 .collect::<Result<_, serde_json::Error>>()
                 .context("serializing a forward")?,
@@ -246,7 +247,8 @@ pub struct Loaded {
     pub invoices: Vec<String>,
     /// Peers and addresses.
     pub peers: Vec<(String, Option<String>)>,
-    /// Forwards (JSON), oldest first.
+    /// Open forwards (JSON), oldest first: the resolved ones stay in the store (read with
+    /// [`NodeStore::closed_forwards`]).
     pub forwards: Vec<String>,
     /// Channel policy overrides: (channel, JSON).
     pub policies: Vec<(i64, String)>,
@@ -494,7 +496,7 @@ impl NodeStore {
         {
             out.invoices.push(r.try_get("data")?);
         }
-        for r in sqlx::query("SELECT data FROM forwards ORDER BY seq")
+        for r in sqlx::query("SELECT data FROM forwards WHERE is_open = 1 ORDER BY seq")
             .fetch_all(&self.pool)
             .await
             .context("loading forwards")?
@@ -561,6 +563,18 @@ impl NodeStore {
         .context("reading payments")?;
         rows.iter()
             .map(|r| r.try_get("data").context("decoding a payment row"))
+            .collect()
+    }
+
+    /// The forwards no longer open (JSON), oldest first: with the open ones the manager
+    /// holds, what `listforwards` shows.
+    pub async fn closed_forwards(&self) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT data FROM forwards WHERE is_open = 0 ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .context("reading forwards")?;
+        rows.iter()
+            .map(|r| r.try_get("data").context("decoding a forward row"))
             .collect()
     }
 

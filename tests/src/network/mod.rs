@@ -748,6 +748,18 @@ impl Network {
                 return r;
             }
         }
+        if matches!(cmd, Command::ListForwards) {
+            // As the node's shell: the resolved forwards come from the store.
+            let closed: Vec<_> = self.nodes[k]
+                .store
+                .durable()
+                .forwards
+                .iter()
+                .filter(|f| !f.is_open())
+                .cloned()
+                .collect();
+            self.nodes[k].m.recall_forwards(closed);
+        }
         let now = self.clock.now();
         self.nodes[k].m.handle_command(now, r, cmd);
         self.queue(Work::Turn(k));

@@ -80,7 +80,10 @@ async fn batches_round_trip_and_upserts_replace() {
         closing_heights: vec![(1, 321)],
         payments: vec![("h1".into(), "{\"a\":2}".into(), true)],
         peers: vec![("02aa".into(), None)],
-        forwards: vec![((1, 0), "{\"f\":1}".into()), ((1, 0), "{\"f\":2}".into())],
+        forwards: vec![
+            ((1, 0), "{\"f\":1}".into(), true),
+            ((1, 0), "{\"f\":2}".into(), true),
+        ],
         policies: vec![(1, "{}".into())],
         ..Default::default()
     };
@@ -277,7 +280,7 @@ async fn rows_beyond_one_statement_all_land_and_the_last_of_a_key_wins() {
         invoices: (0..n)
             .map(|i| (format!("i{i}"), "{}".into(), true))
             .collect(),
-        forwards: (0..n as i64).map(|i| ((1, i), "{}".into())).collect(),
+        forwards: (0..n as i64).map(|i| ((1, i), "{}".into(), true)).collect(),
         ..Default::default()
     };
     store.write(&batch).await.unwrap();
@@ -422,4 +425,40 @@ async fn only_open_invoices_load_and_the_flag_of_earlier_ones_comes_from_their_r
         .unwrap();
     assert_eq!(closed.len(), 2);
     assert!(closed.iter().all(|j| j.contains("\"paid\"")));
+}
+
+#[tokio::test]
+async fn only_open_forwards_load_and_the_flag_of_earlier_ones_comes_from_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = migrated_before(dir.path(), 10).await;
+    let rows = [
+        (1, r#"{"status":"pending"}"#),
+        (2, r#"{"status":"settled"}"#),
+        (3, r#"{"status":"failed"}"#),
+    ];
+    for (htlc, data) in rows {
+        sqlx::query("INSERT INTO forwards (in_channel, in_htlc, data) VALUES (1, ?, ?)")
+            .bind(htlc)
+            .bind(data)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let store = NodeStore::open(dir.path(), DbSync::Full).await.unwrap();
+    let l = store.load().await.unwrap();
+    assert_eq!(l.forwards, vec![rows[0].1.to_string()]);
+    assert_eq!(
+        store.closed_forwards().await.unwrap(),
+        vec![rows[1].1.to_string(), rows[2].1.to_string()]
+    );
+    // Written with the flag: the pending one settles.
+    let b = WriteBatch {
+        forwards: vec![((1, 1), r#"{"status":"settled"}"#.into(), false)],
+        ..Default::default()
+    };
+    store.write(&b).await.unwrap();
+    let (store, l) = reopen(store, dir.path()).await;
+    assert!(l.forwards.is_empty());
+    assert_eq!(store.closed_forwards().await.unwrap().len(), 3);
 }

@@ -255,13 +255,14 @@ fn script<'q>(batch: &'q WriteBatch, before: &str) -> anyhow::Result<Script<'q>>
             .map(|(id, addr)| [Text(id), OptText(addr.as_deref())]),
     )?;
     s.push_rows(
-        "INSERT INTO forwards (in_channel, in_htlc, data) VALUES ",
-        "(?, ?, ?)",
-        " ON CONFLICT (in_channel, in_htlc) DO UPDATE SET data = excluded.data",
+        "INSERT INTO forwards (in_channel, in_htlc, data, is_open) VALUES ",
+        "(?, ?, ?, ?)",
+        " ON CONFLICT (in_channel, in_htlc) DO UPDATE SET data = excluded.data, \
+         is_open = excluded.is_open",
         batch
             .forwards
             .iter()
-            .map(|((chan, htlc), json)| [Int(*chan), Int(*htlc), Text(json)]),
+            .map(|((chan, htlc), json, open)| [Int(*chan), Int(*htlc), Text(json), Bool(*open)]),
     )?;
     s.push_rows(
         "INSERT INTO channel_policies (channel, data) VALUES ",
@@ -339,7 +340,7 @@ mod tests {
             invoices: vec![("h".into(), "{}".into(), true)],
             peers: vec![("p".into(), None)],
             meta: vec![("k".into(), vec![9])],
-            forwards: vec![((1, 2), "{}".into())],
+            forwards: vec![((1, 2), "{}".into(), true)],
             policies: vec![(1, "{}".into())],
             tower_records: vec![vec![10]],
             towers: vec![("t".into(), "addr".into())],
