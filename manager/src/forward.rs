@@ -117,12 +117,18 @@ impl ForwardRecord {
 }
 
 impl Forwards {
-    /// Drops the resolved forwards except those of `keep` (their latest row is not durable
-    /// yet).
-    pub(crate) fn retain_open(&mut self, keep: &std::collections::HashSet<(i64, u64)>) {
-        self.by_in.retain(|k, r| r.is_open() || keep.contains(k));
-        let by_in = &self.by_in;
-        self.order.retain(|k| by_in.contains_key(k));
+    /// Drops the forwards of `keys` that are resolved (their rows are durable).
+    pub(crate) fn drop_resolved(&mut self, keys: &[(i64, u64)]) {
+        let before = self.by_in.len();
+        for k in keys {
+            if self.by_in.get(k).is_some_and(|r| !r.is_open()) {
+                self.by_in.remove(k);
+            }
+        }
+        if self.by_in.len() != before {
+            let by_in = &self.by_in;
+            self.order.retain(|k| by_in.contains_key(k));
+        }
     }
 
     pub(crate) fn insert(&mut self, r: ForwardRecord) {

@@ -240,7 +240,8 @@ impl Manager {
     }
 
     /// `forwards`.
-    pub(crate) fn forwards_view(&self) -> ForwardsResult {
+    pub(crate) fn forwards_view(&mut self) -> ForwardsResult {
+        let recalled = std::mem::take(&mut self.recalled_forwards);
         let hex_of = |id: i64| {
             self.channels
                 .iter()
@@ -249,12 +250,12 @@ impl Manager {
                 .unwrap_or_default()
         };
         let mut earned = 0;
-        // Oldest first: the ones in memory and those recalled from the store for this call.
-        let mut records: Vec<&crate::ForwardRecord> = self
-            .forwards
-            .order
+        // Oldest first: those recalled from the store for this call and the ones in memory.
+        let held = &self.forwards;
+        let mut records: Vec<&crate::ForwardRecord> = recalled
             .iter()
-            .filter_map(|k| self.forwards.by_in.get(k))
+            .filter(|r| !held.by_in.contains_key(&(r.in_channel, r.in_htlc)))
+            .chain(held.order.iter().filter_map(|k| held.by_in.get(k)))
             .collect();
         records.sort_by_key(|r| r.created_at);
         let forwards = records

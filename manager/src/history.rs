@@ -16,22 +16,63 @@
 //! reusing its preimage must not overwrite its row). So before each turn the shell reads
 //! the stored, no longer open invoices of the payment hashes of the `update_add_htlc`s the
 //! turn brings, in one query, and hands them over with [`crate::Manager::recall_invoices`];
-//! they leave memory again after the turn's write.
+//! they leave memory again once no HTLC for their hash is in flight.
 //!
 //! Forwards too: one is open while its outcome is unknown; a resolved one leaves memory once
 //! durable, and for a `forwards` command the shell reads the resolved ones from its store and
-//! hands them over first ([`crate::Manager::recall_forwards`]).
+//! hands them over first ([`crate::Manager::recall_forwards`]). A batch's closed keys
+//! ([`Closed`]) are dropped from memory when the batch is acknowledged, one rule for all
+//! three.
 //!
 //! Owns: the rules for what is open, the views of stored payments and invoices, the
-//! repeat-payment rule. Must never: read a store itself (the shells do), or let a shell
-//! forget a payment or an invoice before its last record is durable.
+//! repeat-payment rule, and what leaves memory when. Must never: read a store itself (the
+//! shells do), or forget a payment, an invoice or a forward before its last record is
+//! durable.
 
 use fulmen_htlc::invoice::payment_hash_unverified;
 
 use crate::api::PaymentsResult;
 use crate::api::{InvoiceInfo, InvoiceStatus, InvoicesResult, PaymentInfo, PaymentStatus};
-use crate::types::{CmdError, Command, InvoiceRecord, PaymentRecord};
+use std::collections::HashSet;
+
+use fulmen_channel::machine::state::Update;
+
+use crate::types::{CmdError, Command, InvoiceRecord, PaymentRecord, Writes};
 use crate::Manager;
+
+/// The keys of the payments, invoices and forwards a batch records as no longer open.
+#[derive(Debug, Default)]
+pub(crate) struct Closed {
+    payments: Vec<String>,
+    invoices: Vec<String>,
+    forwards: Vec<(i64, u64)>,
+}
+
+impl Closed {
+    /// What `writes` records as no longer open.
+    pub(crate) fn of(writes: &Writes) -> Closed {
+        Closed {
+            payments: writes
+                .payments
+                .iter()
+                .filter(|p| !p.is_open())
+                .map(|p| p.info.payment_hash.clone())
+                .collect(),
+            invoices: writes
+                .invoices
+                .iter()
+                .filter(|i| !i.is_open())
+                .map(|i| i.info.payment_hash.clone())
+                .collect(),
+            forwards: writes
+                .forwards
+                .iter()
+                .filter(|f| !f.is_open())
+                .map(|f| (f.in_channel, f.in_htlc))
+                .collect(),
+        }
+    }
+}
 
 impl InvoiceRecord {
     /// True while the manager must keep the invoice in memory: it is not paid yet (an
@@ -64,41 +105,97 @@ pub fn invoices_view<'a>(
 
 impl Manager {
     /// Stored invoices no longer open whose payment hashes this turn's `update_add_htlc`s
-    /// carry (see the module doc): kept for this turn's decisions, dropped after its write.
-    /// An invoice the manager holds already is left as it is.
+    /// carry (see the module doc): kept while an HTLC for their hash is in flight. An
+    /// invoice the manager holds already is left as it is.
     pub fn recall_invoices(&mut self, records: Vec<InvoiceRecord>) {
         for r in records {
-            self.invoices
-                .entry(r.info.payment_hash.clone())
-                .or_insert(r);
-        }
-    }
-
-    /// Stored forwards no longer open, in stored order, for a `forwards` command in this
-    /// turn (the shell reads them first): shown with the open ones, dropped after the turn's
-    /// write. A forward the manager holds already is left as it is.
-    pub fn recall_forwards(&mut self, records: Vec<crate::ForwardRecord>) {
-        for r in records {
-            if !self.forwards.by_in.contains_key(&(r.in_channel, r.in_htlc)) {
-                self.forwards.insert(r);
+            let key = r.info.payment_hash.clone();
+            if !self.invoices.contains_key(&key) {
+                self.invoices.insert(key.clone(), r);
+                self.recalled_invoices.insert(key);
             }
         }
     }
 
-    /// Forwards held in memory: the open ones, and those whose outcome is not durable yet
-    /// or that were recalled for this turn.
+    /// Stored forwards no longer open, in stored order, for a `forwards` command in this
+    /// turn (the shell reads them first): shown with the ones the manager holds by that
+    /// command, forgotten at the end of the turn.
+    pub fn recall_forwards(&mut self, records: Vec<crate::ForwardRecord>) {
+        self.recalled_forwards = records;
+    }
+
+    /// A batch is durable: what it recorded as no longer open leaves memory (unless a later
+    /// change reopened it), and so do recalled invoices with no HTLC in flight any more
+    /// (the decision on an incoming HTLC comes once it is irrevocably committed, turns after
+    /// it arrived).
+    pub(crate) fn drop_closed(&mut self, closed: &Closed) {
+        for key in &closed.payments {
+            if self.payments.get(key).is_some_and(|p| !p.is_open()) {
+                self.payments.remove(key);
+            }
+        }
+        for key in &closed.invoices {
+            if self.invoices.get(key).is_some_and(|i| !i.is_open()) {
+                self.invoices.remove(key);
+            }
+        }
+        self.forwards.drop_resolved(&closed.forwards);
+        if !self.recalled_invoices.is_empty() {
+            let in_flight = self.incoming_hashes_in_flight();
+            let invoices = &mut self.invoices;
+            self.recalled_invoices.retain(|key| {
+                let keep = in_flight.contains(key);
+                if !keep && invoices.get(key).is_some_and(|i| !i.is_open()) {
+                    invoices.remove(key);
+                }
+                keep
+            });
+        }
+    }
+
+    /// Payment hashes (hex) of the HTLCs peers offered us that are not settled yet, on every
+    /// channel: proposed, in a commitment, or both.
+    fn incoming_hashes_in_flight(&self) -> HashSet<String> {
+        let mut out = HashSet::new();
+        for e in &self.channels {
+            let st = e.ch.state();
+            let rc = &st.remote_changes;
+            let adds = rc
+                .proposed
+                .iter()
+                .chain(&rc.acked)
+                .chain(&rc.signed)
+                .filter_map(|u| match u {
+                    Update::Add { htlc, .. } => Some(htlc),
+                    _ => None,
+                });
+            let specs = st
+                .local_commit
+                .iter()
+                .map(|c| &c.spec)
+                .chain(st.remote_commit.iter().map(|c| &c.spec))
+                .chain(st.remote_next.iter().map(|c| &c.spec));
+            let committed = specs.flat_map(|s| s.offered_by_them.values());
+            for h in adds.chain(committed) {
+                out.insert(hex::encode(h.payment_hash.0));
+            }
+        }
+        out
+    }
+
+    /// Forwards held in memory: the open ones, and those whose outcome is not durable yet.
     pub fn forward_count(&self) -> usize {
         self.forwards.by_in.len()
     }
 
-    /// True if the invoice of `payment_hash` (hex) is in memory (open, or not yet durable):
-    /// the shell need not recall it.
+    /// True if the invoice of `payment_hash` (hex) is in memory (open, not yet durable, or
+    /// recalled already): the shell need not recall it.
     pub fn holds_invoice(&self, payment_hash: &str) -> bool {
         self.invoices.contains_key(payment_hash)
     }
 
-    /// Invoices held in memory: the open ones, and those whose latest row is not durable
-    /// yet or that were recalled for this turn.
+    /// Invoices held in memory: the open ones, those whose paid row is not durable yet, and
+    /// those recalled for an HTLC still in flight.
     pub fn invoice_count(&self) -> usize {
         self.invoices.len()
     }

@@ -125,8 +125,9 @@ struct HandedOut {
     /// (local channel id, channel batch id) to acknowledge.
     channel_acks: Vec<(i64, u64)>,
     after: Vec<After>,
-    /// Payments this batch records as no longer open: dropped from memory once durable.
-    closed_payments: Vec<String>,
+    /// Payments, invoices and forwards this batch records as no longer open: dropped from
+    /// memory once durable.
+    closed: crate::history::Closed,
 }
 
 /// One node's brain: its channels, peers, wallet, payments, invoices and chain view.
@@ -205,6 +206,11 @@ pub struct Manager {
     pub(crate) justice_backups: bool,
     /// Justice backups not yet taken by the shell.
     pub(crate) justice_queue: Vec<(i64, fulmen_channel::monitor::JusticeBackup)>,
+    /// Paid invoices recalled from the store for incoming HTLCs (see `crate::history`): kept
+    /// while an HTLC for their hash is in flight.
+    pub(crate) recalled_invoices: std::collections::HashSet<String>,
+    /// Resolved forwards recalled from the store for this turn's `forwards` command.
+    pub(crate) recalled_forwards: Vec<crate::ForwardRecord>,
     /// Archived revoked HTLC sets asked of the shell ([`Output::LoadRevokedHtlcs`]) since
     /// the last block: (local channel id, commitment number).
     pub(crate) revoked_htlcs_asked: std::collections::HashSet<(i64, u64)>,
@@ -290,6 +296,8 @@ impl Manager {
             justice_backups: false,
             justice_queue: Vec::new(),
             revoked_htlcs_asked: Default::default(),
+            recalled_invoices: Default::default(),
+            recalled_forwards: Vec::new(),
             gossip: fulmen_routing::GossipStore::new(fulmen_routing::GossipConfig::new(
                 crate::peers::chain_hash(),
             )),
@@ -483,8 +491,10 @@ impl Manager {
         }
         let writes = std::mem::take(&mut self.pending);
         let after = std::mem::take(&mut self.after);
+        // Forwards recalled for a `forwards` command this turn were shown by it (or will be
+        // read again for the turn that takes it).
+        self.recalled_forwards.clear();
         if writes.is_empty() && channel_acks.is_empty() {
-            self.drop_closed_history();
             self.release(Vec::new(), after);
             return None;
         }
@@ -493,17 +503,12 @@ impl Manager {
         self.take_channel_messages();
         let id = self.next_batch_id;
         self.next_batch_id += 1;
-        let closed_payments = writes
-            .payments
-            .iter()
-            .filter(|p| !p.is_open())
-            .map(|p| p.info.payment_hash.clone())
-            .collect();
+        let closed = crate::history::Closed::of(&writes);
         self.handed_out = Some(HandedOut {
             id,
             channel_acks,
             after,
-            closed_payments,
+            closed,
         });
         Some(PersistBatch { id, writes, sync })
     }
@@ -513,13 +518,7 @@ impl Manager {
     pub fn persisted(&mut self, id: u64) {
         match self.handed_out.take() {
             Some(h) if h.id == id => {
-                // The store holds their final rows now (unless one was reopened since).
-                for key in &h.closed_payments {
-                    if self.payments.get(key).is_some_and(|p| !p.is_open()) {
-                        self.payments.remove(key);
-                    }
-                }
-                self.drop_closed_history();
+                self.drop_closed(&h.closed);
                 self.release(h.channel_acks, h.after)
             }
             other => {
@@ -527,66 +526,6 @@ impl Manager {
                 self.handed_out = other;
             }
         }
-    }
-
-    /// Invoices and forwards no longer open (paid, resolved, or recalled for this turn: see
-    /// `crate::history`) live in the store only once their latest row is durable: called when
-    /// a batch is acknowledged (it held every row written until it was handed out; a row
-    /// written since waits in `pending`) and when a turn had nothing to write.
-    fn drop_closed_history(&mut self) {
-        let unwritten: std::collections::HashSet<&String> = self
-            .pending
-            .invoices
-            .iter()
-            .map(|i| &i.info.payment_hash)
-            .collect();
-        // A recalled invoice stays while an HTLC for its hash is in flight: the decision on
-        // an incoming HTLC comes once it is irrevocably committed, turns after it arrived.
-        let in_flight = if self.invoices.values().any(|i| !i.is_open()) {
-            self.incoming_hashes_in_flight()
-        } else {
-            Default::default()
-        };
-        self.invoices
-            .retain(|k, i| i.is_open() || unwritten.contains(k) || in_flight.contains(k.as_str()));
-        // Resolved forwards likewise (`crate::history`).
-        let unwritten: std::collections::HashSet<(i64, u64)> = self
-            .pending
-            .forwards
-            .iter()
-            .map(|f| (f.in_channel, f.in_htlc))
-            .collect();
-        self.forwards.retain_open(&unwritten);
-    }
-
-    /// Payment hashes (hex) of the HTLCs peers offered us that are not settled yet, on every
-    /// channel: proposed, in a commitment, or both.
-    fn incoming_hashes_in_flight(&self) -> std::collections::HashSet<String> {
-        let mut out = std::collections::HashSet::new();
-        for e in &self.channels {
-            let st = e.ch.state();
-            let rc = &st.remote_changes;
-            let adds = rc
-                .proposed
-                .iter()
-                .chain(&rc.acked)
-                .chain(&rc.signed)
-                .filter_map(|u| match u {
-                    fulmen_channel::machine::state::Update::Add { htlc, .. } => Some(htlc),
-                    _ => None,
-                });
-            let specs = st
-                .local_commit
-                .iter()
-                .map(|c| &c.spec)
-                .chain(st.remote_commit.iter().map(|c| &c.spec))
-                .chain(st.remote_next.iter().map(|c| &c.spec));
-            let committed = specs.flat_map(|s| s.offered_by_them.values());
-            for h in adds.chain(committed) {
-                out.insert(hex::encode(h.payment_hash.0));
-            }
-        }
-        out
     }
 
     /// Payments held in memory: the open ones, and those whose outcome is not durable yet

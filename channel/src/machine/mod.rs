@@ -452,8 +452,7 @@ impl Channel {
         self.since_snapshot += records.len() as u64;
         let every = self.config.snapshot_every;
         if every > 0 && self.since_snapshot >= every {
-            records.push(Record::Snapshot(Box::new(self.state.clone())));
-            self.since_snapshot = 0;
+            records.push(self.snapshot_record());
         }
         let id = self.next_batch_id;
         self.next_batch_id += 1;
@@ -478,16 +477,22 @@ impl Channel {
         if self.since_snapshot == 0 {
             return;
         }
-        self.since_snapshot = 0;
         let id = self.next_batch_id;
         self.next_batch_id += 1;
+        let snapshot = self.snapshot_record();
         self.batches.push_back(Batch {
             id,
             durable: false,
-            records: vec![Record::Snapshot(Box::new(self.state.clone()))],
+            records: vec![snapshot],
             messages: Vec::new(),
             handed_out: false,
         });
+    }
+
+    /// A [`Record::Snapshot`] of the whole state; the count of records since one restarts.
+    fn snapshot_record(&mut self) -> Record {
+        self.since_snapshot = 0;
+        Record::Snapshot(Box::new(self.state.clone()))
     }
 
     /// True if `messages` may leave before their records are durable: a lone

@@ -158,7 +158,6 @@ impl ChannelMonitor {
         for (number, htlcs) in std::mem::take(&mut self.revoked) {
             self.archive_out.push(RevokedCommitment { number, htlcs });
         }
-        self.revoked_htlcs = 0;
         self.archived_through = Some(revoked_through);
     }
 }

@@ -210,8 +210,6 @@ pub struct ChannelMonitor {
     reported: HashSet<String>,
     /// Records applied since the last snapshot (or since the first record).
     since_snapshot: u64,
-    /// HTLCs in `revoked`, all commitments together.
-    revoked_htlcs: u64,
     /// See [`ChannelMonitor::set_snapshot_every`] (not persisted: the node sets it).
     snapshot_every: u64,
     /// Keep our revoked commitments: the setup's `keep_old_commitments`, unless the node
@@ -332,7 +330,6 @@ impl ChannelMonitor {
             handed_out: HashSet::new(),
             reported: HashSet::new(),
             since_snapshot: 0,
-            revoked_htlcs: 0,
             snapshot_every: DEFAULT_MONITOR_SNAPSHOT_EVERY,
             keep_old,
             justice_backups: false,
@@ -399,7 +396,6 @@ impl ChannelMonitor {
                             })
                             .collect();
                         if !htlcs.is_empty() {
-                            self.revoked_htlcs += htlcs.len() as u64;
                             self.revoked.insert(n, htlcs);
                         }
                     }
@@ -617,7 +613,8 @@ impl ChannelMonitor {
 
     /// Stop keeping our revoked commitments (`on: false`) when the setup asked for them: a
     /// channel opened by a dev node that now runs as a real one. Those kept are dropped (the
-    /// next snapshot, or [`ChannelMonitor::compact`], leaves them out). `on: true` keeps them again only if the setup asked.
+    /// next snapshot, or [`ChannelMonitor::compact`], leaves them out). `on: true` keeps them
+    /// again only if the setup asked.
     pub fn set_keep_old_commitments(&mut self, on: bool) {
         self.keep_old = on && self.setup.keep_old_commitments;
         if !self.keep_old && !self.old_local_full.is_empty() {

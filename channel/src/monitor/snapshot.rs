@@ -116,7 +116,6 @@ impl ChannelMonitor {
         }
         self.counterparty = s.counterparty.iter().cloned().collect();
         self.revoked = s.revoked.iter().cloned().collect();
-        self.revoked_htlcs = s.revoked.iter().map(|(_, h)| h.len() as u64).sum();
         self.archived_through = s.archived_through;
         self.their_secrets = s.their_secrets.clone();
         self.local = s.local.clone();

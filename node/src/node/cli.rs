@@ -61,8 +61,8 @@ pub struct RunArgs {
     /// a breach is mined.
     #[arg(long)]
     pub tower: bool,
-    /// Testing: channels and their monitors write a snapshot every N records (default
-    /// 1,000), so that a short test crosses snapshots and the revocation archive.
+    /// Testing: channels and their monitors write a snapshot every N records (default 100),
+    /// so that a short test crosses snapshots and the revocation archive.
     #[arg(long, hide = true, value_name = "N")]
     pub snapshot_every: Option<u64>,
 }

@@ -492,17 +492,8 @@ impl Shell {
                 return;
             }
         };
-        let records = rows
-            .iter()
-            .filter_map(|json| match super::store::decode_invoice(json) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "a stored invoice");
-                    None
-                }
-            })
-            .collect();
-        self.m.recall_invoices(records);
+        self.m
+            .recall_invoices(decode_logged(&rows, "a stored invoice"));
     }
 
     /// For a `forwards` command among `inputs`: hands the manager the resolved forwards from
@@ -528,17 +519,8 @@ impl Shell {
                 return;
             }
         };
-        let records = rows
-            .iter()
-            .filter_map(|json| match serde_json::from_str(json) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::error!(error = %e, "a stored forward");
-                    None
-                }
-            })
-            .collect();
-        self.m.recall_forwards(records);
+        self.m
+            .recall_forwards(decode_logged(&rows, "a stored forward"));
     }
 
     fn on_connected(
@@ -813,6 +795,20 @@ impl Shell {
             s.disconnect(reason);
         }
     }
+}
+
+/// The JSON rows that decode as `T`; one that does not is logged as `what` and left out (a
+/// recall is an aid to a decision or a view, not the state itself).
+fn decode_logged<T: serde::de::DeserializeOwned>(rows: &[String], what: &str) -> Vec<T> {
+    rows.iter()
+        .filter_map(|json| match serde_json::from_str(json) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "{what}");
+                None
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

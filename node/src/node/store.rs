@@ -8,9 +8,8 @@
 //! `node/migrations/node/`, loading everything at start (of the payments, invoices and
 //! forwards, only the open ones: the others are read on demand for `listpayments`,
 //! `listinvoices`, `listforwards`, the repeat-payment check and incoming HTLCs of paid
-//! invoices; the
-//! revocation archive not at all: a row is read when a monitor asks for it), and applying a
-//! [`WriteBatch`] atomically and durably in one transaction. Must never: interpret what it
+//! invoices; the revocation archive not at all: a row is read when a monitor asks for it),
+//! and applying a [`WriteBatch`] atomically and durably in one transaction. Must never: interpret what it
 //! stores (records and change sets are opaque bytes beyond a channel record's "is a
 //! snapshot" flag), or rewrite history (records are append-only; the only deletion is a
 //! channel's records before its latest snapshot, which replay no longer needs).
@@ -323,6 +322,13 @@ pub fn decode_payment(json: &str) -> anyhow::Result<PaymentRecord> {
     serde_json::from_str(json).context("decoding a stored payment")
 }
 
+/// The `data` column of `rows` (the JSON of payments, invoices, forwards).
+fn data_of(rows: &[sqlx::sqlite::SqliteRow]) -> anyhow::Result<Vec<String>> {
+    rows.iter()
+        .map(|r| r.try_get("data").context("a row's data"))
+        .collect()
+}
+
 /// One invoice row decoded.
 pub fn decode_invoice(json: &str) -> anyhow::Result<InvoiceRecord> {
     serde_json::from_str(json).context("decoding a stored invoice")
@@ -561,9 +567,7 @@ impl NodeStore {
         .fetch_all(&self.pool)
         .await
         .context("reading payments")?;
-        rows.iter()
-            .map(|r| r.try_get("data").context("decoding a payment row"))
-            .collect()
+        data_of(&rows)
     }
 
     /// The forwards no longer open (JSON), oldest first: with the open ones the manager
@@ -573,9 +577,7 @@ impl NodeStore {
             .fetch_all(&self.pool)
             .await
             .context("reading forwards")?;
-        rows.iter()
-            .map(|r| r.try_get("data").context("decoding a forward row"))
-            .collect()
+        data_of(&rows)
     }
 
     /// Every invoice (JSON), oldest first.
@@ -584,9 +586,7 @@ impl NodeStore {
             .fetch_all(&self.pool)
             .await
             .context("reading invoices")?;
-        rows.iter()
-            .map(|r| r.try_get("data").context("decoding an invoice row"))
-            .collect()
+        data_of(&rows)
     }
 
     /// The invoices no longer open (JSON) among `hashes` (payment hashes, hex), in one
@@ -594,9 +594,7 @@ impl NodeStore {
     pub async fn closed_invoices_by_hash(&self, hashes: &[String]) -> anyhow::Result<Vec<String>> {
         let sql = "SELECT data FROM invoices WHERE is_open = 0 AND payment_hash IN";
         let rows = self.rows_by_hash(sql, hashes, "reading invoices").await?;
-        rows.iter()
-            .map(|r| r.try_get("data").context("decoding an invoice row"))
-            .collect()
+        data_of(&rows)
     }
 
     /// The payments (hash hex, JSON) among `hashes` that the store holds, in one query.
