@@ -1,10 +1,13 @@
-//! Record format compatibility: channel logs stored by format version 1 (fixtures in
-//! `tests/data`, written by the version 1 encoder) still decode and restore after the
-//! format moved on — a restarted node must load its old database.
+//! Record format compatibility: channel logs stored by format version 1 and 2 and monitor
+//! logs stored by monitor format version 3 (fixtures in `tests/data`, written by those
+//! encoders: JSON) still decode and restore after the format moved on (to binary) — a
+//! restarted node must load its old database.
 //!
 //! Must never: regenerate the fixtures with the current encoder (they would prove nothing).
 
+use fulmen_channel::machine::codec::RECORD_FORMAT_VERSION;
 use fulmen_channel::machine::{Channel, ChannelConfig, CloseReason, Phase, Record, SeedKeySource};
+use fulmen_channel::monitor::{ChannelMonitor, MonitorRecord, MONITOR_FORMAT_VERSION};
 
 fn decode_log(text: &str) -> Vec<Record> {
     text.lines()
@@ -28,7 +31,10 @@ fn survives_reencoding(seed: u8, log: &[Record], ch: &Channel) {
         .iter()
         .map(|r| {
             let bytes = r.encode();
-            assert!(bytes.starts_with(b"{\"v\":2,"));
+            assert_eq!(
+                bytes.first().map(|v| u32::from(*v)),
+                Some(RECORD_FORMAT_VERSION)
+            );
             Record::decode(&bytes).unwrap()
         })
         .collect();
@@ -89,4 +95,85 @@ fn version_1_failed_channel_log_restores() {
     // The restored, closed channel can still sign its latest commitment for the monitor.
     assert!(ch.signed_local_commitment().is_ok());
     survives_reencoding(2, &log, &ch);
+}
+
+/// The channel seeds of the `v2_*` / `v3_*` fixtures' two nodes (see `data/README.md`).
+const ALICE_SEED: [u8; 32] = [
+    40, 11, 44, 180, 170, 103, 79, 91, 199, 255, 116, 161, 0, 55, 180, 197, 37, 183, 27, 126, 129,
+    86, 237, 206, 230, 138, 71, 112, 35, 43, 242, 86,
+];
+const BOB_SEED: [u8; 32] = [
+    188, 118, 117, 34, 77, 253, 239, 82, 168, 102, 89, 228, 40, 241, 118, 1, 92, 14, 150, 197, 43,
+    164, 217, 18, 188, 142, 7, 36, 16, 111, 100, 49,
+];
+
+#[test]
+fn version_2_channel_logs_restore_and_survive_the_binary_format() {
+    for (seed, text, ours) in [
+        (
+            ALICE_SEED,
+            include_str!("data/v2_alice_channel.jsonl"),
+            991_994_000u64,
+        ),
+        (
+            BOB_SEED,
+            include_str!("data/v2_bob_channel.jsonl"),
+            8_006_000,
+        ),
+    ] {
+        let log = decode_log(text);
+        assert!(matches!(log.first(), Some(Record::Snapshot(_))));
+        let keys = SeedKeySource::new(seed);
+        let ch = Channel::restore(&keys, ChannelConfig::default(), &log).expect("a v2 log replays");
+        assert_eq!(ch.state().phase, Phase::Normal);
+        let (us, them) = ch.balances_msat().unwrap();
+        assert_eq!((us, us + them), (ours, 999_997_000 + 3_000), "{us} {them}");
+        let again: Vec<Record> = log
+            .iter()
+            .map(|r| Record::decode(&r.encode()).unwrap())
+            .collect();
+        assert_eq!(again, log);
+        let ch2 = Channel::restore(&keys, ChannelConfig::default(), &again).unwrap();
+        assert_eq!(ch2.state(), ch.state());
+        // The binary form is far smaller than the JSON it replaces.
+        let binary: usize = log.iter().map(|r| r.encode().len()).sum();
+        assert!(binary * 2 < text.len(), "{binary} vs {}", text.len());
+    }
+}
+
+#[test]
+fn version_3_monitor_logs_restore_and_survive_the_binary_format() {
+    for (seed, text) in [
+        (ALICE_SEED, include_str!("data/v3_alice_monitor.jsonl")),
+        (BOB_SEED, include_str!("data/v3_bob_monitor.jsonl")),
+    ] {
+        let log: Vec<MonitorRecord> = text
+            .lines()
+            .map(|l| {
+                MonitorRecord::decode(l.as_bytes()).unwrap_or_else(|e| panic!("{e}: {l:.120}"))
+            })
+            .collect();
+        assert!(matches!(log.first(), Some(MonitorRecord::Snapshot(_))));
+        assert!(log
+            .iter()
+            .any(|r| matches!(r, MonitorRecord::LocalCommitment { .. })));
+        let keys = SeedKeySource::new(seed);
+        let m = ChannelMonitor::restore(&keys, &log).expect("a v3 monitor log replays");
+        let again: Vec<MonitorRecord> = log
+            .iter()
+            .map(|r| {
+                let bytes = r.encode();
+                assert_eq!(
+                    bytes.first().map(|v| u32::from(*v)),
+                    Some(MONITOR_FORMAT_VERSION)
+                );
+                MonitorRecord::decode(&bytes).unwrap()
+            })
+            .collect();
+        assert_eq!(again, log);
+        let m2 = ChannelMonitor::restore(&keys, &again).unwrap();
+        assert_eq!(m2.snapshot(), m.snapshot());
+        let binary: usize = log.iter().map(|r| r.encode().len()).sum();
+        assert!(binary * 2 < text.len(), "{binary} vs {}", text.len());
+    }
 }

@@ -1,25 +1,31 @@
 //! The persistence format of [`Record`]: [`Record::encode`] / [`Record::decode`].
 //!
-//! A record is stored as one UTF-8 JSON object `{"v":2,"record":<record>}` (serde_json over
-//! the serde derives of [`Record`] and what it carries). `v` is the format version:
-//! [`Record::encode`] writes [`RECORD_FORMAT_VERSION`]; [`Record::decode`] reads it and
+//! A record is stored in a binary envelope (`crate::envelope`): the version byte
+//! [`RECORD_FORMAT_VERSION`], then the record in postcard over the serde derives of
+//! [`Record`] and what it carries — keys as their 65-byte uncompressed form ([`key_hex`]:
+//! read back without a square root), signatures DER, the onion as its 1,366 bytes, short
+//! channel ids as `u64`, every other byte string as bytes. [`Record::decode`] reads it and
 //! every older version, and refuses any other with [`RecordCodecError::UnsupportedVersion`]
-//! (an old node refuses a newer record rather than misreading it). Field encodings:
-//! secp256k1 keys and signatures as hex strings (a key uncompressed — [`key_hex`]: read back
-//! without a square root; older records hold compressed keys, both are read — a signature
-//! DER), outpoints
-//! as `"txid:vout"`, scripts as hex, the 1366-byte onion as a 2732-char hex string, short
-//! channel ids as `"HEIGHTxINDEXxVOUT"`, other byte arrays (payment hashes and preimages
-//! included) as JSON arrays of numbers.
+//! (an old node refuses a newer record rather than misreading it: a build before version 3
+//! reads only JSON, and a binary record is no JSON document).
 //!
 //! Versions:
-//! - **2** (current): `Closed` carries a typed [`super::CloseReason`]
-//!   (`{"Closed":{"MutualClose":{"fee_sat":1263}}}`); `FundingConfirmed` is
-//!   `{"height":h,"short_channel_id":"HxIxV"}` (the funding output was verified).
-//! - **1**: the same records except `{"Closed":"free text"}` and `{"FundingConfirmed":h}`.
+//! - **3** (current): binary, the same records as version 2.
+//! - **2**: one UTF-8 JSON object `{"v":2,"record":<record>}`: keys as hex strings (a key
+//!   uncompressed, older records compressed; both are read), signatures as DER hex,
+//!   outpoints as `"txid:vout"`, scripts as hex, the onion as a 2,732-character hex string,
+//!   short channel ids as `"HEIGHTxINDEXxVOUT"`, other byte arrays (payment hashes and
+//!   preimages included) as arrays of numbers. `Closed` carries a typed
+//!   [`super::CloseReason`] (`{"Closed":{"MutualClose":{"fee_sat":1263}}}`);
+//!   `FundingConfirmed` is `{"height":h,"short_channel_id":"HxIxV"}` (the funding output
+//!   was verified).
+//! - **1**: JSON as version 2, except `{"Closed":"free text"}` and `{"FundingConfirmed":h}`.
 //!   Decoded by rewriting those two to version 2: the text becomes
 //!   [`super::CloseReason::Legacy`], the confirmation gets `short_channel_id: null` (it was
 //!   never verified; the channel has no short channel id). Everything else is unchanged.
+//!
+//! Why binary: JSON made a payment's records ≈ 4× larger (the onion alone 2,732 characters
+//! per added HTLC) and their encoding a visible share of a forwarding node's CPU.
 //!
 //! Must never: panic or allocate beyond the input's size on garbage bytes (a stored file may
 //! be corrupt); do I/O (the node writes the bytes where it wants).
@@ -31,16 +37,19 @@ use serde_json::Value;
 use super::state::Record;
 use crate::envelope::{self, Envelope, Read};
 
-/// Current version of the record persistence format (the `v` field).
-pub const RECORD_FORMAT_VERSION: u32 = 2;
+/// Current version of the record persistence format (the version byte).
+pub const RECORD_FORMAT_VERSION: u32 = 3;
 
 /// The oldest version [`Record::decode`] still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
+/// The last version written as JSON.
+const LAST_JSON_VERSION: u32 = 2;
+
 /// Why stored record bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordCodecError {
-    /// Not a well-formed record document (bad JSON, missing or bad field, truncated).
+    /// Not a well-formed record (bad JSON or bytes, missing or bad field, truncated).
     #[error("malformed record: {0}")]
     Malformed(String),
     /// Written by an unknown version of the format.
@@ -51,21 +60,30 @@ pub enum RecordCodecError {
 impl Record {
     /// The persistence bytes of this record (format version [`RECORD_FORMAT_VERSION`]).
     pub fn encode(&self) -> Vec<u8> {
-        // Cannot fail: serde_json to a Vec errors only on a map key that is not a string or an
-        // integer, or on a Serialize impl that errors; Record's maps are keyed by u64 and
-        // `onion_hex` only writes a string.
+        // Cannot fail: postcard into a Vec errors only on a Serialize impl that errors or
+        // writes a sequence of unknown length; Record's derives and helpers do neither.
+        let bytes = envelope::write(RECORD_FORMAT_VERSION as u8, self);
         // tidy: allow-unwrap (infallible, see above)
-        envelope::write(RECORD_FORMAT_VERSION, self).expect("record serialization is infallible")
+        bytes.expect("record serialization is infallible")
     }
 
     /// Decode bytes written by [`Record::encode`] of this or any older format version.
     /// Never panics on garbage.
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordCodecError> {
+        if !envelope::is_json(bytes) {
+            let read =
+                envelope::read_binary::<Record>(bytes).map_err(RecordCodecError::Malformed)?;
+            return match read {
+                Read::Parsed(RECORD_FORMAT_VERSION, record) => Ok(record),
+                Read::Unparsed(RECORD_FORMAT_VERSION, e) => Err(RecordCodecError::Malformed(e)),
+                read => Err(RecordCodecError::UnsupportedVersion(read.version())),
+            };
+        }
         let malformed = |e: serde_json::Error| RecordCodecError::Malformed(e.to_string());
-        let read = envelope::read::<Record>(bytes).map_err(RecordCodecError::Malformed)?;
+        let read = envelope::read_json::<Record>(bytes).map_err(RecordCodecError::Malformed)?;
         match read {
-            Read::Parsed(RECORD_FORMAT_VERSION, record) => Ok(record),
-            Read::Unparsed(RECORD_FORMAT_VERSION, e) => Err(RecordCodecError::Malformed(e)),
+            Read::Parsed(LAST_JSON_VERSION, record) => Ok(record),
+            Read::Unparsed(LAST_JSON_VERSION, e) => Err(RecordCodecError::Malformed(e)),
             // Version 1 is read through its upgrade, whether or not it parsed as is.
             read if read.version() == 1 => {
                 let mut doc: Value = serde_json::from_slice(bytes).map_err(malformed)?;
@@ -99,72 +117,125 @@ fn upgrade_v1(record: &mut Value) {
     }
 }
 
-/// Serde helper for an optional short channel id: `"HEIGHTxINDEXxVOUT"` or `null` (used
-/// with `#[serde(with = ...)]`).
+/// Serde helper for an optional short channel id: `"HEIGHTxINDEXxVOUT"` or `null` in JSON,
+/// an optional `u64` in the binary form (used with `#[serde(with = ...)]`).
 pub mod scid_text {
     use fulmen_wire::ShortChannelId;
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Serialize as the text form, or `null`.
+    /// Serialize as the text form (or the number), or `null`.
     pub fn serialize<S: Serializer>(
         scid: &Option<ShortChannelId>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         match scid {
-            Some(id) => s.serialize_some(&id.to_string()),
+            Some(id) if s.is_human_readable() => s.serialize_some(&id.to_string()),
+            Some(id) => s.serialize_some(&id.to_u64()),
             None => s.serialize_none(),
         }
     }
 
-    /// Deserialize from the text form or `null`; anything else is an error.
+    /// Deserialize from the text form (or the number) or `null`; anything else is an error.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<ShortChannelId>, D::Error> {
+        if !d.is_human_readable() {
+            return Ok(Option::<u64>::deserialize(d)?.map(ShortChannelId::from_u64));
+        }
         Option::<String>::deserialize(d)?
             .map(|t| t.parse().map_err(D::Error::custom))
             .transpose()
     }
 }
 
-/// Serde helper for a public key in a record: written as the hex of its 65-byte uncompressed
-/// form, read from either form (used with `#[serde(with = ...)]`). A compressed key costs a
-/// field square root to parse (≈ 5 µs; a channel's records and monitor hold dozens, a
-/// thousand channels' tens of thousands at every start), an uncompressed one only a check
-/// that the point is on the curve. Readers of older records, and older readers of these,
-/// take both forms (`PublicKey`'s own `Deserialize`).
+/// Reads a byte string of the binary form and converts it with `convert` (`what` names the
+/// value in errors). Shared by the binary arms of the serde helpers of both codecs.
+pub(crate) fn bytes_with<'de, D, T>(
+    d: D,
+    what: &'static str,
+    convert: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Bytes<F>(&'static str, F);
+    impl<T, F: FnOnce(&[u8]) -> Option<T>> serde::de::Visitor<'_> for Bytes<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "the bytes of {}", self.0)
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<T, E> {
+            let what = self.0;
+            (self.1)(v).ok_or_else(|| E::custom(format!("{} bytes: not {what}", v.len())))
+        }
+    }
+    d.deserialize_bytes(Bytes(what, convert))
+}
+
+/// Serde helper for a public key in a record: written as its 65-byte uncompressed form (hex
+/// in JSON, raw bytes in the binary form), read from either form (used with
+/// `#[serde(with = ...)]`). A compressed key costs a field square root to parse (≈ 5 µs; a
+/// channel's records and monitor hold dozens, a thousand channels' tens of thousands at
+/// every start), an uncompressed one only a check that the point is on the curve. Readers
+/// of older records, and older readers of these, take both forms (`PublicKey`'s own
+/// `Deserialize`).
 pub mod key_hex {
     use bitcoin::hex::DisplayHex as _;
     use bitcoin::secp256k1::PublicKey;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Serialize as the uncompressed form's hex.
+    /// Serialize the uncompressed form (its hex in JSON).
     pub fn serialize<S: Serializer>(key: &PublicKey, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&key.serialize_uncompressed().to_lower_hex_string())
+        let raw = key.serialize_uncompressed();
+        if s.is_human_readable() {
+            s.serialize_str(&raw.to_lower_hex_string())
+        } else {
+            s.serialize_bytes(&raw)
+        }
     }
 
-    /// Deserialize from the hex of the compressed or the uncompressed form.
+    /// Deserialize from the compressed or the uncompressed form.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PublicKey, D::Error> {
-        PublicKey::deserialize(d)
+        if d.is_human_readable() {
+            PublicKey::deserialize(d)
+        } else {
+            super::bytes_with(d, "a public key", |b| PublicKey::from_slice(b).ok())
+        }
     }
 }
 
 /// [`key_hex`] for an optional key (`null` when absent).
 pub mod opt_key_hex {
     use bitcoin::secp256k1::PublicKey;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    /// Serialize as the uncompressed form's hex, or `null`.
+    /// A key written through [`super::key_hex`].
+    struct Key(PublicKey);
+
+    impl Serialize for Key {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            super::key_hex::serialize(&self.0, s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            super::key_hex::deserialize(d).map(Key)
+        }
+    }
+
+    /// Serialize as [`super::key_hex`] does, or `null`.
     pub fn serialize<S: Serializer>(key: &Option<PublicKey>, s: S) -> Result<S::Ok, S::Error> {
         match key {
-            Some(k) => super::key_hex::serialize(k, s),
+            Some(k) => s.serialize_some(&Key(*k)),
             None => s.serialize_none(),
         }
     }
 
-    /// Deserialize from either form's hex, or `null`.
+    /// Deserialize either form, or `null`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PublicKey>, D::Error> {
-        Option::<PublicKey>::deserialize(d)
+        Ok(Option::<Key>::deserialize(d)?.map(|k| k.0))
     }
 }
 
@@ -178,14 +249,18 @@ fn hex_digit(c: u8) -> Option<u8> {
 }
 
 /// Serde helper for the fixed-size onion: a lowercase hex string of exactly
-/// `2 * ONION_PACKET_LEN` characters (used with `#[serde(with = ...)]`).
+/// `2 * ONION_PACKET_LEN` characters in JSON, its `ONION_PACKET_LEN` bytes in the binary form
+/// (used with `#[serde(with = ...)]`).
 pub mod onion_hex {
     use super::*;
     use serde::de::Error as _;
     use serde::{Deserializer, Serializer};
 
-    /// Serialize the onion as hex.
+    /// Serialize the onion (as hex in JSON).
     pub fn serialize<S: Serializer>(onion: &OnionPacket, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return s.serialize_bytes(&onion.0[..]);
+        }
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(2 * ONION_PACKET_LEN);
         for b in onion.0.iter() {
@@ -195,8 +270,14 @@ pub mod onion_hex {
         s.serialize_str(&out)
     }
 
-    /// Deserialize the onion from hex; any other length or a non-hex digit is an error.
+    /// Deserialize the onion; any other length, or a non-hex digit in JSON, is an error.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OnionPacket, D::Error> {
+        if !d.is_human_readable() {
+            return bytes_with(d, "an onion", |b| {
+                let raw: [u8; ONION_PACKET_LEN] = b.try_into().ok()?;
+                Some(OnionPacket(Box::new(raw)))
+            });
+        }
         let s = String::deserialize(d)?;
         let raw = s.as_bytes();
         if raw.len() != 2 * ONION_PACKET_LEN {
@@ -313,17 +394,36 @@ mod tests {
         }
     }
 
+    /// A record as version 2 wrote it (JSON): what older stores hold.
+    fn v2(r: &Record) -> String {
+        String::from_utf8(envelope::write_json(2, r).unwrap()).unwrap()
+    }
+
     #[test]
     fn add_record_size_is_bounded() {
-        // The heaviest record: 2732 hex chars of onion plus a small envelope.
+        // The heaviest record: the onion's bytes plus a few dozen (2,900 bytes in JSON).
         let n = samples()[0].encode().len();
-        assert!((2 * ONION_PACKET_LEN..3000).contains(&n), "{n} bytes");
+        assert!(
+            (ONION_PACKET_LEN..ONION_PACKET_LEN + 64).contains(&n),
+            "{n} bytes"
+        );
+        assert!(v2(&samples()[0]).len() > 2 * ONION_PACKET_LEN);
     }
 
     #[test]
     fn version_is_checked() {
         let bytes = Record::Reconnected.encode();
-        let s = String::from_utf8(bytes).unwrap();
+        assert_eq!(bytes.first(), Some(&3));
+        for v in [0u8, 1, 2, 4, 99, 0xff] {
+            let mut other = bytes.clone();
+            other[0] = v;
+            assert_eq!(
+                Record::decode(&other),
+                Err(RecordCodecError::UnsupportedVersion(u32::from(v)))
+            );
+        }
+        // A JSON envelope of a version that was never JSON (or never existed) is refused.
+        let s = v2(&Record::Reconnected);
         assert!(s.starts_with("{\"v\":2,"), "{s}");
         for v in [0, 3, 99] {
             let other = s.replacen("\"v\":2", &format!("\"v\":{v}"), 1);
@@ -335,8 +435,29 @@ mod tests {
     }
 
     #[test]
+    fn bytes_after_a_record_are_refused() {
+        for r in samples() {
+            let mut bytes = r.encode();
+            bytes.push(0);
+            assert!(matches!(
+                Record::decode(&bytes),
+                Err(RecordCodecError::Malformed(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn version_2_records_still_decode() {
+        for r in samples() {
+            let doc = v2(&r);
+            assert_eq!(Record::decode(doc.as_bytes()), Ok(r), "{doc}");
+        }
+    }
+
+    #[test]
     fn typed_records_have_the_documented_shape() {
-        let text = |r: &Record| String::from_utf8(r.encode()).unwrap();
+        // The JSON shapes version 2 wrote (and that are still read).
+        let text = |r: &Record| v2(r);
         assert_eq!(
             text(&samples()[12]),
             r#"{"v":2,"record":{"FundingConfirmed":{"height":700,"short_channel_id":null}}}"#
@@ -349,6 +470,20 @@ mod tests {
         // Payment hashes and preimages keep the version 1 shape: 32 numbers.
         assert!(text(&samples()[10]).contains(&format!(r#""preimage":[{}8]"#, "8,".repeat(31))));
         assert!(text(&samples()[0]).contains(&format!(r#""payment_hash":[{}1]"#, "1,".repeat(31))));
+        // The binary form: the version byte, the variant's index, its fields.
+        assert_eq!(
+            Record::Closed(CloseReason::MutualClose { fee_sat: 1263 }).encode(),
+            samples()[14].encode()
+        );
+        let scid = ShortChannelId::new(812, 3, 1).unwrap().to_u64();
+        let mut confirmed = samples()[11].encode();
+        let tail = confirmed.split_off(confirmed.len() - 9);
+        assert_eq!(tail[0], 1, "Some");
+        let mut n = 0u64;
+        for (i, b) in tail[1..].iter().enumerate() {
+            n |= u64::from(b & 0x7f) << (7 * i);
+        }
+        assert_eq!(n, scid);
     }
 
     #[test]
@@ -371,8 +506,7 @@ mod tests {
         );
         // Every other record is unchanged between the versions.
         for r in samples() {
-            let v2 = String::from_utf8(r.encode()).unwrap();
-            let v1 = v2.replacen("\"v\":2", "\"v\":1", 1);
+            let v1 = v2(&r).replacen("\"v\":2", "\"v\":1", 1);
             assert_eq!(Record::decode(v1.as_bytes()), Ok(r), "{v1}");
         }
         // Version 1 documents stay strict: bad shapes are refused, never panic.
@@ -401,18 +535,36 @@ mod tests {
             secret: [3u8; 32],
             next_point: pk,
         };
-        let text = String::from_utf8(r.encode()).unwrap();
+        // JSON (version 2): the hex of either form.
+        let text = v2(&r);
         let long = pk.serialize_uncompressed().to_lower_hex_string();
         assert!(text.contains(&format!("\"{long}\"")), "{text}");
-        // As records written before: the compressed form.
         let short = text.replace(&long, &pk.serialize().to_lower_hex_string());
         assert_eq!(Record::decode(short.as_bytes()), Ok(r.clone()));
-        assert_eq!(Record::decode(text.as_bytes()), Ok(r));
-        // Neither form's length, or a point off the curve, is refused.
+        assert_eq!(Record::decode(text.as_bytes()), Ok(r.clone()));
         let cut = text.replace(&long, &long[..100]);
         assert!(Record::decode(cut.as_bytes()).is_err());
         let off = text.replace(&long, &format!("04{}", "11".repeat(64)));
         assert!(Record::decode(off.as_bytes()).is_err());
+        // Binary: the 65 bytes after their length; the 33-byte form is read too.
+        let bytes = r.encode();
+        let key_at = bytes.len() - 66;
+        assert_eq!(bytes[key_at], 65);
+        assert_eq!(bytes[key_at + 1..], pk.serialize_uncompressed());
+        let mut compressed = bytes[..key_at].to_vec();
+        compressed.push(33);
+        compressed.extend_from_slice(&pk.serialize());
+        assert_eq!(Record::decode(&compressed), Ok(r.clone()));
+        assert_eq!(Record::decode(&bytes), Ok(r));
+        // Any other length, or a point off the curve, is refused.
+        let mut odd = bytes[..key_at].to_vec();
+        odd.push(32);
+        odd.extend_from_slice(&pk.serialize()[1..]);
+        assert!(Record::decode(&odd).is_err());
+        let mut off = bytes[..=key_at].to_vec();
+        off.push(4);
+        off.extend_from_slice(&[0x11; 64]);
+        assert!(Record::decode(&off).is_err());
     }
 
     #[test]
@@ -434,7 +586,7 @@ mod tests {
     #[test]
     fn bad_onion_refused() {
         let r = &samples()[0];
-        let s = String::from_utf8(r.encode()).unwrap();
+        let s = v2(r);
         // Non-hex digit inside the onion string.
         let i = s.find("\"onion\":\"").unwrap() + 9;
         let mut bad = s.clone().into_bytes();
@@ -448,6 +600,18 @@ mod tests {
         short.replace_range(i..i + 2, "");
         assert!(matches!(
             Record::decode(short.as_bytes()),
+            Err(RecordCodecError::Malformed(_))
+        ));
+        // Binary: the onion is the record's last field, its length a two-byte varint
+        // (1366 = 0xd6 0x0a). One byte short, with its length saying so, is refused.
+        let bytes = r.encode();
+        let at = bytes.len() - ONION_PACKET_LEN - 2;
+        assert_eq!(bytes[at..at + 2], [0xd6, 0x0a]);
+        let mut short = bytes[..at].to_vec();
+        short.extend_from_slice(&[0xd5, 0x0a]);
+        short.extend_from_slice(&bytes[at + 2..bytes.len() - 1]);
+        assert!(matches!(
+            Record::decode(&short),
             Err(RecordCodecError::Malformed(_))
         ));
     }

@@ -2,12 +2,15 @@
 //! ([`MonitorRecord::encode`] / [`MonitorRecord::decode`]) and the compact shapes they carry
 //! ([`MonitorSetup`], [`MonitorHtlc`], [`CommitmentSummary`]).
 //!
-//! Format: one UTF-8 JSON object `{"v":2,"record":<record>}` (serde, externally tagged);
-//! transactions as consensus hex, keys and signatures as hex, payment hashes and preimages
-//! as arrays of numbers. Versions: **3** adds a snapshot's `archived_through` (the revoked
-//! HTLC sets it no longer carries are in the revocation archive: an older build must not read
-//! it as "no HTLCs"); **2** adds [`MonitorRecord::Snapshot`]; **1** is the same without it
-//! (both read as they are). Any other version is refused.
+//! Format: a binary envelope (`crate::envelope`: the version byte, then postcard over the
+//! serde derives; transactions in consensus bytes, keys uncompressed, signatures DER).
+//! Versions: **4** (current) is that binary form of version 3's records; **3** adds a
+//! snapshot's `archived_through` (the revoked HTLC sets it no longer carries are in the
+//! revocation archive: an older build must not read it as "no HTLCs"); **2** adds
+//! [`MonitorRecord::Snapshot`]; **1** is the same without it. Versions 1–3 are one UTF-8 JSON
+//! object `{"v":3,"record":<record>}` (serde, externally tagged; transactions as consensus
+//! hex, keys and signatures as hex, payment hashes and preimages as arrays of numbers), all
+//! read as they are. Any other version is refused.
 //!
 //! Must never: panic on garbage bytes (a stored file may be corrupt), or hold a field a
 //! justice transaction or a claim does not need.
@@ -22,8 +25,10 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::{self, Read};
 use crate::machine::state::{HtlcInfo, Setup, Spec};
 
-/// Current version of the monitor record format.
-pub const MONITOR_FORMAT_VERSION: u32 = 3;
+/// Current version of the monitor record format (binary).
+pub const MONITOR_FORMAT_VERSION: u32 = 4;
+/// The last version written as JSON.
+const LAST_JSON_MONITOR_VERSION: u32 = 3;
 /// The oldest version [`MonitorRecord::decode`] still reads.
 pub const OLDEST_READABLE_MONITOR_VERSION: u32 = 1;
 
@@ -235,16 +240,27 @@ pub enum MonitorCodecError {
 impl MonitorRecord {
     /// The record's bytes (see the module doc).
     pub fn encode(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
-        envelope::write(MONITOR_FORMAT_VERSION, self).unwrap_or_default()
+        // Serializing plain data into a Vec cannot fail (see `Record::encode`).
+        envelope::write(MONITOR_FORMAT_VERSION as u8, self).unwrap_or_default()
     }
 
     /// Decode bytes written by [`MonitorRecord::encode`] of this or an older version (one
-    /// pass: version 1 records are read as they are).
+    /// pass: older records are read as they are).
     pub fn decode(bytes: &[u8]) -> Result<MonitorRecord, MonitorCodecError> {
-        let read = envelope::read::<MonitorRecord>(bytes).map_err(MonitorCodecError::Malformed)?;
+        let binary = !envelope::is_json(bytes);
+        let read = if binary {
+            envelope::read_binary::<MonitorRecord>(bytes)
+        } else {
+            envelope::read_json::<MonitorRecord>(bytes)
+        }
+        .map_err(MonitorCodecError::Malformed)?;
         let v = read.version();
-        if !(OLDEST_READABLE_MONITOR_VERSION..=MONITOR_FORMAT_VERSION).contains(&v) {
+        let known = if binary {
+            v == MONITOR_FORMAT_VERSION
+        } else {
+            (OLDEST_READABLE_MONITOR_VERSION..=LAST_JSON_MONITOR_VERSION).contains(&v)
+        };
+        if !known {
             return Err(MonitorCodecError::UnsupportedVersion(v));
         }
         match read {
@@ -257,16 +273,25 @@ impl MonitorRecord {
     }
 }
 
-/// Transactions as consensus-encoded hex strings.
+/// Transactions in consensus encoding: hex strings in JSON, raw bytes in the binary form.
 pub(crate) mod tx_hex {
     use super::*;
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(tx: &Transaction, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&encode::serialize_hex(tx))
+        if s.is_human_readable() {
+            s.serialize_str(&encode::serialize_hex(tx))
+        } else {
+            s.serialize_bytes(&encode::serialize(tx))
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Transaction, D::Error> {
+        if !d.is_human_readable() {
+            return crate::machine::codec::bytes_with(d, "a transaction", |b| {
+                encode::deserialize(b).ok()
+            });
+        }
         let s = String::deserialize(d)?;
         encode::deserialize_hex(&s).map_err(serde::de::Error::custom)
     }
@@ -289,7 +314,33 @@ mod tests {
             assert!(MonitorRecord::decode(bytes).is_err());
         }
         let r = MonitorRecord::Disconnected { fork_height: 7 };
-        assert_eq!(MonitorRecord::decode(&r.encode()), Ok(r.clone()));
+        let bytes = r.encode();
+        assert_eq!(bytes, [4, 7, 7], "version 4, variant 7, the height");
+        assert_eq!(MonitorRecord::decode(&bytes), Ok(r.clone()));
+        // Binary: another version, or a byte left over, is refused.
+        for v in [0u8, 1, 3, 5, 0xff] {
+            assert_eq!(
+                MonitorRecord::decode(&[v, 7, 7]),
+                Err(MonitorCodecError::UnsupportedVersion(u32::from(v)))
+            );
+        }
+        assert!(matches!(
+            MonitorRecord::decode(&[4, 7, 7, 0]),
+            Err(MonitorCodecError::Malformed(_))
+        ));
+        assert!(matches!(
+            MonitorRecord::decode(&[4, 7]),
+            Err(MonitorCodecError::Malformed(_))
+        ));
+        // JSON: version 3 (the last JSON one) is read; 4 never was JSON.
+        assert_eq!(
+            MonitorRecord::decode(b"{\"v\":3,\"record\":{\"Disconnected\":{\"fork_height\":7}}}"),
+            Ok(r.clone())
+        );
+        assert_eq!(
+            MonitorRecord::decode(b"{\"v\":4,\"record\":\"ForceClosed\"}"),
+            Err(MonitorCodecError::UnsupportedVersion(4))
+        );
         // Version 1 records (written before snapshots existed) still decode.
         assert_eq!(
             MonitorRecord::decode(b"{\"v\":1,\"record\":{\"Disconnected\":{\"fork_height\":7}}}"),
@@ -301,8 +352,8 @@ mod tests {
         );
     }
 
-    /// The bytes ARCHITECTURE.md states per state: a revocation record, and a counterparty
-    /// commitment record with 0 and with 1 HTLC.
+    /// The bytes ARCHITECTURE.md states per state: a revocation record (37), and a
+    /// counterparty commitment record with 0 and with 1 HTLC (84, 125).
     #[test]
     fn record_sizes_are_as_documented() {
         use bitcoin::secp256k1::{Secp256k1, SecretKey};
@@ -334,9 +385,54 @@ mod tests {
             cc(vec![]).encode().len(),
             cc(vec![htlc]).encode().len(),
         );
-        assert!(sizes.0 <= 200, "{sizes:?}");
-        assert!(sizes.1 <= 300, "{sizes:?}");
-        assert!(sizes.2 - sizes.1 <= 230, "{sizes:?}");
+        assert!(sizes.0 <= 40, "{sizes:?}");
+        assert!(sizes.1 <= 90, "{sizes:?}");
+        assert!(sizes.2 - sizes.1 <= 45, "{sizes:?}");
         assert_eq!(std::mem::size_of::<crate::monitor::RevokedHtlc>(), 48);
+    }
+
+    proptest::proptest! {
+        /// Garbage and cut or mutated records are refused (or decode to a record that
+        /// re-encodes to itself), never a panic.
+        #[test]
+        fn bad_bytes_never_panic(
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            cut in 0usize..400,
+            pos in proptest::prelude::any::<usize>(),
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            let _ = MonitorRecord::decode(&garbage);
+            let r = MonitorRecord::LocalCommitment {
+                number: 9,
+                summary: CommitmentSummary {
+                    to_us_msat: 1,
+                    to_them_msat: 2,
+                    feerate_per_kw: 253,
+                    htlcs: vec![MonitorHtlc {
+                        id: 1,
+                        offered_by_us: false,
+                        amount_msat: 3_000_000,
+                        cltv_expiry: 144,
+                        payment_hash: PaymentHash([9; 32]),
+                    }],
+                },
+                remote_sig: sample_sig(),
+                htlc_sigs: vec![sample_sig()],
+            };
+            let bytes = r.encode();
+            proptest::prop_assert!(MonitorRecord::decode(&bytes[..cut % bytes.len()]).is_err());
+            let mut m = bytes.clone();
+            let p = pos % m.len();
+            m[p] = byte;
+            if let Ok(d) = MonitorRecord::decode(&m) {
+                proptest::prop_assert_eq!(MonitorRecord::decode(&d.encode()), Ok(d));
+            }
+        }
+    }
+
+    fn sample_sig() -> Signature {
+        use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
+        let sk = SecretKey::from_slice(&[3; 32]).unwrap();
+        Secp256k1::new().sign_ecdsa(&Message::from_digest([4; 32]), &sk)
     }
 }
