@@ -463,12 +463,15 @@ pub(crate) fn rebuild_channel(
     if stored.records.is_empty() {
         return Ok(None);
     }
-    let ch = Channel::restore(keys, config.clone(), &stored.records).map_err(|source| {
+    let mut ch = Channel::restore(keys, config.clone(), &stored.records).map_err(|source| {
         ManagerError::Channel {
             id: stored.id,
             source,
         }
     })?;
+    if stored.old_format {
+        ch.mark_for_compaction();
+    }
     let monitor = (!stored.monitor_records.is_empty()).then(|| {
         ChannelMonitor::restore(keys, &stored.monitor_records).map(|mut m| {
             // Monitors compact like their channels (`ChannelConfig::snapshot_every`).
@@ -476,6 +479,9 @@ pub(crate) fn rebuild_channel(
             // Only a dev node keeps its own revoked commitments (a channel opened by one
             // that now runs as a real node lets them go).
             m.set_keep_old_commitments(dev);
+            if stored.old_format {
+                m.mark_for_compaction();
+            }
             m
         })
     });

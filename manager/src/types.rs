@@ -496,6 +496,11 @@ pub struct StoredChannel {
     pub closing_height: Option<u32>,
     /// Its on-chain monitor's records, in order (empty before the monitor exists).
     pub monitor_records: Vec<MonitorRecord>,
+    /// Some of its stored rows are in an older record format (JSON: see
+    /// `fulmen_channel::machine::codec::is_json_record`): the next clean stop
+    /// ([`crate::Manager::compact_logs`]) rewrites them, one snapshot each for the channel
+    /// and its monitor.
+    pub old_format: bool,
 }
 
 /// Everything persisted so far: what [`crate::Manager::new`] restarts from.
@@ -545,6 +550,7 @@ impl Stored {
                 commitment_tx: None,
                 closing_height: None,
                 monitor_records: Vec::new(),
+                old_format: false,
             });
         }
         for (id, r) in &w.records {

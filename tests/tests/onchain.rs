@@ -626,6 +626,33 @@ fn a_clean_stop_leaves_one_snapshot_per_log_and_the_restart_still_punishes() {
     s.restart_bob_whole_then_punish(number, channel);
 }
 
+/// A store an older build wrote (its rows in JSON: `StoredChannel::old_format`, which the
+/// node's store sets) is rewritten at the first clean stop: a snapshot of the channel and one
+/// of its monitor more than the same stop writes for a store in the current format. The
+/// channel goes on working.
+#[test]
+fn a_clean_stop_rewrites_a_channel_stored_in_an_older_format() {
+    let mut s = setup(9, 300_000_000);
+    s.pay(0, HTLC_MSAT);
+    s.net.compact_logs(BOB);
+    let stop_and_start = |net: &mut Network, old_format: bool| {
+        for c in &mut net.nodes[BOB].store.durable_mut().channels {
+            c.old_format = old_format;
+        }
+        net.restart(BOB, false);
+        net.run_until_quiet();
+        let before = net.nodes[BOB].snapshot_records;
+        net.compact_logs(BOB);
+        net.nodes[BOB].snapshot_records - before
+    };
+    let current = stop_and_start(&mut s.net, false);
+    let older = stop_and_start(&mut s.net, true);
+    assert_eq!(older, current + 2, "{older} snapshots vs {current}");
+    // Rewritten once: the next stop is like any other.
+    assert_eq!(stop_and_start(&mut s.net, false), current);
+    s.pay(1, HTLC_MSAT);
+}
+
 /// A channel opened by a dev node keeps that node's revoked commitments (for `dev
 /// broadcast-revoked`); once the node runs as a real one, its monitor lets them go, and the
 /// compacted log no longer holds them. The channel goes on working.

@@ -57,6 +57,13 @@ pub enum RecordCodecError {
     UnsupportedVersion(u32),
 }
 
+/// Whether stored record bytes — a channel record or a monitor record — are in one of the
+/// JSON formats written before the binary one (channel versions 1–2, monitor versions 1–3):
+/// still read, but slower to decode and ≈ 3–4× larger, so worth rewriting once.
+pub fn is_json_record(bytes: &[u8]) -> bool {
+    envelope::is_json(bytes)
+}
+
 impl Record {
     /// The persistence bytes of this record (format version [`RECORD_FORMAT_VERSION`]).
     pub fn encode(&self) -> Vec<u8> {

@@ -489,6 +489,13 @@ impl Channel {
         });
     }
 
+    /// Makes the next [`Channel::compact`] write a snapshot even if no record was written
+    /// since the last one: the stored records are in an older format (see
+    /// [`codec::is_json_record`]) and the snapshot rewrites them in the current one.
+    pub fn mark_for_compaction(&mut self) {
+        self.since_snapshot = self.since_snapshot.max(1);
+    }
+
     /// A [`Record::Snapshot`] of the whole state; the count of records since one restarts.
     fn snapshot_record(&mut self) -> Record {
         self.since_snapshot = 0;

@@ -67,6 +67,13 @@ impl ChannelMonitor {
         }
     }
 
+    /// Makes the next [`ChannelMonitor::compact`] write a snapshot even if no record was
+    /// written since the last one: the stored records are in an older format and the
+    /// snapshot rewrites them in the current one.
+    pub fn mark_for_compaction(&mut self) {
+        self.since_snapshot = self.since_snapshot.max(1);
+    }
+
     /// Archives the revoked HTLC sets, forgets the preimages no commitment needs, and
     /// appends the snapshot.
     fn write_snapshot(&mut self) {

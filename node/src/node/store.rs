@@ -17,6 +17,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use fulmen_channel::machine::codec::is_json_record;
 use fulmen_channel::machine::Record;
 use fulmen_channel::monitor::MonitorRecord;
 use fulmen_manager::{
@@ -370,6 +371,11 @@ fn decode_channel(c: &StoredChannelRow) -> anyhow::Result<StoredChannel> {
             .map(|r| MonitorRecord::decode(r))
             .collect::<Result<_, _>>()
             .with_context(|| format!("decoding the monitor records of channel {}", c.id))?,
+        old_format: c
+            .records
+            .iter()
+            .chain(&c.monitor_records)
+            .any(|r| is_json_record(r)),
     })
 }
 

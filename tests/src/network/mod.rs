@@ -54,6 +54,19 @@ impl Store for Stored {
     }
 }
 
+/// The channel and monitor snapshot records in `w`.
+fn snapshots_in(w: &Writes) -> u64 {
+    let channel = w
+        .records
+        .iter()
+        .filter(|(_, r)| matches!(r, fulmen_channel::machine::Record::Snapshot(_)));
+    let monitor = w
+        .monitor_records
+        .iter()
+        .filter(|(_, r)| matches!(r, MonitorRecord::Snapshot(_)));
+    (channel.count() + monitor.count()) as u64
+}
+
 /// One node: its manager, durable storage, and what it answered and reported.
 pub struct Node {
     /// Its name (alias).
@@ -85,6 +98,8 @@ pub struct Node {
     /// Revocation archive rows the node asked for (`Output::LoadRevokedHtlcs`): (channel,
     /// commitment number, HTLCs in the row), in order.
     pub archive_reads: Vec<(i64, u64, usize)>,
+    /// Snapshot records (channel and monitor) in the batches this node wrote.
+    pub snapshot_records: u64,
     /// Live connection numbers (the manager's), by peer index.
     conns: BTreeMap<usize, u64>,
     node_secret: SecretKey,
@@ -258,6 +273,7 @@ impl Network {
                 sent_before_lost: 0,
                 announcement_signatures: Default::default(),
                 archive_reads: Vec::new(),
+                snapshot_records: 0,
                 conns: BTreeMap::new(),
                 node_secret,
                 channel_seed,
@@ -335,6 +351,7 @@ impl Network {
             // What may leave before the write (a fulfill) has left, crash or not.
             early += self.drain(k);
             let node = &mut self.nodes[k];
+            node.snapshot_records += snapshots_in(&b.writes);
             node.store.hand_out(b.id, b.writes);
             if node.crash_armed {
                 node.crash_armed = false;
