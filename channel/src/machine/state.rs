@@ -2,15 +2,13 @@
 //! the only function that mutates it — so replaying the records rebuilds an equal state.
 //!
 //! Persistence format: each [`Record`] is stored as the bytes of [`Record::encode`] (see
-//! [`super::codec`]): one JSON object `{"v":2,"record":...}` where `v` is the format version
-//! (`RECORD_FORMAT_VERSION`; version 1 is still read, anything else refused) and `record`
-//! the serde encoding of the record — an externally tagged enum
-//! (`{"LocalUpdate":{"Add":{...}}}`, unit variants as strings), keys and signatures as hex,
-//! outpoints as `"txid:vout"`, scripts as hex, the onion as 2732 hex chars, short channel
-//! ids as `"HEIGHTxINDEXxVOUT"`, payment hashes, preimages and other byte arrays as number
-//! arrays. [`Record::decode`] returns a `RecordCodecError` on any malformed, truncated or
-//! unknown-version input, never panics. Renaming a field or variant here (or in
-//! [`super::CloseReason`]) changes the format: bump the version and keep reading the old.
+//! [`super::codec`]): a version byte (`RECORD_FORMAT_VERSION`), then the serde encoding of
+//! the record in postcard — variants by index and fields in declaration order, no names; keys,
+//! signatures, scripts and the onion as bytes. Versions 1 and 2 (JSON, externally tagged) are
+//! still read, anything else refused. [`Record::decode`] returns a `RecordCodecError` on any
+//! malformed, truncated or unknown-version input, never panics. Reordering, adding or removing
+//! a field or variant here (or in [`super::CloseReason`]) changes the binary format — and
+//! renaming one the JSON that older stores hold: bump the version and keep reading the old.
 //!
 //! Must never: validate peer input here (handlers do, before they emit a record); apply a
 //! record that would create or destroy value (balances are checked, not saturated).
