@@ -10,7 +10,9 @@
 //! [`MonitorRecord::Snapshot`]; **1** is the same without it. Versions 1–3 are one UTF-8 JSON
 //! object `{"v":3,"record":<record>}` (serde, externally tagged; transactions as consensus
 //! hex, keys and signatures as hex, payment hashes and preimages as arrays of numbers), all
-//! read as they are. Any other version is refused.
+//! read as they are. Any other version is refused. The binary form names nothing: adding,
+//! removing or reordering a field or variant of these types changes it (bump the version and
+//! keep reading the old; `#[serde(default)]` does not help there).
 //!
 //! Must never: panic on garbage bytes (a stored file may be corrupt), or hold a field a
 //! justice transaction or a claim does not need.
