@@ -29,7 +29,8 @@ fn bench_record_codec(c: &mut Criterion) {
     let size = |v: &[&[u8]]| v.iter().map(|b| b.len()).sum::<usize>();
     let bsize = |v: &[Vec<u8>]| v.iter().map(Vec::len).sum::<usize>();
     println!(
-        "channel log: {} records, {} bytes JSON, {} bytes binary; monitor log: {} records, {} bytes JSON, {} bytes binary",
+        "channel log: {} records, {} bytes JSON, {} bytes binary; \
+         monitor log: {} records, {} bytes JSON, {} bytes binary",
         records.len(),
         size(&json_channel),
         bsize(&bin_channel),

@@ -186,12 +186,6 @@ fn version_3_monitor_logs_restore_and_survive_the_binary_format() {
 /// version.
 #[test]
 fn the_binary_formats_are_pinned() {
-    let unhex = |l: &str| -> Vec<u8> {
-        (0..l.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&l[i..i + 2], 16).expect("hex"))
-            .collect()
-    };
     for (json, hex) in [
         (
             include_str!("data/v2_alice_channel.jsonl"),
@@ -202,13 +196,7 @@ fn the_binary_formats_are_pinned() {
             include_str!("data/v3_bob_channel.hex"),
         ),
     ] {
-        assert_eq!(json.lines().count(), hex.lines().count());
-        for (j, h) in json.lines().zip(hex.lines()) {
-            let bytes = unhex(h);
-            let r = Record::decode(&bytes).unwrap();
-            assert_eq!(r, Record::decode(j.as_bytes()).unwrap());
-            assert_eq!(r.encode(), bytes);
-        }
+        assert_pinned(json, hex, Record::decode, Record::encode);
     }
     for (json, hex) in [
         (
@@ -220,12 +208,23 @@ fn the_binary_formats_are_pinned() {
             include_str!("data/v4_bob_monitor.hex"),
         ),
     ] {
-        assert_eq!(json.lines().count(), hex.lines().count());
-        for (j, h) in json.lines().zip(hex.lines()) {
-            let bytes = unhex(h);
-            let r = MonitorRecord::decode(&bytes).unwrap();
-            assert_eq!(r, MonitorRecord::decode(j.as_bytes()).unwrap());
-            assert_eq!(r.encode(), bytes);
-        }
+        assert_pinned(json, hex, MonitorRecord::decode, MonitorRecord::encode);
+    }
+}
+
+/// Each line of `hex` decodes to the record of the same line of `json` and encodes back to
+/// the same bytes.
+fn assert_pinned<R: PartialEq + std::fmt::Debug, E: std::fmt::Debug>(
+    json: &str,
+    hex: &str,
+    decode: fn(&[u8]) -> Result<R, E>,
+    encode: fn(&R) -> Vec<u8>,
+) {
+    assert_eq!(json.lines().count(), hex.lines().count());
+    for (j, h) in json.lines().zip(hex.lines()) {
+        let bytes = hex::decode(h).expect("hex");
+        let r = decode(&bytes).unwrap();
+        assert_eq!(r, decode(j.as_bytes()).unwrap());
+        assert_eq!(encode(&r), bytes);
     }
 }

@@ -74,6 +74,20 @@ impl Closed {
     }
 }
 
+/// Removes from `map` the entries of `keys` that are still closed (a later change may have
+/// reopened one since the batch that closed it).
+fn remove_closed<V>(
+    map: &mut std::collections::HashMap<String, V>,
+    keys: &[String],
+    is_open: impl Fn(&V) -> bool,
+) {
+    for key in keys {
+        if map.get(key).is_some_and(|v| !is_open(v)) {
+            map.remove(key);
+        }
+    }
+}
+
 impl InvoiceRecord {
     /// True while the manager must keep the invoice in memory: it is not paid yet (an
     /// expired one too: an HTLC for it is refused with its expiry). The store keeps this as
@@ -129,16 +143,8 @@ impl Manager {
     /// (the decision on an incoming HTLC comes once it is irrevocably committed, turns after
     /// it arrived).
     pub(crate) fn drop_closed(&mut self, closed: &Closed) {
-        for key in &closed.payments {
-            if self.payments.get(key).is_some_and(|p| !p.is_open()) {
-                self.payments.remove(key);
-            }
-        }
-        for key in &closed.invoices {
-            if self.invoices.get(key).is_some_and(|i| !i.is_open()) {
-                self.invoices.remove(key);
-            }
-        }
+        remove_closed(&mut self.payments, &closed.payments, PaymentRecord::is_open);
+        remove_closed(&mut self.invoices, &closed.invoices, InvoiceRecord::is_open);
         self.forwards.drop_resolved(&closed.forwards);
         if !self.recalled_invoices.is_empty() {
             let in_flight = self.incoming_hashes_in_flight();

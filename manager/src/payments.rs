@@ -138,7 +138,6 @@ impl Manager {
         }
     }
 
-    /// An invoice as `listinvoices` shows it now (expiry applied).
     /// `pay`: an invoice, over a route (retried, split if needed) within the fee limit
     /// (default 1 % + 50 sat) and the time limit (default 60 s).
     pub(crate) fn pay(

@@ -486,11 +486,7 @@ mod tests {
         let mut confirmed = samples()[11].encode();
         let tail = confirmed.split_off(confirmed.len() - 9);
         assert_eq!(tail[0], 1, "Some");
-        let mut n = 0u64;
-        for (i, b) in tail[1..].iter().enumerate() {
-            n |= u64::from(b & 0x7f) << (7 * i);
-        }
-        assert_eq!(n, scid);
+        assert_eq!(postcard::from_bytes::<u64>(&tail[1..]), Ok(scid));
     }
 
     #[test]

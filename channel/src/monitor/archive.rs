@@ -191,7 +191,9 @@ mod tests {
         }
 
         #[test]
-        fn any_bytes_decode_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        fn any_bytes_decode_or_are_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
             let _ = RevokedCommitment::decode(1, &bytes);
         }
     }

@@ -620,7 +620,7 @@ impl ChannelMonitor {
         if !self.keep_old && !self.old_local_full.is_empty() {
             self.old_local_full.clear();
             // The snapshot on record still holds them: a compaction writes a new one.
-            self.since_snapshot = self.since_snapshot.max(1);
+            self.mark_for_compaction();
         }
     }
 

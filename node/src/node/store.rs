@@ -9,10 +9,11 @@
 //! forwards, only the open ones: the others are read on demand for `listpayments`,
 //! `listinvoices`, `listforwards`, the repeat-payment check and incoming HTLCs of paid
 //! invoices; the revocation archive not at all: a row is read when a monitor asks for it),
-//! and applying a [`WriteBatch`] atomically and durably in one transaction. Must never: interpret what it
-//! stores (records and change sets are opaque bytes beyond a channel record's "is a
-//! snapshot" flag), or rewrite history (records are append-only; the only deletion is a
-//! channel's records before its latest snapshot, which replay no longer needs).
+//! and applying a [`WriteBatch`] atomically and durably in one transaction. Must never:
+//! interpret what it stores beyond decoding it (records and change sets are opaque bytes
+//! beyond a record's "is a snapshot" flag and whether it is in an older format), or rewrite
+//! history (records are append-only; the only deletion is a channel's or a monitor's records
+//! before its latest snapshot, which replay no longer needs).
 
 use std::path::Path;
 
@@ -494,27 +495,24 @@ impl NodeStore {
                 c.monitor_records.push(data);
             }
         }
-        for r in sqlx::query("SELECT data FROM payments WHERE is_open = 1 ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await
-            .context("loading payments")?
-        {
-            out.payments.push(r.try_get("data")?);
-        }
-        for r in sqlx::query("SELECT data FROM invoices WHERE is_open = 1 ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await
-            .context("loading invoices")?
-        {
-            out.invoices.push(r.try_get("data")?);
-        }
-        for r in sqlx::query("SELECT data FROM forwards WHERE is_open = 1 ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await
-            .context("loading forwards")?
-        {
-            out.forwards.push(r.try_get("data")?);
-        }
+        out.payments = self
+            .json_rows(
+                "SELECT data FROM payments WHERE is_open = 1 ORDER BY seq",
+                "loading payments",
+            )
+            .await?;
+        out.invoices = self
+            .json_rows(
+                "SELECT data FROM invoices WHERE is_open = 1 ORDER BY seq",
+                "loading invoices",
+            )
+            .await?;
+        out.forwards = self
+            .json_rows(
+                "SELECT data FROM forwards WHERE is_open = 1 ORDER BY seq",
+                "loading forwards",
+            )
+            .await?;
         for r in sqlx::query("SELECT channel, data FROM channel_policies ORDER BY channel")
             .fetch_all(&self.pool)
             .await
@@ -579,19 +577,25 @@ impl NodeStore {
     /// The forwards no longer open (JSON), oldest first: with the open ones the manager
     /// holds, what `listforwards` shows.
     pub async fn closed_forwards(&self) -> anyhow::Result<Vec<String>> {
-        let rows = sqlx::query("SELECT data FROM forwards WHERE is_open = 0 ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await
-            .context("reading forwards")?;
-        data_of(&rows)
+        self.json_rows(
+            "SELECT data FROM forwards WHERE is_open = 0 ORDER BY seq",
+            "reading forwards",
+        )
+        .await
     }
 
     /// Every invoice (JSON), oldest first.
     pub async fn invoices(&self) -> anyhow::Result<Vec<String>> {
-        let rows = sqlx::query("SELECT data FROM invoices ORDER BY seq")
+        self.json_rows("SELECT data FROM invoices ORDER BY seq", "reading invoices")
+            .await
+    }
+
+    /// The `data` column of the rows of `select` (a query without parameters).
+    async fn json_rows(&self, select: &str, what: &'static str) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query(select)
             .fetch_all(&self.pool)
             .await
-            .context("reading invoices")?;
+            .context(what)?;
         data_of(&rows)
     }
 
