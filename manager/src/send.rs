@@ -155,7 +155,7 @@ impl Manager {
     }
 
     /// Starts paying `plan` (a new payment): the first parts go out now. Refused (nothing
-    /// stored) if not even one route is found.
+    /// stored) if not even one part could be offered.
     pub(crate) fn begin_payment(
         &mut self,
         hash: PaymentHash,
@@ -187,6 +187,17 @@ impl Manager {
             plan: Some(plan),
         };
         if let Err(e) = self.send_remaining(&mut rec, hash) {
+            if !rec.parts.is_empty() {
+                // Some parts are already offered: the payment is under way and must be on
+                // record (their outcome is ours to learn, and a second `pay` of the same
+                // invoice must be refused). What was not sent goes out when a part fails
+                // back — at the latest the payee's multi-part timeout.
+                tracing::warn!(payment = %hash, "part of a split payment not sent: {e}");
+                rec.info.failure = Some(format!("a part could not be sent: {e}"));
+                let info = rec.info.clone();
+                self.save_payment(rec);
+                return Ok(info);
+            }
             let notes = self.first_hop_notes(rec.info.amount_msat);
             let why = if notes.is_empty() {
                 format!("no route: {e}")

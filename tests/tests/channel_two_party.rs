@@ -414,6 +414,42 @@ fn sender_limits_refuse_commands() {
     p.run();
 }
 
+/// What route finding is told it can send ([`Channel::spendable_msat`]) honours the peer's
+/// count and in-flight limits, so a route is not chosen over a channel that must refuse it.
+#[test]
+fn spendable_honours_the_peers_htlc_limits() {
+    let cfg_b = ChannelConfig {
+        max_accepted_htlcs: 2,
+        max_htlc_value_in_flight_msat: 5_000_000,
+        ..ChannelConfig::default()
+    };
+    let mut p = open_pair(17, cfg_b).unwrap();
+    assert_eq!(
+        p.a.ch.spendable_msat(),
+        5_000_000,
+        "capped by the in-flight limit"
+    );
+    p.a.ch
+        .add_htlc(3_000_000, hash_of(&preimage(1)), 501, onion())
+        .unwrap();
+    assert_eq!(p.a.ch.spendable_msat(), 2_000_000, "what is left under it");
+    assert!(p
+        .a
+        .ch
+        .add_htlc(2_000_001, hash_of(&preimage(2)), 502, onion())
+        .is_err());
+    p.a.ch
+        .add_htlc(1_000_000, hash_of(&preimage(2)), 502, onion())
+        .unwrap();
+    assert_eq!(p.a.ch.spendable_msat(), 0, "max_accepted_htlcs offered");
+    assert!(p
+        .a
+        .ch
+        .add_htlc(1_000, hash_of(&preimage(3)), 503, onion())
+        .is_err());
+    p.run();
+}
+
 fn open_msg(seed: u64) -> (SeedKeySource, SimRng, fulmen_wire::msgs::OpenChannel) {
     let mut rng = SimRng::new(seed);
     let ka = SeedKeySource::new([1u8; 32]);

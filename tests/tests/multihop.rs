@@ -225,6 +225,65 @@ fn a_part_whose_set_never_completes_is_failed_back_after_the_timeout() {
     );
 }
 
+/// A split payment one of whose parts cannot be offered after another went out (a's
+/// channel from c: c funded it and pushed nearly all of it to a, so c could not pay the
+/// commitment fee of one more HTLC — a limit route finding does not see). The payment is on
+/// record and pending from the start, not refused with a part in flight that no payment
+/// owns; a second `pay` of the same invoice is refused while it is.
+#[test]
+fn a_split_payment_whose_second_part_cannot_be_offered_stays_on_record() {
+    let mut net = Network::new(21, &["a", "b", "c", "e"]);
+    for k in 0..3 {
+        net.fund(k, 1_500_000);
+    }
+    net.open_channel(0, 1, 600_000, 0);
+    // c keeps its 6,000 sat reserve and 400 sat: the fee of its commitment (362 sat at
+    // 500 sat/kw), not the 448 sat it would be with one HTLC on it.
+    net.open_channel(2, 0, 600_000, 593_600_000);
+    net.open_channel(1, 3, 600_000, 0);
+    net.open_channel(2, 3, 600_000, 0);
+    for k in 0..4 {
+        wait_for_graph(&mut net, k, 4);
+    }
+    let inv = net.invoice(3, 900_000_000, "half cannot go");
+    let started = net.start_pay(0, &inv.bolt11);
+    assert_eq!(started.status, PaymentStatus::Pending, "{started:?}");
+    assert!(
+        started
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.contains("could not be sent")),
+        "{started:?}"
+    );
+    let listed = net.list_payments(0, None).payments;
+    assert!(
+        listed
+            .iter()
+            .any(|p| p.payment_hash == started.payment_hash && p.status == PaymentStatus::Pending),
+        "on record: {listed:?}"
+    );
+    let again = net.call(
+        0,
+        Command::Pay {
+            invoice: inv.bolt11.clone(),
+        },
+    );
+    assert!(again.is_err(), "a second pay is refused: {again:?}");
+    // The payee fails the incomplete set back after its 60 s; the payment's own 60 s are
+    // over by then, so it ends failed, and a has all its funds back.
+    net.tick(65);
+    net.run_until_quiet();
+    let outcomes = net.payment_outcomes(0, &started.payment_hash);
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].status, PaymentStatus::Failed, "{outcomes:?}");
+    let unpaid = net
+        .list_invoices(3)
+        .invoices
+        .into_iter()
+        .find(|i| i.bolt11 == inv.bolt11);
+    assert_eq!(unpaid.map(|i| i.status), Some(InvoiceStatus::Unpaid));
+}
+
 #[test]
 fn keysend_pays_across_three_hops() {
     let (mut net, _) = line(15, &["a", "b", "c", "d"], 1_000_000);

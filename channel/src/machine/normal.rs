@@ -142,9 +142,12 @@ impl Channel {
 
     /// About how much we could offer in one more HTLC now, msat: our balance in the peer's
     /// next commitment (with every pending update) less the reserve the peer requires and,
-    /// if we fund the channel, the commitment fee with one more HTLC output. An estimate for
-    /// route finding: [`Channel::add_htlc`] makes the exact check. 0 unless in normal
-    /// operation, connected and not shutting down.
+    /// if we fund the channel, the commitment fee with one more HTLC output; no more than
+    /// the room left under the peer's `max_htlc_value_in_flight_msat`, and 0 once we have
+    /// its `max_accepted_htlcs` HTLCs offered (or too many unsigned updates). An estimate for
+    /// route finding: [`Channel::add_htlc`] makes the exact check (dust exposure, and the
+    /// funder's fee when we do not fund the channel).
+    /// 0 unless in normal operation, connected and not shutting down.
     pub fn spendable_msat(&self) -> u64 {
         let st = &self.state;
         if st.phase != Phase::Normal
@@ -167,6 +170,16 @@ impl Channel {
         ) else {
             return 0;
         };
+        // The peer's limits on what we have in flight: one more HTLC must fit both.
+        if spec.offered_by_us.len() >= usize::from(remote.max_accepted_htlcs)
+            || st.local_changes.proposed.len() >= super::params::MAX_UNSIGNED_UPDATES
+        {
+            return 0;
+        }
+        let in_flight: u64 = spec.offered_by_us.values().map(|h| h.amount_msat).sum();
+        let room = remote
+            .max_htlc_value_in_flight_msat
+            .saturating_sub(in_flight);
         let reserve = remote.channel_reserve_sat * 1000;
         let fee = if st.setup.is_opener {
             let htlcs = spec.offered_by_us.len() + spec.offered_by_them.len() + 1;
@@ -174,7 +187,10 @@ impl Channel {
         } else {
             0
         };
-        spec.to_us_msat.saturating_sub(reserve).saturating_sub(fee)
+        spec.to_us_msat
+            .saturating_sub(reserve)
+            .saturating_sub(fee)
+            .min(room)
     }
 
     /// Offer an HTLC; queues `update_add_htlc` and returns its id. Refused (nothing
