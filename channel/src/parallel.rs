@@ -4,7 +4,8 @@
 //! Without anchors, every commitment carries one signature per untrimmed HTLC: with a
 //! hundred HTLCs in flight that is a hundred ECDSA signatures to make and a hundred to check
 //! per commitment round, each independent of the others. Owns: [`map_in_order`], which cuts
-//! such a list into chunks run on scoped threads — pure computation, no I/O, no shared
+//! such a list into chunks run on scoped threads (and [`map_in_chunks`], the same for
+//! dearer items such as a turn's onions) — pure computation, no I/O, no shared
 //! state, results in input order and the first error in input order, so the outcome is the
 //! same as one loop (ECDSA nonces are deterministic, RFC 6979). Must never: spawn threads for
 //! short lists (a thread costs tens of microseconds; a signature about thirty), or hold a
@@ -30,7 +31,19 @@ where
     E: Send,
     F: Fn(&T) -> Result<R, E> + Sync,
 {
-    let threads = cores().min(items.len() / MIN_ITEMS_PER_THREAD).max(1);
+    map_in_chunks(items, MIN_ITEMS_PER_THREAD, f)
+}
+
+/// As [`map_in_order`], with a thread started for every `min_per_thread` items (for work
+/// dearer per item than a signature: an onion costs about two of them per hop).
+pub fn map_in_chunks<T, R, E, F>(items: &[T], min_per_thread: usize, f: F) -> Result<Vec<R>, E>
+where
+    T: Sync,
+    R: Send,
+    E: Send,
+    F: Fn(&T) -> Result<R, E> + Sync,
+{
+    let threads = cores().min(items.len() / min_per_thread.max(1)).max(1);
     if threads == 1 {
         return items.iter().map(&f).collect();
     }
@@ -79,6 +92,13 @@ mod tests {
                 assert_eq!(failing, Ok(vec![]));
             } else {
                 assert_eq!(failing, Err(n / 2));
+            }
+            for min in [0, 1, 2, 3] {
+                let tripled: Result<Vec<usize>, usize> = map_in_chunks(&items, min, |i| Ok(i * 3));
+                assert_eq!(
+                    tripled.unwrap(),
+                    items.iter().map(|i| i * 3).collect::<Vec<_>>()
+                );
             }
         }
     }

@@ -26,6 +26,7 @@ mod payments;
 mod peers;
 mod receive;
 mod send;
+mod send_batch;
 mod tower;
 pub mod types;
 mod views;

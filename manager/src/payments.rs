@@ -171,6 +171,18 @@ impl Manager {
         max_fee_msat: Option<u64>,
         timeout_secs: Option<u64>,
     ) -> Result<PaymentInfo, CmdError> {
+        let (hash, plan) = self.plan_invoice_payment(inv, max_fee_msat, timeout_secs)?;
+        self.begin_payment(hash, plan)
+    }
+
+    /// The checks of `pay` on an invoice, and the plan of paying it; refused if the
+    /// invoice is not for us to pay now, or is being paid or paid already.
+    pub(crate) fn plan_invoice_payment(
+        &self,
+        inv: &Invoice,
+        max_fee_msat: Option<u64>,
+        timeout_secs: Option<u64>,
+    ) -> Result<(PaymentHash, PaymentPlan), CmdError> {
         if inv.currency() != lightning_invoice::Currency::Regtest {
             return Err(CmdError::invalid("the invoice is not for regtest"));
         }
@@ -209,7 +221,7 @@ impl Manager {
             bolt11: Some(inv.as_str().to_string()),
             ..PaymentPlan::default()
         };
-        self.begin_payment(hash, plan)
+        Ok((hash, plan))
     }
 
     /// `keysend`: a spontaneous payment; we choose the preimage and put it in the onion.

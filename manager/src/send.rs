@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey, Signing};
 use fulmen_channel::machine::Phase;
 use fulmen_htlc::onion::{construct_onion, decode_error_packet, HopPayload, OnionHop, PaymentData};
 use fulmen_htlc::{FailureMessage, PaymentHash, PaymentPreimage, PaymentSecret};
@@ -101,6 +101,38 @@ pub struct PartRecord {
     pub failed_at: Option<u32>,
 }
 
+/// A part ready to be offered but for its onion ([`Manager::prepare_part`]): building the
+/// onion needs nothing of the manager, so the parts of many payments can build theirs at
+/// once, on several cores.
+#[derive(Debug)]
+pub(crate) struct PreparedPart {
+    /// The payment's hash.
+    hash: PaymentHash,
+    /// Its route.
+    route: Route,
+    /// The HTLC's absolute expiry.
+    cltv: u32,
+    /// Each hop's key and payload, for the onion.
+    hops: Vec<OnionHop>,
+    /// The onion's session key.
+    session_key: SecretKey,
+}
+
+/// An onion as offered, with the shared secrets that decode a failure coming back.
+pub(crate) type BuiltOnion = (OnionPacket, Vec<[u8; 32]>);
+
+impl PreparedPart {
+    /// Builds the part's onion (two elliptic-curve multiplications per hop).
+    pub(crate) fn build_onion<C: Signing>(
+        &self,
+        secp: &Secp256k1<C>,
+    ) -> Result<BuiltOnion, String> {
+        let (packet, secrets) = construct_onion(secp, &self.session_key, &self.hops, &self.hash)
+            .map_err(|e| format!("building the onion: {e}"))?;
+        Ok((OnionPacket(Box::new(packet.to_bytes())), secrets))
+    }
+}
+
 /// How a part ended badly.
 #[derive(Debug, Clone)]
 pub(crate) enum PartFailure {
@@ -162,31 +194,50 @@ impl Manager {
         plan: PaymentPlan,
     ) -> Result<PaymentInfo, CmdError> {
         self.sync_graph();
-        let key = hex::encode(hash.0);
-        let info = PaymentInfo {
-            payment_hash: key.clone(),
-            destination: plan.payee.clone(),
-            amount_msat: plan.total_msat,
-            fee_msat: 0,
-            status: PaymentStatus::Pending,
-            preimage: None,
-            failure: None,
-            channel_id: None,
-            created_at: self.now,
-            completed_at: None,
-            attempts: 0,
-            route: Vec::new(),
-            failed_at: None,
-        };
-        let mut rec = PaymentRecord {
-            info,
+        let mut rec = self.new_payment_record(hash, &plan);
+        let sent = self.send_remaining(&mut rec, hash);
+        self.started_or_refused(rec, hash, sent)
+    }
+
+    /// The record of a payment about to start under `plan`: pending, no part yet.
+    pub(crate) fn new_payment_record(
+        &self,
+        hash: PaymentHash,
+        plan: &PaymentPlan,
+    ) -> PaymentRecord {
+        PaymentRecord {
+            info: PaymentInfo {
+                payment_hash: hex::encode(hash.0),
+                destination: plan.payee.clone(),
+                amount_msat: plan.total_msat,
+                fee_msat: 0,
+                status: PaymentStatus::Pending,
+                preimage: None,
+                failure: None,
+                channel_id: None,
+                created_at: self.now,
+                completed_at: None,
+                attempts: 0,
+                route: Vec::new(),
+                failed_at: None,
+            },
             channel: None,
             htlc_id: None,
             shared_secrets: Vec::new(),
             parts: Vec::new(),
-            plan: Some(plan),
-        };
-        if let Err(e) = self.send_remaining(&mut rec, hash) {
+            plan: Some(plan.clone()),
+        }
+    }
+
+    /// Ends the start of a payment whose first parts were offered with outcome `sent`:
+    /// stored and under way if at least one part went out, else refused (nothing stored).
+    pub(crate) fn started_or_refused(
+        &mut self,
+        mut rec: PaymentRecord,
+        hash: PaymentHash,
+        sent: Result<(), String>,
+    ) -> Result<PaymentInfo, CmdError> {
+        if let Err(e) = sent {
             if !rec.parts.is_empty() {
                 // Some parts are already offered: the payment is under way and must be on
                 // record (their outcome is ours to learn, and a second `pay` of the same
@@ -237,7 +288,9 @@ impl Manager {
         let mut used: HashMap<ShortChannelId, u64> = HashMap::new();
         let routes = self.routes_for(&plan, payee, remaining, fee_budget, &mut used, 0)?;
         for route in routes {
-            self.send_part(rec, &plan, hash, route)?;
+            let part = self.prepare_part(&plan, hash, route)?;
+            let onion = part.build_onion(&self.secp)?;
+            self.offer_part(rec, part, onion)?;
         }
         Ok(())
     }
@@ -318,7 +371,8 @@ impl Manager {
     }
 
     /// Routes for `amount`: one if possible, else the amount split in two, recursively.
-    fn routes_for(
+    /// Each route's first hop is added to `used` (what later routes may not count on).
+    pub(crate) fn routes_for(
         &mut self,
         plan: &PaymentPlan,
         payee: PublicKey,
@@ -360,15 +414,17 @@ impl Manager {
         }
     }
 
-    /// Offers one part over `route`.
-    fn send_part(
+    /// Everything of a part over `route` but its onion: the hop payloads and a fresh
+    /// session key (drawn now, so parts prepared together draw in order).
+    pub(crate) fn prepare_part(
         &mut self,
-        rec: &mut PaymentRecord,
         plan: &PaymentPlan,
         hash: PaymentHash,
         route: Route,
-    ) -> Result<(), String> {
-        let first = route.hops.first().ok_or("empty route")?;
+    ) -> Result<PreparedPart, String> {
+        if route.hops.is_empty() {
+            return Err("empty route".into());
+        }
         let height = self.height;
         let payloads = route.payloads();
         let mut hops = Vec::with_capacity(payloads.len());
@@ -406,18 +462,36 @@ impl Manager {
         }
         let session_key =
             SecretKey::from_slice(&self.random32()).map_err(|e| format!("session key: {e}"))?;
-        let (packet, secrets) = construct_onion(&self.secp, &session_key, &hops, &hash)
-            .map_err(|e| format!("building the onion: {e}"))?;
-        let onion = OnionPacket(Box::new(packet.to_bytes()));
+        Ok(PreparedPart {
+            hash,
+            cltv: height.saturating_add(route.total_cltv_delta),
+            route,
+            hops,
+            session_key,
+        })
+    }
+
+    /// Offers `part` with its `onion` (from [`PreparedPart::build_onion`]) and records it
+    /// in `rec`. Nothing changes if the channel refuses it.
+    pub(crate) fn offer_part(
+        &mut self,
+        rec: &mut PaymentRecord,
+        part: PreparedPart,
+        onion: BuiltOnion,
+    ) -> Result<(), String> {
+        let PreparedPart {
+            hash, route, cltv, ..
+        } = part;
+        let (packet, secrets) = onion;
+        let first = route.hops.first().ok_or("empty route")?;
         let scid = first.short_channel_id;
-        let cltv = height.saturating_add(route.total_cltv_delta);
         let e = self
             .channels
             .iter_mut()
             .find(|e| e.ch.short_channel_id() == Some(scid) && e.ch.state().phase == Phase::Normal)
             .ok_or_else(|| format!("our channel {scid} is gone"))?;
         let htlc_id =
-            e.ch.add_htlc(first.amount_msat, hash, cltv, onion)
+            e.ch.add_htlc(first.amount_msat, hash, cltv, packet)
                 .map_err(|err| format!("channel {scid}: {err}"))?;
         let chan = e.id;
         let channel_id = hex::encode(e.ch.channel_id());

@@ -570,3 +570,95 @@ fn a_restarted_node_signs_its_announcements_in_passes() {
     let inv = net.invoice(1, 5_000_000, "after the restart");
     net.pay_ok(0, &inv.bolt11);
 }
+
+/// `pay` commands arriving together, as the node's shell hands them over
+/// ([`fulmen_manager::Manager::handle_commands`]): the invoices parsed as its RPC handler does.
+fn pay_together(net: &mut Network, k: usize, invoices: &[String]) -> Vec<RequestId> {
+    let cmds = invoices
+        .iter()
+        .map(|b| Command::PayInvoice {
+            invoice: Box::new(fulmen_htlc::invoice::parse_invoice(b).expect("our invoice")),
+            max_fee_msat: None,
+            timeout_secs: None,
+        })
+        .collect();
+    net.commands(k, cmds)
+}
+
+/// Twelve payments across three hops started in one batch (their onions built together)
+/// all succeed, each with the exact fee, and the payee is paid every one.
+#[test]
+fn payments_started_together_all_arrive_across_three_hops() {
+    let (mut net, _) = line(31, &["a", "b", "c", "d"], 1_000_000);
+    let amount = 2_000_000;
+    let invoices: Vec<String> = (0..12)
+        .map(|i| net.invoice(3, amount, &format!("batch {i}")).bolt11)
+        .collect();
+    let ids = pay_together(&mut net, 0, &invoices);
+    net.run_until_quiet();
+    for r in ids {
+        match net.take_reply(0, r) {
+            Some(Ok(Response::PaymentStarted(_))) => {}
+            other => panic!("request {r}: {other:?}"),
+        }
+    }
+    let at_c = amount + fee(amount);
+    let at_b = at_c + fee(at_c);
+    let payments = net.list_payments(0, None).payments;
+    assert_eq!(payments.len(), 12);
+    for p in &payments {
+        assert_eq!(p.status, PaymentStatus::Succeeded, "{p:?}");
+        assert_eq!(p.fee_msat, at_b - amount, "{p:?}");
+    }
+    let paid = net.list_invoices(3).invoices;
+    assert!(
+        paid.iter().all(|i| i.status == InvoiceStatus::Paid),
+        "{paid:?}"
+    );
+}
+
+/// A batch asking for more than the channel holds ends as the same `pay`s one after the
+/// other would: the first ones go out, the rest are refused for lack of a route; a second
+/// `pay` of an invoice in the same batch is refused. Run both ways on the same network.
+#[test]
+fn a_batch_of_payments_ends_as_the_same_payments_one_by_one() {
+    let outcomes = |together: bool| {
+        let (mut net, ids) = line(32, &["a", "b"], 100_000);
+        let mut invoices: Vec<String> = (0..5)
+            .map(|i| net.invoice(1, 30_000_000, &format!("big {i}")).bolt11)
+            .collect();
+        invoices.insert(2, invoices[1].clone());
+        let requests = if together {
+            pay_together(&mut net, 0, &invoices)
+        } else {
+            invoices
+                .iter()
+                .map(|b| pay_together(&mut net, 0, std::slice::from_ref(b))[0])
+                .collect()
+        };
+        net.run_until_quiet();
+        let replies: Vec<String> = requests
+            .iter()
+            .map(|&r| match net.take_reply(0, r) {
+                Some(Ok(Response::PaymentStarted(_))) => "started".to_string(),
+                Some(Err(e)) if e.message.starts_with("no route") => "no route".to_string(),
+                Some(Err(e)) => format!("refused: {}", e.message),
+                other => panic!("request {r}: {other:?}"),
+            })
+            .collect();
+        (replies, net.channel_balances(0, &ids[0]))
+    };
+    let (together, balances) = outcomes(true);
+    assert_eq!(
+        together[..4],
+        [
+            "started",
+            "started",
+            "refused: a payment of this invoice is in flight",
+            "started"
+        ],
+        "{together:?}"
+    );
+    assert_eq!(together[4..], ["no route", "no route"], "{together:?}");
+    assert_eq!((together, balances), outcomes(false));
+}

@@ -171,6 +171,10 @@ impl PeerEvents for Peer {
 /// Most messages to one connection a turn holds before queueing them to its writer.
 const MAX_GROUP: usize = 64;
 
+/// Most consecutive commands handed to the manager together (their `pay`s start as one
+/// batch: see `Manager::handle_commands`).
+const MAX_COMMANDS_TOGETHER: usize = 64;
+
 /// A peer reader: forwards `events` of connection `conn` to the node task as inputs. Each
 /// message first takes a credit from `credits` (waiting while the node is
 /// [`MAX_QUEUED_PEER_MESSAGES`] behind); the disconnection is forwarded without one.
@@ -329,14 +333,60 @@ impl Shell {
         self.read_earlier_payments(&inputs).await;
         self.recall_invoices(&inputs).await;
         self.recall_forwards(&inputs).await;
-        let mut inputs = inputs.into_iter();
-        for i in inputs.by_ref() {
-            self.handle_input(i);
+        let mut inputs = inputs.into_iter().peekable();
+        while let Some(i) = inputs.next() {
+            match i {
+                Input::Rpc {
+                    cmd,
+                    reply,
+                    outcome,
+                } => {
+                    // Consecutive commands go to the manager together: its `pay`s then
+                    // build their onions on all cores (`Manager::handle_commands`).
+                    let mut cmds = Vec::new();
+                    self.accept_command(cmd, reply, outcome, &mut cmds);
+                    while cmds.len() < MAX_COMMANDS_TOGETHER {
+                        let Some(Input::Rpc { .. }) = inputs.peek() else {
+                            break;
+                        };
+                        if let Some(Input::Rpc {
+                            cmd,
+                            reply,
+                            outcome,
+                        }) = inputs.next()
+                        {
+                            self.accept_command(cmd, reply, outcome, &mut cmds);
+                        }
+                    }
+                    self.m.handle_commands(now_secs(), cmds);
+                }
+                other => self.handle_input(other),
+            }
             if started.elapsed() >= budget {
                 break;
             }
         }
         inputs.collect()
+    }
+
+    /// Takes a user's command for the manager (into `cmds`), unless it repeats a payment
+    /// the store knows of (answered at once).
+    fn accept_command(
+        &mut self,
+        cmd: Command,
+        reply: Reply,
+        outcome: Option<oneshot::Sender<PaymentInfo>>,
+        cmds: &mut Vec<(RequestId, Command)>,
+    ) {
+        if let Err(e) = self.check_repeat_payment(&cmd) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let id = self.request_id(Some(reply));
+        if let Some(o) = outcome {
+            self.pay_requests.insert(id, o);
+        }
+        cmds.push((id, cmd));
     }
 
     /// Applies one input to the manager.
@@ -348,15 +398,9 @@ impl Shell {
                 reply,
                 outcome,
             } => {
-                if let Err(e) = self.check_repeat_payment(&cmd) {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-                let id = self.request_id(Some(reply));
-                if let Some(o) = outcome {
-                    self.pay_requests.insert(id, o);
-                }
-                self.m.handle_command(now, id, cmd);
+                let mut cmds = Vec::with_capacity(1);
+                self.accept_command(cmd, reply, outcome, &mut cmds);
+                self.m.handle_commands(now, cmds);
             }
             Input::Connected {
                 peer,

@@ -32,7 +32,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use fulmen_chain::{Chain, ChainParams};
 use fulmen_channel::machine::{Channel, ChannelConfig, Phase, SeedKeySource};
-use fulmen_manager::api::{InvoicesResult, PaymentsResult};
 use fulmen_manager::{
     CmdError, Command, Manager, ManagerConfig, NodeEvent, NodeSecrets, Output, PeerAccept,
     RequestId, Response, Stored, Writes,
@@ -746,62 +745,60 @@ impl Network {
 
     /// Send node `k` a command; its turn runs at once. Returns the request id.
     pub fn command(&mut self, k: usize, cmd: Command) -> RequestId {
-        let r = self.next_request;
-        self.next_request += 1;
-        let d = format!("{} {r} {cmd:?}", self.nodes[k].name);
-        self.note("command", d.as_bytes());
-        // As the node's shell does: a `pay` of a hash the durable store has as paid or in
-        // flight is refused before the manager sees it (it keeps only open payments).
-        if let Some(hash) = fulmen_manager::pay_command_hash(&cmd) {
-            let earlier = self.nodes[k]
-                .store
-                .durable()
-                .payments
-                .iter()
-                .find(|p| p.info.payment_hash == hash)
-                .map(|p| p.info.status);
-            if let Err(e) = fulmen_manager::refuse_repeat(earlier) {
-                self.nodes[k].replies.insert(r, Err(e));
-                return r;
+        self.commands(k, vec![cmd])[0]
+    }
+
+    /// Send node `k` commands that arrive together, as the node's shell hands the manager
+    /// consecutive commands of one turn ([`fulmen_manager::Manager::handle_commands`]: their
+    /// `pay`s start as one batch); its turn runs at once. Returns the request ids, in order.
+    pub fn commands(&mut self, k: usize, cmds: Vec<Command>) -> Vec<RequestId> {
+        let mut ids = Vec::with_capacity(cmds.len());
+        let mut accepted = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let r = self.next_request;
+            self.next_request += 1;
+            ids.push(r);
+            let d = format!("{} {r} {cmd:?}", self.nodes[k].name);
+            self.note("command", d.as_bytes());
+            // As the node's shell does: a `pay` of a hash the durable store has as paid or
+            // in flight is refused before the manager sees it (it keeps only open payments).
+            if let Some(hash) = fulmen_manager::pay_command_hash(&cmd) {
+                let earlier = self.nodes[k]
+                    .store
+                    .durable()
+                    .payments
+                    .iter()
+                    .find(|p| p.info.payment_hash == hash)
+                    .map(|p| p.info.status);
+                if let Err(e) = fulmen_manager::refuse_repeat(earlier) {
+                    self.nodes[k].replies.insert(r, Err(e));
+                    continue;
+                }
             }
-        }
-        if matches!(cmd, Command::ListForwards) {
-            // As the node's shell: the resolved forwards come from the store.
-            let closed: Vec<_> = self.nodes[k]
-                .store
-                .durable()
-                .forwards
-                .iter()
-                .filter(|f| !f.is_open())
-                .cloned()
-                .collect();
-            self.nodes[k].m.recall_forwards(closed);
+            if matches!(cmd, Command::ListForwards) {
+                // As the node's shell: the resolved forwards come from the store.
+                let closed: Vec<_> = self.nodes[k]
+                    .store
+                    .durable()
+                    .forwards
+                    .iter()
+                    .filter(|f| !f.is_open())
+                    .cloned()
+                    .collect();
+                self.nodes[k].m.recall_forwards(closed);
+            }
+            accepted.push((r, cmd));
         }
         let now = self.clock.now();
-        self.nodes[k].m.handle_command(now, r, cmd);
+        self.nodes[k].m.handle_commands(now, accepted);
         self.queue(Work::Turn(k));
         self.settle();
-        r
+        ids
     }
 
     /// The reply to request `r` of node `k`, if it arrived (taken).
     pub fn take_reply(&mut self, k: usize, r: RequestId) -> Option<Result<Response, CmdError>> {
         self.nodes[k].replies.remove(&r)
-    }
-
-    /// `listpayments` of node `k`, as its shell answers it: from the durable store (every
-    /// payment, or the newest `last`, oldest first).
-    pub fn list_payments(&self, k: usize, last: Option<usize>) -> PaymentsResult {
-        let all = &self.nodes[k].store.durable().payments;
-        let skip = last.map_or(0, |n| all.len().saturating_sub(n));
-        fulmen_manager::payments_view(all.iter().skip(skip))
-    }
-
-    /// `listinvoices` of node `k`, as its shell answers it: from the durable store, oldest
-    /// first, at the network's clock.
-    pub fn list_invoices(&self, k: usize) -> InvoicesResult {
-        let all = &self.nodes[k].store.durable().invoices;
-        fulmen_manager::invoices_view(all, self.clock.now())
     }
 
     /// A command, run until quiet, and its reply (which must have arrived).

@@ -10,7 +10,7 @@ use bitcoin::{Address, Amount, Txid};
 use fulmen_channel::machine::Phase;
 use fulmen_manager::api::{
     BalanceDetailResult, BalanceResult, ChannelInfo, ClosingInfo, DevBroadcastResult, InvoiceInfo,
-    PaymentInfo, PaymentStatus,
+    InvoicesResult, PaymentInfo, PaymentStatus, PaymentsResult,
 };
 use fulmen_manager::{ChannelEntry, Command, NodeEvent, Response};
 
@@ -23,6 +23,21 @@ pub fn channel_id_from_hex(s: &str) -> [u8; 32] {
 }
 
 impl Network {
+    /// `listpayments` of node `k`, as its shell answers it: from the durable store (every
+    /// payment, or the newest `last`, oldest first).
+    pub fn list_payments(&self, k: usize, last: Option<usize>) -> PaymentsResult {
+        let all = &self.nodes[k].store.durable().payments;
+        let skip = last.map_or(0, |n| all.len().saturating_sub(n));
+        fulmen_manager::payments_view(all.iter().skip(skip))
+    }
+
+    /// `listinvoices` of node `k`, as its shell answers it: from the durable store, oldest
+    /// first, at the network's clock.
+    pub fn list_invoices(&self, k: usize) -> InvoicesResult {
+        let all = &self.nodes[k].store.durable().invoices;
+        fulmen_manager::invoices_view(all, self.clock.now())
+    }
+
     /// Node `k` compacts its channel and monitor logs as the daemon does before a clean
     /// stop ([`fulmen_manager::Manager::compact_logs`]); the network runs until quiet, so
     /// the snapshots are durable.
