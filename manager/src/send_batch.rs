@@ -78,6 +78,7 @@ impl Manager {
             }
             return;
         }
+        tracing::debug!(pays = pays.len(), "payments started together");
         self.sync_graph();
         let mut used: HashMap<ShortChannelId, u64> = HashMap::new();
         let mut planned: Vec<PlannedPay> = Vec::with_capacity(pays.len());
