@@ -180,6 +180,15 @@ fn a_payment_too_big_for_either_path_is_split_over_both() {
     assert_eq!(i.received_msat, Some(amount));
 }
 
+/// The status of node `k`'s invoice `bolt11`, if it has it.
+fn invoice_status(net: &Network, k: usize, bolt11: &str) -> Option<InvoiceStatus> {
+    net.list_invoices(k)
+        .invoices
+        .into_iter()
+        .find(|i| i.bolt11 == bolt11)
+        .map(|i| i.status)
+}
+
 /// A multi-part payment whose other part never arrives (its forwarder holds it): the payee
 /// keeps the part it has for `MPP_TIMEOUT_SECS` (60 s) of the node's periodic tick, then
 /// fails it back with `mpp_timeout` — not holding it until its CLTV expiry would force the
@@ -213,12 +222,10 @@ fn a_part_whose_set_never_completes_is_failed_back_after_the_timeout() {
         before,
         "the part is failed back after 60 s"
     );
-    let unpaid = net
-        .list_invoices(3)
-        .invoices
-        .into_iter()
-        .find(|i| i.bolt11 == inv.bolt11);
-    assert_eq!(unpaid.map(|i| i.status), Some(InvoiceStatus::Unpaid));
+    assert_eq!(
+        invoice_status(&net, 3, &inv.bolt11),
+        Some(InvoiceStatus::Unpaid)
+    );
     assert!(
         net.channel_info(3, &be).closing.is_none(),
         "no channel closed"
@@ -236,7 +243,7 @@ fn a_split_payment_whose_second_part_cannot_be_offered_stays_on_record() {
     for k in 0..3 {
         net.fund(k, 1_500_000);
     }
-    net.open_channel(0, 1, 600_000, 0);
+    let ab = net.open_channel(0, 1, 600_000, 0);
     // c keeps its 6,000 sat reserve and 400 sat: the fee of its commitment (362 sat at
     // 500 sat/kw), not the 448 sat it would be with one HTLC on it.
     net.open_channel(2, 0, 600_000, 593_600_000);
@@ -246,6 +253,7 @@ fn a_split_payment_whose_second_part_cannot_be_offered_stays_on_record() {
         wait_for_graph(&mut net, k, 4);
     }
     let inv = net.invoice(3, 900_000_000, "half cannot go");
+    let before = net.channel_balances(0, &ab);
     let started = net.start_pay(0, &inv.bolt11);
     assert_eq!(started.status, PaymentStatus::Pending, "{started:?}");
     assert!(
@@ -276,12 +284,11 @@ fn a_split_payment_whose_second_part_cannot_be_offered_stays_on_record() {
     let outcomes = net.payment_outcomes(0, &started.payment_hash);
     assert_eq!(outcomes.len(), 1, "{outcomes:?}");
     assert_eq!(outcomes[0].status, PaymentStatus::Failed, "{outcomes:?}");
-    let unpaid = net
-        .list_invoices(3)
-        .invoices
-        .into_iter()
-        .find(|i| i.bolt11 == inv.bolt11);
-    assert_eq!(unpaid.map(|i| i.status), Some(InvoiceStatus::Unpaid));
+    assert_eq!(net.channel_balances(0, &ab), before, "the part came back");
+    assert_eq!(
+        invoice_status(&net, 3, &inv.bolt11),
+        Some(InvoiceStatus::Unpaid)
+    );
 }
 
 #[test]
