@@ -304,7 +304,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let flushed = node.flush().await;
         let total_us = turn_t0.elapsed().as_micros();
         let t = std::mem::take(&mut node.timing);
-        let (persist_us, encode_us, write_us) = (t.persist_us, t.encode_us, t.write_us);
+        let (read_us, persist_us, encode_us, write_us) =
+            (t.read_us, t.persist_us, t.encode_us, t.write_us);
         if total_us > 50_000 {
             tracing::debug!(
                 inputs = n - left,
@@ -322,6 +323,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 left,
                 handled_us,
                 total_us,
+                read_us,
                 persist_us,
                 encode_us,
                 write_us,

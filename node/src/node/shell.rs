@@ -232,6 +232,9 @@ pub fn now_secs() -> u64 {
 /// resets it each turn: `RUST_LOG=fulmen_node::node::daemon=trace`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FlushTiming {
+    /// The turn's store reads before its inputs are handled (earlier payments, recalled
+    /// invoices and forwards).
+    pub read_us: u64,
     /// In [`Manager::poll_persist`]: commitments built and signed, revocations, the batch.
     pub persist_us: u64,
     /// Encoding the batch into rows.
@@ -333,6 +336,7 @@ impl Shell {
         self.read_earlier_payments(&inputs).await;
         self.recall_invoices(&inputs).await;
         self.recall_forwards(&inputs).await;
+        self.timing.read_us += started.elapsed().as_micros() as u64;
         let mut inputs = inputs.into_iter().peekable();
         while let Some(i) = inputs.next() {
             match i {
