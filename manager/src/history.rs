@@ -259,14 +259,17 @@ pub fn pay_command_hash(cmd: &Command) -> Option<String> {
     }
 }
 
+/// Why a payment of an invoice being paid is refused.
+pub(crate) fn in_flight() -> CmdError {
+    CmdError::failed("a payment of this invoice is in flight")
+}
+
 /// Whether a payment of a hash that has this earlier payment on record may start: an
 /// invoice is paid once; one in flight is not paid again; a failed one may be retried.
 pub fn refuse_repeat(earlier: Option<PaymentStatus>) -> Result<(), CmdError> {
     match earlier {
         Some(PaymentStatus::Succeeded) => Err(CmdError::failed("this invoice is already paid")),
-        Some(PaymentStatus::Pending) => {
-            Err(CmdError::failed("a payment of this invoice is in flight"))
-        }
+        Some(PaymentStatus::Pending) => Err(in_flight()),
         Some(PaymentStatus::Failed) | None => Ok(()),
     }
 }

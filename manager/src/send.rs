@@ -284,15 +284,31 @@ impl Manager {
             .map(|p| p.fee_msat)
             .sum();
         let fee_budget = plan.max_fee_msat.saturating_sub(fees_live);
-        let payee: PublicKey = plan.payee.parse().map_err(|e| format!("bad payee: {e}"))?;
-        let mut used: HashMap<ShortChannelId, u64> = HashMap::new();
-        let routes = self.routes_for(&plan, payee, remaining, fee_budget, &mut used, 0)?;
-        for route in routes {
-            let part = self.prepare_part(&plan, hash, route)?;
+        let parts = self.route_parts(&plan, hash, remaining, fee_budget, &mut HashMap::new())?;
+        for part in parts {
             let onion = part.build_onion(&self.secp)?;
             self.offer_part(rec, part, onion)?;
         }
         Ok(())
+    }
+
+    /// The parts that carry `amount` under `plan` within `fee_budget`, routed over what
+    /// `used` leaves of our channels (their first hops are added to it), ready but for
+    /// their onions.
+    pub(crate) fn route_parts(
+        &mut self,
+        plan: &PaymentPlan,
+        hash: PaymentHash,
+        amount: u64,
+        fee_budget: u64,
+        used: &mut HashMap<ShortChannelId, u64>,
+    ) -> Result<Vec<PreparedPart>, String> {
+        let payee: PublicKey = plan.payee.parse().map_err(|e| format!("bad payee: {e}"))?;
+        let routes = self.routes_for(plan, payee, amount, fee_budget, used, 0)?;
+        routes
+            .into_iter()
+            .map(|route| self.prepare_part(plan, hash, route))
+            .collect()
     }
 
     /// Route query parameters for `amount` to `payee` under `plan`, with our channels'
@@ -372,7 +388,7 @@ impl Manager {
 
     /// Routes for `amount`: one if possible, else the amount split in two, recursively.
     /// Each route's first hop is added to `used` (what later routes may not count on).
-    pub(crate) fn routes_for(
+    fn routes_for(
         &mut self,
         plan: &PaymentPlan,
         payee: PublicKey,
@@ -416,7 +432,7 @@ impl Manager {
 
     /// Everything of a part over `route` but its onion: the hop payloads and a fresh
     /// session key (drawn now, so parts prepared together draw in order).
-    pub(crate) fn prepare_part(
+    fn prepare_part(
         &mut self,
         plan: &PaymentPlan,
         hash: PaymentHash,

@@ -17,10 +17,9 @@ use fulmen_htlc::invoice::Invoice;
 use fulmen_htlc::PaymentHash;
 use fulmen_wire::ShortChannelId;
 
-use crate::api::PaymentStatus;
 use crate::manager::Manager;
 use crate::send::{PaymentPlan, PreparedPart};
-use crate::types::{CmdError, Command, RequestId, Response};
+use crate::types::{Command, RequestId, Response};
 
 /// Fewest onions a thread is started for (an onion of one hop costs about two signatures).
 const ONIONS_PER_THREAD: usize = 2;
@@ -93,13 +92,13 @@ impl Manager {
             };
             if planned.iter().any(|q| q.hash == hash) {
                 // The same invoice twice in one batch: the first is being paid.
-                let refused = crate::history::refuse_repeat(Some(PaymentStatus::Pending))
-                    .err()
-                    .unwrap_or_else(|| CmdError::failed("this invoice is being paid"));
-                self.reply(p.request, Err(refused));
+                self.reply(p.request, Err(crate::history::in_flight()));
                 continue;
             }
-            let parts = self.prepare_parts(&plan, hash, &mut used);
+            // No route with what the batch left: it starts alone, after the ones before it.
+            let parts = self
+                .route_parts(&plan, hash, plan.total_msat, plan.max_fee_msat, &mut used)
+                .ok();
             planned.push(PlannedPay {
                 request: p.request,
                 hash,
@@ -116,10 +115,8 @@ impl Manager {
         let built = fulmen_channel::parallel::map_in_chunks(&all, ONIONS_PER_THREAD, |part| {
             Ok::<_, Infallible>(part.build_onion(secp))
         });
-        let mut onions = match built {
-            Ok(onions) => onions.into_iter(),
-            Err(never) => match never {},
-        };
+        let Ok(onions) = built;
+        let mut onions = onions.into_iter();
         for p in planned {
             let started = match p.parts {
                 None => self.begin_payment(p.hash, p.plan),
@@ -145,23 +142,5 @@ impl Manager {
             };
             self.reply(p.request, started.map(Response::PaymentStarted));
         }
-    }
-
-    /// The parts of a new payment under `plan`, routed over what `used` leaves of our
-    /// channels (and added to it); `None` if no route was found.
-    fn prepare_parts(
-        &mut self,
-        plan: &PaymentPlan,
-        hash: PaymentHash,
-        used: &mut HashMap<ShortChannelId, u64>,
-    ) -> Option<Vec<PreparedPart>> {
-        let payee = plan.payee.parse().ok()?;
-        let routes = self
-            .routes_for(plan, payee, plan.total_msat, plan.max_fee_msat, used, 0)
-            .ok()?;
-        routes
-            .into_iter()
-            .map(|r| self.prepare_part(plan, hash, r).ok())
-            .collect()
     }
 }

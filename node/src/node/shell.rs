@@ -9,8 +9,10 @@
 //! act on an output before the write it depends on returned.
 
 use std::collections::HashMap;
+use std::iter::Peekable;
 use std::sync::Arc;
 use std::time::Duration;
+use std::vec::IntoIter;
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::Block;
@@ -339,33 +341,7 @@ impl Shell {
         self.timing.read_us += started.elapsed().as_micros() as u64;
         let mut inputs = inputs.into_iter().peekable();
         while let Some(i) = inputs.next() {
-            match i {
-                Input::Rpc {
-                    cmd,
-                    reply,
-                    outcome,
-                } => {
-                    // Consecutive commands go to the manager together: its `pay`s then
-                    // build their onions on all cores (`Manager::handle_commands`).
-                    let mut cmds = Vec::new();
-                    self.accept_command(cmd, reply, outcome, &mut cmds);
-                    while cmds.len() < MAX_COMMANDS_TOGETHER {
-                        let Some(Input::Rpc { .. }) = inputs.peek() else {
-                            break;
-                        };
-                        if let Some(Input::Rpc {
-                            cmd,
-                            reply,
-                            outcome,
-                        }) = inputs.next()
-                        {
-                            self.accept_command(cmd, reply, outcome, &mut cmds);
-                        }
-                    }
-                    self.m.handle_commands(now_secs(), cmds);
-                }
-                other => self.handle_input(other),
-            }
+            self.handle_input(i, &mut inputs);
             if started.elapsed() >= budget {
                 break;
             }
@@ -393,8 +369,10 @@ impl Shell {
         cmds.push((id, cmd));
     }
 
-    /// Applies one input to the manager.
-    fn handle_input(&mut self, input: Input) {
+    /// Applies one input to the manager; a user's command takes the commands right after it
+    /// in `rest` along (at most [`MAX_COMMANDS_TOGETHER`]): the manager starts their `pay`s
+    /// together, their onions built on all cores (`Manager::handle_commands`).
+    fn handle_input(&mut self, input: Input, rest: &mut Peekable<IntoIter<Input>>) {
         let now = now_secs();
         match input {
             Input::Rpc {
@@ -402,8 +380,19 @@ impl Shell {
                 reply,
                 outcome,
             } => {
-                let mut cmds = Vec::with_capacity(1);
+                let mut cmds = Vec::new();
                 self.accept_command(cmd, reply, outcome, &mut cmds);
+                while cmds.len() < MAX_COMMANDS_TOGETHER {
+                    let Some(Input::Rpc {
+                        cmd,
+                        reply,
+                        outcome,
+                    }) = rest.next_if(|i| matches!(i, Input::Rpc { .. }))
+                    else {
+                        break;
+                    };
+                    self.accept_command(cmd, reply, outcome, &mut cmds);
+                }
                 self.m.handle_commands(now, cmds);
             }
             Input::Connected {
